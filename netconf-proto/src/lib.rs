@@ -1,4 +1,5 @@
 #![forbid(unsafe_code)]
 pub mod error;
+pub mod framing;
 pub mod operations;
 pub mod xml;

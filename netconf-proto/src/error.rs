@@ -50,7 +50,11 @@ pub enum ProtocolError {
     BadSessionId(String),
     /// The message's root element is not one this role accepts.
     #[error("unexpected <{element}> in namespace {namespace:?} (message at byte {offset})")]
-    UnexpectedMessage { offset: u64, element: String, namespace: String },
+    UnexpectedMessage {
+        offset: u64,
+        element: String,
+        namespace: String,
+    },
     /// An `<rpc-reply>` named no message-id at all.
     #[error("<rpc-reply> without a message-id (message at byte {offset})")]
     MissingMessageId { offset: u64 },

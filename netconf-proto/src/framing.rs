@@ -91,6 +91,8 @@ pub struct FrameDecoder {
     offset: u64,
     /// Where the current message began.
     message_start: u64,
+    /// Where the last completed message began.
+    last_message_start: u64,
     /// Body bytes of the current message so far.
     message_len: usize,
     /// Whether the current message has anything but whitespace so far.
@@ -110,6 +112,7 @@ impl FrameDecoder {
             finder: memmem::Finder::new(EOM_DELIMITER).into_owned(),
             offset: 0,
             message_start: 0,
+            last_message_start: 0,
             message_len: 0,
             message_started: false,
             max_message_size,
@@ -145,6 +148,11 @@ impl FrameDecoder {
         self.message_start
     }
 
+    /// Offset of the first byte of the message most recently completed.
+    pub fn last_message_start(&self) -> u64 {
+        self.last_message_start
+    }
+
     /// Body bytes of the current message received so far.
     pub fn message_len(&self) -> usize {
         self.message_len
@@ -154,7 +162,10 @@ impl FrameDecoder {
     pub fn is_mid_message(&self) -> bool {
         match self.framing {
             Framing::EndOfMessage => self.message_started || self.held > 0,
-            Framing::Chunked => !matches!(self.chunk, Chunk::MessageStart | Chunk::Hash { first: true }),
+            Framing::Chunked => !matches!(
+                self.chunk,
+                Chunk::MessageStart | Chunk::Hash { first: true }
+            ),
         }
     }
 
@@ -169,6 +180,7 @@ impl FrameDecoder {
         match piece {
             Piece::Data(data) => self.account(data)?,
             Piece::End => {
+                self.last_message_start = self.message_start;
                 self.message_start = self.offset;
                 self.message_len = 0;
                 self.message_started = false;
@@ -191,7 +203,10 @@ impl FrameDecoder {
         }
         self.message_len += data.len();
         if self.message_len > self.max_message_size {
-            return Err(ProtocolError::MessageTooLarge { offset: self.message_start, limit: self.max_message_size });
+            return Err(ProtocolError::MessageTooLarge {
+                offset: self.message_start,
+                limit: self.max_message_size,
+            });
         }
         Ok(())
     }
@@ -250,7 +265,11 @@ impl FrameDecoder {
         if let Chunk::Data(left) = self.chunk {
             let n = usize::try_from(left).unwrap_or(usize::MAX).min(input.len());
             let left = left - n as u64;
-            self.chunk = if left == 0 { Chunk::HeaderStart } else { Chunk::Data(left) };
+            self.chunk = if left == 0 {
+                Chunk::HeaderStart
+            } else {
+                Chunk::Data(left)
+            };
             return Ok((n, Piece::Data(&input[..n])));
         }
         // Headers are a few bytes: walk them one byte at a time.
@@ -268,7 +287,9 @@ impl FrameDecoder {
                 (Chunk::Hash { .. }, b'#') => Chunk::SizeStart,
                 (Chunk::Hash { first: true }, b'\n') => Chunk::Hash { first: true },
                 (Chunk::Hash { first: true }, b'<') => return Ok(self.fall_back(i, b"\n")),
-                (Chunk::Hash { .. }, _) => return Err(bad("expected `#` after `\\n` in a chunk header")),
+                (Chunk::Hash { .. }, _) => {
+                    return Err(bad("expected `#` after `\\n` in a chunk header"))
+                }
                 (Chunk::SizeStart, b'#') => Chunk::EndOfChunks,
                 (Chunk::SizeStart, b'0') => {
                     return Err(ProtocolError::ChunkSizeOutOfRange {
@@ -300,7 +321,9 @@ impl FrameDecoder {
                     self.chunk = Chunk::Data(n);
                     return Ok((i + 1, Piece::Data(&[])));
                 }
-                (Chunk::Size(_), _) => return Err(bad("chunk size is not a decimal number ended by `\\n`")),
+                (Chunk::Size(_), _) => {
+                    return Err(bad("chunk size is not a decimal number ended by `\\n`"))
+                }
                 (Chunk::EndOfChunks, b'\n') => {
                     if !self.message_started {
                         return Err(bad("end-of-chunks marker before any chunk"));
@@ -310,7 +333,9 @@ impl FrameDecoder {
                 }
                 (Chunk::EndOfChunks, _) => return Err(bad("expected `\\n` after `\\n##`")),
                 (Chunk::HeaderStart, b'\n') => Chunk::Hash { first: false },
-                (Chunk::HeaderStart, _) => return Err(bad("chunk data longer than its header said")),
+                (Chunk::HeaderStart, _) => {
+                    return Err(bad("chunk data longer than its header said"))
+                }
                 (Chunk::Data(_), _) => unreachable_state(),
             };
         }
@@ -348,7 +373,10 @@ const DELIMITER_FAILURE: [usize; 6] = [0, 1, 0, 1, 2, 3];
 /// Length of the longest suffix of `input` that is a proper prefix of the delimiter.
 fn partial_delimiter_suffix(input: &[u8]) -> usize {
     let max = (EOM_DELIMITER.len() - 1).min(input.len());
-    (1..=max).rev().find(|&k| input.ends_with(&EOM_DELIMITER[..k])).unwrap_or(0)
+    (1..=max)
+        .rev()
+        .find(|&k| input.ends_with(&EOM_DELIMITER[..k]))
+        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -1,5 +1,91 @@
+//! A sans-IO NETCONF core: RFC 6241 sessions, RFC 6242 framing, and the typed operations,
+//! for both the client and the server role.
+//!
+//! Nothing in this crate opens a socket, reads a clock, spawns a thread or sleeps. A
+//! [`Session`] takes bytes and the current time in, and hands out bytes to send, events and
+//! the next deadline. That makes one state machine serve every runtime (the
+//! `netconf-blocking`, `netconf-tokio` and `netconf-smol` adapters are thin loops around it)
+//! and makes every behaviour testable byte by byte with a virtual clock.
+//!
+//! # The run loop
+//!
+//! Drain [`Session::poll_output`] after **every** input and command, until it returns
+//! [`Output::Wait`]. `Wait` is a promise: the session then holds no complete message, no
+//! undelivered event and no unsent byte, so a loop that only blocks after `Wait` can never
+//! strand a message.
+//!
+//! ```
+//! use std::time::Instant;
+//! use netconf_proto::operations::{Datastore, GetConfig};
+//! use netconf_proto::{Config, Event, Output, Session};
+//!
+//! let now = Instant::now();
+//! let mut client = Session::client(Config::client(), now);
+//! let mut server = Session::server(Config::server(), 7, now);
+//!
+//! // One step of a loop: move every byte each side wants to send to the other side,
+//! // and collect the events. A real adapter writes to a socket instead.
+//! fn drain(from: &mut Session, to: &mut Session, now: Instant) -> Vec<Event> {
+//!     let mut events = Vec::new();
+//!     loop {
+//!         match from.poll_output() {
+//!             Output::Transmit(bytes) => to.handle_input(&bytes, now).expect("valid peer"),
+//!             Output::Event(ev) => events.push(ev),
+//!             Output::Wait(_deadline) => return events,
+//!         }
+//!     }
+//! }
+//!
+//! drain(&mut client, &mut server, now); // client hello -> server
+//! drain(&mut server, &mut client, now); // server hello -> client
+//! let events = drain(&mut client, &mut server, now);
+//! assert!(matches!(events[0], Event::Established { session_id: 7, .. }));
+//!
+//! let id = client.send_rpc(&GetConfig::new(Datastore::Running), now)?;
+//! drain(&mut client, &mut server, now); // the rpc -> server
+//! for ev in drain(&mut server, &mut client, now) {
+//!     if let Event::Rpc { request } = ev {
+//!         assert!(request.operation.is_base("get-config"));
+//!         server.send_reply(&request.message_id, &netconf_proto::Reply::data("<top xmlns=\"urn:x\"/>")?)?;
+//!     }
+//! }
+//! drain(&mut server, &mut client, now); // the reply -> client
+//! match drain(&mut client, &mut server, now).pop() {
+//!     Some(Event::Reply { id: got, reply }) => {
+//!         assert_eq!(got, id);
+//!         assert_eq!(reply.data().unwrap().as_str(), "<top xmlns=\"urn:x\"/>");
+//!     }
+//!     other => panic!("{other:?}"),
+//! }
+//! # Ok::<(), netconf_proto::UsageError>(())
+//! ```
+//!
+//! Time is always passed in: [`Session::handle_timeout`] is called when the deadline from
+//! `Wait` passes, and turns it into [`Event::RpcTimedOut`] or a hello timeout.
+//!
+//! # Errors
+//! A [`ProtocolError`] is the peer's fault: it is fatal and sticky, and the session ends with
+//! [`Event::Closed`] after delivering everything received before the fault. A
+//! [`UsageError`] is the caller's fault and changes nothing.
+//!
+//! # Payloads
+//! The envelope is parsed with quick-xml; `<data>`, an rpc's operation and notification
+//! content are handed out as raw XML ([`XmlPayload`], a zero-copy `bytes::Bytes` slice) for
+//! the XML or YANG library of the caller's choice.
 #![forbid(unsafe_code)]
+pub mod capabilities;
 pub mod error;
 pub mod framing;
+pub mod message;
 pub mod operations;
 pub mod xml;
+
+pub use error::{ProtocolError, UsageError};
+pub mod config;
+pub mod session;
+
+pub use capabilities::{Capabilities, Capability};
+pub use config::Config;
+pub use framing::Framing;
+pub use message::{Notification, Reply, ReplyContent, Request, RpcError, RpcReply, XmlPayload};
+pub use session::{CloseReason, Event, MessageId, Output, Role, Session, State};

@@ -36,7 +36,9 @@ pub fn escape_attr(text: &str) -> Cow<'_, str> {
 }
 
 fn escape(text: &str, attr: bool) -> Cow<'_, str> {
-    let needs = |b: u8| matches!(b, b'<' | b'>' | b'&') || (attr && matches!(b, b'"' | b'\r' | b'\n' | b'\t'));
+    let needs = |b: u8| {
+        matches!(b, b'<' | b'>' | b'&') || (attr && matches!(b, b'"' | b'\r' | b'\n' | b'\t'))
+    };
     let Some(first) = text.bytes().position(needs) else {
         return Cow::Borrowed(text);
     };
@@ -74,7 +76,10 @@ pub fn check_fragment(xml: &str) -> Result<(), UsageError> {
         };
         if let ResolveResult::Unknown(prefix) = &ns {
             let prefix = prefix.clone();
-            return Err(bad(&reader, format!("undeclared namespace prefix {prefix:?}")));
+            return Err(bad(
+                &reader,
+                format!("undeclared namespace prefix {prefix:?}"),
+            ));
         }
         match event {
             Event::Start(ref start) | Event::Empty(ref start) => {
@@ -84,8 +89,18 @@ pub fn check_fragment(xml: &str) -> Result<(), UsageError> {
                 depth += usize::from(matches!(event, Event::Start(_)));
             }
             Event::End(_) => depth = depth.saturating_sub(1),
-            Event::DocType(_) => return Err(bad(&reader, "document type declarations are not allowed".into())),
-            Event::Decl(_) => return Err(bad(&reader, "an XML declaration cannot appear inside an <rpc>".into())),
+            Event::DocType(_) => {
+                return Err(bad(
+                    &reader,
+                    "document type declarations are not allowed".into(),
+                ))
+            }
+            Event::Decl(_) => {
+                return Err(bad(
+                    &reader,
+                    "an XML declaration cannot appear inside an <rpc>".into(),
+                ))
+            }
             Event::GeneralRef(r) => {
                 resolve_reference(&r).map_err(|what| bad(&reader, what))?;
             }
@@ -94,7 +109,9 @@ pub fn check_fragment(xml: &str) -> Result<(), UsageError> {
         }
     }
     if depth != 0 {
-        return Err(UsageError::MalformedXml(format!("{depth} element(s) left open at the end")));
+        return Err(UsageError::MalformedXml(format!(
+            "{depth} element(s) left open at the end"
+        )));
     }
     Ok(())
 }
@@ -105,7 +122,10 @@ pub(crate) fn resolve_reference(r: &BytesRef<'_>) -> Result<char, String> {
     if r.is_char_ref() {
         return match r.resolve_char_ref() {
             Ok(Some(c)) => Ok(c),
-            _ => Err(format!("invalid character reference &{};", r.xml10_content())),
+            _ => Err(format!(
+                "invalid character reference &{};",
+                r.xml10_content()
+            )),
         };
     }
     match &*r.xml10_content() {
@@ -150,7 +170,10 @@ mod tests {
             "<?xml version='1.0'?><a/>",
             "<a x='1' x='2'/>",
         ] {
-            assert!(matches!(check_fragment(bad), Err(UsageError::MalformedXml(_))), "{bad:?} accepted");
+            assert!(
+                matches!(check_fragment(bad), Err(UsageError::MalformedXml(_))),
+                "{bad:?} accepted"
+            );
         }
     }
 }

@@ -1,1 +1,5 @@
-//! Testkit
+//! The testkit shared by the cross-adapter tests: certificates, adversarial TLS peers,
+//! and an in-memory `Pair` of sessions driven by a virtual clock.
+
+pub mod certs;
+pub mod hostile_tls;

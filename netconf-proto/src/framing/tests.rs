@@ -1,7 +1,11 @@
 use super::*;
 
 /// Feeds `parts` in order and collects the complete messages, stopping at the first error.
-fn decode_parts(framing: Framing, parts: &[&[u8]], limit: usize) -> (Vec<Vec<u8>>, Option<ProtocolError>) {
+fn decode_parts(
+    framing: Framing,
+    parts: &[&[u8]],
+    limit: usize,
+) -> (Vec<Vec<u8>>, Option<ProtocolError>) {
     let mut d = FrameDecoder::new(limit);
     d.set_framing(framing);
     let mut messages = Vec::new();
@@ -33,10 +37,18 @@ fn assert_split_invariant(framing: Framing, input: &[u8]) {
     let whole = decode_whole(framing, input);
     for at in 0..=input.len() {
         let (a, b) = input.split_at(at);
-        assert_eq!(decode_parts(framing, &[a, b], 1 << 20), whole, "split at {at}");
+        assert_eq!(
+            decode_parts(framing, &[a, b], 1 << 20),
+            whole,
+            "split at {at}"
+        );
     }
     let bytes: Vec<&[u8]> = input.chunks(1).collect();
-    assert_eq!(decode_parts(framing, &bytes, 1 << 20), whole, "byte at a time");
+    assert_eq!(
+        decode_parts(framing, &bytes, 1 << 20),
+        whole,
+        "byte at a time"
+    );
 }
 
 #[test]
@@ -57,20 +69,34 @@ fn end_of_message_overlapping_delimiters() {
     ] {
         let (msgs, err) = decode_whole(Framing::EndOfMessage, input);
         assert_eq!(err, None);
-        assert_eq!(msgs.first().map(Vec::as_slice), Some(body), "{:?}", String::from_utf8_lossy(input));
+        assert_eq!(
+            msgs.first().map(Vec::as_slice),
+            Some(body),
+            "{:?}",
+            String::from_utf8_lossy(input)
+        );
         assert_split_invariant(Framing::EndOfMessage, input);
     }
 }
 
 #[test]
 fn end_of_message_split_everywhere() {
-    assert_split_invariant(Framing::EndOfMessage, b"<hello>]]</hello>]]>]]>\n<rpc-reply>x]]></rpc-reply>]]>]]>");
-    assert_split_invariant(Framing::EndOfMessage, "<a>h\u{e9}llo \u{1F600}</a>]]>]]>".as_bytes());
+    assert_split_invariant(
+        Framing::EndOfMessage,
+        b"<hello>]]</hello>]]>]]>\n<rpc-reply>x]]></rpc-reply>]]>]]>",
+    );
+    assert_split_invariant(
+        Framing::EndOfMessage,
+        "<a>h\u{e9}llo \u{1F600}</a>]]>]]>".as_bytes(),
+    );
 }
 
 #[test]
 fn chunked_basic_and_multi_chunk() {
-    let (msgs, err) = decode_whole(Framing::Chunked, b"\n#4\n<rpc\n#18\n message-id=\"102\"\n\n#2\n/>\n##\n");
+    let (msgs, err) = decode_whole(
+        Framing::Chunked,
+        b"\n#4\n<rpc\n#18\n message-id=\"102\"\n\n#2\n/>\n##\n",
+    );
     assert_eq!(err, None);
     assert_eq!(msgs, vec![b"<rpc message-id=\"102\"\n/>".to_vec()]);
 }
@@ -78,7 +104,11 @@ fn chunked_basic_and_multi_chunk() {
 #[test]
 fn chunked_split_everywhere() {
     let mut wire = BytesMut::new();
-    encode(Framing::Chunked, "<a>\u{e9}\u{1F600}</a>".as_bytes(), &mut wire);
+    encode(
+        Framing::Chunked,
+        "<a>\u{e9}\u{1F600}</a>".as_bytes(),
+        &mut wire,
+    );
     encode(Framing::Chunked, &vec![b'x'; 1234], &mut wire);
     assert_split_invariant(Framing::Chunked, &wire);
 }
@@ -98,19 +128,78 @@ fn encode_then_decode_round_trips() {
 #[test]
 fn chunked_header_errors_name_offset() {
     let cases: &[(&[u8], ProtocolError)] = &[
-        (b"\n#0\n", ProtocolError::ChunkSizeOutOfRange { offset: 2, what: "chunk size must not be zero or start with zero" }),
-        (b"\n#01\nx", ProtocolError::ChunkSizeOutOfRange { offset: 2, what: "chunk size must not be zero or start with zero" }),
-        (b"\n#4294967296\n", ProtocolError::ChunkSizeOutOfRange { offset: 11, what: "chunk size exceeds 4294967295" }),
-        (b"\n#1a\n", ProtocolError::BadChunkHeader { offset: 3, what: "chunk size is not a decimal number ended by `\\n`" }),
-        (b"\n#x\n", ProtocolError::BadChunkHeader { offset: 2, what: "expected a chunk size digit or `#`" }),
-        (b"\n#3\nabc#3\n", ProtocolError::BadChunkHeader { offset: 7, what: "chunk data longer than its header said" }),
-        (b"\n##\n", ProtocolError::BadChunkHeader { offset: 3, what: "end-of-chunks marker before any chunk" }),
-        (b"\n#3\nabc\n##x", ProtocolError::BadChunkHeader { offset: 10, what: "expected `\\n` after `\\n##`" }),
-        (b"#3\n", ProtocolError::BadChunkHeader { offset: 0, what: "expected `\\n#` to start a chunk" }),
+        (
+            b"\n#0\n",
+            ProtocolError::ChunkSizeOutOfRange {
+                offset: 2,
+                what: "chunk size must not be zero or start with zero",
+            },
+        ),
+        (
+            b"\n#01\nx",
+            ProtocolError::ChunkSizeOutOfRange {
+                offset: 2,
+                what: "chunk size must not be zero or start with zero",
+            },
+        ),
+        (
+            b"\n#4294967296\n",
+            ProtocolError::ChunkSizeOutOfRange {
+                offset: 11,
+                what: "chunk size exceeds 4294967295",
+            },
+        ),
+        (
+            b"\n#1a\n",
+            ProtocolError::BadChunkHeader {
+                offset: 3,
+                what: "chunk size is not a decimal number ended by `\\n`",
+            },
+        ),
+        (
+            b"\n#x\n",
+            ProtocolError::BadChunkHeader {
+                offset: 2,
+                what: "expected a chunk size digit or `#`",
+            },
+        ),
+        (
+            b"\n#3\nabc#3\n",
+            ProtocolError::BadChunkHeader {
+                offset: 7,
+                what: "chunk data longer than its header said",
+            },
+        ),
+        (
+            b"\n##\n",
+            ProtocolError::BadChunkHeader {
+                offset: 3,
+                what: "end-of-chunks marker before any chunk",
+            },
+        ),
+        (
+            b"\n#3\nabc\n##x",
+            ProtocolError::BadChunkHeader {
+                offset: 10,
+                what: "expected `\\n` after `\\n##`",
+            },
+        ),
+        (
+            b"#3\n",
+            ProtocolError::BadChunkHeader {
+                offset: 0,
+                what: "expected `\\n#` to start a chunk",
+            },
+        ),
     ];
     for (input, want) in cases {
         let (_, err) = decode_whole(Framing::Chunked, input);
-        assert_eq!(err.as_ref(), Some(want), "{:?}", String::from_utf8_lossy(input));
+        assert_eq!(
+            err.as_ref(),
+            Some(want),
+            "{:?}",
+            String::from_utf8_lossy(input)
+        );
     }
 }
 
@@ -137,17 +226,35 @@ fn largest_legal_chunk_size_is_accepted_as_a_header() {
 fn oversized_chunk_is_refused_at_its_header() {
     // The header alone claims 1 GB; nothing of that size is ever allocated.
     let (_, err) = decode_parts(Framing::Chunked, &[b"\n#1000000000\n"], 1 << 20);
-    assert_eq!(err, Some(ProtocolError::MessageTooLarge { offset: 0, limit: 1 << 20 }));
+    assert_eq!(
+        err,
+        Some(ProtocolError::MessageTooLarge {
+            offset: 0,
+            limit: 1 << 20
+        })
+    );
     // Several chunks adding up past the limit.
     let (_, err) = decode_parts(Framing::Chunked, &[b"\n#6\nabcdef\n#5\n"], 10);
-    assert_eq!(err, Some(ProtocolError::MessageTooLarge { offset: 0, limit: 10 }));
+    assert_eq!(
+        err,
+        Some(ProtocolError::MessageTooLarge {
+            offset: 0,
+            limit: 10
+        })
+    );
 }
 
 #[test]
 fn oversized_end_of_message_is_refused() {
     let (msgs, err) = decode_parts(Framing::EndOfMessage, &[b"<a/>]]>]]>", &[b'x'; 64]], 16);
     assert_eq!(msgs, vec![b"<a/>".to_vec()]);
-    assert_eq!(err, Some(ProtocolError::MessageTooLarge { offset: 10, limit: 16 }));
+    assert_eq!(
+        err,
+        Some(ProtocolError::MessageTooLarge {
+            offset: 10,
+            limit: 16
+        })
+    );
 }
 
 #[test]
@@ -186,7 +293,10 @@ fn mid_message_tracking() {
     let mut d = FrameDecoder::new(1 << 20);
     assert!(!d.is_mid_message());
     d.decode(b"\n  ").unwrap();
-    assert!(!d.is_mid_message(), "whitespace between messages is not a message");
+    assert!(
+        !d.is_mid_message(),
+        "whitespace between messages is not a message"
+    );
     d.decode(b"<a").unwrap();
     assert!(d.is_mid_message());
 }

@@ -1,0 +1,83 @@
+//! Raw XML payloads: the parts of a message the core does not interpret.
+
+use std::fmt;
+
+use bytes::Bytes;
+
+/// A slice of a received message holding raw XML (the content of `<data>`, an rpc's
+/// operation element, a notification's content, an `<error-info>`).
+///
+/// It shares the message's buffer (no copy) and is guaranteed valid UTF-8. Namespace
+/// declarations made by its ancestors in the envelope are kept in
+/// [`namespaces`](Self::namespaces), because a prefix used inside may be declared outside.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct XmlPayload {
+    xml: Bytes,
+    namespaces: Vec<NamespaceBinding>,
+}
+
+/// One in-scope `xmlns` / `xmlns:prefix` declaration; `prefix` is empty for the default namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamespaceBinding {
+    pub prefix: String,
+    pub uri: String,
+}
+
+impl XmlPayload {
+    pub(crate) fn new(xml: Bytes, namespaces: Vec<NamespaceBinding>) -> Self {
+        debug_assert!(std::str::from_utf8(&xml).is_ok());
+        XmlPayload { xml, namespaces }
+    }
+
+    /// The raw XML bytes, a zero-copy slice of the received message.
+    pub fn bytes(&self) -> &Bytes {
+        &self.xml
+    }
+
+    /// The raw XML as text. The whole message was checked to be UTF-8 on arrival.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.xml).unwrap_or_default()
+    }
+
+    /// Namespace declarations in scope at the payload, from its enclosing elements.
+    pub fn namespaces(&self) -> &[NamespaceBinding] {
+        &self.namespaces
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.xml.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.xml.is_empty()
+    }
+
+    /// True when only whitespace is inside.
+    pub fn is_blank(&self) -> bool {
+        self.as_str().trim().is_empty()
+    }
+}
+
+impl fmt::Debug for XmlPayload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const SHOWN: usize = 256;
+        let s = self.as_str();
+        let mut end = s.len().min(SHOWN);
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        let mut d = f.debug_struct("XmlPayload");
+        d.field("len", &s.len()).field("xml", &&s[..end]);
+        if !self.namespaces.is_empty() {
+            d.field("namespaces", &self.namespaces);
+        }
+        d.finish()
+    }
+}
+
+impl fmt::Display for XmlPayload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -1,0 +1,262 @@
+use bytes::Bytes;
+
+use super::*;
+use crate::capabilities::BaseVersion;
+
+fn parse(xml: &str) -> Result<Message, ParseError> {
+    parse_message(Bytes::copy_from_slice(xml.as_bytes()))
+}
+
+fn reply(xml: &str) -> RpcReply {
+    match parse(xml) {
+        Ok(Message::RpcReply(r)) => r,
+        other => panic!("not a reply: {other:?}"),
+    }
+}
+
+#[test]
+fn hello_from_server() {
+    let Ok(Message::Hello(h)) = parse(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+        <hello xmlns="urn:ietf:params:xml:ns:netconf:base:1.0">
+          <capabilities>
+            <capability>urn:ietf:params:netconf:base:1.1</capability>
+            <capability>
+              urn:ietf:params:netconf:capability:startup:1.0
+            </capability>
+          </capabilities>
+          <session-id>4</session-id>
+        </hello>"#,
+    ) else {
+        panic!()
+    };
+    assert_eq!(h.session_id, Some(4));
+    assert_eq!(h.capabilities.base_versions(), vec![BaseVersion::V1_1]);
+    assert!(h.capabilities.has_startup());
+}
+
+#[test]
+fn hello_with_prefix_and_bad_session_ids() {
+    let Ok(Message::Hello(h)) = parse(
+        r#"<nc:hello xmlns:nc="urn:ietf:params:xml:ns:netconf:base:1.0"><nc:capabilities><nc:capability>urn:ietf:params:netconf:base:1.0</nc:capability></nc:capabilities></nc:hello>"#,
+    ) else {
+        panic!()
+    };
+    assert_eq!(h.session_id, None);
+    for bad in ["0", "x", "4294967296", ""] {
+        let xml = format!(
+            r#"<hello xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><capabilities/><session-id>{bad}</session-id></hello>"#
+        );
+        assert!(
+            matches!(parse(&xml), Err(ParseError::BadSessionId(_))),
+            "{bad:?}"
+        );
+    }
+    let twice = r#"<hello xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><capabilities/><session-id>1</session-id><session-id>2</session-id></hello>"#;
+    assert!(matches!(parse(twice), Err(ParseError::BadSessionId(_))));
+}
+
+#[test]
+fn reply_with_data_is_a_zero_copy_slice() {
+    let xml = r#"<rpc-reply message-id="101" xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><data><top xmlns="urn:x"><a>1 &lt; 2</a></top></data></rpc-reply>"#;
+    let r = reply(xml);
+    assert_eq!(r.message_id.as_deref(), Some("101"));
+    let data = r.data().unwrap();
+    assert_eq!(data.as_str(), r#"<top xmlns="urn:x"><a>1 &lt; 2</a></top>"#);
+    assert_eq!(
+        data.bytes().as_ptr(),
+        r.raw[xml.find("<top").unwrap()..].as_ptr()
+    );
+    assert!(!r.has_errors());
+}
+
+#[test]
+fn reply_data_with_trailing_comment_uses_the_tokenizer() {
+    let r = reply(
+        r#"<nc:rpc-reply message-id="7" xmlns:nc="urn:ietf:params:xml:ns:netconf:base:1.0"><nc:data><x/></nc:data><!-- c --></nc:rpc-reply>"#,
+    );
+    assert_eq!(r.data().unwrap().as_str(), "<x/>");
+    assert_eq!(r.data().unwrap().namespaces()[0].prefix, "nc");
+}
+
+#[test]
+fn reply_ok_and_empty_data() {
+    assert_eq!(reply(r#"<rpc-reply message-id="1" xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><ok/></rpc-reply>"#).content, ReplyContent::Ok);
+    let r = reply(
+        r#"<rpc-reply message-id="1" xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><data/></rpc-reply>"#,
+    );
+    assert!(r.data().unwrap().is_empty());
+}
+
+#[test]
+fn reply_errors_fully_typed() {
+    // RFC 6241 section 4.3, second example (two errors).
+    let r = reply(
+        r#"<rpc-reply message-id="101"
+          xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"
+          xmlns:xc="urn:ietf:params:xml:ns:netconf:base:1.0">
+          <rpc-error>
+            <error-type>application</error-type>
+            <error-tag>invalid-value</error-tag>
+            <error-severity>error</error-severity>
+            <error-path xmlns:t="http://example.com/schema/1.2/config">
+              /t:top/t:interface[t:name="Ethernet0/0"]/t:mtu
+            </error-path>
+            <error-message xml:lang="en">
+              MTU value 25000 is not within range 256..9192
+            </error-message>
+          </rpc-error>
+          <rpc-error>
+            <error-type>application</error-type>
+            <error-tag>invalid-value</error-tag>
+            <error-severity>error</error-severity>
+            <error-app-tag>acme-x</error-app-tag>
+            <error-info><bad-element>x &amp; y</bad-element></error-info>
+          </rpc-error>
+        </rpc-reply>"#,
+    );
+    assert!(r.has_errors());
+    assert_eq!(r.content, ReplyContent::Empty);
+    let [a, b] = &r.errors[..] else { panic!() };
+    assert_eq!(a.error_type, ErrorType::Application);
+    assert_eq!(a.tag, ErrorTag::InvalidValue);
+    assert_eq!(a.severity, ErrorSeverity::Error);
+    assert_eq!(
+        a.path.as_deref(),
+        Some(r#"/t:top/t:interface[t:name="Ethernet0/0"]/t:mtu"#)
+    );
+    let m = a.message.as_ref().unwrap();
+    assert_eq!(
+        m.text.trim(),
+        "MTU value 25000 is not within range 256..9192"
+    );
+    assert_eq!(m.lang.as_deref(), Some("en"));
+    assert_eq!(b.app_tag.as_deref(), Some("acme-x"));
+    assert_eq!(
+        b.info.as_ref().unwrap().as_str(),
+        "<bad-element>x &amp; y</bad-element>"
+    );
+    assert_eq!(
+        a.to_string(),
+        "error invalid-value (application) at /t:top/t:interface[t:name=\"Ethernet0/0\"]/t:mtu: MTU value 25000 is not within range 256..9192"
+    );
+}
+
+#[test]
+fn rpc_error_round_trips_through_the_writer() {
+    let e = RpcError::new(ErrorType::Protocol, ErrorTag::LockDenied)
+        .with_message("locked by <3>")
+        .with_info_xml("<session-id>3</session-id>")
+        .unwrap();
+    let mut xml = String::from(
+        r#"<rpc-reply message-id="1" xmlns="urn:ietf:params:xml:ns:netconf:base:1.0">"#,
+    );
+    e.write_xml(&mut xml);
+    xml.push_str("</rpc-reply>");
+    let mut got = reply(&xml).errors;
+    // The parsed info also records the reply's namespace scope; compare the XML itself.
+    let info = got[0].info.take().unwrap();
+    assert_eq!(info.as_str(), "<session-id>3</session-id>");
+    assert_eq!(info.namespaces()[0].uri, crate::xml::NS_BASE);
+    assert_eq!(got, vec![RpcError { info: None, ..e }]);
+}
+
+#[test]
+fn rpc_request_and_echoed_attributes() {
+    let Ok(Message::Rpc(req)) = parse(
+        r#"<rpc message-id="101" xmlns="urn:ietf:params:xml:ns:netconf:base:1.0" xmlns:ex="http://example.net/content/1.0" ex:user-id="fred">
+             <get-config><source><running/></source></get-config>
+           </rpc>"#,
+    ) else {
+        panic!()
+    };
+    assert_eq!(req.message_id, "101");
+    assert!(req.operation.is_base("get-config"));
+    assert_eq!(
+        req.body.as_str(),
+        "<get-config><source><running/></source></get-config>"
+    );
+    let mut out = bytes::BytesMut::new();
+    encode::write_reply(&req, &Reply::Ok, &mut out);
+    assert_eq!(
+        std::str::from_utf8(&out).unwrap(),
+        r#"<rpc-reply message-id="101" xmlns="urn:ietf:params:xml:ns:netconf:base:1.0" xmlns:ex="http://example.net/content/1.0" ex:user-id="fred"><ok/></rpc-reply>"#
+    );
+}
+
+#[test]
+fn rpc_with_prefixed_and_empty_operation() {
+    let Ok(Message::Rpc(req)) = parse(
+        r#"<nc:rpc xmlns:nc="urn:ietf:params:xml:ns:netconf:base:1.0" message-id="x"><nc:close-session/></nc:rpc>"#,
+    ) else {
+        panic!()
+    };
+    assert!(req.operation.is_base("close-session"));
+    assert_eq!(
+        req.reply_open,
+        r#"<nc:rpc-reply xmlns:nc="urn:ietf:params:xml:ns:netconf:base:1.0" message-id="x">"#
+    );
+    let Ok(Message::Rpc(req)) = parse(
+        r#"<rpc message-id="2" xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><my-op xmlns="urn:acme"><a/></my-op><!--x--></rpc>"#,
+    ) else {
+        panic!()
+    };
+    assert_eq!(
+        req.operation,
+        OperationName {
+            namespace: "urn:acme".into(),
+            name: "my-op".into()
+        }
+    );
+    assert_eq!(req.body.as_str(), r#"<my-op xmlns="urn:acme"><a/></my-op>"#);
+}
+
+#[test]
+fn notification_content() {
+    let Ok(Message::Notification(n)) = parse(
+        r#"<notification xmlns="urn:ietf:params:xml:ns:netconf:notification:1.0">
+             <eventTime>2007-07-08T00:01:00Z</eventTime>
+             <event xmlns="http://example.com/event/1.0"><eventClass>fault</eventClass></event>
+           </notification>"#,
+    ) else {
+        panic!()
+    };
+    assert_eq!(n.event_time, "2007-07-08T00:01:00Z");
+    assert_eq!(
+        n.content.as_str(),
+        r#"<event xmlns="http://example.com/event/1.0"><eventClass>fault</eventClass></event>"#
+    );
+}
+
+#[test]
+fn refusals() {
+    assert_eq!(
+        parse(r#"<!DOCTYPE x [<!ENTITY a "b">]><rpc-reply/>"#),
+        Err(ParseError::Doctype)
+    );
+    assert!(matches!(
+        parse_message(Bytes::from_static(b"<rpc-reply>\xff</rpc-reply>")),
+        Err(ParseError::InvalidUtf8 { error_offset: 11 })
+    ));
+    assert!(matches!(
+        parse("<rpc-reply xmlns='urn:ietf:params:xml:ns:netconf:base:1.0'><ok/>"),
+        Err(ParseError::Malformed(_))
+    ));
+    assert!(matches!(
+        parse("<rpc-reply xmlns='urn:ietf:params:xml:ns:netconf:base:1.0'><ok></rpc-reply>"),
+        Err(ParseError::Malformed(_))
+    ));
+    assert!(matches!(
+        parse("<foo xmlns='urn:x'/>"),
+        Err(ParseError::Unexpected { .. })
+    ));
+    assert!(
+        matches!(parse("<rpc-reply/>"), Err(ParseError::Unexpected { .. })),
+        "no namespace: not NETCONF"
+    );
+    assert!(matches!(parse(""), Err(ParseError::Malformed(_))));
+    assert_eq!(
+        parse("<rpc xmlns='urn:ietf:params:xml:ns:netconf:base:1.0'><get/></rpc>"),
+        Err(ParseError::MissingRpcMessageId)
+    );
+}

@@ -74,8 +74,10 @@
 //! the XML or YANG library of the caller's choice.
 #![forbid(unsafe_code)]
 pub mod capabilities;
+pub mod client_error;
 pub mod error;
 pub mod framing;
+pub mod machine;
 pub mod message;
 pub mod operations;
 pub mod xml;
@@ -83,9 +85,17 @@ pub mod xml;
 pub use error::{ProtocolError, UsageError};
 pub mod config;
 pub mod session;
+#[cfg(feature = "rustls")]
+pub mod tls;
 
 pub use capabilities::{Capabilities, Capability};
+pub use client_error::{check_reply, Error};
 pub use config::Config;
+pub use machine::Machine;
 pub use framing::Framing;
 pub use message::{Notification, Reply, ReplyContent, Request, RpcError, RpcReply, XmlPayload};
 pub use session::{CloseReason, Event, MessageId, Output, Role, Session, State};
+#[cfg(feature = "rustls")]
+pub use tls::TlsSession;
+#[cfg(feature = "rustls")]
+pub use rustls;

@@ -304,6 +304,12 @@ impl Session {
         }
     }
 
+    /// The transport under the session failed (a TLS error, say): the session closes with
+    /// this error as its reason.
+    pub fn handle_transport_failure(&mut self, error: ProtocolError) {
+        self.fail(error);
+    }
+
     // ----- commands -----
 
     /// Sends an RPC with the configured default timeout (client).

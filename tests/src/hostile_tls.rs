@@ -444,9 +444,10 @@ fn serve_connection(stream: TcpStream, index: usize, options: HostileOptions, sh
             outcome
         };
     // Drop our clone before recording the end, so a test that waits for the outcome can
-    // rely on the server's side of the socket being closed.
+    // rely on the server's side of the socket being closed (after close-session the outcome
+    // is recorded earlier, once close_notify and FIN are out).
     lock(&shared.live).remove(&index);
-    lock(&shared.log)[index].outcome = Some(outcome);
+    lock(&shared.log)[index].outcome.get_or_insert(outcome);
     shared.changed.notify_all();
 }
 
@@ -770,10 +771,14 @@ impl Worker {
     /// After `<ok/>` to close-session: close_notify, FIN, then read until the client closes
     /// too. Closing with unread input would make the kernel send RST, which can destroy the
     /// `<ok/>` before the client reads it.
+    ///
+    /// The outcome is recorded before the lingering read, so a test that waits for it while
+    /// its client is still open does not wait for the linger to time out.
     fn close_gracefully(&mut self) {
         self.tls.send_close_notify();
         let _ = self.flush_tls();
         let _ = self.stream.shutdown(Shutdown::Write);
+        self.record(|log| log.outcome = Some(Outcome::ClosedAfterCloseSession));
         let _ = self.stream.set_read_timeout(Some(Duration::from_secs(2)));
         let mut sink = [0u8; 4096];
         while let Ok(n) = self.stream.read(&mut sink) {

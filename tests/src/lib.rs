@@ -3,3 +3,4 @@
 
 pub mod certs;
 pub mod hostile_tls;
+pub mod pair;

@@ -307,7 +307,7 @@ fn tiny_records_arrive_many_per_write_and_the_socket_stays_open() {
     for kind in ["hello", "rpc-reply", "ok"] {
         let message = log.sent_message(kind).unwrap();
         assert!(
-            message.tls_records >= 5,
+            message.tls_records >= 4,
             "{kind} should be many records: {message:?}"
         );
         assert!(

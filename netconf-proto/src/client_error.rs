@@ -1,0 +1,99 @@
+//! The error type the adapters' client and server APIs return, shared so that code written
+//! against one runtime's client handles errors the same way on another.
+
+use std::io;
+
+use thiserror::Error;
+
+use crate::error::{ProtocolError, UsageError};
+use crate::message::{RpcError, RpcReply};
+use crate::session::CloseReason;
+
+/// Everything a NETCONF operation can fail with, one variant per cause.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The server answered with `<rpc-error>` (severity error). Warnings alone are not errors.
+    #[error("{}", format_rpc_errors(.0))]
+    Rpc(Vec<RpcError>),
+    /// Connecting or reading/writing the transport failed.
+    #[error("transport: {0}")]
+    Io(#[from] io::Error),
+    /// The TLS configuration could not be built (certificate files, keys, ...).
+    #[cfg(feature = "rustls")]
+    #[error("TLS configuration: {0}")]
+    TlsConfig(#[from] crate::tls::TlsConfigError),
+    /// The TLS layer failed (certificate not trusted, bad record, ...).
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// The peer broke the NETCONF protocol.
+    #[error("protocol: {0}")]
+    Protocol(ProtocolError),
+    /// No reply (or hello, or connection) in time.
+    #[error("timed out: {0}")]
+    Timeout(&'static str),
+    /// The API was used wrongly.
+    #[error("usage: {0}")]
+    Usage(#[from] UsageError),
+    /// The session has ended.
+    #[error("session closed: {}", describe_close(.0))]
+    Closed(CloseReason),
+}
+
+impl From<ProtocolError> for Error {
+    fn from(e: ProtocolError) -> Self {
+        match e {
+            ProtocolError::Tls(what) => Error::Tls(what),
+            ProtocolError::HelloTimeout => Error::Timeout("the server's <hello> did not arrive"),
+            e => Error::Protocol(e),
+        }
+    }
+}
+
+impl Error {
+    /// The error a caller sees for a session that closed for `reason`.
+    pub fn from_close(reason: &CloseReason) -> Self {
+        match reason {
+            CloseReason::Protocol(e) => Error::from(e.clone()),
+            other => Error::Closed(other.clone()),
+        }
+    }
+
+    /// The `<rpc-error>`s, if this is an rpc-error reply.
+    pub fn rpc_errors(&self) -> Option<&[RpcError]> {
+        match self {
+            Error::Rpc(errors) => Some(errors),
+            _ => None,
+        }
+    }
+}
+
+/// Turns a reply into `Ok(reply)`, or `Err(Error::Rpc)` when it carries an error-severity
+/// `<rpc-error>`.
+pub fn check_reply(reply: RpcReply) -> Result<RpcReply, Error> {
+    if reply.has_errors() {
+        Err(Error::Rpc(reply.errors))
+    } else {
+        Ok(reply)
+    }
+}
+
+fn format_rpc_errors(errors: &[RpcError]) -> String {
+    let mut out = String::from("rpc-error: ");
+    for (i, e) in errors.iter().enumerate() {
+        if i > 0 {
+            out.push_str("; ");
+        }
+        out.push_str(&e.to_string());
+    }
+    out
+}
+
+fn describe_close(reason: &CloseReason) -> String {
+    match reason {
+        CloseReason::CloseSession => "close-session completed".into(),
+        CloseReason::Eof => "the peer closed the connection".into(),
+        CloseReason::Local => "closed locally".into(),
+        CloseReason::Protocol(e) => e.to_string(),
+    }
+}

@@ -1,0 +1,88 @@
+//! What an I/O loop needs from a session, whether it carries plaintext ([`Session`]: SSH
+//! channels, Unix sockets, TCP in tests) or ciphertext ([`TlsSession`](crate::TlsSession)).
+//! Adapters write their loop once against this trait.
+
+use std::time::Instant;
+
+use crate::error::ProtocolError;
+use crate::session::{Output, Session};
+
+/// A sans-IO session as seen by a read loop: transport bytes in, [`Output`] out.
+pub trait Machine {
+    /// Bytes read from the transport.
+    fn handle_transport(&mut self, data: &[u8], now: Instant) -> Result<(), ProtocolError>;
+    /// The transport reached end of stream.
+    fn handle_eof(&mut self, now: Instant);
+    /// A deadline passed.
+    fn handle_timeout(&mut self, now: Instant);
+    /// The next output; drain until [`Output::Wait`].
+    fn poll_output(&mut self) -> Output;
+    /// The NETCONF session, for getters.
+    fn session(&self) -> &Session;
+    /// The NETCONF session, for commands.
+    fn session_mut(&mut self) -> &mut Session;
+}
+
+impl Machine for Session {
+    fn handle_transport(&mut self, data: &[u8], now: Instant) -> Result<(), ProtocolError> {
+        self.handle_input(data, now)
+    }
+    fn handle_eof(&mut self, now: Instant) {
+        Session::handle_eof(self, now)
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        Session::handle_timeout(self, now)
+    }
+    fn poll_output(&mut self) -> Output {
+        Session::poll_output(self)
+    }
+    fn session(&self) -> &Session {
+        self
+    }
+    fn session_mut(&mut self) -> &mut Session {
+        self
+    }
+}
+
+#[cfg(feature = "rustls")]
+impl Machine for crate::tls::TlsSession {
+    fn handle_transport(&mut self, data: &[u8], now: Instant) -> Result<(), ProtocolError> {
+        self.handle_ciphertext(data, now)
+    }
+    fn handle_eof(&mut self, now: Instant) {
+        crate::tls::TlsSession::handle_eof(self, now)
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        crate::tls::TlsSession::handle_timeout(self, now)
+    }
+    fn poll_output(&mut self) -> Output {
+        crate::tls::TlsSession::poll_output(self)
+    }
+    fn session(&self) -> &Session {
+        crate::tls::TlsSession::session(self)
+    }
+    fn session_mut(&mut self) -> &mut Session {
+        crate::tls::TlsSession::session_mut(self)
+    }
+}
+
+impl<M: Machine + ?Sized> Machine for Box<M> {
+    fn handle_transport(&mut self, data: &[u8], now: Instant) -> Result<(), ProtocolError> {
+        (**self).handle_transport(data, now)
+    }
+    fn handle_eof(&mut self, now: Instant) {
+        (**self).handle_eof(now)
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        (**self).handle_timeout(now)
+    }
+    fn poll_output(&mut self) -> Output {
+        (**self).poll_output()
+    }
+    fn session(&self) -> &Session {
+        (**self).session()
+    }
+    fn session_mut(&mut self) -> &mut Session {
+        (**self).session_mut()
+    }
+}

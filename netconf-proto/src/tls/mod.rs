@@ -1,0 +1,221 @@
+//! NETCONF over TLS (RFC 7589), sans-IO: [`TlsSession`] is a rustls connection and a
+//! [`Session`] joined by the one drain routine every adapter shares.
+//!
+//! The bug this exists to prevent: a read loop that waits for the socket to become readable
+//! while the TLS library still holds decrypted bytes (or whole undecrypted records) never
+//! sees them, and the session hangs ("Capability exchange timed out"). Here
+//! [`TlsSession::handle_ciphertext`] feeds *all* its input to rustls, processes every
+//! record and moves every plaintext byte into the session before it returns; there is no
+//! state in which plaintext waits inside TLS for the next socket event.
+
+mod options;
+
+use std::collections::VecDeque;
+use std::io::{self, BufRead};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, Connection, ServerConfig, ServerConnection};
+
+pub use options::{ClientTlsOptions, PemSource, ServerTlsOptions, TlsConfigError};
+
+use crate::config::Config;
+use crate::error::ProtocolError;
+use crate::session::{Event, Output, Session};
+
+/// A NETCONF session inside a TLS connection, with ciphertext in and out.
+///
+/// Same shape as [`Session`]: `handle_*` inputs, commands on [`session_mut`](Self::session_mut),
+/// and [`poll_output`](Self::poll_output) drained until [`Output::Wait`], which then also
+/// promises that rustls holds no unread plaintext and no unsent record.
+#[derive(Debug)]
+pub struct TlsSession {
+    tls: Connection,
+    session: Session,
+    /// Session events held back until the ciphertext queued before them is handed out.
+    events: VecDeque<Event>,
+    /// The peer sent close_notify.
+    peer_closed: bool,
+    /// Bytes handed to rustls so far (for error offsets).
+    received: u64,
+}
+
+impl TlsSession {
+    /// A client: starts the TLS handshake and queues our `<hello>` behind it.
+    pub fn client(
+        tls_config: Arc<ClientConfig>,
+        server_name: ServerName<'static>,
+        config: Config,
+        now: Instant,
+    ) -> Result<Self, rustls::Error> {
+        let conn = ClientConnection::new(tls_config, server_name)?;
+        Ok(TlsSession::new(conn.into(), Session::client(config, now)))
+    }
+
+    /// A server for one accepted connection, with the session-id it assigns.
+    pub fn server(
+        tls_config: Arc<ServerConfig>,
+        config: Config,
+        session_id: u32,
+        now: Instant,
+    ) -> Result<Self, rustls::Error> {
+        let conn = ServerConnection::new(tls_config)?;
+        Ok(TlsSession::new(conn.into(), Session::server(config, session_id, now)))
+    }
+
+    fn new(mut tls: Connection, session: Session) -> Self {
+        // Our plaintext is bounded by the caller's own commands; never let rustls refuse
+        // part of a message (a partial write would corrupt framing).
+        tls.set_buffer_limit(None);
+        TlsSession { tls, session, events: VecDeque::new(), peer_closed: false, received: 0 }
+    }
+
+    /// The NETCONF session (getters).
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// The NETCONF session, for commands (`send_rpc`, `send_reply`, `close`, ...). Whatever
+    /// they queue comes out of [`TlsSession::poll_output`] encrypted.
+    pub fn session_mut(&mut self) -> &mut Session {
+        &mut self.session
+    }
+
+    /// The rustls connection (negotiated version, cipher suite, ...).
+    pub fn tls(&self) -> &Connection {
+        &self.tls
+    }
+
+    /// The peer's certificate chain once the handshake is done (for cert-to-name mapping,
+    /// RFC 7589 section 7).
+    pub fn peer_certificates(&self) -> Option<&[CertificateDer<'static>]> {
+        self.tls.peer_certificates()
+    }
+
+    /// True while the TLS handshake is still running.
+    pub fn is_handshaking(&self) -> bool {
+        self.tls.is_handshaking()
+    }
+
+    /// Feeds ciphertext read from the socket. Any split is fine.
+    ///
+    /// All of `data` is given to rustls; after each piece every complete record is
+    /// processed and all decrypted plaintext is handed to the session, so when this returns
+    /// nothing is left inside TLS that the next socket read would be needed to release.
+    pub fn handle_ciphertext(&mut self, mut data: &[u8], now: Instant) -> Result<(), ProtocolError> {
+        if let Some(e) = self.session.error() {
+            return Err(e.clone());
+        }
+        while !data.is_empty() && !self.peer_closed && !self.session.is_closed() {
+            let before = data.len();
+            match self.tls.read_tls(&mut data) {
+                Ok(0) => break, // close_notify already received: nothing more is read
+                Ok(_) => {}
+                Err(e) => return Err(self.fail_tls(format!("reading TLS records: {e}"))),
+            }
+            self.received += (before - data.len()) as u64;
+            let processed = self.tls.process_new_packets();
+            // Plaintext decrypted before an error is still delivered: nothing received is lost.
+            self.drain_plaintext(now)?;
+            if let Err(e) = processed {
+                return Err(self.fail_tls(e.to_string()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves every decrypted byte from rustls into the session.
+    fn drain_plaintext(&mut self, now: Instant) -> Result<(), ProtocolError> {
+        loop {
+            let mut reader = self.tls.reader();
+            match reader.fill_buf() {
+                Ok([]) => {
+                    // close_notify: the peer will send nothing more.
+                    self.peer_closed = true;
+                    self.session.handle_eof(now);
+                    return Ok(());
+                }
+                Ok(chunk) => {
+                    let n = chunk.len();
+                    let result = self.session.handle_input(chunk, now);
+                    self.tls.reader().consume(n);
+                    result?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                // UnexpectedEof: the socket ended without close_notify; handle_eof reports it.
+                Err(_) => return Ok(()),
+            }
+        }
+    }
+
+    /// The socket reached end of stream.
+    pub fn handle_eof(&mut self, now: Instant) {
+        if self.session.is_closed() {
+            return;
+        }
+        if self.tls.is_handshaking() {
+            self.fail_tls("the connection closed during the TLS handshake".into());
+            return;
+        }
+        // Let rustls see the EOF too, so it stops expecting records.
+        let _ = self.tls.read_tls(&mut io::empty());
+        if !self.peer_closed {
+            tracing::debug!(received = self.received, "TCP EOF without TLS close_notify");
+        }
+        self.session.handle_eof(now);
+    }
+
+    /// A deadline from [`Output::Wait`] passed.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.session.handle_timeout(now);
+    }
+
+    /// The next thing to do; call until [`Output::Wait`].
+    ///
+    /// Ciphertext comes before the events that followed it, so an adapter that writes every
+    /// `Transmit` before acting on `Event::Closed` never drops our last reply or the
+    /// close_notify alert.
+    pub fn poll_output(&mut self) -> Output {
+        loop {
+            match self.session.poll_output() {
+                Output::Transmit(plain) => self.write_plaintext(&plain),
+                Output::Event(ev) => {
+                    if matches!(ev, Event::Closed { .. }) {
+                        self.tls.send_close_notify();
+                    }
+                    self.events.push_back(ev);
+                }
+                Output::Wait(_) => break,
+            }
+        }
+        if self.tls.wants_write() {
+            let mut out = Vec::new();
+            while self.tls.wants_write() {
+                if self.tls.write_tls(&mut out).is_err() {
+                    break; // writing into a Vec cannot fail
+                }
+            }
+            return Output::Transmit(Bytes::from(out));
+        }
+        if let Some(ev) = self.events.pop_front() {
+            return Output::Event(ev);
+        }
+        Output::Wait(self.session.next_deadline())
+    }
+
+    fn write_plaintext(&mut self, plain: &[u8]) {
+        use std::io::Write as _;
+        if self.tls.writer().write_all(plain).is_err() {
+            // Only possible after we sent close_notify; the session is over anyway.
+            tracing::debug!(len = plain.len(), "dropping plaintext queued after the TLS session closed");
+        }
+    }
+
+    fn fail_tls(&mut self, what: String) -> ProtocolError {
+        let e = ProtocolError::Tls(what);
+        self.session.handle_transport_failure(e.clone());
+        e
+    }
+}

@@ -53,6 +53,53 @@ impl XmlPayload {
         self.xml.is_empty()
     }
 
+    /// The character data of a text-only payload, unescaped (e.g. the YANG source in a
+    /// get-schema reply). Fails if the payload contains elements.
+    pub fn text(&self) -> Result<String, crate::UsageError> {
+        use quick_xml::events::Event;
+        let mut reader = quick_xml::Reader::from_str(self.as_str());
+        let mut out = String::with_capacity(self.len());
+        loop {
+            let bad = |what: String| crate::UsageError::MalformedXml(what);
+            match reader.read_event().map_err(|e| bad(e.to_string()))? {
+                Event::Text(t) => out.push_str(&t.xml10_content()),
+                Event::CData(c) => out.push_str(&c.xml10_content()),
+                Event::GeneralRef(r) => out.push(crate::xml::resolve_reference(&r).map_err(bad)?),
+                Event::Comment(_) | Event::PI(_) => {}
+                Event::Eof => return Ok(out),
+                _ => return Err(bad("the payload holds elements, not just text".into())),
+            }
+        }
+    }
+
+    /// The text of the first element named `local_name` (any namespace, any depth), for the
+    /// simple lookups a server does on a request (`<session-id>` of kill-session, say).
+    pub fn child_text(&self, local_name: &str) -> Option<String> {
+        use quick_xml::events::Event;
+        let mut reader = quick_xml::Reader::from_str(self.as_str());
+        loop {
+            match reader.read_event().ok()? {
+                Event::Start(s) if s.local_name().into_inner() == local_name => {
+                    let end = s.name().0.to_owned();
+                    let mut out = String::new();
+                    loop {
+                        match reader.read_event().ok()? {
+                            Event::Text(t) => out.push_str(&t.xml10_content()),
+                            Event::CData(c) => out.push_str(&c.xml10_content()),
+                            Event::GeneralRef(r) => out.push(crate::xml::resolve_reference(&r).ok()?),
+                            Event::End(e) if e.name().0 == end => return Some(out),
+                            Event::Eof => return None,
+                            _ => {}
+                        }
+                    }
+                }
+                Event::Empty(s) if s.local_name().into_inner() == local_name => return Some(String::new()),
+                Event::Eof => return None,
+                _ => {}
+            }
+        }
+    }
+
     /// True when only whitespace is inside.
     pub fn is_blank(&self) -> bool {
         self.as_str().trim().is_empty()

@@ -1,0 +1,35 @@
+//! Connects over TLS, prints the session-id and the running configuration, and closes.
+//!
+//! ```text
+//! cargo run -p netconf-blocking --example get_config -- ADDR CA_PEM CERT_PEM KEY_PEM
+//! ```
+
+use std::process::ExitCode;
+
+use netconf_blocking::operations::{Datastore, GetConfig};
+use netconf_blocking::tls::ClientTlsOptions;
+use netconf_blocking::{Client, Error};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [addr, ca, cert, key] = args.as_slice() else {
+        eprintln!("usage: get_config ADDR CA_PEM CERT_PEM KEY_PEM");
+        return ExitCode::from(2);
+    };
+    match run(addr, ca, cert, key) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(addr: &str, ca: &str, cert: &str, key: &str) -> Result<(), Error> {
+    let tls = ClientTlsOptions::new().ca_file(ca).client_cert_files(cert, key);
+    let mut client = Client::connect_tls(addr, &tls)?;
+    println!("session-id {}", client.session_id());
+    let data = client.get_config(&GetConfig::new(Datastore::Running))?;
+    println!("{data}");
+    client.close()
+}

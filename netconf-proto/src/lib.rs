@@ -91,11 +91,11 @@ pub mod tls;
 pub use capabilities::{Capabilities, Capability};
 pub use client_error::{check_reply, Error};
 pub use config::Config;
-pub use machine::Machine;
 pub use framing::Framing;
+pub use machine::Machine;
 pub use message::{Notification, Reply, ReplyContent, Request, RpcError, RpcReply, XmlPayload};
+#[cfg(feature = "rustls")]
+pub use rustls;
 pub use session::{CloseReason, Event, MessageId, Output, Role, Session, State};
 #[cfg(feature = "rustls")]
 pub use tls::TlsSession;
-#[cfg(feature = "rustls")]
-pub use rustls;

@@ -21,6 +21,11 @@ pub trait Machine {
     fn session(&self) -> &Session;
     /// The NETCONF session, for commands.
     fn session_mut(&mut self) -> &mut Session;
+    /// The peer's certificate chain, when the transport is TLS and the handshake is done.
+    #[cfg(feature = "rustls")]
+    fn peer_certificates(&self) -> Option<&[rustls::pki_types::CertificateDer<'static>]> {
+        None
+    }
 }
 
 impl Machine for Session {
@@ -64,6 +69,9 @@ impl Machine for crate::tls::TlsSession {
     fn session_mut(&mut self) -> &mut Session {
         crate::tls::TlsSession::session_mut(self)
     }
+    fn peer_certificates(&self) -> Option<&[rustls::pki_types::CertificateDer<'static>]> {
+        crate::tls::TlsSession::peer_certificates(self)
+    }
 }
 
 impl<M: Machine + ?Sized> Machine for Box<M> {
@@ -84,5 +92,9 @@ impl<M: Machine + ?Sized> Machine for Box<M> {
     }
     fn session_mut(&mut self) -> &mut Session {
         (**self).session_mut()
+    }
+    #[cfg(feature = "rustls")]
+    fn peer_certificates(&self) -> Option<&[rustls::pki_types::CertificateDer<'static>]> {
+        (**self).peer_certificates()
     }
 }

@@ -560,10 +560,11 @@ impl Session {
                 )))
             }
             (Role::Client, Some(id)) => self.session_id = Some(id),
-            (Role::Server, Some(id)) => return Err(self
-                .fail(ProtocolError::BadSessionId(format!(
+            (Role::Server, Some(id)) => {
+                return Err(self.fail(ProtocolError::BadSessionId(format!(
                 "the client's <hello> carries a <session-id> ({id}), which only a server may send"
-            )))),
+            ))))
+            }
             (Role::Server, None) => {}
         }
         let ours = &self.config.capabilities;

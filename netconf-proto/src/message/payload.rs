@@ -86,14 +86,18 @@ impl XmlPayload {
                         match reader.read_event().ok()? {
                             Event::Text(t) => out.push_str(&t.xml10_content()),
                             Event::CData(c) => out.push_str(&c.xml10_content()),
-                            Event::GeneralRef(r) => out.push(crate::xml::resolve_reference(&r).ok()?),
+                            Event::GeneralRef(r) => {
+                                out.push(crate::xml::resolve_reference(&r).ok()?)
+                            }
                             Event::End(e) if e.name().0 == end => return Some(out),
                             Event::Eof => return None,
                             _ => {}
                         }
                     }
                 }
-                Event::Empty(s) if s.local_name().into_inner() == local_name => return Some(String::new()),
+                Event::Empty(s) if s.local_name().into_inner() == local_name => {
+                    return Some(String::new())
+                }
                 Event::Eof => return None,
                 _ => {}
             }

@@ -62,14 +62,23 @@ impl TlsSession {
         now: Instant,
     ) -> Result<Self, rustls::Error> {
         let conn = ServerConnection::new(tls_config)?;
-        Ok(TlsSession::new(conn.into(), Session::server(config, session_id, now)))
+        Ok(TlsSession::new(
+            conn.into(),
+            Session::server(config, session_id, now),
+        ))
     }
 
     fn new(mut tls: Connection, session: Session) -> Self {
         // Our plaintext is bounded by the caller's own commands; never let rustls refuse
         // part of a message (a partial write would corrupt framing).
         tls.set_buffer_limit(None);
-        TlsSession { tls, session, events: VecDeque::new(), peer_closed: false, received: 0 }
+        TlsSession {
+            tls,
+            session,
+            events: VecDeque::new(),
+            peer_closed: false,
+            received: 0,
+        }
     }
 
     /// The NETCONF session (getters).
@@ -104,7 +113,11 @@ impl TlsSession {
     /// All of `data` is given to rustls; after each piece every complete record is
     /// processed and all decrypted plaintext is handed to the session, so when this returns
     /// nothing is left inside TLS that the next socket read would be needed to release.
-    pub fn handle_ciphertext(&mut self, mut data: &[u8], now: Instant) -> Result<(), ProtocolError> {
+    pub fn handle_ciphertext(
+        &mut self,
+        mut data: &[u8],
+        now: Instant,
+    ) -> Result<(), ProtocolError> {
         if let Some(e) = self.session.error() {
             return Err(e.clone());
         }
@@ -209,7 +222,10 @@ impl TlsSession {
         use std::io::Write as _;
         if self.tls.writer().write_all(plain).is_err() {
             // Only possible after we sent close_notify; the session is over anyway.
-            tracing::debug!(len = plain.len(), "dropping plaintext queued after the TLS session closed");
+            tracing::debug!(
+                len = plain.len(),
+                "dropping plaintext queued after the TLS session closed"
+            );
         }
     }
 

@@ -36,18 +36,32 @@ impl PemSource {
         match self {
             PemSource::File(path) => std::fs::read(path)
                 .map(|d| (d.into(), path.display().to_string()))
-                .map_err(|e| TlsConfigError::Read { path: path.clone(), error: e.to_string() }),
+                .map_err(|e| TlsConfigError::Read {
+                    path: path.clone(),
+                    error: e.to_string(),
+                }),
             PemSource::Memory(d) => Ok((d.as_slice().into(), "PEM data".into())),
         }
     }
 
-    fn certificates(&self, what: &'static str) -> Result<Vec<CertificateDer<'static>>, TlsConfigError> {
+    fn certificates(
+        &self,
+        what: &'static str,
+    ) -> Result<Vec<CertificateDer<'static>>, TlsConfigError> {
         let (data, name) = self.read()?;
         let certs = CertificateDer::pem_slice_iter(&data)
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| TlsConfigError::Pem { what, source_name: name.clone(), error: e.to_string() })?;
+            .map_err(|e| TlsConfigError::Pem {
+                what,
+                source_name: name.clone(),
+                error: e.to_string(),
+            })?;
         if certs.is_empty() {
-            return Err(TlsConfigError::Pem { what, source_name: name, error: "no CERTIFICATE block".into() });
+            return Err(TlsConfigError::Pem {
+                what,
+                source_name: name,
+                error: "no CERTIFICATE block".into(),
+            });
         }
         Ok(certs)
     }
@@ -79,7 +93,11 @@ pub enum TlsConfigError {
     #[error("cannot read {path}: {error}")]
     Read { path: PathBuf, error: String },
     #[error("bad {what} in {source_name}: {error}")]
-    Pem { what: &'static str, source_name: String, error: String },
+    Pem {
+        what: &'static str,
+        source_name: String,
+        error: String,
+    },
     #[error("no CA certificate given: the server's certificate cannot be verified")]
     NoRoots,
     #[error("{0}")]
@@ -104,7 +122,9 @@ pub fn crypto_provider() -> Result<Arc<CryptoProvider>, TlsConfigError> {
     }
     #[cfg(not(any(feature = "ring", feature = "aws-lc-rs")))]
     {
-        CryptoProvider::get_default().cloned().ok_or(TlsConfigError::NoProvider)
+        CryptoProvider::get_default()
+            .cloned()
+            .ok_or(TlsConfigError::NoProvider)
     }
 }
 
@@ -179,9 +199,10 @@ impl ClientTlsOptions {
             .with_safe_default_protocol_versions()?
             .with_root_certificates(root_store(&self.ca)?);
         let config = match &self.identity {
-            Some((cert, key)) => {
-                builder.with_client_auth_cert(cert.certificates("client certificate")?, key.private_key()?)?
-            }
+            Some((cert, key)) => builder.with_client_auth_cert(
+                cert.certificates("client certificate")?,
+                key.private_key()?,
+            )?,
             None => builder.with_no_client_auth(),
         };
         Ok(Arc::new(config))
@@ -191,7 +212,8 @@ impl ClientTlsOptions {
     pub fn server_name_for(&self, host: &str) -> Result<ServerName<'static>, TlsConfigError> {
         let name = self.server_name.as_deref().unwrap_or(host);
         let name = name.trim_start_matches('[').trim_end_matches(']');
-        ServerName::try_from(name.to_owned()).map_err(|_| TlsConfigError::InvalidServerName(name.to_owned()))
+        ServerName::try_from(name.to_owned())
+            .map_err(|_| TlsConfigError::InvalidServerName(name.to_owned()))
     }
 }
 
@@ -211,7 +233,12 @@ pub struct ServerTlsOptions {
 impl ServerTlsOptions {
     /// Options with our identity, requiring client certificates signed by `client_ca`.
     pub fn new(cert: PemSource, key: PemSource, client_ca: PemSource) -> Self {
-        ServerTlsOptions { identity: (cert, key), client_ca: vec![client_ca], require_client_cert: true, config: None }
+        ServerTlsOptions {
+            identity: (cert, key),
+            client_ca: vec![client_ca],
+            require_client_cert: true,
+            config: None,
+        }
     }
 
     /// Options that take a prepared rustls configuration.
@@ -230,16 +257,28 @@ impl ServerTlsOptions {
             return Ok(config.clone());
         }
         let provider = crypto_provider()?;
-        let builder = ServerConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?;
+        let builder = ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()?;
         let builder = if self.client_ca.is_empty() && !self.require_client_cert {
             builder.with_no_client_auth()
         } else {
             let roots = Arc::new(root_store(&self.client_ca)?);
             let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider);
-            let verifier = if self.require_client_cert { verifier } else { verifier.allow_unauthenticated() };
-            builder.with_client_cert_verifier(verifier.build().map_err(|e| TlsConfigError::Verifier(e.to_string()))?)
+            let verifier = if self.require_client_cert {
+                verifier
+            } else {
+                verifier.allow_unauthenticated()
+            };
+            builder.with_client_cert_verifier(
+                verifier
+                    .build()
+                    .map_err(|e| TlsConfigError::Verifier(e.to_string()))?,
+            )
         };
         let (cert, key) = &self.identity;
-        Ok(Arc::new(builder.with_single_cert(cert.certificates("server certificate")?, key.private_key()?)?))
+        Ok(Arc::new(builder.with_single_cert(
+            cert.certificates("server certificate")?,
+            key.private_key()?,
+        )?))
     }
 }

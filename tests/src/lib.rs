@@ -4,3 +4,4 @@
 pub mod certs;
 pub mod hostile_tls;
 pub mod pair;
+pub mod fuzz_harness;

@@ -40,6 +40,43 @@ pub struct TlsSession {
     peer_closed: bool,
     /// Bytes handed to rustls so far (for error offsets).
     received: u64,
+    /// Where the peer's byte stream is relative to TLS record boundaries.
+    records: RecordBoundary,
+}
+
+/// Follows TLS record headers (5 bytes: type, version, length) through the ciphertext so an
+/// EOF inside a record can be told from one between records; rustls does not say whether it
+/// holds a partial record.
+#[derive(Debug, Default)]
+struct RecordBoundary {
+    header: [u8; 5],
+    header_len: usize,
+    body_left: usize,
+}
+
+impl RecordBoundary {
+    fn feed(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            if self.body_left > 0 {
+                let n = self.body_left.min(data.len());
+                self.body_left -= n;
+                data = &data[n..];
+                continue;
+            }
+            let n = (5 - self.header_len).min(data.len());
+            self.header[self.header_len..self.header_len + n].copy_from_slice(&data[..n]);
+            self.header_len += n;
+            data = &data[n..];
+            if self.header_len == 5 {
+                self.body_left = usize::from(u16::from_be_bytes([self.header[3], self.header[4]]));
+                self.header_len = 0;
+            }
+        }
+    }
+
+    fn mid_record(&self) -> bool {
+        self.header_len > 0 || self.body_left > 0
+    }
 }
 
 impl TlsSession {
@@ -78,6 +115,7 @@ impl TlsSession {
             events: VecDeque::new(),
             peer_closed: false,
             received: 0,
+            records: RecordBoundary::default(),
         }
     }
 
@@ -123,12 +161,15 @@ impl TlsSession {
         }
         while !data.is_empty() && !self.peer_closed && !self.session.is_closed() {
             let before = data.len();
+            let chunk = data;
             match self.tls.read_tls(&mut data) {
                 Ok(0) => break, // close_notify already received: nothing more is read
                 Ok(_) => {}
                 Err(e) => return Err(self.fail_tls(format!("reading TLS records: {e}"))),
             }
-            self.received += (before - data.len()) as u64;
+            let consumed = before - data.len();
+            self.received += consumed as u64;
+            self.records.feed(&chunk[..consumed]);
             let processed = self.tls.process_new_packets();
             // Plaintext decrypted before an error is still delivered: nothing received is lost.
             self.drain_plaintext(now)?;
@@ -170,6 +211,13 @@ impl TlsSession {
         }
         if self.tls.is_handshaking() {
             self.fail_tls("the connection closed during the TLS handshake".into());
+            return;
+        }
+        if self.records.mid_record() && !self.peer_closed {
+            self.fail_tls(format!(
+                "the connection closed in the middle of a TLS record (after {} bytes)",
+                self.received
+            ));
             return;
         }
         // Let rustls see the EOF too, so it stops expecting records.

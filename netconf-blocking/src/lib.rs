@@ -27,6 +27,6 @@ pub use server::{Server, ServerBuilder, ServerHandle, SessionInfo};
 pub use transport::{NoTimeouts, Transport};
 
 pub use netconf_proto::{
-    check_reply, operations, tls, Capabilities, Capability, Config, Error, MessageId, Notification, Reply,
-    ReplyContent, Request, RpcError, RpcReply, XmlPayload,
+    check_reply, operations, tls, Capabilities, Capability, Config, Error, MessageId, Notification,
+    Reply, ReplyContent, Request, RpcError, RpcReply, XmlPayload,
 };

@@ -5,3 +5,8 @@ pub mod certs;
 pub mod hostile_tls;
 pub mod pair;
 pub mod fuzz_harness;
+
+/// The README's examples, compiled as doctests so they cannot rot.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

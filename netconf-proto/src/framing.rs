@@ -190,17 +190,10 @@ impl FrameDecoder {
     }
 
     fn account(&mut self, data: &[u8]) -> Result<(), ProtocolError> {
-        if !self.message_started && !data.is_empty() {
-            match data.iter().position(|b| !is_interstitial(*b)) {
-                Some(_) => self.message_started = true,
-                // Inter-message filler does not count towards the next message.
-                None if self.message_len == 0 => {
-                    self.message_start += data.len() as u64;
-                    return Ok(());
-                }
-                None => {}
-            }
+        if data.is_empty() {
+            return Ok(());
         }
+        self.message_started = true;
         self.message_len += data.len();
         if self.message_len > self.max_message_size {
             return Err(ProtocolError::MessageTooLarge {
@@ -214,6 +207,15 @@ impl FrameDecoder {
     fn decode_eom<'a>(&mut self, input: &'a [u8]) -> (usize, Piece<'a>) {
         if self.held > 0 {
             return self.continue_delimiter(input);
+        }
+        if !self.message_started {
+            // Whitespace and NULs between messages belong to no message, however the
+            // stream is split.
+            let filler = input.iter().take_while(|b| is_interstitial(**b)).count();
+            if filler > 0 {
+                self.message_start = self.offset + filler as u64;
+                return (filler, Piece::Data(&[]));
+            }
         }
         match self.finder.find(input) {
             Some(0) => (EOM_DELIMITER.len(), Piece::End),
@@ -286,7 +288,11 @@ impl FrameDecoder {
                 (Chunk::MessageStart, _) => return Err(bad("expected `\\n#` to start a chunk")),
                 (Chunk::Hash { .. }, b'#') => Chunk::SizeStart,
                 (Chunk::Hash { first: true }, b'\n') => Chunk::Hash { first: true },
-                (Chunk::Hash { first: true }, b'<') => return Ok(self.fall_back(i, b"\n")),
+                (Chunk::Hash { first: true }, b'<') => return Ok(self.fall_back(i, &[])),
+                (Chunk::Hash { first: true }, b) if is_interstitial(b) => {
+                    self.message_start = at + 1;
+                    Chunk::MessageStart
+                }
                 (Chunk::Hash { .. }, _) => {
                     return Err(bad("expected `#` after `\\n` in a chunk header"))
                 }

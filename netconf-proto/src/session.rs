@@ -603,7 +603,12 @@ impl Session {
             });
             return;
         };
-        let id = raw_id.trim().parse::<u64>().ok();
+        let raw = raw_id.trim();
+        let id = raw
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| raw.parse::<u64>().ok())
+            .flatten();
         match id.map(|id| (id, self.pending.remove(&id))) {
             Some((id, Some(deadline))) => {
                 if let Some(d) = deadline {

@@ -283,7 +283,7 @@ fn base11_peer_sending_end_of_message_is_accepted() {
         (msgs, None::<ProtocolError>)
     };
     assert_eq!(err, None);
-    assert_eq!(msgs, vec![b"\n<rpc-reply/>".to_vec(), b"<ok/>".to_vec()]);
+    assert_eq!(msgs, vec![b"<rpc-reply/>".to_vec(), b"<ok/>".to_vec()]);
     assert!(d.fell_back_to_end_of_message());
     assert_eq!(d.framing(), Framing::EndOfMessage);
 }

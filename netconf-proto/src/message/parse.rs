@@ -289,7 +289,9 @@ impl<'a> Parser<'a> {
                     let op_qname = s.name().0.to_owned();
                     let namespaces = self.namespaces();
                     let end = match self.tail(&op_qname, root_qname, self.pos()) {
-                        Some((_, root_close)) => self.text[..root_close].trim_end().len(),
+                        Some((_, root_close)) => {
+                            self.text[..root_close].trim_end_matches(is_xml_space).len()
+                        }
                         None => {
                             self.skip(&s)?;
                             let end = self.pos();
@@ -413,8 +415,13 @@ impl<'a> Parser<'a> {
             None => return Err(malformed("<rpc-reply> does not end with its end tag")),
         };
         reply.content = ReplyContent::Other(XmlPayload::new(
-            self.message
-                .slice(start..self.text[..end].trim_end().len().max(start)),
+            self.message.slice(
+                start
+                    ..self.text[..end]
+                        .trim_end_matches(is_xml_space)
+                        .len()
+                        .max(start),
+            ),
             namespaces,
         ));
         Ok(reply)
@@ -524,18 +531,27 @@ impl<'a> Parser<'a> {
     }
 }
 
+/// The message-id attribute. Every attribute is checked, since a server echoes them all
+/// back in its reply and must not echo malformed XML.
 fn message_id(start: &BytesStart<'_>) -> Result<Option<String>> {
+    let mut id = None;
     for attr in start.attributes() {
         let attr =
             attr.map_err(|e| malformed(format!("bad attribute on <{}>: {e}", start.name().0)))?;
+        let value = attr
+            .normalized_value(XmlVersion::Implicit1_0)
+            .map_err(|e| {
+                malformed(format!(
+                    "bad value of {} on <{}>: {e}",
+                    attr.key.0,
+                    start.name().0
+                ))
+            })?;
         if attr.key.0 == "message-id" {
-            let value = attr
-                .normalized_value(XmlVersion::Implicit1_0)
-                .map_err(|e| malformed(format!("bad message-id: {e}")))?;
-            return Ok(Some(value.into_owned()));
+            id = Some(value.into_owned());
         }
     }
-    Ok(None)
+    Ok(id)
 }
 
 fn parse_session_id(text: &str) -> Result<u32> {

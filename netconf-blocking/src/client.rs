@@ -5,13 +5,13 @@ use std::time::{Duration, Instant};
 
 use netconf_proto::operations::{
     CancelCommit, Commit, CopyConfig, CreateSubscription, Datastore, DeleteConfig, DiscardChanges,
-    EditConfig, EditData, Get, GetConfig, GetData, GetSchema, KillSession, Lock, Operation, RpcBody, Unlock,
-    Validate,
+    EditConfig, EditData, Get, GetConfig, GetData, GetSchema, KillSession, Lock, Operation,
+    RpcBody, Unlock, Validate,
 };
 use netconf_proto::tls::ClientTlsOptions;
 use netconf_proto::{
-    check_reply, Capabilities, Config, Error, MessageId, Notification, RpcReply, Session, TlsSession, UsageError,
-    XmlPayload,
+    check_reply, Capabilities, Config, Error, MessageId, Notification, RpcReply, Session,
+    TlsSession, UsageError, XmlPayload,
 };
 
 use crate::connection::Connection;
@@ -93,8 +93,9 @@ impl ClientBuilder {
         let tls_config = tls.build()?;
         let server_name = tls.server_name_for(host)?;
         let stream = connect(host, port, self.connect_timeout)?;
-        let machine = TlsSession::client(tls_config, server_name, self.config.clone(), Instant::now())
-            .map_err(|e| Error::Tls(e.to_string()))?;
+        let machine =
+            TlsSession::client(tls_config, server_name, self.config.clone(), Instant::now())
+                .map_err(|e| Error::Tls(e.to_string()))?;
         self.establish(Box::new(stream), Box::new(machine))
     }
 
@@ -110,18 +111,33 @@ impl ClientBuilder {
         stream: Box<dyn Transport>,
         machine: Box<dyn netconf_proto::Machine + Send>,
     ) -> Result<Client, Error> {
-        let mut conn = Connection::new(stream, machine, self.notification_buffer, self.write_timeout);
+        let mut conn = Connection::new(
+            stream,
+            machine,
+            self.notification_buffer,
+            self.write_timeout,
+        );
         // The session's hello deadline bounds this wait.
-        if let Err(e) = conn.run_until(|inbox| inbox.established, None, "the server's <hello> did not arrive") {
+        if let Err(e) = conn.run_until(
+            |inbox| inbox.established,
+            None,
+            "the server's <hello> did not arrive",
+        ) {
             conn.shutdown();
             return Err(e);
         }
-        Ok(Client { conn, close_timeout: self.close_timeout })
+        Ok(Client {
+            conn,
+            close_timeout: self.close_timeout,
+        })
     }
 }
 
 fn split_host_port(addr: &str) -> Result<(&str, u16), Error> {
-    let bad = || UsageError::InvalidValue { what: "address", why: format!("{addr:?} is not host, host:port or [v6]:port") };
+    let bad = || UsageError::InvalidValue {
+        what: "address",
+        why: format!("{addr:?} is not host, host:port or [v6]:port"),
+    };
     if let Some(rest) = addr.strip_prefix('[') {
         let (host, rest) = rest.split_once(']').ok_or_else(bad)?;
         let port = match rest.strip_prefix(':') {
@@ -146,11 +162,21 @@ fn connect(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, Error>
                 stream.set_nodelay(true)?;
                 return Ok(stream);
             }
-            Err(e) => last = Some(std::io::Error::new(e.kind(), format!("connecting to {addr}: {e}"))),
+            Err(e) => {
+                last = Some(std::io::Error::new(
+                    e.kind(),
+                    format!("connecting to {addr}: {e}"),
+                ))
+            }
         }
     }
     Err(last
-        .unwrap_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, format!("{host} has no address")))
+        .unwrap_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("{host} has no address"),
+            )
+        })
         .into())
 }
 
@@ -214,7 +240,11 @@ impl Client {
         if let Some(e) = self.conn.closed_error() {
             return Err(e);
         }
-        let id = self.conn.machine.session_mut().send_rpc_with_timeout(op, timeout, Instant::now())?;
+        let id =
+            self.conn
+                .machine
+                .session_mut()
+                .send_rpc_with_timeout(op, timeout, Instant::now())?;
         self.conn.drain();
         Ok(id)
     }
@@ -222,10 +252,14 @@ impl Client {
     /// Waits for the reply to `id`. An `<rpc-error>` reply is `Err(Error::Rpc(..))`.
     pub fn recv(&mut self, id: MessageId) -> Result<RpcReply, Error> {
         let mut reply = None;
-        self.conn.run_until(|inbox| {
-            reply = inbox.replies.remove(&id);
-            reply.is_some()
-        }, None, "no reply")?;
+        self.conn.run_until(
+            |inbox| {
+                reply = inbox.replies.remove(&id);
+                reply.is_some()
+            },
+            None,
+            "no reply",
+        )?;
         match reply {
             Some(r) => check_reply(r?),
             None => Err(Error::Timeout("no reply")),
@@ -333,16 +367,23 @@ impl Client {
 
     /// The next notification, waiting up to `timeout` (`None`: until one arrives or the
     /// session closes). `Ok(None)` when the timeout passed.
-    pub fn next_notification(&mut self, timeout: Option<Duration>) -> Result<Option<Notification>, Error> {
+    pub fn next_notification(
+        &mut self,
+        timeout: Option<Duration>,
+    ) -> Result<Option<Notification>, Error> {
         if let Some(n) = self.conn.inbox.notifications.pop_front() {
             return Ok(Some(n));
         }
         let limit = timeout.map(|t| Instant::now() + t);
         let mut got = None;
-        match self.conn.run_until(|inbox| {
-            got = inbox.notifications.pop_front();
-            got.is_some()
-        }, limit, "no notification") {
+        match self.conn.run_until(
+            |inbox| {
+                got = inbox.notifications.pop_front();
+                got.is_some()
+            },
+            limit,
+            "no notification",
+        ) {
             Ok(()) => Ok(got),
             Err(Error::Timeout("no notification")) => Ok(None),
             Err(e) => Err(e),
@@ -377,7 +418,11 @@ impl Client {
             return Ok(());
         };
         let limit = Instant::now() + self.close_timeout;
-        let result = self.conn.run_until(|inbox| inbox.closed.is_some(), Some(limit), "close-session reply");
+        let result = self.conn.run_until(
+            |inbox| inbox.closed.is_some(),
+            Some(limit),
+            "close-session reply",
+        );
         let reply = self.conn.inbox.replies.remove(&id);
         if result.is_err() {
             self.conn.machine.session_mut().abort();
@@ -386,7 +431,9 @@ impl Client {
         match reply {
             Some(r) => check_reply(r?).map(drop),
             None => match result {
-                Err(Error::Timeout(_)) => Err(Error::Timeout("no reply to close-session; socket closed anyway")),
+                Err(Error::Timeout(_)) => Err(Error::Timeout(
+                    "no reply to close-session; socket closed anyway",
+                )),
                 _ => Ok(()),
             },
         }

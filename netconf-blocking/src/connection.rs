@@ -10,7 +10,8 @@ use std::io::{self, ErrorKind};
 use std::time::{Duration, Instant};
 
 use netconf_proto::{
-    CloseReason, Error, Event, Machine, MessageId, Notification, Output, ProtocolError, Request, RpcReply,
+    CloseReason, Error, Event, Machine, MessageId, Notification, Output, ProtocolError, Request,
+    RpcReply,
 };
 
 use crate::transport::Transport;
@@ -38,7 +39,10 @@ impl Inbox {
                 self.replies.insert(id, Ok(reply));
             }
             Event::RpcTimedOut { id } => {
-                self.replies.insert(id, Err(Error::Timeout("no reply to the RPC within its timeout")));
+                self.replies.insert(
+                    id,
+                    Err(Error::Timeout("no reply to the RPC within its timeout")),
+                );
             }
             Event::Notification(n) => {
                 if self.notifications.len() >= self.notification_limit.max(1) {
@@ -70,7 +74,9 @@ pub(crate) struct Connection {
 
 impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Connection").field("inbox", &self.inbox).finish_non_exhaustive()
+        f.debug_struct("Connection")
+            .field("inbox", &self.inbox)
+            .finish_non_exhaustive()
     }
 }
 
@@ -84,7 +90,10 @@ impl Connection {
         Connection {
             stream,
             machine,
-            inbox: Inbox { notification_limit, ..Inbox::default() },
+            inbox: Inbox {
+                notification_limit,
+                ..Inbox::default()
+            },
             buf: vec![0; READ_BUFFER].into_boxed_slice(),
             io_error: None,
             write_timeout,
@@ -100,7 +109,13 @@ impl Connection {
                         continue; // the transport is gone; let the session wind down
                     }
                     if let Err(e) = self.write_all(&bytes) {
-                        self.transport_failed(e);
+                        // Once the session has ended (the peer's close_notify, say), failing to
+                        // send our last bytes is not what the caller should be told.
+                        if self.machine.session().is_closed() {
+                            tracing::debug!(error = %e, "write after the session closed failed");
+                        } else {
+                            self.transport_failed(e);
+                        }
                     }
                 }
                 Output::Event(event) => self.inbox.accept(event),
@@ -117,7 +132,9 @@ impl Connection {
 
     fn transport_failed(&mut self, e: io::Error) {
         let what = match e.kind() {
-            ErrorKind::WouldBlock | ErrorKind::TimedOut => "the peer stopped reading: write timed out".to_owned(),
+            ErrorKind::WouldBlock | ErrorKind::TimedOut => {
+                "the peer stopped reading: write timed out".to_owned()
+            }
             _ => e.to_string(),
         };
         tracing::debug!(error = %what, "transport failed");
@@ -170,13 +187,19 @@ impl Connection {
     /// One blocking read, fed to the machine.
     fn read_once(&mut self, timeout: Option<Duration>) {
         // A zero timeout means "block forever" to std; the caller never passes zero.
-        if let Err(e) = self.stream.set_read_timeout(timeout.filter(|t| !t.is_zero())) {
+        if let Err(e) = self
+            .stream
+            .set_read_timeout(timeout.filter(|t| !t.is_zero()))
+        {
             return self.transport_failed(e);
         }
         match self.stream.read(&mut self.buf) {
             Ok(0) => self.machine.handle_eof(Instant::now()),
             Ok(n) => {
-                if let Err(e) = self.machine.handle_transport(&self.buf[..n], Instant::now()) {
+                if let Err(e) = self
+                    .machine
+                    .handle_transport(&self.buf[..n], Instant::now())
+                {
                     // The session has queued its Closed event; drain delivers what came first.
                     log_protocol_error(&e);
                 }
@@ -186,7 +209,10 @@ impl Connection {
             }
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e) => {
-                if matches!(e.kind(), ErrorKind::ConnectionReset | ErrorKind::UnexpectedEof) {
+                if matches!(
+                    e.kind(),
+                    ErrorKind::ConnectionReset | ErrorKind::UnexpectedEof
+                ) {
                     self.machine.handle_eof(Instant::now());
                 } else {
                     self.transport_failed(e);

@@ -30,18 +30,23 @@ pub struct SessionInfo {
 
 type Handler = dyn Fn(&Request, &SessionInfo) -> Reply + Send + Sync;
 type CertToName = dyn Fn(&[CertificateDer<'static>]) -> Option<String> + Send + Sync;
+type SessionEnd = dyn Fn(&SessionInfo) + Send + Sync;
 
 /// Configures a [`Server`].
 pub struct ServerBuilder {
     tls: ServerTlsOptions,
     config: Config,
     cert_to_name: Option<Arc<CertToName>>,
+    on_session_end: Option<Arc<SessionEnd>>,
     write_timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for ServerBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServerBuilder").field("tls", &self.tls).field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("ServerBuilder")
+            .field("tls", &self.tls)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -59,6 +64,14 @@ impl ServerBuilder {
         f: impl Fn(&[CertificateDer<'static>]) -> Option<String> + Send + Sync + 'static,
     ) -> Self {
         self.cert_to_name = Some(Arc::new(f));
+        self
+    }
+
+    /// Called when a session ends, however it ends (close-session, kill-session, EOF,
+    /// error), so the application can release what the session held, such as locks
+    /// (RFC 6241 section 7.5).
+    pub fn on_session_end(mut self, f: impl Fn(&SessionInfo) + Send + Sync + 'static) -> Self {
+        self.on_session_end = Some(Arc::new(f));
         self
     }
 
@@ -85,6 +98,7 @@ impl ServerBuilder {
                 config: self.config,
                 handler: Arc::new(handler),
                 cert_to_name: self.cert_to_name,
+                on_session_end: self.on_session_end,
                 write_timeout: self.write_timeout,
                 sessions: Mutex::new(HashMap::new()),
                 next_id: AtomicU32::new(1),
@@ -100,6 +114,7 @@ struct Shared {
     config: Config,
     handler: Arc<Handler>,
     cert_to_name: Option<Arc<CertToName>>,
+    on_session_end: Option<Arc<SessionEnd>>,
     write_timeout: Option<Duration>,
     sessions: Mutex<HashMap<u32, Arc<SessionCore>>>,
     next_id: AtomicU32,
@@ -116,14 +131,22 @@ pub struct Server {
 
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Server").field("addr", &self.addr).finish_non_exhaustive()
+        f.debug_struct("Server")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
     }
 }
 
 impl Server {
     /// A server with our certificate and key and the CA that signs client certificates.
     pub fn builder(tls: ServerTlsOptions) -> ServerBuilder {
-        ServerBuilder { tls, config: Config::server(), cert_to_name: None, write_timeout: Some(Duration::from_secs(60)) }
+        ServerBuilder {
+            tls,
+            config: Config::server(),
+            cert_to_name: None,
+            on_session_end: None,
+            write_timeout: Some(Duration::from_secs(60)),
+        }
     }
 
     /// The address bound (useful with port 0).
@@ -139,7 +162,11 @@ impl Server {
             .name("netconf-accept".into())
             .spawn(move || self.run())
             .expect("spawning the accept thread");
-        ServerHandle { addr, shared, thread: Some(thread) }
+        ServerHandle {
+            addr,
+            shared,
+            thread: Some(thread),
+        }
     }
 
     /// Runs the accept loop on this thread until the server is shut down.
@@ -156,11 +183,13 @@ impl Server {
                 }
             };
             let shared = self.shared.clone();
-            let spawned = std::thread::Builder::new().name("netconf-session".into()).spawn(move || {
-                if let Err(e) = serve_session(&shared, stream) {
-                    tracing::debug!(error = %e, "session ended with an error");
-                }
-            });
+            let spawned = std::thread::Builder::new()
+                .name("netconf-session".into())
+                .spawn(move || {
+                    if let Err(e) = serve_session(&shared, stream) {
+                        tracing::debug!(error = %e, "session ended with an error");
+                    }
+                });
             match spawned {
                 Ok(handle) => {
                     let mut threads = lock(&self.shared.threads);
@@ -182,7 +211,9 @@ pub struct ServerHandle {
 
 impl std::fmt::Debug for ServerHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServerHandle").field("addr", &self.addr).finish_non_exhaustive()
+        f.debug_struct("ServerHandle")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
     }
 }
 
@@ -209,7 +240,12 @@ impl ServerHandle {
             if !state.subscribed {
                 continue;
             }
-            if state.machine.session_mut().send_notification(event_time, content).is_ok() {
+            if state
+                .machine
+                .session_mut()
+                .send_notification(event_time, content)
+                .is_ok()
+            {
                 state.flush(&core);
                 sent += 1;
             }
@@ -310,8 +346,17 @@ fn serve_session(shared: &Arc<Shared>, stream: TcpStream) -> io::Result<()> {
     stream.set_nodelay(true)?;
     stream.set_write_timeout(shared.write_timeout)?;
     let id = shared.next_id.fetch_add(1, Ordering::SeqCst);
-    let machine = TlsSession::server(shared.tls.clone(), shared.config.clone(), id, Instant::now())
-        .map_err(|e| io::Error::other(e.to_string()))?;
+    let machine = TlsSession::server(
+        shared.tls.clone(),
+        shared.config.clone(),
+        id,
+        Instant::now(),
+    )
+    .map_err(|e| io::Error::other(e.to_string()))?;
+    let mut machine = machine;
+    if shared.cert_to_name.is_some() {
+        machine.require_authorization();
+    }
     let core = Arc::new(SessionCore {
         id,
         socket: stream.try_clone()?,
@@ -325,35 +370,54 @@ fn serve_session(shared: &Arc<Shared>, stream: TcpStream) -> io::Result<()> {
     });
     let mut reader = stream;
     lock(&shared.sessions).insert(id, core.clone());
-    let result = session_loop(shared, &core, &mut reader, peer);
+    let mut info = SessionInfo {
+        session_id: id,
+        username: None,
+        peer,
+    };
+    let result = session_loop(shared, &core, &mut reader, &mut info);
     lock(&shared.sessions).remove(&id);
     let _ = core.socket.shutdown(Shutdown::Both);
+    if let Some(on_end) = &shared.on_session_end {
+        on_end(&info);
+    }
     result
 }
 
-fn session_loop(shared: &Shared, core: &Arc<SessionCore>, reader: &mut TcpStream, peer: SocketAddr) -> io::Result<()> {
-    let mut info = SessionInfo { session_id: core.id, username: None, peer };
+fn session_loop(
+    shared: &Shared,
+    core: &Arc<SessionCore>,
+    reader: &mut TcpStream,
+    info: &mut SessionInfo,
+) -> io::Result<()> {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let (deadline, events) = {
             let mut state = core.lock();
+            if state.machine.awaiting_authorization() {
+                // RFC 7589 cert-to-name, before the client sees our hello.
+                let certs = state
+                    .machine
+                    .peer_certificates()
+                    .map(<[_]>::to_vec)
+                    .unwrap_or_default();
+                info.username = shared.cert_to_name.as_ref().and_then(|map| map(&certs));
+                if info.username.is_some() {
+                    state.machine.authorize();
+                } else {
+                    tracing::info!(
+                        session_id = core.id,
+                        "client certificate maps to no user; refusing"
+                    );
+                    state.machine.refuse();
+                }
+            }
             let deadline = state.flush(core);
             (deadline, std::mem::take(&mut state.events))
         };
         for event in events {
             match event {
-                Event::Established { .. } => {
-                    if let Some(map) = &shared.cert_to_name {
-                        let certs = core.lock().machine.peer_certificates().map(<[_]>::to_vec).unwrap_or_default();
-                        info.username = map(&certs);
-                        if info.username.is_none() {
-                            tracing::info!(session_id = core.id, "client certificate maps to no user; closing");
-                            core.kill();
-                            return Ok(());
-                        }
-                    }
-                }
-                Event::Rpc { request } => answer(shared, core, &request, &info),
+                Event::Rpc { request } => answer(shared, core, &request, info),
                 Event::Closed { reason } => {
                     tracing::debug!(session_id = core.id, ?reason, "session closed");
                     return Ok(());
@@ -381,7 +445,9 @@ fn session_loop(shared: &Shared, core: &Arc<SessionCore>, reader: &mut TcpStream
                     tracing::debug!(session_id = core.id, error = %e, "protocol error from the client");
                 }
             }
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => state.machine.handle_timeout(now),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                state.machine.handle_timeout(now)
+            }
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(_) => state.machine.handle_eof(now),
         }
@@ -400,7 +466,11 @@ fn answer(shared: &Shared, core: &SessionCore, request: &Request, info: &Session
     let subscribes = request.operation.name == "create-subscription"
         && request.operation.namespace == netconf_proto::xml::NS_NOTIFICATION
         && reply == Reply::Ok;
-    if let Err(e) = state.machine.session_mut().send_reply(&request.message_id, &reply) {
+    if let Err(e) = state
+        .machine
+        .session_mut()
+        .send_reply(&request.message_id, &reply)
+    {
         tracing::debug!(error = %e, "reply not sent");
     }
     state.subscribed |= subscribes;
@@ -411,9 +481,14 @@ fn kill_session(shared: &Shared, own_id: u32, request: &Request) -> Reply {
     let invalid = |msg: String| {
         Reply::error(RpcError::new(ErrorType::Protocol, ErrorTag::InvalidValue).with_message(msg))
     };
-    let Some(target) = request.body.child_text("session-id").and_then(|t| t.trim().parse::<u32>().ok()) else {
+    let Some(target) = request
+        .body
+        .child_text("session-id")
+        .and_then(|t| t.trim().parse::<u32>().ok())
+    else {
         return Reply::error(
-            RpcError::new(ErrorType::Protocol, ErrorTag::MissingElement).with_message("kill-session needs a <session-id>"),
+            RpcError::new(ErrorType::Protocol, ErrorTag::MissingElement)
+                .with_message("kill-session needs a <session-id>"),
         );
     };
     if target == own_id {

@@ -26,6 +26,13 @@ pub trait Machine {
     fn peer_certificates(&self) -> Option<&[rustls::pki_types::CertificateDer<'static>]> {
         None
     }
+    /// True when a server must now decide whether the peer may proceed
+    /// (see [`TlsSession::require_authorization`](crate::TlsSession::require_authorization)).
+    fn awaiting_authorization(&self) -> bool {
+        false
+    }
+    /// Lets the held session proceed (`true`) or ends it unseen (`false`).
+    fn authorize(&mut self, _allow: bool) {}
 }
 
 impl Machine for Session {
@@ -72,6 +79,16 @@ impl Machine for crate::tls::TlsSession {
     fn peer_certificates(&self) -> Option<&[rustls::pki_types::CertificateDer<'static>]> {
         crate::tls::TlsSession::peer_certificates(self)
     }
+    fn awaiting_authorization(&self) -> bool {
+        crate::tls::TlsSession::awaiting_authorization(self)
+    }
+    fn authorize(&mut self, allow: bool) {
+        if allow {
+            crate::tls::TlsSession::authorize(self)
+        } else {
+            crate::tls::TlsSession::refuse(self)
+        }
+    }
 }
 
 impl<M: Machine + ?Sized> Machine for Box<M> {
@@ -96,5 +113,11 @@ impl<M: Machine + ?Sized> Machine for Box<M> {
     #[cfg(feature = "rustls")]
     fn peer_certificates(&self) -> Option<&[rustls::pki_types::CertificateDer<'static>]> {
         (**self).peer_certificates()
+    }
+    fn awaiting_authorization(&self) -> bool {
+        (**self).awaiting_authorization()
+    }
+    fn authorize(&mut self, allow: bool) {
+        (**self).authorize(allow)
     }
 }

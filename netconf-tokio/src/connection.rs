@@ -49,7 +49,13 @@ impl Conn {
                 Output::Transmit(bytes) => {
                     if self.io_error.is_none() {
                         if let Err(e) = self.write_all(&bytes).await {
-                            self.transport_failed(e);
+                            // After the session ended, failing to send our last bytes (the
+                            // close_notify to a peer already gone) is not the caller's news.
+                            if self.machine.session().is_closed() {
+                                tracing::debug!(error = %e, "write after the session closed failed");
+                            } else {
+                                self.transport_failed(e);
+                            }
                         }
                     }
                 }

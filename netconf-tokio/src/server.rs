@@ -34,6 +34,7 @@ pub struct SessionInfo {
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 type Handler = dyn Fn(Request, SessionInfo) -> BoxFuture<Reply> + Send + Sync;
 type CertToName = dyn Fn(&[CertificateDer<'static>]) -> Option<String> + Send + Sync;
+type SessionEnd = dyn Fn(&SessionInfo) + Send + Sync;
 
 /// Notifications queued for one slow session before further ones are dropped for it.
 const SESSION_QUEUE: usize = 1024;
@@ -54,6 +55,7 @@ pub struct ServerBuilder {
     tls: ServerTlsOptions,
     config: Config,
     cert_to_name: Option<Arc<CertToName>>,
+    on_session_end: Option<Arc<SessionEnd>>,
     write_timeout: Option<Duration>,
 }
 
@@ -78,6 +80,13 @@ impl ServerBuilder {
         f: impl Fn(&[CertificateDer<'static>]) -> Option<String> + Send + Sync + 'static,
     ) -> Self {
         self.cert_to_name = Some(Arc::new(f));
+        self
+    }
+
+    /// Called when a session ends, however it ends, so the application can release what
+    /// the session held, such as locks (RFC 6241 section 7.5).
+    pub fn on_session_end(mut self, f: impl Fn(&SessionInfo) + Send + Sync + 'static) -> Self {
+        self.on_session_end = Some(Arc::new(f));
         self
     }
 
@@ -106,6 +115,7 @@ impl ServerBuilder {
                     Box::pin(handler(req, info)) as BoxFuture<Reply>
                 }),
                 cert_to_name: self.cert_to_name,
+                on_session_end: self.on_session_end,
                 write_timeout: self.write_timeout,
                 sessions: Mutex::new(HashMap::new()),
                 next_id: AtomicU32::new(1),
@@ -121,6 +131,7 @@ struct Shared {
     config: Config,
     handler: Arc<Handler>,
     cert_to_name: Option<Arc<CertToName>>,
+    on_session_end: Option<Arc<SessionEnd>>,
     write_timeout: Option<Duration>,
     sessions: Mutex<HashMap<u32, SessionEntry>>,
     next_id: AtomicU32,
@@ -155,6 +166,7 @@ impl Server {
             tls,
             config: Config::server(),
             cert_to_name: None,
+            on_session_end: None,
             write_timeout: Some(Duration::from_secs(60)),
         }
     }
@@ -271,7 +283,12 @@ async fn serve_session(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr)
         id,
         Instant::now(),
     ) {
-        Ok(m) => m,
+        Ok(mut m) => {
+            if shared.cert_to_name.is_some() {
+                m.require_authorization();
+            }
+            m
+        }
         Err(e) => return tracing::warn!(error = %e, "cannot start a TLS session"),
     };
     let (tx, mut commands) = mpsc::channel(SESSION_QUEUE);
@@ -292,22 +309,21 @@ async fn serve_session(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr)
     let mut subscribed = false;
     let mut stopped = shared.stopped.clone();
     'session: loop {
+        if conn.machine.awaiting_authorization() {
+            // RFC 7589 cert-to-name, before the client sees our hello.
+            let certs = tls_peer_certs(&conn);
+            info.username = shared.cert_to_name.as_ref().and_then(|map| map(&certs));
+            if info.username.is_none() {
+                tracing::info!(
+                    session_id = id,
+                    "client certificate maps to no user; refusing"
+                );
+            }
+            conn.machine.authorize(info.username.is_some());
+        }
         let deadline = conn.flush().await;
         while let Some(event) = conn.events.pop_front() {
             match event {
-                Event::Established { .. } => {
-                    if let Some(map) = &shared.cert_to_name {
-                        let certs = tls_peer_certs(&conn);
-                        info.username = map(&certs);
-                        if info.username.is_none() {
-                            tracing::info!(
-                                session_id = id,
-                                "client certificate maps to no user; closing"
-                            );
-                            conn.machine.session_mut().abort();
-                        }
-                    }
-                }
                 Event::Rpc { request } => {
                     let reply = if request.operation.is_base("kill-session") {
                         kill_session(&shared, id, &request)
@@ -353,6 +369,9 @@ async fn serve_session(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr)
     }
     shared.sessions().remove(&id);
     conn.shutdown().await;
+    if let Some(on_end) = &shared.on_session_end {
+        on_end(&info);
+    }
 }
 
 fn tls_peer_certs(conn: &Conn) -> Vec<CertificateDer<'static>> {

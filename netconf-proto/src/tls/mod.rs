@@ -42,6 +42,17 @@ pub struct TlsSession {
     received: u64,
     /// Where the peer's byte stream is relative to TLS record boundaries.
     records: RecordBoundary,
+    /// The session's output is held back until the caller authorizes the peer (RFC 7589
+    /// cert-to-name): an unmapped client must not even see our hello.
+    authorization: Authorization,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Authorization {
+    NotRequired,
+    Pending,
+    Granted,
+    Refused,
 }
 
 /// Follows TLS record headers (5 bytes: type, version, length) through the ciphertext so an
@@ -116,6 +127,40 @@ impl TlsSession {
             peer_closed: false,
             received: 0,
             records: RecordBoundary::default(),
+            authorization: Authorization::NotRequired,
+        }
+    }
+
+    /// Holds the session back (no hello, no events) until [`TlsSession::authorize`] or
+    /// [`TlsSession::refuse`]. Servers use this to map the client certificate to a user
+    /// (RFC 7589 section 7) before the client learns anything about the server.
+    pub fn require_authorization(&mut self) {
+        if self.authorization == Authorization::NotRequired {
+            self.authorization = Authorization::Pending;
+        }
+    }
+
+    /// True when the TLS handshake is done and the peer waits for a decision: call
+    /// [`TlsSession::authorize`] or [`TlsSession::refuse`] (after checking
+    /// [`TlsSession::peer_certificates`]).
+    pub fn awaiting_authorization(&self) -> bool {
+        self.authorization == Authorization::Pending
+            && !self.tls.is_handshaking()
+            && !self.session.is_closed()
+    }
+
+    /// Lets the session start: our hello goes out.
+    pub fn authorize(&mut self) {
+        if self.authorization == Authorization::Pending {
+            self.authorization = Authorization::Granted;
+        }
+    }
+
+    /// Ends the session without sending anything but the TLS close_notify.
+    pub fn refuse(&mut self) {
+        if self.authorization == Authorization::Pending {
+            self.authorization = Authorization::Refused;
+            self.session.abort();
         }
     }
 
@@ -239,17 +284,9 @@ impl TlsSession {
     /// `Transmit` before acting on `Event::Closed` never drops our last reply or the
     /// close_notify alert.
     pub fn poll_output(&mut self) -> Output {
-        loop {
-            match self.session.poll_output() {
-                Output::Transmit(plain) => self.write_plaintext(&plain),
-                Output::Event(ev) => {
-                    if matches!(ev, Event::Closed { .. }) {
-                        self.tls.send_close_notify();
-                    }
-                    self.events.push_back(ev);
-                }
-                Output::Wait(_) => break,
-            }
+        let holding = self.authorization == Authorization::Pending && !self.session.is_closed();
+        if !holding {
+            self.pull_session_output();
         }
         if self.tls.wants_write() {
             let mut out = Vec::new();
@@ -264,6 +301,24 @@ impl TlsSession {
             return Output::Event(ev);
         }
         Output::Wait(self.session.next_deadline())
+    }
+
+    /// Moves the session's bytes into TLS and its events into our queue, in order.
+    fn pull_session_output(&mut self) {
+        loop {
+            match self.session.poll_output() {
+                // A refused peer gets nothing but the close_notify.
+                Output::Transmit(_) if self.authorization == Authorization::Refused => {}
+                Output::Transmit(plain) => self.write_plaintext(&plain),
+                Output::Event(ev) => {
+                    if matches!(ev, Event::Closed { .. }) {
+                        self.tls.send_close_notify();
+                    }
+                    self.events.push_back(ev);
+                }
+                Output::Wait(_) => return,
+            }
+        }
     }
 
     fn write_plaintext(&mut self, plain: &[u8]) {

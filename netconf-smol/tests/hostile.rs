@@ -1,0 +1,548 @@
+//! The smol client against the testkit's deliberately hostile TLS server, on loopback, under
+//! two executors: `smol::block_on` with the driver spawned on smol's global executor by
+//! `Client::connect_tls`, and async-std's executor with the driver returned by
+//! `connect_tls_with_driver` and spawned with `async_std::task::spawn`.
+//!
+//! Each `Hostile` mode delivers ciphertext in a way that strands decrypted bytes inside TLS
+//! for a read loop with a drainage bug (tiny records in one write, records dribbled 1-7 bytes
+//! per write, a hello larger than one read, a reply and a notification in one record, ...).
+//! The client must establish within 2 s, read the server's data and close cleanly.
+//!
+//! Every test body runs on its own thread under a 10 s deadlock guard, so a hang fails the
+//! test instead of the whole run.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures_lite::StreamExt;
+use netconf_proto::Framing;
+use netconf_smol::operations::{Datastore, GetConfig};
+use netconf_smol::tls::ClientTlsOptions;
+use netconf_smol::{Client, ClientBuilder, Error};
+use netconf_tests::certs::{Pki, PkiFiles};
+use netconf_tests::hostile_tls::{
+    Hostile, HostileServer, Outcome, BIG_HELLO_MODULES, DEFAULT_SESSION_ID,
+};
+
+/// Deadlock guard around every test body.
+const GUARD: Duration = Duration::from_secs(10);
+/// The hello exchange must finish within this, whatever the server does to the records.
+const ESTABLISH_WITHIN: Duration = Duration::from_secs(2);
+
+/// Runs `body` on its own thread and fails if it has not finished within [`GUARD`]. Works
+/// whatever the body blocks on (an executor, a join, a condvar).
+fn guarded(body: impl FnOnce() + Send + 'static) {
+    let (done, finished) = mpsc::channel();
+    let thread = std::thread::Builder::new()
+        .name("guarded-test-body".into())
+        .spawn(move || {
+            body();
+            let _ = done.send(());
+        })
+        .expect("spawning the test thread");
+    match finished.recv_timeout(GUARD) {
+        Ok(()) => thread.join().expect("the test body panicked"),
+        Err(mpsc::RecvTimeoutError::Disconnected) => match thread.join() {
+            Err(panic) => std::panic::resume_unwind(panic),
+            Ok(()) => unreachable!("the body ended without reporting"),
+        },
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            panic!("deadlock guard: the test did not finish within {GUARD:?}")
+        }
+    }
+}
+
+/// `fut`, or a panic naming `what` if it takes longer than `limit`.
+async fn within<F: Future>(limit: Duration, what: &str, fut: F) -> F::Output {
+    futures_lite::future::or(async { Some(fut.await) }, async {
+        async_io::Timer::after(limit).await;
+        None
+    })
+    .await
+    .unwrap_or_else(|| panic!("{what}: did not finish within {limit:?}"))
+}
+
+/// A fresh PKI in its own temp dir (removed on drop).
+struct TestPki {
+    pki: Pki,
+    files: PkiFiles,
+    dir: PathBuf,
+}
+
+impl TestPki {
+    fn new(tag: &str) -> TestPki {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let dir = std::env::temp_dir().join(format!(
+            "netconf-smol-hostile-{tag}-{}-{n}-{nanos}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).expect("creating the temp dir");
+        let pki = Pki::generate();
+        let files = pki.write_to_dir(&dir).expect("writing the PKI");
+        TestPki { pki, files, dir }
+    }
+
+    fn client_tls(&self) -> ClientTlsOptions {
+        ClientTlsOptions::new()
+            .ca_file(&self.files.ca_cert)
+            .client_cert_files(&self.files.client_cert, &self.files.client_key)
+    }
+}
+
+impl Drop for TestPki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Which executor a case runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Exec {
+    /// `smol::block_on`; the driver is spawned on smol's global executor by `connect_tls`.
+    Smol,
+    /// `async_std::task::block_on`; the test spawns the driver with `async_std::task::spawn`.
+    AsyncStd,
+}
+
+impl Exec {
+    fn block_on<T>(self, fut: impl Future<Output = T>) -> T {
+        match self {
+            Exec::Smol => smol::block_on(fut),
+            Exec::AsyncStd => async_std::task::block_on(fut),
+        }
+    }
+}
+
+/// The running driver, as far as the test can see it.
+enum DriverTask {
+    /// Spawned and detached by `connect_tls` on smol's global executor.
+    Detached,
+    /// Spawned by the test on async-std's executor.
+    AsyncStd(async_std::task::JoinHandle<()>),
+}
+
+/// Connects within [`ESTABLISH_WITHIN`] on `exec`, with `rpc_timeout` if given.
+async fn connect(
+    exec: Exec,
+    addr: &str,
+    tls: &ClientTlsOptions,
+    rpc_timeout: Option<Duration>,
+    mode: Hostile,
+) -> (Client, DriverTask) {
+    let what = format!("{mode:?} on {exec:?}: establishing the session");
+    let builder = || match rpc_timeout {
+        Some(t) => Client::builder().rpc_timeout(Some(t)),
+        None => ClientBuilder::default(),
+    };
+    match exec {
+        Exec::Smol => {
+            let client = match rpc_timeout {
+                None => within(ESTABLISH_WITHIN, &what, Client::connect_tls(addr, tls)).await,
+                Some(_) => within(ESTABLISH_WITHIN, &what, builder().connect_tls(addr, tls)).await,
+            }
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+            (client, DriverTask::Detached)
+        }
+        Exec::AsyncStd => {
+            let (client, driver) = within(
+                ESTABLISH_WITHIN,
+                &what,
+                builder().connect_tls_with_driver(addr, tls),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+            (client, DriverTask::AsyncStd(async_std::task::spawn(driver)))
+        }
+    }
+}
+
+/// Waits until the driver has stopped: the test's own join handle where there is one,
+/// otherwise `is_closed` polled for up to 2 s.
+async fn driver_finished(client: &Client, driver: DriverTask) {
+    match driver {
+        DriverTask::AsyncStd(handle) => {
+            within(
+                Duration::from_secs(2),
+                "the driver finishing after the session closed",
+                handle,
+            )
+            .await
+        }
+        DriverTask::Detached => {
+            assert!(wait_closed(client).await, "the driver did not stop");
+        }
+    }
+    assert!(client.is_closed());
+}
+
+/// Polls `is_closed` for up to 2 s.
+async fn wait_closed(client: &Client) -> bool {
+    for _ in 0..200 {
+        if client.is_closed() {
+            return true;
+        }
+        async_io::Timer::after(Duration::from_millis(10)).await;
+    }
+    client.is_closed()
+}
+
+/// Waits (on a blocking thread) until the hostile server has recorded how its first
+/// connection ended.
+async fn first_outcome(server: &Arc<HostileServer>) -> Option<Outcome> {
+    let server = server.clone();
+    smol::unblock(move || {
+        server
+            .wait_for_first_outcome(Duration::from_secs(3))
+            .and_then(|log| log.outcome)
+    })
+    .await
+}
+
+/// Stops the hostile server on a blocking thread (stop joins its worker threads).
+async fn stop(server: Arc<HostileServer>) {
+    smol::unblock(move || server.stop()).await
+}
+
+fn check_established(client: &Client, mode: Hostile) {
+    assert_eq!(client.session_id(), DEFAULT_SESSION_ID, "{mode:?}");
+    let caps = client.capabilities();
+    assert!(
+        caps.contains_uri("urn:ietf:params:netconf:base:1.0"),
+        "{mode:?}"
+    );
+    assert!(caps.has_candidate(), "{mode:?}: {caps:?}");
+    assert!(caps.has_notification(), "{mode:?}: {caps:?}");
+    let expected = if mode.offers_base_1_1() {
+        Framing::Chunked
+    } else {
+        Framing::EndOfMessage
+    };
+    assert_eq!(client.framing(), expected, "{mode:?}");
+    if mode == Hostile::BigHello {
+        assert!(
+            caps.len() >= BIG_HELLO_MODULES,
+            "{mode:?}: {} capabilities",
+            caps.len()
+        );
+        // The server escapes `&` as `&amp;`: the client must hand out the unescaped URI.
+        let uri = "urn:example:yang:module-079?module=example-module-079&revision=2026-01-01";
+        assert!(caps.contains_uri(uri), "{mode:?}: {uri} not in {caps:?}");
+    }
+}
+
+/// The `<data>` content the hostile server answers its `index`-th rpc with.
+fn check_data(data: &str, mode: Hostile, index: usize) {
+    assert!(
+        data.starts_with("<top xmlns=\"urn:example\">"),
+        "{mode:?}: {}",
+        &data[..data.len().min(200)]
+    );
+    assert!(data.contains(&format!("<mode>{mode:?}</mode>")), "{mode:?}");
+    assert!(
+        data.contains(&format!("<rpc-index>{index}</rpc-index>")),
+        "{mode:?}"
+    );
+    assert!(data.ends_with("</top>"), "{mode:?}");
+    if mode == Hostile::Dribble {
+        assert!(data.len() > 40_000, "{mode:?}: {} bytes", data.len());
+        assert!(data.contains("grüße aus dem testkit"), "{mode:?}");
+    }
+}
+
+/// Connect, check the session, get-config twice, close: against every answering mode.
+async fn answers_get_config(exec: Exec, mode: Hostile) {
+    assert!(mode.answers_rpcs());
+    let pki = TestPki::new(&format!("{mode:?}-{exec:?}"));
+    let server = Arc::new(HostileServer::start(mode, &pki.pki).expect("hostile server"));
+    let addr = server.addr().to_string();
+
+    let started = Instant::now();
+    let (client, driver) = connect(exec, &addr, &pki.client_tls(), None, mode).await;
+    let established_in = started.elapsed();
+    check_established(&client, mode);
+
+    // Subscribed before the first rpc: the notification may ride in the reply's record.
+    let mut notifications = client.notifications();
+    let get = GetConfig::new(Datastore::Running);
+    let data = within(GUARD / 2, "the first get-config", client.get_config(&get))
+        .await
+        .unwrap_or_else(|e| panic!("{mode:?} on {exec:?}: get-config failed: {e}"));
+    check_data(data.as_str(), mode, 0);
+
+    if mode == Hostile::ReplyAndNotification {
+        let n = within(
+            Duration::from_secs(2),
+            "the notification packed with the reply",
+            notifications.next(),
+        )
+        .await
+        .expect("the notification stream ended")
+        .expect("lagged on the first notification");
+        assert_eq!(n.event_time, "2026-01-01T00:00:00Z");
+        assert!(
+            n.content
+                .as_str()
+                .contains("<event xmlns=\"urn:example\">x</event>"),
+            "{:?}",
+            n.content
+        );
+    }
+
+    // A second rpc on the same session (after the hostile first reply).
+    let data = within(GUARD / 2, "the second get-config", client.get_config(&get))
+        .await
+        .expect("second get-config");
+    check_data(data.as_str(), mode, 1);
+
+    within(Duration::from_secs(2), "close", client.close())
+        .await
+        .expect("close");
+    driver_finished(&client, driver).await;
+    let after = within(
+        Duration::from_secs(1),
+        "an rpc after close",
+        client.get_config(&get),
+    )
+    .await;
+    assert!(after.is_err(), "an rpc after close must fail: {after:?}");
+    assert_eq!(
+        first_outcome(&server).await,
+        Some(Outcome::ClosedAfterCloseSession),
+        "{mode:?} on {exec:?}"
+    );
+    let log = server.connections();
+    assert_eq!(log.len(), 1);
+    assert!(log[0].close_session);
+    assert_eq!(log[0].chunked, mode.offers_base_1_1());
+    assert_eq!(log[0].rpcs.len(), 3, "two get-configs and a close-session");
+    eprintln!("{mode:?} on {exec:?}: established in {established_in:?}");
+    stop(server).await;
+}
+
+/// The server stops in the middle of the first reply: the rpc times out, and since nothing
+/// can follow a half message the session ends; later calls fail at once instead of hanging.
+async fn stall_mid_reply(exec: Exec) {
+    let mode = Hostile::StallMidReply;
+    let pki = TestPki::new(&format!("stall-{exec:?}"));
+    let server = Arc::new(HostileServer::start(mode, &pki.pki).expect("server"));
+    let addr = server.addr().to_string();
+    let (client, driver) = connect(
+        exec,
+        &addr,
+        &pki.client_tls(),
+        Some(Duration::from_millis(300)),
+        mode,
+    )
+    .await;
+    assert_eq!(client.session_id(), DEFAULT_SESSION_ID);
+
+    let get = GetConfig::new(Datastore::Running);
+    let started = Instant::now();
+    match within(
+        Duration::from_secs(3),
+        "the stalled rpc",
+        client.get_config(&get),
+    )
+    .await
+    {
+        Err(Error::Timeout(_)) => {}
+        other => panic!("expected Error::Timeout, got {other:?}"),
+    }
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_secs(3),
+        "timed out after {waited:?}"
+    );
+
+    // The session is over: nothing can come after half a message.
+    driver_finished(&client, driver).await;
+    let started = Instant::now();
+    let later = within(
+        Duration::from_secs(1),
+        "an rpc after the stall",
+        client.get_config(&get),
+    )
+    .await;
+    assert!(
+        later.is_err(),
+        "an rpc after the stall succeeded: {later:?}"
+    );
+    assert!(
+        !matches!(later, Err(Error::Timeout(_))),
+        "a later rpc must fail at once, not time out: {later:?}"
+    );
+    assert!(started.elapsed() < Duration::from_millis(250));
+    // close() on the dead session returns promptly, and without an error: there is
+    // nothing left to close.
+    within(
+        Duration::from_secs(1),
+        "close() on a dead session",
+        client.close(),
+    )
+    .await
+    .expect("close() on a session that already ended");
+    drop(client);
+
+    // The server saw our socket close.
+    let outcome = first_outcome(&server).await;
+    assert!(
+        matches!(outcome, Some(Outcome::PeerClosed | Outcome::Error(_))),
+        "{outcome:?}"
+    );
+    assert_eq!(server.connections()[0].rpcs.len(), 1);
+    stop(server).await;
+}
+
+/// `connect_tls_with_driver` on smol: the test spawns the driver itself, pipelines two rpcs
+/// from two clones, and sees the driver finish after close.
+async fn driver_spawned_by_test(mode: Hostile) {
+    let pki = TestPki::new(&format!("driver-{mode:?}"));
+    let server = Arc::new(HostileServer::start(mode, &pki.pki).expect("server"));
+    let addr = server.addr().to_string();
+    let (client, driver) = within(
+        ESTABLISH_WITHIN,
+        "establishing the session",
+        Client::builder().connect_tls_with_driver(&addr, &pki.client_tls()),
+    )
+    .await
+    .expect("connect");
+    check_established(&client, mode);
+    let driver = smol::spawn(driver);
+
+    let other = client.clone();
+    let get = GetConfig::new(Datastore::Running);
+    let (a, b) = within(
+        GUARD / 2,
+        "two pipelined get-configs",
+        futures_lite::future::zip(client.get_config(&get), other.get_config(&get)),
+    )
+    .await;
+    let (a, b) = (a.expect("first"), b.expect("second"));
+    assert_ne!(a, b, "two rpcs got the same reply");
+    let both = format!("{a}{b}");
+    for i in 0..2 {
+        assert!(
+            both.contains(&format!("<rpc-index>{i}</rpc-index>")),
+            "reply {i} missing: {both}"
+        );
+    }
+
+    client.close().await.expect("close");
+    within(Duration::from_secs(2), "the driver finishing", driver).await;
+    assert!(client.is_closed());
+    assert!(other.get_config(&get).await.is_err());
+    assert_eq!(
+        first_outcome(&server).await,
+        Some(Outcome::ClosedAfterCloseSession)
+    );
+    stop(server).await;
+}
+
+/// A driver that is dropped unrun: rpcs fail at once and the server sees the socket close.
+async fn driver_dropped() {
+    let pki = TestPki::new("driver-dropped");
+    let server = Arc::new(HostileServer::start(Hostile::Normal, &pki.pki).expect("server"));
+    let addr = server.addr().to_string();
+    let (client, driver) = within(
+        ESTABLISH_WITHIN,
+        "establishing the session",
+        Client::builder().connect_tls_with_driver(&addr, &pki.client_tls()),
+    )
+    .await
+    .expect("connect");
+    drop(driver);
+    let result = within(
+        Duration::from_secs(2),
+        "an rpc without a driver",
+        client.get_config(&GetConfig::new(Datastore::Running)),
+    )
+    .await;
+    assert!(result.is_err(), "{result:?}");
+    assert!(client.is_closed());
+    drop(client);
+    let outcome = first_outcome(&server).await;
+    assert!(
+        matches!(outcome, Some(Outcome::PeerClosed | Outcome::Error(_))),
+        "{outcome:?}"
+    );
+    stop(server).await;
+}
+
+/// Runs each case under `smol::block_on` and under async-std's executor.
+macro_rules! on_both_executors {
+    ($($name:ident => |$exec:ident| $body:expr;)*) => {$(
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[test]
+            fn smol() {
+                guarded(|| {
+                    let $exec = Exec::Smol;
+                    $exec.block_on($body)
+                })
+            }
+
+            #[test]
+            fn async_std() {
+                guarded(|| {
+                    let $exec = Exec::AsyncStd;
+                    $exec.block_on($body)
+                })
+            }
+        }
+    )*};
+}
+
+on_both_executors! {
+    normal => |exec| answers_get_config(exec, Hostile::Normal);
+    tiny_records => |exec| answers_get_config(exec, Hostile::TinyRecords);
+    dribble => |exec| answers_get_config(exec, Hostile::Dribble);
+    big_hello => |exec| answers_get_config(exec, Hostile::BigHello);
+    reply_and_notification => |exec| answers_get_config(exec, Hostile::ReplyAndNotification);
+    base10_only => |exec| answers_get_config(exec, Hostile::Base10Only);
+    stall_mid_reply_times_out_then_closes => |exec| stall_mid_reply(exec);
+}
+
+#[test]
+fn every_answering_mode_is_covered() {
+    // The macro above lists the modes by hand: fail loudly when the testkit grows one.
+    let answering: Vec<Hostile> = Hostile::ALL
+        .into_iter()
+        .filter(|m| m.answers_rpcs())
+        .collect();
+    assert_eq!(
+        answering,
+        [
+            Hostile::Normal,
+            Hostile::TinyRecords,
+            Hostile::Dribble,
+            Hostile::BigHello,
+            Hostile::ReplyAndNotification,
+            Hostile::Base10Only,
+        ]
+    );
+}
+
+#[test]
+fn driver_spawned_by_the_test_tiny_records() {
+    guarded(|| smol::block_on(driver_spawned_by_test(Hostile::TinyRecords)))
+}
+
+#[test]
+fn driver_spawned_by_the_test_dribble() {
+    guarded(|| smol::block_on(driver_spawned_by_test(Hostile::Dribble)))
+}
+
+#[test]
+fn driver_never_run() {
+    guarded(|| smol::block_on(driver_dropped()))
+}

@@ -460,7 +460,16 @@ fn answer(shared: &Shared, core: &SessionCore, request: &Request, info: &Session
         kill_session(shared, core.id, request)
     } else {
         // The handler runs without the session lock, so notifications can still go out.
-        (shared.handler)(request, info)
+        // A panic in it costs this request (answered with operation-failed), not the session.
+        let handler = &shared.handler;
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(request, info)))
+            .unwrap_or_else(|_| {
+                tracing::error!(session_id = info.session_id, "request handler panicked");
+                Reply::error(
+                    RpcError::new(ErrorType::Application, ErrorTag::OperationFailed)
+                        .with_message("the server failed while handling this request"),
+                )
+            })
     };
     let mut state = core.lock();
     let subscribes = request.operation.name == "create-subscription"

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -24,7 +25,7 @@ use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::Stream;
 
-use crate::connection::{AsyncStream, Conn};
+use crate::connection::{sleep, AsyncStream, Conn, Ended};
 
 /// The IANA port for NETCONF over TLS (RFC 7589).
 pub const DEFAULT_TLS_PORT: u16 = 6513;
@@ -144,7 +145,7 @@ impl ClientBuilder {
         stream: Box<dyn AsyncStream>,
         machine: Box<dyn netconf_proto::Machine + Send>,
     ) -> Result<(Client, Driver), Error> {
-        let mut conn = Conn::new(stream, machine, self.write_timeout);
+        let mut conn = Conn::new(stream, machine, self.write_timeout, true);
         loop {
             let deadline = conn.flush().await;
             if conn
@@ -165,26 +166,27 @@ impl ClientBuilder {
                 continue;
             }
             tokio::select! {
-                read = conn.stream.read(&mut conn.buf) => conn.on_read(read),
-                () = Conn::sleep(deadline) => conn.machine.handle_timeout(Instant::now()),
+                read = conn.reader.read(&mut conn.buf) => conn.on_read(read),
+                () = sleep(deadline) => conn.machine.handle_timeout(Instant::now()),
             }
         }
         let session = conn.machine.session();
         let (cmds, rx) = mpsc::channel(256);
-        let (notifications, _) = broadcast::channel(self.notification_buffer);
+        // The driver owns the only sender: when it stops, every notification stream ends.
+        let (notifications, template) = broadcast::channel(self.notification_buffer);
         let shared = Arc::new(Shared {
-            cmds,
             session_id: session.session_id().unwrap_or_default(),
             capabilities: session.peer_capabilities().clone(),
             framing: session.framing(),
             rpc_timeout: session.config().rpc_timeout,
-            notifications,
-            closed: Mutex::new(None),
+            subscribe: Mutex::new(template),
+            closed: AtomicBool::new(false),
+            ended: Mutex::new(None),
         });
         let driver = Driver {
-            inner: Box::pin(drive(conn, rx, shared.clone())),
+            inner: Box::pin(drive(conn, rx, notifications, shared.clone())),
         };
-        Ok((Client { shared }, driver))
+        Ok((Client { cmds, shared }, driver))
     }
 }
 
@@ -208,15 +210,32 @@ pub(crate) fn split_host_port(addr: &str) -> Result<(&str, u16), Error> {
     }
 }
 
+/// What the handles and the driver share. It holds no sender of the command channel:
+/// when the last `Client` is dropped the channel closes and the driver ends the session.
 struct Shared {
-    cmds: mpsc::Sender<Command>,
     session_id: u32,
     capabilities: Capabilities,
     framing: Framing,
     rpc_timeout: Option<Duration>,
-    notifications: broadcast::Sender<Notification>,
-    /// Why the driver stopped, for precise errors after the fact.
-    closed: Mutex<Option<String>>,
+    /// A receiver kept only to create new subscriptions from.
+    subscribe: Mutex<broadcast::Receiver<Notification>>,
+    /// Set before any waiter learns that the session ended.
+    closed: AtomicBool,
+    /// How the session ended, for precise errors after the fact.
+    ended: Mutex<Option<Ended>>,
+}
+
+impl Shared {
+    fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+        m.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn ended_error(&self) -> Error {
+        match &*Shared::lock(&self.ended) {
+            Some(ended) => ended.error(),
+            None => Error::Closed(CloseReason::Local),
+        }
+    }
 }
 
 /// The connection's read loop as a future. Spawn it (or await it) on any executor; it
@@ -239,7 +258,12 @@ impl Future for Driver {
     }
 }
 
-async fn drive(mut conn: Conn, mut cmds: mpsc::Receiver<Command>, shared: Arc<Shared>) {
+async fn drive(
+    mut conn: Conn,
+    mut cmds: mpsc::Receiver<Command>,
+    notifications: broadcast::Sender<Notification>,
+    shared: Arc<Shared>,
+) {
     let mut waiters: HashMap<MessageId, oneshot::Sender<Result<RpcReply, Error>>> = HashMap::new();
     let mut close_waiters: Vec<oneshot::Sender<Result<(), Error>>> = Vec::new();
     let mut handles_alive = true;
@@ -261,7 +285,7 @@ async fn drive(mut conn: Conn, mut cmds: mpsc::Receiver<Command>, shared: Arc<Sh
                     }
                 }
                 Event::Notification(n) => {
-                    let _ = shared.notifications.send(n);
+                    let _ = notifications.send(n);
                 }
                 Event::MessageRejected { error } => {
                     tracing::warn!(%error, "NETCONF message dropped")
@@ -269,25 +293,29 @@ async fn drive(mut conn: Conn, mut cmds: mpsc::Receiver<Command>, shared: Arc<Sh
                 Event::Established { .. } | Event::Rpc { .. } | Event::Closed { .. } => {}
             }
         }
-        if let Some(error) = conn.closed_error() {
-            *shared.closed.lock().unwrap_or_else(|p| p.into_inner()) = Some(error.to_string());
+        if let Some(ended) = conn.ended() {
+            // Record the end before anyone is told, so `is_closed()` and later calls agree.
+            *Shared::lock(&shared.ended) = Some(ended.clone());
+            shared.closed.store(true, Ordering::SeqCst);
+            cmds.close();
             for (_, w) in waiters.drain() {
-                let _ = w.send(Err(conn
-                    .closed_error()
-                    .unwrap_or(Error::Closed(CloseReason::Local))));
+                let _ = w.send(Err(ended.error()));
+            }
+            // Commands queued behind the end get the same answer, never silence.
+            while let Ok(cmd) = cmds.try_recv() {
+                match cmd {
+                    Command::Rpc { reply, .. } => {
+                        let _ = reply.send(Err(ended.error()));
+                    }
+                    Command::Close { done } => close_waiters.push(done),
+                }
             }
             let clean = matches!(
-                conn.closed,
-                Some(CloseReason::CloseSession | CloseReason::Local)
+                ended,
+                Ended::Close(CloseReason::CloseSession | CloseReason::Local)
             );
             for w in close_waiters.drain(..) {
-                let _ = w.send(if clean {
-                    Ok(())
-                } else {
-                    Err(conn
-                        .closed_error()
-                        .unwrap_or(Error::Closed(CloseReason::Local)))
-                });
+                let _ = w.send(if clean { Ok(()) } else { Err(ended.error()) });
             }
             break;
         }
@@ -324,8 +352,8 @@ async fn drive(mut conn: Conn, mut cmds: mpsc::Receiver<Command>, shared: Arc<Sh
                     conn.machine.session_mut().close(Instant::now());
                 }
             },
-            read = conn.stream.read(&mut conn.buf) => conn.on_read(read),
-            () = Conn::sleep(deadline) => conn.machine.handle_timeout(Instant::now()),
+            read = conn.reader.read(&mut conn.buf) => conn.on_read(read),
+            () = sleep(deadline) => conn.machine.handle_timeout(Instant::now()),
         }
     }
     conn.shutdown().await;
@@ -336,6 +364,7 @@ async fn drive(mut conn: Conn, mut cmds: mpsc::Receiver<Command>, shared: Arc<Sh
 /// Dropping a request future abandons that request only: its late reply is discarded.
 #[derive(Clone)]
 pub struct Client {
+    cmds: mpsc::Sender<Command>,
     shared: Arc<Shared>,
 }
 
@@ -411,22 +440,14 @@ impl Client {
         self.shared.framing
     }
 
-    /// True once the driver has stopped.
+    /// True once the session has ended (set before any caller is told why).
     pub fn is_closed(&self) -> bool {
-        self.shared.cmds.is_closed()
+        self.shared.closed.load(Ordering::SeqCst) || self.cmds.is_closed()
     }
 
+    /// The error for a session that ended: the same variant the first caller saw.
     fn closed_error(&self) -> Error {
-        let why = self
-            .shared
-            .closed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        match why {
-            Some(why) => Error::Io(std::io::Error::new(std::io::ErrorKind::NotConnected, why)),
-            None => Error::Closed(CloseReason::Local),
-        }
+        self.shared.ended_error()
     }
 
     /// Sends an RPC and waits for its reply; `<rpc-error>` becomes `Err(Error::Rpc(..))`.
@@ -442,8 +463,7 @@ impl Client {
     ) -> Result<RpcReply, Error> {
         let body = RpcBody::from_operation(op);
         let (reply, rx) = oneshot::channel();
-        self.shared
-            .cmds
+        self.cmds
             .send(Command::Rpc {
                 body,
                 timeout,
@@ -538,20 +558,14 @@ impl Client {
     /// bounded buffer; a consumer that falls behind gets `Err(Lagged(n))`, never unbounded growth.
     pub fn notifications(&self) -> Notifications {
         Notifications {
-            inner: BroadcastStream::new(self.shared.notifications.subscribe()),
+            inner: BroadcastStream::new(Shared::lock(&self.shared.subscribe).resubscribe()),
         }
     }
 
     /// Ends the session with `<close-session>` and waits until the driver has closed it.
     pub async fn close(&self) -> Result<(), Error> {
         let (done, rx) = oneshot::channel();
-        if self
-            .shared
-            .cmds
-            .send(Command::Close { done })
-            .await
-            .is_err()
-        {
+        if self.cmds.send(Command::Close { done }).await.is_err() {
             return Ok(()); // already closed
         }
         rx.await.unwrap_or(Ok(()))

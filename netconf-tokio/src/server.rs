@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -20,7 +20,7 @@ use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinSet;
 
-use crate::connection::Conn;
+use crate::connection::{sleep, Conn};
 
 /// Who is on the other end of a session, for the request handler.
 #[derive(Debug, Clone)]
@@ -44,9 +44,11 @@ struct SessionCommand {
     content: String,
 }
 
-/// What other tasks hold of a session: its notification queue and its kill switch.
+/// What other tasks hold of a session: its notification queue, whether it subscribed,
+/// and its kill switch.
 struct SessionEntry {
     notifications: mpsc::Sender<SessionCommand>,
+    subscribed: Arc<AtomicBool>,
     kill: Arc<Notify>,
 }
 
@@ -244,6 +246,9 @@ impl ServerHandle {
         netconf_proto::xml::check_fragment(content)?;
         let mut queued = 0;
         for (id, entry) in self.shared.sessions().iter() {
+            if !entry.subscribed.load(Ordering::SeqCst) {
+                continue;
+            }
             let cmd = SessionCommand {
                 event_time: event_time.to_owned(),
                 content: content.to_owned(),
@@ -292,21 +297,29 @@ async fn serve_session(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr)
         Err(e) => return tracing::warn!(error = %e, "cannot start a TLS session"),
     };
     let (tx, mut commands) = mpsc::channel(SESSION_QUEUE);
+    let subscribed = Arc::new(AtomicBool::new(false));
     let kill = Arc::new(Notify::new());
     shared.sessions().insert(
         id,
         SessionEntry {
             notifications: tx,
+            subscribed: subscribed.clone(),
             kill: kill.clone(),
         },
     );
-    let mut conn = Conn::new(Box::new(stream), Box::new(machine), shared.write_timeout);
+    // A server does not read while its writes are blocked: a client that sends and never
+    // reads must meet TCP backpressure, not an ever-growing queue of requests.
+    let mut conn = Conn::new(
+        Box::new(stream),
+        Box::new(machine),
+        shared.write_timeout,
+        false,
+    );
     let mut info = SessionInfo {
         session_id: id,
         username: None,
         peer,
     };
-    let mut subscribed = false;
     let mut stopped = shared.stopped.clone();
     'session: loop {
         if conn.machine.awaiting_authorization() {
@@ -328,11 +341,14 @@ async fn serve_session(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr)
                     let reply = if request.operation.is_base("kill-session") {
                         kill_session(&shared, id, &request)
                     } else {
-                        (shared.handler)(request.clone(), info.clone()).await
+                        call_handler(&shared, &request, &info).await
                     };
-                    subscribed |= request.operation.name == "create-subscription"
+                    if request.operation.name == "create-subscription"
                         && request.operation.namespace == netconf_proto::xml::NS_NOTIFICATION
-                        && reply == Reply::Ok;
+                        && reply == Reply::Ok
+                    {
+                        subscribed.store(true, Ordering::SeqCst);
+                    }
                     if let Err(e) = conn
                         .machine
                         .session_mut()
@@ -356,10 +372,10 @@ async fn serve_session(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr)
             continue;
         }
         tokio::select! {
-            read = conn.stream.read(&mut conn.buf) => conn.on_read(read),
-            () = Conn::sleep(deadline) => conn.machine.handle_timeout(Instant::now()),
+            read = conn.reader.read(&mut conn.buf) => conn.on_read(read),
+            () = sleep(deadline) => conn.machine.handle_timeout(Instant::now()),
             Some(cmd) = commands.recv() => {
-                if subscribed {
+                if subscribed.load(Ordering::SeqCst) {
                     let _ = conn.machine.session_mut().send_notification(&cmd.event_time, &cmd.content);
                 }
             },
@@ -371,6 +387,22 @@ async fn serve_session(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr)
     conn.shutdown().await;
     if let Some(on_end) = &shared.on_session_end {
         on_end(&info);
+    }
+}
+
+/// Runs the handler in its own task so that a panic in it costs one request (answered with
+/// `operation-failed`), not the session, and never leaves the session listed.
+async fn call_handler(shared: &Shared, request: &Request, info: &SessionInfo) -> Reply {
+    let future = (shared.handler)(request.clone(), info.clone());
+    match tokio::spawn(future).await {
+        Ok(reply) => reply,
+        Err(e) => {
+            tracing::error!(session_id = info.session_id, error = %e, "request handler failed");
+            Reply::error(
+                RpcError::new(ErrorType::Application, ErrorTag::OperationFailed)
+                    .with_message("the server failed while handling this request"),
+            )
+        }
     }
 }
 

@@ -26,7 +26,9 @@ pub use client::{Client, ClientBuilder, Notifications, DEFAULT_TLS_PORT};
 pub use server::{Server, ServerBuilder, ServerHandle, SessionInfo};
 pub use transport::{NoTimeouts, Transport};
 
+pub use netconf_proto::message::{ErrorSeverity, ErrorTag, ErrorType};
 pub use netconf_proto::{
     check_reply, operations, tls, Capabilities, Capability, Config, Error, MessageId, Notification,
     Reply, ReplyContent, Request, RpcError, RpcReply, XmlPayload,
 };
+pub use netconf_proto::{CloseReason, Framing};

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -20,7 +21,7 @@ use netconf_proto::{
     RpcReply, Session, TlsSession, UsageError, XmlPayload,
 };
 
-use crate::connection::{sleep_until, AsyncStream, Conn};
+use crate::connection::{sleep, AsyncStream, Conn, Ended};
 
 /// A one-shot reply slot: a bounded(1) channel whose sender sees when the waiter is gone.
 type ReplySender<T> = async_channel::Sender<T>;
@@ -153,7 +154,7 @@ impl ClientBuilder {
         stream: Box<dyn AsyncStream>,
         machine: Box<dyn netconf_proto::Machine + Send>,
     ) -> Result<(Client, Driver), Error> {
-        let mut conn = Conn::new(stream, machine, self.write_timeout);
+        let mut conn = Conn::new(stream, machine, self.write_timeout, true);
         loop {
             let deadline = conn.flush().await;
             if conn
@@ -173,9 +174,9 @@ impl ClientBuilder {
                 conn.machine.handle_timeout(Instant::now());
                 continue;
             }
-            let read = async { Some(conn.stream.read(&mut conn.buf).await) }
+            let read = async { Some(conn.reader.read(&mut conn.buf).await) }
                 .or(async {
-                    sleep_until(deadline).await;
+                    sleep(deadline).await;
                     None
                 })
                 .await;
@@ -186,26 +187,26 @@ impl ClientBuilder {
         }
         let session = conn.machine.session();
         let (cmds, rx) = async_channel::bounded(256);
-        let (mut notifications, subscribers) = async_broadcast::broadcast(self.notification_buffer);
+        // The driver owns the only sender: when it stops, every notification stream ends.
         // A slow subscriber loses the oldest notifications (and is told how many); the driver
         // never waits for subscribers.
+        let (mut notifications, template) = async_broadcast::broadcast(self.notification_buffer);
         notifications.set_overflow(true);
         notifications.set_await_active(false);
-        let subscribers = subscribers.deactivate();
+        let template = template.deactivate();
         let shared = Arc::new(Shared {
-            cmds,
             session_id: session.session_id().unwrap_or_default(),
             capabilities: session.peer_capabilities().clone(),
             framing: session.framing(),
             rpc_timeout: session.config().rpc_timeout,
-            notifications,
-            subscribers,
-            closed: Mutex::new(None),
+            subscribe: Mutex::new(template),
+            closed: AtomicBool::new(false),
+            ended: Mutex::new(None),
         });
         let driver = Driver {
-            inner: Box::pin(drive(conn, rx, shared.clone())),
+            inner: Box::pin(drive(conn, rx, notifications, shared.clone())),
         };
-        Ok((Client { shared }, driver))
+        Ok((Client { cmds, shared }, driver))
     }
 }
 
@@ -229,17 +230,32 @@ pub(crate) fn split_host_port(addr: &str) -> Result<(&str, u16), Error> {
     }
 }
 
+/// What the handles and the driver share. It holds no sender of the command channel:
+/// when the last `Client` is dropped the channel closes and the driver ends the session.
 struct Shared {
-    cmds: async_channel::Sender<Command>,
     session_id: u32,
     capabilities: Capabilities,
     framing: Framing,
     rpc_timeout: Option<Duration>,
-    notifications: async_broadcast::Sender<Notification>,
-    /// Keeps the channel open while nobody listens; `notifications()` activates clones.
-    subscribers: InactiveReceiver<Notification>,
-    /// Why the driver stopped, for precise errors after the fact.
-    closed: Mutex<Option<String>>,
+    /// A receiver kept only to create new subscriptions from.
+    subscribe: Mutex<InactiveReceiver<Notification>>,
+    /// Set before any waiter learns that the session ended.
+    closed: AtomicBool,
+    /// How the session ended, for precise errors after the fact.
+    ended: Mutex<Option<Ended>>,
+}
+
+impl Shared {
+    fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+        m.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn ended_error(&self) -> Error {
+        match &*Shared::lock(&self.ended) {
+            Some(ended) => ended.error(),
+            None => Error::Closed(CloseReason::Local),
+        }
+    }
 }
 
 /// The connection's read loop as a future. Spawn it (or await it) on any executor; it
@@ -269,7 +285,12 @@ enum Wake {
     Deadline,
 }
 
-async fn drive(mut conn: Conn, cmds: async_channel::Receiver<Command>, shared: Arc<Shared>) {
+async fn drive(
+    mut conn: Conn,
+    cmds: async_channel::Receiver<Command>,
+    notifications: async_broadcast::Sender<Notification>,
+    shared: Arc<Shared>,
+) {
     let mut waiters: HashMap<MessageId, ReplySender<Result<RpcReply, Error>>> = HashMap::new();
     let mut close_waiters: Vec<ReplySender<Result<(), Error>>> = Vec::new();
     let mut handles_alive = true;
@@ -291,7 +312,7 @@ async fn drive(mut conn: Conn, cmds: async_channel::Receiver<Command>, shared: A
                     }
                 }
                 Event::Notification(n) => {
-                    let _ = shared.notifications.try_broadcast(n);
+                    let _ = notifications.try_broadcast(n);
                 }
                 Event::MessageRejected { error } => {
                     tracing::warn!(%error, "NETCONF message dropped")
@@ -299,25 +320,29 @@ async fn drive(mut conn: Conn, cmds: async_channel::Receiver<Command>, shared: A
                 Event::Established { .. } | Event::Rpc { .. } | Event::Closed { .. } => {}
             }
         }
-        if let Some(error) = conn.closed_error() {
-            *shared.closed.lock().unwrap_or_else(|p| p.into_inner()) = Some(error.to_string());
+        if let Some(ended) = conn.ended() {
+            // Record the end before anyone is told, so `is_closed()` and later calls agree.
+            *Shared::lock(&shared.ended) = Some(ended.clone());
+            shared.closed.store(true, Ordering::SeqCst);
+            cmds.close();
             for (_, w) in waiters.drain() {
-                let _ = w.try_send(Err(conn
-                    .closed_error()
-                    .unwrap_or(Error::Closed(CloseReason::Local))));
+                let _ = w.try_send(Err(ended.error()));
+            }
+            // Commands queued behind the end get the same answer, never silence.
+            while let Ok(cmd) = cmds.try_recv() {
+                match cmd {
+                    Command::Rpc { reply, .. } => {
+                        let _ = reply.try_send(Err(ended.error()));
+                    }
+                    Command::Close { done } => close_waiters.push(done),
+                }
             }
             let clean = matches!(
-                conn.closed,
-                Some(CloseReason::CloseSession | CloseReason::Local)
+                ended,
+                Ended::Close(CloseReason::CloseSession | CloseReason::Local)
             );
             for w in close_waiters.drain(..) {
-                let _ = w.try_send(if clean {
-                    Ok(())
-                } else {
-                    Err(conn
-                        .closed_error()
-                        .unwrap_or(Error::Closed(CloseReason::Local)))
-                });
+                let _ = w.try_send(if clean { Ok(()) } else { Err(ended.error()) });
             }
             break;
         }
@@ -335,9 +360,9 @@ async fn drive(mut conn: Conn, cmds: async_channel::Receiver<Command>, shared: A
                 std::future::pending().await
             }
         }
-        .or(async { Wake::Read(conn.stream.read(&mut conn.buf).await) })
+        .or(async { Wake::Read(conn.reader.read(&mut conn.buf).await) })
         .or(async {
-            sleep_until(deadline).await;
+            sleep(deadline).await;
             Wake::Deadline
         })
         .await;
@@ -385,6 +410,7 @@ async fn drive(mut conn: Conn, cmds: async_channel::Receiver<Command>, shared: A
 /// Dropping a request future abandons that request only: its late reply is discarded.
 #[derive(Clone)]
 pub struct Client {
+    cmds: async_channel::Sender<Command>,
     shared: Arc<Shared>,
 }
 
@@ -466,22 +492,14 @@ impl Client {
         self.shared.framing
     }
 
-    /// True once the driver has stopped.
+    /// True once the session has ended (set before any caller is told why).
     pub fn is_closed(&self) -> bool {
-        self.shared.cmds.is_closed()
+        self.shared.closed.load(Ordering::SeqCst) || self.cmds.is_closed()
     }
 
+    /// The error for a session that ended: the same variant the first caller saw.
     fn closed_error(&self) -> Error {
-        let why = self
-            .shared
-            .closed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        match why {
-            Some(why) => Error::Io(std::io::Error::new(std::io::ErrorKind::NotConnected, why)),
-            None => Error::Closed(CloseReason::Local),
-        }
+        self.shared.ended_error()
     }
 
     /// Sends an RPC and waits for its reply; `<rpc-error>` becomes `Err(Error::Rpc(..))`.
@@ -497,8 +515,7 @@ impl Client {
     ) -> Result<RpcReply, Error> {
         let body = RpcBody::from_operation(op);
         let (reply, rx) = async_channel::bounded(1);
-        self.shared
-            .cmds
+        self.cmds
             .send(Command::Rpc {
                 body,
                 timeout,
@@ -593,20 +610,14 @@ impl Client {
     /// bounded buffer; a consumer that falls behind gets `Err(Lagged(n))`, never unbounded growth.
     pub fn notifications(&self) -> Notifications {
         Notifications {
-            inner: self.shared.subscribers.activate_cloned(),
+            inner: Shared::lock(&self.shared.subscribe).activate_cloned(),
         }
     }
 
     /// Ends the session with `<close-session>` and waits until the driver has closed it.
     pub async fn close(&self) -> Result<(), Error> {
         let (done, rx) = async_channel::bounded(1);
-        if self
-            .shared
-            .cmds
-            .send(Command::Close { done })
-            .await
-            .is_err()
-        {
+        if self.cmds.send(Command::Close { done }).await.is_err() {
             return Ok(()); // already closed
         }
         rx.recv().await.unwrap_or(Ok(()))

@@ -1,12 +1,19 @@
-//! The pieces of the read loop: drain the machine, write everything (awaited to the end,
-//! never raced, since a half-written message cannot be taken back), feed what the stream reads.
+//! The pieces of the read loop both roles share: drain the machine, write everything, and
+//! feed what the socket reads.
+//!
+//! Writes are never raced against commands or timers (a half-written message cannot be
+//! taken back). A client does keep *reading* while a write is blocked: with large requests
+//! and replies pipelined, a client that only writes and a server that only writes would
+//! each wait for the other to read, forever. Each `write` call is cancel-safe, so racing
+//! it against a read loses nothing.
 
 use std::collections::VecDeque;
 use std::io::{self, ErrorKind};
 use std::time::{Duration, Instant};
 
 use futures_io::{AsyncRead, AsyncWrite};
-use futures_lite::{AsyncWriteExt, FutureExt};
+use futures_lite::io::{ReadHalf, WriteHalf};
+use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt};
 use netconf_proto::{CloseReason, Error, Event, Machine, Output};
 
 /// Any futures-io byte stream a session can run on (async-net, `Async<TcpStream>`,
@@ -16,14 +23,35 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin> AsyncStream for T {}
 
 const READ_BUFFER: usize = 64 * 1024;
 
+/// How a session ended, kept so every later call gets the same precise error.
+#[derive(Debug, Clone)]
+pub(crate) enum Ended {
+    Close(CloseReason),
+    Io(ErrorKind, String),
+}
+
+impl Ended {
+    pub fn error(&self) -> Error {
+        match self {
+            Ended::Close(reason) => Error::from_close(reason),
+            Ended::Io(kind, what) => Error::Io(io::Error::new(*kind, what.clone())),
+        }
+    }
+}
+
 pub(crate) struct Conn {
-    pub stream: Box<dyn AsyncStream>,
+    pub reader: ReadHalf<Box<dyn AsyncStream>>,
+    writer: WriteHalf<Box<dyn AsyncStream>>,
     pub machine: Box<dyn Machine + Send>,
     pub buf: Box<[u8]>,
     pub events: VecDeque<Event>,
     pub closed: Option<CloseReason>,
     io_error: Option<(ErrorKind, String)>,
     write_timeout: Option<Duration>,
+    /// Keep reading while a write is blocked (the client role; see the module docs).
+    read_while_writing: bool,
+    /// The read side reached EOF or failed; nothing more will be read.
+    read_done: bool,
 }
 
 impl Conn {
@@ -31,15 +59,20 @@ impl Conn {
         stream: Box<dyn AsyncStream>,
         machine: Box<dyn Machine + Send>,
         write_timeout: Option<Duration>,
+        read_while_writing: bool,
     ) -> Self {
+        let (reader, writer) = futures_lite::io::split(stream);
         Conn {
-            stream,
+            reader,
+            writer,
             machine,
             buf: vec![0; READ_BUFFER].into_boxed_slice(),
             events: VecDeque::new(),
             closed: None,
             io_error: None,
             write_timeout,
+            read_while_writing,
+            read_done: false,
         }
     }
 
@@ -71,24 +104,48 @@ impl Conn {
     }
 
     async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
-        let write = async {
-            self.stream.write_all(bytes).await?;
-            self.stream.flush().await
-        };
-        match self.write_timeout {
-            Some(t) => {
-                write
-                    .or(async {
-                        async_io::Timer::after(t).await;
-                        Err(io::Error::new(
-                            ErrorKind::TimedOut,
-                            "the peer stopped reading: write timed out",
-                        ))
-                    })
-                    .await
+        let give_up = self.write_timeout.map(|t| Instant::now() + t);
+        let mut written = 0;
+        while written < bytes.len() {
+            enum Step {
+                Wrote(io::Result<usize>),
+                Read(io::Result<usize>),
+                TimedOut,
             }
-            None => write.await,
+            let reading = self.read_while_writing && !self.read_done;
+            let Conn {
+                reader,
+                writer,
+                buf,
+                ..
+            } = self;
+            let step = async { Step::Wrote(writer.write(&bytes[written..]).await) }
+                .or(async {
+                    if reading {
+                        Step::Read(reader.read(buf).await)
+                    } else {
+                        std::future::pending().await
+                    }
+                })
+                .or(async {
+                    sleep(give_up).await;
+                    Step::TimedOut
+                })
+                .await;
+            match step {
+                Step::Wrote(Ok(0)) => return Err(ErrorKind::WriteZero.into()),
+                Step::Wrote(Ok(n)) => written += n,
+                Step::Wrote(Err(e)) => return Err(e),
+                Step::Read(read) => self.on_read(read),
+                Step::TimedOut => {
+                    return Err(io::Error::new(
+                        ErrorKind::TimedOut,
+                        "the peer stopped reading: write timed out",
+                    ))
+                }
+            }
         }
+        self.writer.flush().await
     }
 
     fn transport_failed(&mut self, e: io::Error) {
@@ -97,11 +154,14 @@ impl Conn {
         self.machine.session_mut().abort();
     }
 
-    /// Feeds the result of one read to the machine.
+    /// Feeds the result of one socket read to the machine.
     pub fn on_read(&mut self, read: io::Result<usize>) {
         let now = Instant::now();
         match read {
-            Ok(0) => self.machine.handle_eof(now),
+            Ok(0) => {
+                self.read_done = true;
+                self.machine.handle_eof(now)
+            }
             Ok(n) => {
                 if let Err(e) = self.machine.handle_transport(&self.buf[..n], now) {
                     tracing::debug!(error = %e, "protocol error from the peer");
@@ -114,27 +174,36 @@ impl Conn {
                     ErrorKind::ConnectionReset | ErrorKind::UnexpectedEof
                 ) =>
             {
+                self.read_done = true;
                 self.machine.handle_eof(now)
             }
-            Err(e) => self.transport_failed(e),
+            Err(e) => {
+                self.read_done = true;
+                self.transport_failed(e)
+            }
         }
+    }
+
+    /// How the session ended, once it has.
+    pub fn ended(&self) -> Option<Ended> {
+        if let Some((kind, what)) = &self.io_error {
+            return Some(Ended::Io(*kind, what.clone()));
+        }
+        self.closed.clone().map(Ended::Close)
     }
 
     /// The error callers see once the session has closed.
     pub fn closed_error(&self) -> Option<Error> {
-        if let Some((kind, what)) = &self.io_error {
-            return Some(Error::Io(io::Error::new(*kind, what.clone())));
-        }
-        self.closed.as_ref().map(Error::from_close)
+        self.ended().map(|e| e.error())
     }
 
     pub async fn shutdown(&mut self) {
-        let _ = self.stream.close().await;
+        let _ = self.writer.close().await;
     }
 }
 
 /// Waits until `deadline`, or forever.
-pub(crate) async fn sleep_until(deadline: Option<Instant>) {
+pub(crate) async fn sleep(deadline: Option<Instant>) {
     match deadline {
         Some(d) => {
             async_io::Timer::at(d).await;

@@ -29,7 +29,9 @@ mod connection;
 pub use client::{Client, ClientBuilder, Driver, Lagged, Notifications, DEFAULT_TLS_PORT};
 pub use connection::AsyncStream;
 
+pub use netconf_proto::message::{ErrorSeverity, ErrorTag, ErrorType};
 pub use netconf_proto::{
     check_reply, operations, tls, Capabilities, Capability, Config, Error, MessageId, Notification,
     Reply, ReplyContent, Request, RpcError, RpcReply, XmlPayload,
 };
+pub use netconf_proto::{CloseReason, Framing};

@@ -607,7 +607,6 @@ fn slow_notification_consumer_lags_then_continues() {
 /// Dropping the last `Client` handle must end the session politely: the driver sends
 /// `<close-session>` and the server forgets the session.
 #[test]
-#[ignore = "bug: the driver never sees its command channel close: it holds an Arc<Shared> that owns a Sender (netconf-smol/src/client.rs:206, :233), so Wake::Command(None) (:371) is unreachable"]
 fn dropping_every_client_closes_the_session() {
     guarded(|| {
         let pki = TestPki::new("drop-all");
@@ -647,7 +646,6 @@ fn dropping_every_client_closes_the_session() {
 /// The same, seen from a server that records what arrives: it is a `<close-session>`, not
 /// just a dropped socket.
 #[test]
-#[ignore = "bug: the driver never sees its command channel close: it holds an Arc<Shared> that owns a Sender (netconf-smol/src/client.rs:206, :233), so Wake::Command(None) (:371) is unreachable"]
 fn dropping_every_client_sends_close_session() {
     guarded(|| {
         let pki = TestPki::new("drop-all-hostile");
@@ -681,7 +679,6 @@ fn dropping_every_client_sends_close_session() {
 /// A consumer looping over `notifications()` must see the stream end once the session is
 /// gone, even while a `Client` handle is still alive (the consumer task usually holds one).
 #[test]
-#[ignore = "bug: Notifications never ends while a Client lives: the broadcast Sender and InactiveReceiver sit in Shared (netconf-smol/src/client.rs:238-240), which every Client keeps alive"]
 fn notification_stream_ends_with_the_session() {
     guarded(|| {
         let pki = TestPki::new("notif-end");

@@ -394,7 +394,6 @@ fn smol_client_against_the_tokio_server() {
 /// `ServerHandle::notify` is documented to return how many *subscribed* sessions the
 /// notification was queued for.
 #[test]
-#[ignore = "bug: netconf-tokio ServerHandle::notify counts every open session, subscribed or not (netconf-tokio/src/server.rs:240; the doc at :229 says subscribed sessions; the unsubscribed ones drop it at :346)"]
 fn tokio_server_notify_counts_subscribed_sessions_only() {
     guarded(|| {
         let pki = TestPki::new("tokio-notify-count");
@@ -685,7 +684,6 @@ type RpcFuture<'a> = Pin<Box<dyn Future<Output = Result<RpcReply, Error>> + Send
 /// RPCs already queued for the driver when the transport fails must all fail, not wait
 /// forever: a caller has no timeout of its own (the driver enforces RPC timeouts).
 #[test]
-#[ignore = "bug: commands still queued when drive() exits are never answered: the loop breaks (netconf-smol/src/client.rs:322) without closing and draining `cmds`, and the Sender in Shared (:233) keeps the queued reply senders alive, so their rpc() calls hang forever"]
 fn rpcs_queued_when_the_transport_fails_all_fail() {
     guarded(|| {
         let (listener, addr) = bind_loopback();

@@ -27,7 +27,9 @@ pub use client::{Client, ClientBuilder, Driver, Lagged, Notifications, DEFAULT_T
 pub use connection::AsyncStream;
 pub use server::{Server, ServerBuilder, ServerHandle, SessionInfo};
 
+pub use netconf_proto::message::{ErrorSeverity, ErrorTag, ErrorType};
 pub use netconf_proto::{
     check_reply, operations, tls, Capabilities, Capability, Config, Error, MessageId, Notification,
     Reply, ReplyContent, Request, RpcError, RpcReply, XmlPayload,
 };
+pub use netconf_proto::{CloseReason, Framing};

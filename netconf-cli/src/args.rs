@@ -1,0 +1,420 @@
+//! The command line: global connection options (also from `NETCONF_*` variables) and one
+//! subcommand per NETCONF operation, plus `serve` and `demo`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use netconf_blocking::operations::Datastore;
+use netconf_blocking::operations::{
+    DefaultOperation, ErrorOption, NmdaDatastore, SchemaFormat, TestOption, WithDefaults,
+};
+
+const AFTER_HELP: &str = "\
+Exit status: 0 success, 1 the server answered with <rpc-error>, 2 anything else
+(connection, TLS, timeout, bad arguments or files).
+
+Try it with nothing installed:
+  netconf demo
+Against a device (mutual TLS, RFC 7589):
+  export NETCONF_HOST=192.0.2.1 NETCONF_CA=ca.pem NETCONF_CERT=me.pem NETCONF_KEY=me.key
+  netconf hello
+  netconf get-config --source running --subtree '<interfaces xmlns=\"urn:ietf:params:xml:ns:yang:ietf-interfaces\"/>'
+  netconf edit-config --target candidate --config change.xml && netconf commit";
+
+/// NETCONF over TLS from the shell.
+#[derive(Debug, Parser)]
+#[command(name = "netconf", version, after_help = AFTER_HELP)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How to reach and authenticate to the server, and how to print.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Server host name or address.
+    #[arg(long, env = "NETCONF_HOST", default_value = "localhost", global = true)]
+    pub host: String,
+    /// Server port (NETCONF over TLS: 6513).
+    #[arg(long, env = "NETCONF_PORT", default_value_t = 6513, global = true)]
+    pub port: u16,
+    /// CA certificate(s) (PEM) that signed the server's certificate.
+    #[arg(long, env = "NETCONF_CA", value_name = "FILE", global = true)]
+    pub ca: Option<PathBuf>,
+    /// Client certificate (PEM) presented to the server.
+    #[arg(long, env = "NETCONF_CERT", value_name = "FILE", global = true)]
+    pub cert: Option<PathBuf>,
+    /// Private key (PEM) of the client certificate.
+    #[arg(long, env = "NETCONF_KEY", value_name = "FILE", global = true)]
+    pub key: Option<PathBuf>,
+    /// Name to verify the server certificate against (default: --host).
+    #[arg(long, env = "NETCONF_SERVER_NAME", value_name = "NAME", global = true)]
+    pub server_name: Option<String>,
+    /// Seconds allowed for connecting, the hello exchange and each reply.
+    #[arg(long, env = "NETCONF_TIMEOUT", value_name = "SECS", global = true,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: Option<u64>,
+    /// Output format [default: pretty on a terminal, else xml].
+    #[arg(long, value_enum, env = "NETCONF_FORMAT", global = true)]
+    pub format: Option<Format>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// The reply's XML as received.
+    Xml,
+    /// Indented XML and readable summaries.
+    Pretty,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show the session-id and the server's capabilities, grouped.
+    Hello,
+    /// <get>: configuration and state data.
+    Get {
+        #[command(flatten)]
+        filter: FilterArgs,
+        #[arg(long, value_enum, value_name = "MODE")]
+        with_defaults: Option<DefaultsArg>,
+    },
+    /// <get-config>: configuration of one datastore.
+    GetConfig {
+        #[arg(long, default_value = "running", value_parser = parse_datastore)]
+        source: Datastore,
+        #[command(flatten)]
+        filter: FilterArgs,
+        #[arg(long, value_enum, value_name = "MODE")]
+        with_defaults: Option<DefaultsArg>,
+    },
+    /// <get-data> (RFC 8526): one NMDA datastore.
+    GetData {
+        #[arg(long, value_name = "DS", value_parser = parse_nmda_datastore)]
+        datastore: NmdaDatastore,
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// Only configuration (true) or only state (false).
+        #[arg(long, value_name = "BOOL")]
+        config_filter: Option<bool>,
+        #[arg(long, value_name = "N")]
+        max_depth: Option<u16>,
+        #[arg(long, value_enum, value_name = "MODE")]
+        with_defaults: Option<DefaultsArg>,
+    },
+    /// <edit-config>: change a datastore.
+    EditConfig {
+        #[arg(long, default_value = "running", value_parser = parse_datastore)]
+        target: Datastore,
+        /// The configuration: a FILE, '-' for stdin, or inline XML. A <config> wrapper is optional.
+        #[arg(long, value_name = "FILE|-")]
+        config: String,
+        #[arg(long, value_enum)]
+        default_operation: Option<DefaultOpArg>,
+        #[arg(long, value_enum)]
+        test_option: Option<TestOptionArg>,
+        #[arg(long, value_enum)]
+        error_option: Option<ErrorOptionArg>,
+    },
+    /// <copy-config>: replace a datastore with another or with a configuration.
+    CopyConfig {
+        #[arg(long, value_parser = parse_datastore)]
+        target: Datastore,
+        /// The source datastore.
+        #[arg(long, value_parser = parse_datastore, required_unless_present = "config",
+              conflicts_with = "config")]
+        source: Option<Datastore>,
+        /// A configuration to copy instead: FILE, '-' or inline XML.
+        #[arg(long, value_name = "FILE|-")]
+        config: Option<String>,
+    },
+    /// <delete-config>: delete a datastore (not running).
+    DeleteConfig {
+        #[arg(long, value_parser = parse_datastore)]
+        target: Datastore,
+    },
+    /// <lock>: lock a datastore for this session (released when the command exits).
+    Lock {
+        #[arg(long, default_value = "running", value_parser = parse_datastore)]
+        target: Datastore,
+    },
+    /// <unlock>.
+    Unlock {
+        #[arg(long, default_value = "running", value_parser = parse_datastore)]
+        target: Datastore,
+    },
+    /// <validate>: check a datastore or a configuration.
+    Validate {
+        #[arg(long, default_value = "candidate", value_parser = parse_datastore,
+              conflicts_with = "config")]
+        source: Datastore,
+        /// A configuration to validate instead: FILE, '-' or inline XML.
+        #[arg(long, value_name = "FILE|-")]
+        config: Option<String>,
+    },
+    /// <commit>: candidate becomes running.
+    Commit {
+        /// A confirmed commit: rolled back unless confirmed in time.
+        #[arg(long)]
+        confirmed: bool,
+        #[arg(long, value_name = "SECS", requires = "confirmed")]
+        confirm_timeout: Option<u32>,
+        /// Token that makes the confirmed commit outlive this session.
+        #[arg(long, value_name = "ID", requires = "confirmed")]
+        persist: Option<String>,
+        /// Confirms a persistent confirmed commit.
+        #[arg(long, value_name = "ID")]
+        persist_id: Option<String>,
+    },
+    /// <cancel-commit>: roll back a pending confirmed commit.
+    CancelCommit {
+        #[arg(long, value_name = "ID")]
+        persist_id: Option<String>,
+    },
+    /// <discard-changes>: candidate goes back to running.
+    DiscardChanges,
+    /// <kill-session>: end another session.
+    KillSession {
+        #[arg(value_name = "ID")]
+        session_id: u32,
+    },
+    /// <get-schema> (RFC 6022): fetch a YANG module.
+    GetSchema {
+        #[arg(value_name = "ID")]
+        identifier: String,
+        #[arg(long, value_name = "V")]
+        version: Option<String>,
+        #[arg(long, value_enum, value_name = "FORMAT")]
+        schema_format: Option<SchemaFormatArg>,
+        /// Write the schema to FILE instead of stdout.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Send raw XML (the operation element, or a whole <rpc>) and print the reply.
+    Rpc {
+        /// FILE, '-' for stdin, or inline XML.
+        #[arg(value_name = "FILE|-")]
+        input: String,
+    },
+    /// <create-subscription> (RFC 5277): print notifications as they arrive, until Ctrl-C.
+    Subscribe {
+        #[arg(long, value_name = "NAME")]
+        stream: Option<String>,
+        #[command(flatten)]
+        filter: FilterArgs,
+        #[arg(long, value_name = "DATE-TIME")]
+        start_time: Option<String>,
+        #[arg(long, value_name = "DATE-TIME", requires = "start_time")]
+        stop_time: Option<String>,
+        /// Exit after N notifications.
+        #[arg(long, value_name = "N")]
+        count: Option<u64>,
+    },
+    /// Run a loopback (127.0.0.1) NETCONF-over-TLS server on in-memory datastores.
+    #[command(long_about = SERVE_HELP)]
+    Serve(ServeArgs),
+    /// Show the whole thing working: a throwaway PKI, a server and a client, step by step.
+    Demo,
+}
+
+const SERVE_HELP: &str = "\
+Run a loopback (127.0.0.1 only) NETCONF-over-TLS server for trying clients and for tests.
+
+running, candidate and startup are XML documents in memory, seeded from --data (default: a
+small sample). get/get-config answer from them with subtree filters; edit-config,
+copy-config, delete-config, lock/unlock (per session), commit (also confirmed),
+cancel-commit, discard-changes, validate, get-schema and create-subscription work; each
+change of running is sent to subscribers as <netconf-config-change>.
+
+The edit rule (there is no YANG schema): an element in the edit stands for the element at
+the same level with the same name and namespace and, when its first child is a leaf called
+name, key or id, the same text there (a list entry). merge (the default) merges into it
+recursively, a leaf taking the new text, and adds what is missing; nc:operation=\"replace\"
+replaces it whole, \"create\" adds it (data-exists if present), \"delete\" removes it
+(data-missing if absent), \"remove\" removes it quietly. --default-operation replace
+replaces the whole datastore. (nc = urn:ietf:params:xml:ns:netconf:base:1.0)
+
+Certificates: --cert/--key are the server's, --ca signs the clients'. They are taken from
+the command line only (NETCONF_* variables are for the client). Without them a throwaway
+PKI is written to a temporary directory (or --pki-dir) and its client-side paths printed:
+  listening on 127.0.0.1:PORT
+  ca: DIR/ca.pem
+  cert: DIR/client.pem
+  key: DIR/client.key";
+
+/// Options of `serve` (besides the global --port, --ca, --cert, --key).
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// XML to seed the datastores with (top-level elements, optionally in <data>/<config>).
+    #[arg(long, value_name = "FILE")]
+    pub data: Option<PathBuf>,
+    /// Where to write the generated PKI (default: a new temporary directory).
+    #[arg(long, value_name = "DIR")]
+    pub pki_dir: Option<PathBuf>,
+    /// Do not log requests on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// --subtree / --xpath.
+#[derive(Debug, Args)]
+pub struct FilterArgs {
+    /// Subtree filter: FILE, '-' for stdin, or inline XML.
+    #[arg(long, value_name = "FILE|XML", conflicts_with = "xpath")]
+    pub subtree: Option<String>,
+    /// XPath filter (the server needs :xpath); bind its prefixes with --ns.
+    #[arg(long, value_name = "EXPR")]
+    pub xpath: Option<String>,
+    /// PREFIX=URI namespace binding for --xpath (repeatable).
+    #[arg(long = "ns", value_name = "PREFIX=URI", requires = "xpath")]
+    pub ns: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum DefaultsArg {
+    ReportAll,
+    ReportAllTagged,
+    Trim,
+    Explicit,
+}
+
+impl From<DefaultsArg> for WithDefaults {
+    fn from(d: DefaultsArg) -> Self {
+        match d {
+            DefaultsArg::ReportAll => WithDefaults::ReportAll,
+            DefaultsArg::ReportAllTagged => WithDefaults::ReportAllTagged,
+            DefaultsArg::Trim => WithDefaults::Trim,
+            DefaultsArg::Explicit => WithDefaults::Explicit,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum DefaultOpArg {
+    Merge,
+    Replace,
+    None,
+}
+
+impl From<DefaultOpArg> for DefaultOperation {
+    fn from(d: DefaultOpArg) -> Self {
+        match d {
+            DefaultOpArg::Merge => DefaultOperation::Merge,
+            DefaultOpArg::Replace => DefaultOperation::Replace,
+            DefaultOpArg::None => DefaultOperation::None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum TestOptionArg {
+    TestThenSet,
+    Set,
+    TestOnly,
+}
+
+impl From<TestOptionArg> for TestOption {
+    fn from(t: TestOptionArg) -> Self {
+        match t {
+            TestOptionArg::TestThenSet => TestOption::TestThenSet,
+            TestOptionArg::Set => TestOption::Set,
+            TestOptionArg::TestOnly => TestOption::TestOnly,
+        }
+    }
+}
+
+/// The values are the RFC 6241 names, postfix included.
+#[allow(clippy::enum_variant_names)]
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ErrorOptionArg {
+    StopOnError,
+    ContinueOnError,
+    RollbackOnError,
+}
+
+impl From<ErrorOptionArg> for ErrorOption {
+    fn from(e: ErrorOptionArg) -> Self {
+        match e {
+            ErrorOptionArg::StopOnError => ErrorOption::StopOnError,
+            ErrorOptionArg::ContinueOnError => ErrorOption::ContinueOnError,
+            ErrorOptionArg::RollbackOnError => ErrorOption::RollbackOnError,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SchemaFormatArg {
+    Yang,
+    Yin,
+    Xsd,
+    Rng,
+    Rnc,
+}
+
+impl From<SchemaFormatArg> for SchemaFormat {
+    fn from(f: SchemaFormatArg) -> Self {
+        match f {
+            SchemaFormatArg::Yang => SchemaFormat::Yang,
+            SchemaFormatArg::Yin => SchemaFormat::Yin,
+            SchemaFormatArg::Xsd => SchemaFormat::Xsd,
+            SchemaFormatArg::Rng => SchemaFormat::Rng,
+            SchemaFormatArg::Rnc => SchemaFormat::Rnc,
+        }
+    }
+}
+
+/// running, candidate, startup, or a URL (anything with "://").
+fn parse_datastore(s: &str) -> Result<Datastore, String> {
+    match s {
+        "running" => Ok(Datastore::Running),
+        "candidate" => Ok(Datastore::Candidate),
+        "startup" => Ok(Datastore::Startup),
+        url if url.contains("://") => Ok(Datastore::Url(url.to_owned())),
+        other => Err(format!(
+            "{other:?} is not running, candidate, startup or a URL"
+        )),
+    }
+}
+
+/// running, candidate, startup, intended, operational, or NAMESPACE#NAME.
+fn parse_nmda_datastore(s: &str) -> Result<NmdaDatastore, String> {
+    Ok(match s {
+        "running" => NmdaDatastore::Running,
+        "candidate" => NmdaDatastore::Candidate,
+        "startup" => NmdaDatastore::Startup,
+        "intended" => NmdaDatastore::Intended,
+        "operational" => NmdaDatastore::Operational,
+        other => match other.rsplit_once('#') {
+            Some((ns, name)) => NmdaDatastore::other(ns, name).map_err(|e| e.to_string())?,
+            None => {
+                return Err(format!(
+                    "{other:?} is not running, candidate, startup, intended, operational or NAMESPACE#NAME"
+                ))
+            }
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn datastores() {
+        assert_eq!(parse_datastore("candidate"), Ok(Datastore::Candidate));
+        assert_eq!(
+            parse_datastore("file:///x.xml"),
+            Ok(Datastore::Url("file:///x.xml".into()))
+        );
+        assert!(parse_datastore("nope").is_err());
+        assert!(parse_nmda_datastore("urn:x#mine").is_ok());
+        assert!(parse_nmda_datastore("mine").is_err());
+    }
+}

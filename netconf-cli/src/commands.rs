@@ -1,0 +1,414 @@
+//! The client commands: connect with the global options, send one operation built with
+//! the typed builders, print the reply.
+
+use std::time::{Duration, Instant};
+
+use netconf_blocking::operations::{
+    CancelCommit, Commit, CopyConfig, CreateSubscription, EditConfig, Filter, Get, GetConfig,
+    GetData, GetSchema, InlineConfig, Source, Validate,
+};
+use netconf_blocking::tls::ClientTlsOptions;
+use netconf_blocking::{Client, Error, ReplyContent, XmlPayload};
+
+use crate::args::{Cli, Command, FilterArgs, Format, Global};
+use crate::errors::{self, CliError, Target};
+use crate::input;
+use crate::output::{self, print};
+
+/// Runs a client command (everything but `serve` and `demo`).
+pub fn run(cli: &Cli) -> Result<(), CliError> {
+    let g = &cli.global;
+    let format = output::effective_format(g.format);
+    let target = target(g);
+    // Arguments are read before connecting, so a bad file costs no connection.
+    let prepared = prepare(&cli.command)?;
+    let mut client = connect(g, &target)?;
+    let result = execute(&mut client, &cli.command, prepared, format)
+        .map_err(|e| errors::from_error(e, &target));
+    let closed = client.close();
+    result?;
+    if let Err(e) = closed {
+        eprintln!("netconf: note: closing the session: {e}");
+    }
+    Ok(())
+}
+
+fn target(g: &Global) -> Target<'_> {
+    Target {
+        host: &g.host,
+        port: g.port,
+        ca: g.ca.as_deref(),
+        cert: g.cert.as_deref(),
+        key: g.key.as_deref(),
+        server_name: g.server_name.as_deref(),
+        timeout: g.timeout,
+    }
+}
+
+fn read_file(option: &str, path: &std::path::Path) -> Result<Vec<u8>, CliError> {
+    std::fs::read(path)
+        .map_err(|e| CliError::fatal(format!("cannot read {option} {}: {e}", path.display())))
+}
+
+/// Opens the TLS session the global options describe.
+pub fn connect(g: &Global, target: &Target<'_>) -> Result<Client, CliError> {
+    let ca = g.ca.as_deref().ok_or_else(|| {
+        CliError::fatal(
+            "no CA certificate: pass --ca FILE (or set NETCONF_CA) to verify the server",
+        )
+    })?;
+    let mut tls = ClientTlsOptions::new().ca_pem(read_file("--ca", ca)?);
+    match (&g.cert, &g.key) {
+        (Some(cert), Some(key)) => {
+            tls = tls.client_cert_pem(read_file("--cert", cert)?, read_file("--key", key)?);
+        }
+        (None, None) => {}
+        (Some(_), None) => return Err(CliError::fatal("--cert needs --key")),
+        (None, Some(_)) => return Err(CliError::fatal("--key needs --cert")),
+    }
+    if let Some(name) = &g.server_name {
+        tls = tls.server_name(name.clone());
+    }
+    let mut builder = Client::builder();
+    if let Some(secs) = g.timeout {
+        let t = Duration::from_secs(secs);
+        builder = builder
+            .connect_timeout(t)
+            .hello_timeout(t)
+            .rpc_timeout(Some(t));
+    }
+    let addr = if g.host.contains(':') && !g.host.starts_with('[') {
+        format!("[{}]:{}", g.host, g.port)
+    } else {
+        format!("{}:{}", g.host, g.port)
+    };
+    builder
+        .connect_tls(&addr, &tls)
+        .map_err(|e| errors::connect_error(e, target))
+}
+
+/// What a command needs from files and arguments, checked before connecting.
+#[derive(Default)]
+struct Prepared {
+    filter: Option<Filter>,
+    config: Option<InlineConfig>,
+    raw: Option<String>,
+}
+
+fn prepare(command: &Command) -> Result<Prepared, CliError> {
+    let mut p = Prepared::default();
+    match command {
+        Command::Get { filter, .. }
+        | Command::GetConfig { filter, .. }
+        | Command::GetData { filter, .. }
+        | Command::Subscribe { filter, .. } => p.filter = build_filter(filter)?,
+        Command::EditConfig { config, .. } => p.config = Some(inline_config("--config", config)?),
+        Command::CopyConfig {
+            config: Some(config),
+            ..
+        }
+        | Command::Validate {
+            config: Some(config),
+            ..
+        } => p.config = Some(inline_config("--config", config)?),
+        Command::Rpc { input: value } => p.raw = Some(raw_rpc(value)?),
+        _ => {}
+    }
+    Ok(p)
+}
+
+fn build_filter(f: &FilterArgs) -> Result<Option<Filter>, CliError> {
+    if let Some(value) = &f.subtree {
+        let xml = input::read_xml_arg("--subtree", value)?;
+        let xml = strip_declaration(&xml);
+        let xml = match input::unwrap(xml, "filter") {
+            Some(u) => u.inner.trim().to_owned(),
+            None => xml.trim().to_owned(),
+        };
+        let filter =
+            Filter::subtree(xml).map_err(|e| CliError::fatal(format!("--subtree {value}: {e}")))?;
+        return Ok(Some(filter));
+    }
+    let Some(expr) = &f.xpath else {
+        return Ok(None);
+    };
+    let mut filter = Filter::xpath(expr.clone());
+    for binding in &f.ns {
+        let (prefix, uri) = binding
+            .split_once('=')
+            .ok_or_else(|| CliError::fatal(format!("--ns {binding:?}: expected PREFIX=URI")))?;
+        filter = filter
+            .with_namespace(prefix, uri)
+            .map_err(|e| CliError::fatal(format!("--ns {binding:?}: {e}")))?;
+    }
+    Ok(Some(filter))
+}
+
+/// Drops a leading `<?xml ...?>` declaration (not allowed inside an `<rpc>`).
+fn strip_declaration(xml: &str) -> &str {
+    let t = xml.trim_start();
+    if t.starts_with("<?xml") {
+        if let Some(end) = t.find("?>") {
+            return &t[end + 2..];
+        }
+    }
+    xml
+}
+
+/// The configuration in `value`, with an optional `<config>` wrapper taken off.
+fn inline_config(option: &str, value: &str) -> Result<InlineConfig, CliError> {
+    let xml = input::read_xml_arg(option, value)?;
+    let xml = strip_declaration(&xml);
+    let config = match input::unwrap(xml, "config") {
+        Some(u) => InlineConfig::with_namespaces(
+            u.declarations.into_iter().filter(|(p, _)| !p.is_empty()),
+            u.inner.trim(),
+        ),
+        None => InlineConfig::new(xml.trim()),
+    };
+    config.map_err(|e| CliError::fatal(format!("{option} {value}: {e}")))
+}
+
+/// The operation element in `value`, taken out of an `<rpc>` envelope if there is one.
+fn raw_rpc(value: &str) -> Result<String, CliError> {
+    let xml = input::read_xml_arg("rpc input", value)?;
+    let xml = strip_declaration(&xml);
+    let body = match input::unwrap(xml, "rpc") {
+        Some(u) => input::inject_declarations(u.inner.trim(), &u.declarations),
+        None => xml.trim().to_owned(),
+    };
+    netconf_proto::xml::check_fragment(&body)
+        .map_err(|e| CliError::fatal(format!("rpc input {value}: {e}")))?;
+    Ok(body)
+}
+
+/// Fetches a `<data>` reply, reporting the size of large ones.
+fn fetch(format: Format, call: impl FnOnce() -> Result<XmlPayload, Error>) -> Result<(), Error> {
+    let started = Instant::now();
+    let data = call()?;
+    output::report_size(data.len(), started.elapsed());
+    print(&output::xml(format, data.as_str()));
+    Ok(())
+}
+
+fn execute(
+    client: &mut Client,
+    command: &Command,
+    p: Prepared,
+    format: Format,
+) -> Result<(), Error> {
+    let ok = |r: Result<(), Error>| r.map(|()| print(output::ok(format)));
+    match command {
+        Command::Hello => {
+            print(&output::hello(
+                format,
+                client.session_id(),
+                client.framing(),
+                client.capabilities(),
+            ));
+            Ok(())
+        }
+        Command::Get { with_defaults, .. } => {
+            let mut op = Get::new();
+            if let Some(f) = p.filter {
+                op = op.filter(f);
+            }
+            if let Some(wd) = with_defaults {
+                op = op.with_defaults((*wd).into());
+            }
+            fetch(format, || client.get(&op))
+        }
+        Command::GetConfig {
+            source,
+            with_defaults,
+            ..
+        } => {
+            let mut op = GetConfig::new(source.clone());
+            if let Some(f) = p.filter {
+                op = op.filter(f);
+            }
+            if let Some(wd) = with_defaults {
+                op = op.with_defaults((*wd).into());
+            }
+            fetch(format, || client.get_config(&op))
+        }
+        Command::GetData {
+            datastore,
+            config_filter,
+            max_depth,
+            with_defaults,
+            ..
+        } => {
+            let mut op = GetData::new(datastore.clone());
+            if let Some(f) = p.filter {
+                op = op.filter(f);
+            }
+            if let Some(c) = config_filter {
+                op = op.config_filter(*c);
+            }
+            if let Some(d) = max_depth {
+                op = op.max_depth(*d)?;
+            }
+            if let Some(wd) = with_defaults {
+                op = op.with_defaults((*wd).into());
+            }
+            fetch(format, || client.get_data(&op))
+        }
+        Command::EditConfig {
+            target,
+            default_operation,
+            test_option,
+            error_option,
+            ..
+        } => {
+            let config = p.config.expect("prepared");
+            let mut op = EditConfig::new(target.clone(), config);
+            if let Some(d) = default_operation {
+                op = op.default_operation((*d).into());
+            }
+            if let Some(t) = test_option {
+                op = op.test_option((*t).into());
+            }
+            if let Some(e) = error_option {
+                op = op.error_option((*e).into());
+            }
+            ok(client.edit_config(&op))
+        }
+        Command::CopyConfig { target, source, .. } => {
+            let source = match (source, p.config) {
+                (_, Some(config)) => Source::from(config),
+                (Some(ds), None) => Source::from(ds.clone()),
+                (None, None) => unreachable!("clap requires --source or --config"),
+            };
+            ok(client.copy_config(&CopyConfig::new(target.clone(), source)))
+        }
+        Command::DeleteConfig { target } => ok(client.delete_config(target.clone())),
+        Command::Lock { target } => ok(client.lock(target.clone())),
+        Command::Unlock { target } => ok(client.unlock(target.clone())),
+        Command::Validate { source, .. } => {
+            let source = match p.config {
+                Some(config) => Source::from(config),
+                None => Source::from(source.clone()),
+            };
+            ok(client.validate(&Validate::new(source)))
+        }
+        Command::Commit {
+            confirmed,
+            confirm_timeout,
+            persist,
+            persist_id,
+        } => {
+            if *confirmed && persist.is_none() {
+                eprintln!(
+                    "netconf: note: without --persist the server rolls this commit back when \
+                     this command's session ends; use --persist ID, then `commit --persist-id ID`"
+                );
+            }
+            let mut op = if *confirmed {
+                Commit::confirmed()
+            } else {
+                Commit::new()
+            };
+            if let Some(t) = confirm_timeout {
+                op = op.confirm_timeout(*t)?;
+            }
+            if let Some(token) = persist {
+                op = op.persist(token.clone());
+            }
+            if let Some(token) = persist_id {
+                op = op.persist_id(token.clone());
+            }
+            ok(client.commit(&op))
+        }
+        Command::CancelCommit { persist_id } => {
+            let mut op = CancelCommit::new();
+            if let Some(token) = persist_id {
+                op = op.persist_id(token.clone());
+            }
+            ok(client.cancel_commit(&op))
+        }
+        Command::DiscardChanges => ok(client.discard_changes()),
+        Command::KillSession { session_id } => ok(client.kill_session(*session_id)),
+        Command::GetSchema {
+            identifier,
+            version,
+            schema_format,
+            output: path,
+        } => {
+            let mut op = GetSchema::new(identifier.clone());
+            if let Some(v) = version {
+                op = op.version(v.clone());
+            }
+            if let Some(f) = schema_format {
+                op = op.format((*f).into());
+            }
+            let text = client.get_schema(&op)?;
+            match path {
+                Some(path) => std::fs::write(path, &text).map_err(|e| {
+                    Error::Io(std::io::Error::new(
+                        e.kind(),
+                        format!("cannot write {}: {e}", path.display()),
+                    ))
+                })?,
+                None if text.ends_with('\n') => print(&text),
+                None => print(&format!("{text}\n")),
+            }
+            Ok(())
+        }
+        Command::Rpc { .. } => {
+            let raw = p.raw.expect("prepared");
+            let started = Instant::now();
+            let reply = client.rpc_raw(&raw)?;
+            match &reply.content {
+                ReplyContent::Ok => print(output::ok(format)),
+                ReplyContent::Data(d) => {
+                    output::report_size(d.len(), started.elapsed());
+                    print(&output::xml(format, d.as_str()));
+                }
+                ReplyContent::Other(x) => print(&output::xml(format, x.as_str())),
+                ReplyContent::Empty => {}
+            }
+            for w in reply.errors.iter().filter(|e| !e.is_error()) {
+                eprint!("{}", output::rpc_error_lines(std::slice::from_ref(w)));
+            }
+            Ok(())
+        }
+        Command::Subscribe {
+            stream,
+            start_time,
+            stop_time,
+            count,
+            ..
+        } => {
+            let mut op = CreateSubscription::new();
+            if let Some(s) = stream {
+                op = op.stream(s.clone());
+            }
+            if let Some(f) = p.filter {
+                op = op.filter(f);
+            }
+            if let Some(t) = start_time {
+                op = op.start_time(t.clone())?;
+            }
+            if let Some(t) = stop_time {
+                op = op.stop_time(t.clone())?;
+            }
+            client.create_subscription(&op)?;
+            eprintln!(
+                "subscribed to {}; waiting for notifications (Ctrl-C to stop)",
+                stream.as_deref().unwrap_or("the NETCONF stream")
+            );
+            let mut seen = 0u64;
+            loop {
+                if count.is_some_and(|c| seen >= c) {
+                    return Ok(());
+                }
+                if let Some(n) = client.next_notification(None)? {
+                    print(&output::notification(format, &n));
+                    seen += 1;
+                }
+            }
+        }
+        Command::Serve(_) | Command::Demo => unreachable!("handled in main"),
+    }
+}

@@ -1,0 +1,157 @@
+//! `netconf demo`: the whole thing working with nothing installed. A throwaway PKI in
+//! memory, the `serve` datastores on 127.0.0.1 on a free port, a client over mutual TLS,
+//! and each step printed: hello and capabilities, get-config, edit-config on candidate and
+//! commit, get-config again showing the change, the notification the commit caused, close.
+
+use std::time::{Duration, Instant};
+
+use netconf_blocking::operations::{
+    Commit, CreateSubscription, Datastore, EditConfig, Filter, GetConfig, InlineConfig,
+};
+use netconf_blocking::tls::{ClientTlsOptions, PemSource, ServerTlsOptions};
+use netconf_blocking::Client;
+
+use crate::args::Format;
+use crate::errors::{self, CliError, Target};
+use crate::output::{self, print};
+use crate::pki::Pki;
+use crate::{sample, serve};
+
+/// The change the demo makes: bring up eth1 as the link to the core, with jumbo frames.
+const EDIT: &str = r#"<interfaces xmlns="urn:example:netconf-cli-demo">
+  <interface>
+    <name>eth1</name>
+    <description>link to core</description>
+    <enabled>true</enabled>
+    <mtu>9000</mtu>
+  </interface>
+</interfaces>"#;
+
+/// The subtree filter that shows the changed interface.
+const FILTER: &str = r#"<interfaces xmlns="urn:example:netconf-cli-demo"><interface><name>eth1</name></interface></interfaces>"#;
+
+/// How long the demo waits for the notification its commit causes.
+const NOTIFICATION_WAIT: Duration = Duration::from_secs(5);
+
+fn step(n: u32, title: &str) {
+    print(&format!("\n== {n}. {title}\n"));
+}
+
+fn indented(text: &str) -> String {
+    text.lines().map(|l| format!("   {l}\n")).collect()
+}
+
+fn fatal(what: &str) -> impl FnOnce(netconf_blocking::Error) -> CliError + '_ {
+    move |e| CliError::fatal(format!("demo: {what}: {e}"))
+}
+
+pub fn run() -> Result<(), CliError> {
+    let started = Instant::now();
+    print(
+        "netconf demo: a NETCONF-over-TLS server and client on this machine, nothing installed.\n",
+    );
+
+    step(1, "A throwaway PKI, in memory (rcgen)");
+    let pki = Pki::generate()
+        .map_err(|e| CliError::fatal(format!("demo: cannot generate certificates: {e}")))?;
+    print(
+        "   a CA, a server certificate (SAN IP 127.0.0.1, DNS localhost; serverAuth)\n   \
+         and a client certificate (CN admin; clientAuth), all ECDSA P-256\n",
+    );
+
+    step(
+        2,
+        "A server on loopback (the in-memory datastores of `netconf serve`)",
+    );
+    let tls = ServerTlsOptions::new(
+        PemSource::pem(pki.server_cert_pem.clone()),
+        PemSource::pem(pki.server_key_pem.clone()),
+        PemSource::pem(pki.ca_pem.clone()),
+    );
+    let data = serve::seed(sample::DATA).map_err(CliError::fatal)?;
+    let server = serve::start(data, tls, 0, false).map_err(fatal("starting the server"))?;
+    let addr = server.addr;
+    print(&format!("   listening on {addr}\n"));
+
+    step(3, "Client connects over mutual TLS; hello exchanged");
+    let client_tls = ClientTlsOptions::new()
+        .ca_pem(pki.ca_pem.clone())
+        .client_cert_pem(pki.client_cert_pem.clone(), pki.client_key_pem.clone());
+    let host = addr.ip().to_string();
+    let target = Target {
+        host: &host,
+        port: addr.port(),
+        ca: None,
+        cert: None,
+        key: None,
+        server_name: None,
+        timeout: None,
+    };
+    let mut client = Client::builder()
+        .rpc_timeout(Some(Duration::from_secs(10)))
+        .connect_tls(&addr.to_string(), &client_tls)
+        .map_err(|e| errors::connect_error(e, &target))?;
+    print(&indented(&output::hello(
+        Format::Pretty,
+        client.session_id(),
+        client.framing(),
+        client.capabilities(),
+    )));
+
+    step(4, "<get-config> running");
+    let config = client
+        .get_config(&GetConfig::new(Datastore::Running))
+        .map_err(fatal("get-config"))?;
+    print(&indented(&output::xml(Format::Pretty, config.as_str())));
+
+    step(5, "<create-subscription> to the NETCONF stream");
+    client
+        .create_subscription(&CreateSubscription::new())
+        .map_err(fatal("create-subscription"))?;
+    print("   ok: configuration changes will arrive as notifications\n");
+
+    step(6, "<edit-config> on candidate, then <commit>");
+    print(&indented(EDIT));
+    let edit = InlineConfig::new(EDIT).map_err(|e| CliError::fatal(format!("demo: {e}")))?;
+    client
+        .edit_config(&EditConfig::new(Datastore::Candidate, edit))
+        .map_err(fatal("edit-config"))?;
+    print("   edit-config: ok\n");
+    client.commit(&Commit::new()).map_err(fatal("commit"))?;
+    print("   commit: ok (candidate is now running)\n");
+
+    step(
+        7,
+        "<get-config> running again, with a subtree filter for eth1",
+    );
+    let filter = Filter::subtree(FILTER).map_err(|e| CliError::fatal(format!("demo: {e}")))?;
+    let changed = client
+        .get_config(&GetConfig::new(Datastore::Running).filter(filter))
+        .map_err(fatal("get-config"))?;
+    print(&indented(&output::xml(Format::Pretty, changed.as_str())));
+
+    step(8, "The notification the commit caused");
+    let notification = client
+        .next_notification(Some(NOTIFICATION_WAIT))
+        .map_err(fatal("waiting for the notification"))?
+        .ok_or_else(|| {
+            CliError::fatal(format!(
+                "demo: no notification within {} s of the commit",
+                NOTIFICATION_WAIT.as_secs()
+            ))
+        })?;
+    print(&indented(&output::notification(
+        Format::Pretty,
+        &notification,
+    )));
+
+    step(9, "<close-session>");
+    client.close().map_err(fatal("close-session"))?;
+    server.shutdown();
+    print(&format!(
+        "   closed; server stopped\n\ndone in {} ms. Next: `netconf serve` keeps a server running; \
+         `netconf --help` lists every command.\n",
+        started.elapsed().as_millis()
+    ));
+    Ok(())
+}

@@ -1,0 +1,73 @@
+//! `netconf`: NETCONF over TLS (RFC 6241, RFC 7589) from the shell, on the blocking
+//! client of `netconf-blocking`; plus `serve`, a loopback server on in-memory datastores,
+//! and `demo`, which shows everything working with nothing installed.
+//!
+//! Exit status: 0 success, 1 an `<rpc-error>` reply, 2 anything else.
+
+mod args;
+mod backend;
+mod commands;
+mod datastore;
+mod demo;
+mod errors;
+mod filter;
+mod input;
+mod notify;
+mod output;
+mod pki;
+mod pretty;
+mod sample;
+mod serve;
+mod xmltree;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches};
+
+use args::{Cli, Command};
+use errors::CliError;
+
+/// Whether `id` was given on the command line (not from the environment or a default),
+/// before or after the subcommand.
+fn on_command_line(matches: &ArgMatches, id: &str) -> bool {
+    let here = matches.value_source(id) == Some(ValueSource::CommandLine);
+    let below = matches
+        .subcommand()
+        .is_some_and(|(_, sub)| sub.value_source(id) == Some(ValueSource::CommandLine));
+    here || below
+}
+
+/// `serve` takes --port/--ca/--cert/--key from the command line only: the NETCONF_*
+/// variables describe the client side and would hand a server the client's certificate.
+fn serve_options(cli: &Cli, matches: &ArgMatches) -> serve::Options {
+    let g = &cli.global;
+    let pick = |id: &str, v: &Option<PathBuf>| v.clone().filter(|_| on_command_line(matches, id));
+    serve::Options {
+        port: on_command_line(matches, "port").then_some(g.port),
+        ca: pick("ca", &g.ca),
+        cert: pick("cert", &g.cert),
+        key: pick("key", &g.key),
+    }
+}
+
+fn main() -> ExitCode {
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let result = match &cli.command {
+        Command::Demo => demo::run(),
+        Command::Serve(args) => serve::run(&serve_options(&cli, &matches), args),
+        _ => commands::run(&cli),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            match &e {
+                CliError::Rpc(errors) => eprint!("{}", output::rpc_error_lines(errors)),
+                CliError::Fatal(message) => eprintln!("netconf: {message}"),
+            }
+            ExitCode::from(e.exit_code())
+        }
+    }
+}

@@ -14,15 +14,28 @@ use netconf_proto::{
     TlsSession, UsageError, XmlPayload,
 };
 
-use crate::connection::Connection;
+use crate::connection::{Connection, Progress};
+
+impl std::fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("config", &self.config)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("write_timeout", &self.write_timeout)
+            .field("close_timeout", &self.close_timeout)
+            .field("notification_buffer", &self.notification_buffer)
+            .finish_non_exhaustive()
+    }
+}
 use crate::transport::Transport;
 
 /// The IANA port for NETCONF over TLS (RFC 7589).
 pub const DEFAULT_TLS_PORT: u16 = 6513;
 
 /// Settings for a client beyond the session's own [`Config`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ClientBuilder {
+    progress: Option<Progress>,
     config: Config,
     connect_timeout: Duration,
     write_timeout: Option<Duration>,
@@ -33,6 +46,7 @@ pub struct ClientBuilder {
 impl Default for ClientBuilder {
     fn default() -> Self {
         ClientBuilder {
+            progress: None,
             config: Config::client(),
             connect_timeout: Duration::from_secs(10),
             write_timeout: Some(Duration::from_secs(60)),
@@ -79,6 +93,13 @@ impl ClientBuilder {
         self
     }
 
+    /// Calls `f` after every read with the bytes received so far of the message arriving
+    /// (0 once it is complete), so a program can show progress on a large reply.
+    pub fn on_progress(mut self, f: impl Fn(usize) + Send + Sync + 'static) -> Self {
+        self.progress = Some(std::sync::Arc::new(f));
+        self
+    }
+
     /// How many unread notifications are kept; beyond that the oldest are dropped (and counted).
     pub fn notification_buffer(mut self, n: usize) -> Self {
         self.notification_buffer = n;
@@ -117,6 +138,7 @@ impl ClientBuilder {
             self.notification_buffer,
             self.write_timeout,
         );
+        conn.progress = self.progress.clone();
         // The session's hello deadline bounds this wait.
         if let Err(e) = conn.run_until(
             |inbox| inbox.established,

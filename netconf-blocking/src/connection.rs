@@ -70,7 +70,12 @@ pub(crate) struct Connection {
     /// A transport failure, reported to every later call.
     io_error: Option<(ErrorKind, String)>,
     write_timeout: Option<Duration>,
+    /// Told the size of a partly received message after every read (progress displays).
+    pub progress: Option<Progress>,
 }
+
+/// A progress callback: called with the bytes received so far of the message arriving.
+pub type Progress = std::sync::Arc<dyn Fn(usize) + Send + Sync>;
 
 impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -97,6 +102,7 @@ impl Connection {
             buf: vec![0; READ_BUFFER].into_boxed_slice(),
             io_error: None,
             write_timeout,
+            progress: None,
         }
     }
 
@@ -202,6 +208,9 @@ impl Connection {
                 {
                     // The session has queued its Closed event; drain delivers what came first.
                     log_protocol_error(&e);
+                }
+                if let Some(progress) = &self.progress {
+                    progress(self.machine.session().receiving_len());
                 }
             }
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {

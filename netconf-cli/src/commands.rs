@@ -1,6 +1,7 @@
 //! The client commands: connect with the global options, send one operation built with
 //! the typed builders, print the reply.
 
+use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use netconf_blocking::operations::{
@@ -70,6 +71,9 @@ pub fn connect(g: &Global, target: &Target<'_>) -> Result<Client, CliError> {
         tls = tls.server_name(name.clone());
     }
     let mut builder = Client::builder();
+    if std::io::stderr().is_terminal() {
+        builder = builder.on_progress(output::progress_reporter());
+    }
     if let Some(secs) = g.timeout {
         let t = Duration::from_secs(secs);
         builder = builder

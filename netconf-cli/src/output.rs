@@ -175,9 +175,35 @@ pub fn notification(format: Format, n: &Notification) -> String {
     }
 }
 
+/// A live progress line on stderr while a large reply arrives (the caller installs it only
+/// when stderr is a terminal): bytes so far and the rate, redrawn at most ten times a second
+/// and erased when the message is complete.
+pub fn progress_reporter() -> impl Fn(usize) + Send + Sync + 'static {
+    use std::io::Write as _;
+    let state = std::sync::Mutex::new(None::<(std::time::Instant, std::time::Instant)>);
+    move |received| {
+        let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
+        let now = std::time::Instant::now();
+        if received == 0 {
+            if state.take().is_some() {
+                eprint!("\r\x1b[K");
+                let _ = std::io::stderr().flush();
+            }
+            return;
+        }
+        let (started, last) = state.get_or_insert((now, now - Duration::from_secs(1)));
+        if received < LARGE_REPLY || now.duration_since(*last) < Duration::from_millis(100) {
+            return;
+        }
+        *last = now;
+        let line =
+            size_line(received, now.duration_since(*started)).replacen("received", "receiving", 1);
+        eprint!("\r\x1b[K{line}");
+        let _ = std::io::stderr().flush();
+    }
+}
+
 /// After a large reply, its size and rate on stderr, when stderr is a terminal.
-///
-/// The blocking client has no progress hook, so this comes once the reply is complete.
 pub fn report_size(bytes: usize, elapsed: Duration) {
     if bytes < LARGE_REPLY || !std::io::stderr().is_terminal() {
         return;

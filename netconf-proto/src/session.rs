@@ -221,6 +221,15 @@ impl Session {
         self.error.as_ref()
     }
 
+    /// Bytes of the message now arriving (0 between messages): for progress displays.
+    pub fn receiving_len(&self) -> usize {
+        if self.decoder.is_mid_message() {
+            self.decoder.message_len()
+        } else {
+            0
+        }
+    }
+
     /// True while part of a message from the peer has arrived but not all of it.
     pub fn is_receiving(&self) -> bool {
         self.decoder.is_mid_message()

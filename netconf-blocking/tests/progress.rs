@@ -1,0 +1,42 @@
+//! `ClientBuilder::on_progress` reports a large reply as it arrives, then 0 when complete.
+
+use std::sync::{Arc, Mutex};
+
+use netconf_blocking::operations::{Datastore, GetConfig};
+use netconf_blocking::tls::{ClientTlsOptions, PemSource, ServerTlsOptions};
+use netconf_blocking::{Client, Reply, Server};
+use netconf_tests::certs::Pki;
+
+#[test]
+fn progress_grows_while_a_large_reply_arrives() {
+    let pki = Pki::generate();
+    let data = format!("<big xmlns=\"urn:x\">{}</big>", "y".repeat(4 << 20));
+    let reply = Reply::data(data.clone()).unwrap();
+    let server = Server::builder(ServerTlsOptions::new(
+        PemSource::pem(pki.server_cert_pem.clone()),
+        PemSource::pem(pki.server_key_pem.clone()),
+        PemSource::pem(pki.ca_pem.clone()),
+    ))
+    .bind("127.0.0.1:0", move |_, _| reply.clone())
+    .unwrap()
+    .spawn();
+    let tls = ClientTlsOptions::new()
+        .ca_pem(pki.ca_pem.clone())
+        .client_cert_pem(pki.client_cert_pem.clone(), pki.client_key_pem.clone());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let mut client = Client::builder()
+        .on_progress(move |n| record.lock().unwrap().push(n))
+        .connect_tls(&server.local_addr().to_string(), &tls)
+        .unwrap();
+    seen.lock().unwrap().clear();
+    let got = client.get_config(&GetConfig::new(Datastore::Running)).unwrap();
+    assert_eq!(got.as_str(), data);
+    let seen = seen.lock().unwrap().clone();
+    let partial: Vec<usize> = seen.iter().copied().filter(|&n| n > 0).collect();
+    assert!(partial.len() >= 2, "expected several progress calls, got {seen:?}");
+    assert!(partial.windows(2).all(|w| w[0] <= w[1]), "progress went backwards: {partial:?}");
+    assert!(*partial.last().unwrap() < data.len() + 200);
+    assert_eq!(seen.last(), Some(&0), "the last call reports the message complete");
+    client.close().unwrap();
+}

@@ -11,7 +11,7 @@ use netconf_proto::operations::{
 use netconf_proto::tls::ClientTlsOptions;
 use netconf_proto::{
     check_reply, Capabilities, Config, Error, MessageId, Notification, RpcReply, Session,
-    TlsSession, UsageError, XmlPayload,
+    TlsSession, XmlPayload,
 };
 
 use crate::connection::{Connection, Progress};
@@ -29,8 +29,8 @@ impl std::fmt::Debug for ClientBuilder {
 }
 use crate::transport::Transport;
 
-/// The IANA port for NETCONF over TLS (RFC 7589).
-pub const DEFAULT_TLS_PORT: u16 = 6513;
+use netconf_proto::address::split_host_port;
+pub use netconf_proto::address::DEFAULT_TLS_PORT;
 
 /// Settings for a client beyond the session's own [`Config`].
 #[derive(Clone)]
@@ -110,7 +110,7 @@ impl ClientBuilder {
     /// `host:port` or `[v6]:port`; the port defaults to 6513 and the certificate is checked
     /// against `host` unless the options name another server name.
     pub fn connect_tls(self, addr: &str, tls: &ClientTlsOptions) -> Result<Client, Error> {
-        let (host, port) = split_host_port(addr)?;
+        let (host, port) = split_host_port(addr, DEFAULT_TLS_PORT)?;
         let tls_config = tls.build()?;
         let server_name = tls.server_name_for(host)?;
         let stream = connect(host, port, self.connect_timeout)?;
@@ -152,27 +152,6 @@ impl ClientBuilder {
             conn,
             close_timeout: self.close_timeout,
         })
-    }
-}
-
-fn split_host_port(addr: &str) -> Result<(&str, u16), Error> {
-    let bad = || UsageError::InvalidValue {
-        what: "address",
-        why: format!("{addr:?} is not host, host:port or [v6]:port"),
-    };
-    if let Some(rest) = addr.strip_prefix('[') {
-        let (host, rest) = rest.split_once(']').ok_or_else(bad)?;
-        let port = match rest.strip_prefix(':') {
-            Some(p) => p.parse().map_err(|_| bad())?,
-            None if rest.is_empty() => DEFAULT_TLS_PORT,
-            None => return Err(bad().into()),
-        };
-        return Ok((host, port));
-    }
-    match addr.rsplit_once(':') {
-        Some((host, port)) if !host.contains(':') => Ok((host, port.parse().map_err(|_| bad())?)),
-        Some(_) => Ok((addr, DEFAULT_TLS_PORT)), // a bare IPv6 address
-        None => Ok((addr, DEFAULT_TLS_PORT)),
     }
 }
 
@@ -488,20 +467,5 @@ impl Iterator for Notifications<'_> {
             Err(Error::Closed(_)) => None,
             Err(e) => Some(Err(e)),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn host_port_forms() {
-        assert_eq!(split_host_port("10.0.0.1").unwrap(), ("10.0.0.1", 6513));
-        assert_eq!(split_host_port("router:830").unwrap(), ("router", 830));
-        assert_eq!(split_host_port("[::1]:6514").unwrap(), ("::1", 6514));
-        assert_eq!(split_host_port("[::1]").unwrap(), ("::1", 6513));
-        assert_eq!(split_host_port("::1").unwrap(), ("::1", 6513));
-        assert!(split_host_port("h:x").is_err());
     }
 }

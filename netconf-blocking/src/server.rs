@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use netconf_proto::message::{ErrorTag, ErrorType, RpcError};
 use netconf_proto::rustls::pki_types::CertificateDer;
 use netconf_proto::rustls::ServerConfig;
+use netconf_proto::server::{answer_kill_session, starts_subscription};
 use netconf_proto::tls::ServerTlsOptions;
 use netconf_proto::{Config, Error, Event, Output, Reply, Request, TlsSession};
 
@@ -472,9 +473,7 @@ fn answer(shared: &Shared, core: &SessionCore, request: &Request, info: &Session
             })
     };
     let mut state = core.lock();
-    let subscribes = request.operation.name == "create-subscription"
-        && request.operation.namespace == netconf_proto::xml::NS_NOTIFICATION
-        && reply == Reply::Ok;
+    let subscribes = starts_subscription(request, &reply);
     if let Err(e) = state
         .machine
         .session_mut()
@@ -487,28 +486,8 @@ fn answer(shared: &Shared, core: &SessionCore, request: &Request, info: &Session
 }
 
 fn kill_session(shared: &Shared, own_id: u32, request: &Request) -> Reply {
-    let invalid = |msg: String| {
-        Reply::error(RpcError::new(ErrorType::Protocol, ErrorTag::InvalidValue).with_message(msg))
-    };
-    let Some(target) = request
-        .body
-        .child_text("session-id")
-        .and_then(|t| t.trim().parse::<u32>().ok())
-    else {
-        return Reply::error(
-            RpcError::new(ErrorType::Protocol, ErrorTag::MissingElement)
-                .with_message("kill-session needs a <session-id>"),
-        );
-    };
-    if target == own_id {
-        return invalid("a session cannot kill itself; use close-session".into());
-    }
-    let core = lock(&shared.sessions).get(&target).cloned();
-    match core {
-        Some(core) => {
-            core.kill();
-            Reply::Ok
-        }
-        None => invalid(format!("no session {target}")),
-    }
+    answer_kill_session(request, own_id, |target| {
+        let core = lock(&shared.sessions).get(&target).cloned();
+        core.map(|core| core.kill()).is_some()
+    })
 }

@@ -73,6 +73,7 @@
 //! content are handed out as raw XML ([`XmlPayload`], a zero-copy `bytes::Bytes` slice) for
 //! the XML or YANG library of the caller's choice.
 #![forbid(unsafe_code)]
+pub mod address;
 pub mod capabilities;
 pub mod client_error;
 pub mod error;
@@ -84,6 +85,7 @@ pub mod xml;
 
 pub use error::{ProtocolError, UsageError};
 pub mod config;
+pub mod server;
 pub mod session;
 #[cfg(feature = "rustls")]
 pub mod tls;

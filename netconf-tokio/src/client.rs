@@ -16,7 +16,7 @@ use netconf_proto::operations::{
 use netconf_proto::tls::ClientTlsOptions;
 use netconf_proto::{
     check_reply, Capabilities, CloseReason, Config, Error, Event, Framing, MessageId, Notification,
-    RpcReply, Session, TlsSession, UsageError, XmlPayload,
+    RpcReply, Session, TlsSession, XmlPayload,
 };
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
@@ -27,8 +27,8 @@ use tokio_stream::Stream;
 
 use crate::connection::{sleep, AsyncStream, Conn, Ended};
 
-/// The IANA port for NETCONF over TLS (RFC 7589).
-pub const DEFAULT_TLS_PORT: u16 = 6513;
+use netconf_proto::address::split_host_port;
+pub use netconf_proto::address::DEFAULT_TLS_PORT;
 
 enum Command {
     Rpc {
@@ -110,7 +110,7 @@ impl ClientBuilder {
         addr: &str,
         tls: &ClientTlsOptions,
     ) -> Result<(Client, Driver), Error> {
-        let (host, port) = split_host_port(addr)?;
+        let (host, port) = split_host_port(addr, DEFAULT_TLS_PORT)?;
         let tls_config = tls.build()?;
         let server_name = tls.server_name_for(host)?;
         let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect((host, port)))
@@ -187,26 +187,6 @@ impl ClientBuilder {
             inner: Box::pin(drive(conn, rx, notifications, shared.clone())),
         };
         Ok((Client { cmds, shared }, driver))
-    }
-}
-
-pub(crate) fn split_host_port(addr: &str) -> Result<(&str, u16), Error> {
-    let bad = || UsageError::InvalidValue {
-        what: "address",
-        why: format!("{addr:?} is not host, host:port or [v6]:port"),
-    };
-    if let Some(rest) = addr.strip_prefix('[') {
-        let (host, rest) = rest.split_once(']').ok_or_else(bad)?;
-        let port = match rest.strip_prefix(':') {
-            Some(p) => p.parse().map_err(|_| bad())?,
-            None if rest.is_empty() => DEFAULT_TLS_PORT,
-            None => return Err(bad().into()),
-        };
-        return Ok((host, port));
-    }
-    match addr.rsplit_once(':') {
-        Some((host, port)) if !host.contains(':') => Ok((host, port.parse().map_err(|_| bad())?)),
-        _ => Ok((addr, DEFAULT_TLS_PORT)),
     }
 }
 

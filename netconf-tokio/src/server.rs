@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use netconf_proto::message::{ErrorTag, ErrorType, RpcError};
 use netconf_proto::rustls::pki_types::CertificateDer;
 use netconf_proto::rustls::ServerConfig;
+use netconf_proto::server::{answer_kill_session, starts_subscription};
 use netconf_proto::tls::ServerTlsOptions;
 use netconf_proto::{Config, Error, Event, Reply, Request, TlsSession};
 use tokio::io::AsyncReadExt;
@@ -343,10 +344,7 @@ async fn serve_session(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr)
                     } else {
                         call_handler(&shared, &request, &info).await
                     };
-                    if request.operation.name == "create-subscription"
-                        && request.operation.namespace == netconf_proto::xml::NS_NOTIFICATION
-                        && reply == Reply::Ok
-                    {
+                    if starts_subscription(&request, &reply) {
                         subscribed.store(true, Ordering::SeqCst);
                     }
                     if let Err(e) = conn
@@ -414,31 +412,11 @@ fn tls_peer_certs(conn: &Conn) -> Vec<CertificateDer<'static>> {
 }
 
 fn kill_session(shared: &Shared, own_id: u32, request: &Request) -> Reply {
-    let invalid = |msg: String| {
-        Reply::error(RpcError::new(ErrorType::Protocol, ErrorTag::InvalidValue).with_message(msg))
-    };
-    let Some(target) = request
-        .body
-        .child_text("session-id")
-        .and_then(|t| t.trim().parse::<u32>().ok())
-    else {
-        return Reply::error(
-            RpcError::new(ErrorType::Protocol, ErrorTag::MissingElement)
-                .with_message("kill-session needs a <session-id>"),
-        );
-    };
-    if target == own_id {
-        return invalid("a session cannot kill itself; use close-session".into());
-    }
-    let kill = shared
-        .sessions()
-        .get(&target)
-        .map(|entry| entry.kill.clone());
-    match kill {
-        Some(kill) => {
-            kill.notify_one();
-            Reply::Ok
-        }
-        None => invalid(format!("no session {target}")),
-    }
+    answer_kill_session(request, own_id, |target| {
+        let kill = shared
+            .sessions()
+            .get(&target)
+            .map(|entry| entry.kill.clone());
+        kill.map(|kill| kill.notify_one()).is_some()
+    })
 }

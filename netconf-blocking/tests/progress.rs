@@ -30,13 +30,25 @@ fn progress_grows_while_a_large_reply_arrives() {
         .connect_tls(&server.local_addr().to_string(), &tls)
         .unwrap();
     seen.lock().unwrap().clear();
-    let got = client.get_config(&GetConfig::new(Datastore::Running)).unwrap();
+    let got = client
+        .get_config(&GetConfig::new(Datastore::Running))
+        .unwrap();
     assert_eq!(got.as_str(), data);
     let seen = seen.lock().unwrap().clone();
     let partial: Vec<usize> = seen.iter().copied().filter(|&n| n > 0).collect();
-    assert!(partial.len() >= 2, "expected several progress calls, got {seen:?}");
-    assert!(partial.windows(2).all(|w| w[0] <= w[1]), "progress went backwards: {partial:?}");
+    assert!(
+        partial.len() >= 2,
+        "expected several progress calls, got {seen:?}"
+    );
+    assert!(
+        partial.windows(2).all(|w| w[0] <= w[1]),
+        "progress went backwards: {partial:?}"
+    );
     assert!(*partial.last().unwrap() < data.len() + 200);
-    assert_eq!(seen.last(), Some(&0), "the last call reports the message complete");
+    assert_eq!(
+        seen.last(),
+        Some(&0),
+        "the last call reports the message complete"
+    );
     client.close().unwrap();
 }

@@ -31,7 +31,11 @@ fn silent_peer() -> (String, mpsc::Sender<()>) {
 
 /// A 1 MiB operation: a few of them fill any socket buffer.
 fn big_rpc() -> RpcBody {
-    RpcBody::raw(format!("<edit xmlns=\"urn:x\">{}</edit>", "x".repeat(1 << 20))).unwrap()
+    RpcBody::raw(format!(
+        "<edit xmlns=\"urn:x\">{}</edit>",
+        "x".repeat(1 << 20)
+    ))
+    .unwrap()
 }
 
 fn is_write_timeout(e: &Error) -> bool {
@@ -65,7 +69,10 @@ fn blocking_client_write_times_out() {
 #[test]
 fn tokio_client_write_times_out() {
     let (addr, stop) = silent_peer();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
         let client = netconf_tokio::Client::builder()

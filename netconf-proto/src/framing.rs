@@ -37,8 +37,8 @@ pub fn encode(framing: Framing, message: &[u8], out: &mut BytesMut) {
         }
         Framing::Chunked => {
             out.reserve(message.len() + 32);
-            // Chunks are capped at RFC 6242's maximum; an empty message still needs one
-            // chunk because a chunk size of zero is not allowed.
+            // Chunks are capped at RFC 6242's maximum. A chunk of size zero does not exist,
+            // so an empty message cannot be framed; the session never sends one.
             for chunk in message.chunks(MAX_CHUNK_SIZE as usize) {
                 out.put_slice(b"\n#");
                 out.put_slice(chunk.len().to_string().as_bytes());

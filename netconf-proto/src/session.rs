@@ -100,11 +100,19 @@ pub enum Output {
     Wait(Option<Instant>),
 }
 
-/// The envelope needed to answer a request (RFC 6241 echoes the rpc's attributes).
+/// A request waiting for its turn to be answered. RFC 6241 section 4.5: replies go out in
+/// the order the requests came, so an answer given early waits here for those before it.
 #[derive(Debug)]
-struct PendingRequest {
+struct PendingReply {
+    /// The message-id to answer; `None` for replies the session makes itself.
+    message_id: Option<String>,
+    /// The envelope (RFC 6241 echoes the rpc's attributes).
     reply_open: String,
     reply_close: String,
+    /// The answer, once given.
+    reply: Option<Reply>,
+    /// Sending this reply ends the session (close-session).
+    closes: bool,
 }
 
 /// A NETCONF session, without I/O. See the crate docs for the run loop.
@@ -128,7 +136,10 @@ pub struct Session {
     deadlines: BTreeSet<(Instant, u64)>,
     close_id: Option<u64>,
     /// Requests waiting for our reply (server), by message-id.
-    requests: HashMap<String, PendingRequest>,
+    /// Requests (server) in arrival order, each waiting for its reply to go out.
+    requests: VecDeque<PendingReply>,
+    /// The client sent close-session (server): nothing after it is read.
+    close_requested: bool,
     /// The fatal error, kept so later input reports it again.
     error: Option<ProtocolError>,
 }
@@ -161,7 +172,8 @@ impl Session {
             pending: HashMap::new(),
             deadlines: BTreeSet::new(),
             close_id: None,
-            requests: HashMap::new(),
+            requests: VecDeque::new(),
+            close_requested: false,
             error: None,
         };
         let hello = message::write_hello(&s.config.capabilities, session_id);
@@ -246,7 +258,7 @@ impl Session {
         if let Some(e) = &self.error {
             return Err(e.clone());
         }
-        while !data.is_empty() && self.state != State::Closed {
+        while !data.is_empty() && self.state != State::Closed && !self.close_requested {
             let (n, piece) = match self.decoder.decode(data) {
                 Ok(step) => step,
                 Err(e) => return Err(self.fail(e)),
@@ -375,10 +387,16 @@ impl Session {
         if self.state == State::Closed {
             return Err(UsageError::Closed);
         }
-        let Some(request) = self.requests.remove(message_id) else {
+        // The earliest unanswered request with this id: a client may reuse message-ids.
+        let Some(pending) = self
+            .requests
+            .iter_mut()
+            .find(|p| p.reply.is_none() && p.message_id.as_deref() == Some(message_id))
+        else {
             return Err(UsageError::UnknownRequest(message_id.to_owned()));
         };
-        self.write_reply(&request.reply_open, &request.reply_close, reply);
+        pending.reply = Some(reply.clone());
+        self.send_answered_replies();
         Ok(())
     }
 
@@ -528,13 +546,15 @@ impl Session {
             ParseError::MissingRpcMessageId
                 if self.role == Role::Server && self.is_established() =>
             {
-                // RFC 6241 section 4.1: answer with missing-attribute and carry on.
-                let error = missing_message_id_error();
-                self.write_reply(
-                    &format!("<rpc-reply xmlns=\"{}\">", crate::xml::NS_BASE),
-                    "</rpc-reply>",
-                    &error,
-                );
+                // RFC 6241 section 4.1: answer with missing-attribute (in its turn) and carry on.
+                self.requests.push_back(PendingReply {
+                    message_id: None,
+                    reply_open: format!("<rpc-reply xmlns=\"{}\">", crate::xml::NS_BASE),
+                    reply_close: "</rpc-reply>".into(),
+                    reply: Some(missing_message_id_error()),
+                    closes: false,
+                });
+                self.send_answered_replies();
                 return Ok(());
             }
             ParseError::MissingRpcMessageId => ProtocolError::MalformedMessage {
@@ -649,18 +669,41 @@ impl Session {
 
     fn on_request(&mut self, request: Request) {
         if request.operation.is_base("close-session") {
-            self.write_reply(&request.reply_open, &request.reply_close, &Reply::Ok);
-            self.finish(CloseReason::CloseSession);
+            // Answered by the session itself, after every earlier request; nothing after it
+            // is read.
+            self.close_requested = true;
+            self.requests.push_back(PendingReply {
+                message_id: Some(request.message_id),
+                reply_open: request.reply_open,
+                reply_close: request.reply_close,
+                reply: Some(Reply::Ok),
+                closes: true,
+            });
+            self.send_answered_replies();
             return;
         }
-        self.requests.insert(
-            request.message_id.clone(),
-            PendingRequest {
-                reply_open: request.reply_open.clone(),
-                reply_close: request.reply_close.clone(),
-            },
-        );
+        self.requests.push_back(PendingReply {
+            message_id: Some(request.message_id.clone()),
+            reply_open: request.reply_open.clone(),
+            reply_close: request.reply_close.clone(),
+            reply: None,
+            closes: false,
+        });
         self.events.push_back(Event::Rpc { request });
+    }
+
+    /// Sends the answered replies at the front of the queue, in request order.
+    fn send_answered_replies(&mut self) {
+        while self.requests.front().is_some_and(|p| p.reply.is_some()) {
+            let Some(p) = self.requests.pop_front() else { break };
+            if let Some(reply) = &p.reply {
+                self.write_reply(&p.reply_open, &p.reply_close, reply);
+            }
+            if p.closes {
+                self.finish(CloseReason::CloseSession);
+                return;
+            }
+        }
     }
 
     fn write_reply(&mut self, open: &str, close: &str, reply: &Reply) {

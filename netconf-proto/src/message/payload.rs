@@ -57,8 +57,16 @@ impl XmlPayload {
     /// get-schema reply). Fails if the payload contains elements.
     pub fn text(&self) -> Result<String, crate::UsageError> {
         use quick_xml::events::Event;
-        let mut reader = quick_xml::Reader::from_str(self.as_str());
+        // quick-xml would take a leading U+FEFF for a byte-order mark and drop it; here it is
+        // content.
+        let text = self.as_str();
+        let (bom, rest) = match text.strip_prefix('\u{feff}') {
+            Some(rest) => ("\u{feff}", rest),
+            None => ("", text),
+        };
+        let mut reader = quick_xml::Reader::from_str(rest);
         let mut out = String::with_capacity(self.len());
+        out.push_str(bom);
         loop {
             let bad = |what: String| crate::UsageError::MalformedXml(what);
             match reader.read_event().map_err(|e| bad(e.to_string()))? {

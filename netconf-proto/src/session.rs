@@ -695,7 +695,9 @@ impl Session {
     /// Sends the answered replies at the front of the queue, in request order.
     fn send_answered_replies(&mut self) {
         while self.requests.front().is_some_and(|p| p.reply.is_some()) {
-            let Some(p) = self.requests.pop_front() else { break };
+            let Some(p) = self.requests.pop_front() else {
+                break;
+            };
             if let Some(reply) = &p.reply {
                 self.write_reply(&p.reply_open, &p.reply_close, reply);
             }

@@ -19,7 +19,9 @@ use bytes::Bytes;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, Connection, ServerConfig, ServerConnection};
 
-pub use options::{ClientTlsOptions, PemSource, ServerTlsOptions, TlsConfigError};
+pub use options::{
+    ClientTlsOptions, PemSource, ServerTlsOptions, TlsConfigError, CLIENT_FRIENDLY_RECORD,
+};
 
 use crate::config::Config;
 use crate::error::ProtocolError;

@@ -226,9 +226,21 @@ pub struct ServerTlsOptions {
     pub client_ca: Vec<PemSource>,
     /// Whether a client certificate is required (RFC 7589: yes).
     pub require_client_cert: bool,
+    /// The most plaintext one TLS record carries (default [`CLIENT_FRIENDLY_RECORD`]).
+    ///
+    /// Why not the TLS maximum of 16 KiB: the most used NETCONF client (ncclient) reads 4096
+    /// bytes each time its socket turns readable, so the rest of a larger record stays
+    /// inside OpenSSL where its loop never looks, and a large reply never completes. Records
+    /// that fit one such read cost about 1% more bytes on the wire and keep every client of
+    /// that kind working. `None` uses the TLS maximum.
+    pub max_record_plaintext: Option<usize>,
     /// A complete rustls configuration that replaces everything above.
     pub config: Option<Arc<ServerConfig>>,
 }
+
+/// Record plaintext size that a client reading 4096 bytes per readiness event drains whole.
+/// rustls counts the 5-byte record header in its fragment size.
+pub const CLIENT_FRIENDLY_RECORD: usize = 4096;
 
 impl ServerTlsOptions {
     /// Options with our identity, requiring client certificates signed by `client_ca`.
@@ -237,6 +249,7 @@ impl ServerTlsOptions {
             identity: (cert, key),
             client_ca: vec![client_ca],
             require_client_cert: true,
+            max_record_plaintext: Some(CLIENT_FRIENDLY_RECORD),
             config: None,
         }
     }
@@ -247,6 +260,7 @@ impl ServerTlsOptions {
             identity: (PemSource::pem(Vec::new()), PemSource::pem(Vec::new())),
             client_ca: Vec::new(),
             require_client_cert: true,
+            max_record_plaintext: None,
             config: Some(config),
         }
     }
@@ -276,9 +290,9 @@ impl ServerTlsOptions {
             )
         };
         let (cert, key) = &self.identity;
-        Ok(Arc::new(builder.with_single_cert(
-            cert.certificates("server certificate")?,
-            key.private_key()?,
-        )?))
+        let mut config = builder
+            .with_single_cert(cert.certificates("server certificate")?, key.private_key()?)?;
+        config.max_fragment_size = self.max_record_plaintext;
+        Ok(Arc::new(config))
     }
 }

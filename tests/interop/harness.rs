@@ -1,0 +1,779 @@
+//! The harness shared by the `interop_*` test targets (each includes it with
+//! `#[path = "../interop/harness.rs"] mod harness;`).
+//!
+//! Interop tests run only when asked: `NETCONF_INTEROP=1` runs them and skips a test whose
+//! peer (gcc + libnetconf2 headers, the Python venv) is missing; `NETCONF_INTEROP=require`
+//! (what `tests/interop/run` and so `.ci/run` use) turns a missing peer into a failure.
+//! Unset, every interop test prints "skipped: set NETCONF_INTEROP=1" and passes, so a plain
+//! `cargo test --workspace` needs none of the peers.
+//!
+//! Peers are external processes bound to 127.0.0.1 only. Each is started by the test itself,
+//! awaited by polling its TCP port (never a fixed sleep), and killed by its pid when the
+//! [`Peer`] guard drops, on success, failure or panic alike.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use netconf_proto::message::{ErrorTag, ErrorType};
+use netconf_proto::{Reply, Request, RpcError};
+use netconf_tests::certs::{Pki, PkiFiles};
+
+/// Where the Debian package puts ietf-netconf-acm (libyang2-tools' examples).
+pub const NACM_DIR: &str = "/usr/share/doc/libyang2-tools/examples";
+
+/// The greeting our servers hand out before anyone edits it.
+pub const OUR_GREETING: &str = "hello from netconf-rs";
+
+/// Capabilities our servers advertise on top of base:1.0/1.1, so that clients which check
+/// capabilities before sending go ahead: ncclient checks `:writable-running` before an
+/// edit-config on running and `:validate` before validate; libnetconf2's client builds its
+/// YANG context from the hello and enables ietf-netconf's features only from the module
+/// capability's `features=` list (without it: "Term node "running" not found" on edit-config).
+/// The `&` in the module capability also checks that our hello escapes capability text.
+pub const SERVER_CAPABILITIES: &[&str] = &[
+    "urn:ietf:params:netconf:capability:writable-running:1.0",
+    "urn:ietf:params:netconf:capability:candidate:1.0",
+    "urn:ietf:params:netconf:capability:validate:1.1",
+    "urn:ietf:params:xml:ns:netconf:base:1.0?module=ietf-netconf&revision=2013-09-29\
+     &features=writable-running,candidate,validate",
+];
+
+/// The size of "the 10 MB reply".
+pub const BIG_BYTES: usize = 10_000_000;
+
+// ---- the switch ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `NETCONF_INTEROP=1`: run; a missing peer skips the test.
+    Run,
+    /// `NETCONF_INTEROP=require`: run; a missing peer fails the test.
+    Require,
+}
+
+/// The interop mode, or `None` (after printing why) when interop tests are off.
+pub fn mode(test: &str) -> Option<Mode> {
+    match std::env::var("NETCONF_INTEROP").as_deref() {
+        Ok("require") => Some(Mode::Require),
+        Ok("1") | Ok("true") | Ok("yes") => Some(Mode::Run),
+        _ => {
+            println!("{test}: skipped: set NETCONF_INTEROP=1 (or =require) to run interop tests");
+            None
+        }
+    }
+}
+
+/// Unwraps a peer prerequisite: missing is a skip under `Run` and a failure under `Require`.
+pub fn need<T>(mode: Mode, test: &str, found: Result<T, String>) -> Option<T> {
+    match found {
+        Ok(v) => Some(v),
+        Err(why) if mode == Mode::Require => {
+            panic!("{test}: NETCONF_INTEROP=require and a peer is missing: {why}")
+        }
+        Err(why) => {
+            println!("{test}: skipped: peer missing: {why} (run tests/interop/install)");
+            None
+        }
+    }
+}
+
+// ---- paths ---------------------------------------------------------------------------------
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ sits in the workspace")
+        .to_owned()
+}
+
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => {
+            let dir = PathBuf::from(dir);
+            if dir.is_absolute() {
+                dir
+            } else {
+                workspace_root().join(dir)
+            }
+        }
+        None => workspace_root().join("target"),
+    }
+}
+
+pub fn interop_src() -> PathBuf {
+    workspace_root().join("tests").join("interop")
+}
+
+/// A fresh directory for one test's certificates and logs, removed when dropped.
+#[derive(Debug)]
+pub struct Scratch {
+    pub dir: PathBuf,
+    pub pki: Pki,
+    pub files: PkiFiles,
+}
+
+impl Scratch {
+    pub fn new(test: &str) -> Scratch {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "netconf-interop-{}-{}-{test}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("creating a scratch directory");
+        let pki = Pki::generate();
+        let files = pki.write_to_dir(&dir).expect("writing the test PKI");
+        Scratch { dir, pki, files }
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+// ---- building the C peers ------------------------------------------------------------------
+
+fn pkg_config_flags() -> Result<Vec<String>, String> {
+    let out = Command::new("pkg-config")
+        .args(["--cflags", "--libs", "libnetconf2", "libyang"])
+        .output()
+        .map_err(|e| format!("pkg-config not runnable: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "pkg-config finds no libnetconf2/libyang: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect())
+}
+
+/// Compiles `tests/interop/<name>.c` into `target/interop/bin/<name>` (once per process, and
+/// only when the source is newer than the binary), with gcc and pkg-config's flags.
+pub fn c_peer(name: &str) -> Result<PathBuf, String> {
+    static BUILT: OnceLock<Mutex<HashMap<String, Result<PathBuf, String>>>> = OnceLock::new();
+    let mut built = BUILT
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    if let Some(r) = built.get(name) {
+        return r.clone();
+    }
+    let r = compile(name);
+    built.insert(name.to_owned(), r.clone());
+    r
+}
+
+fn compile(name: &str) -> Result<PathBuf, String> {
+    let src = interop_src().join(format!("{name}.c"));
+    let bin_dir = target_dir().join("interop").join("bin");
+    fs::create_dir_all(&bin_dir).map_err(|e| format!("creating {}: {e}", bin_dir.display()))?;
+    let bin = bin_dir.join(name);
+    // Checked even when the binary is cached: without the libraries it cannot run.
+    let flags = pkg_config_flags()?;
+    let mtime = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
+    if let (Some(b), Some(s)) = (mtime(&bin), mtime(&src)) {
+        if b >= s {
+            return Ok(bin);
+        }
+    }
+    let tmp = bin_dir.join(format!("{name}.tmp-{}", std::process::id()));
+    let out = Command::new("gcc")
+        .args(["-O2", "-Wall", "-o"])
+        .arg(&tmp)
+        .arg(&src)
+        .args(&flags)
+        .args(["-lssh", "-lssl", "-lcrypto", "-lpthread", "-ldl"])
+        .output()
+        .map_err(|e| format!("gcc not runnable: {e}"))?;
+    if !out.status.success() {
+        let _ = fs::remove_file(&tmp);
+        return Err(format!(
+            "gcc failed on {}:\n{}",
+            src.display(),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    fs::rename(&tmp, &bin).map_err(|e| format!("installing {}: {e}", bin.display()))?;
+    Ok(bin)
+}
+
+/// The interop venv's python, checked to import both client libraries.
+pub fn venv_python() -> Result<PathBuf, String> {
+    let venv = std::env::var_os("NETCONF_INTEROP_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("interop-venv"));
+    let python = venv.join("bin").join("python");
+    if !python.exists() {
+        return Err(format!("no Python venv at {}", venv.display()));
+    }
+    let out = Command::new(&python)
+        .args(["-c", "import ncclient, netconf_client, six"])
+        .output()
+        .map_err(|e| format!("{} not runnable: {e}", python.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "the venv lacks ncclient/netconf-client: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(python)
+}
+
+/// Checks that the schema directory libnetconf2 needs for ietf-netconf-acm is there.
+pub fn nacm_dir() -> Result<(), String> {
+    if Path::new(NACM_DIR).join("ietf-netconf-acm.yang").exists() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{NACM_DIR}/ietf-netconf-acm.yang missing (libyang2-tools)"
+        ))
+    }
+}
+
+// ---- peer processes -------------------------------------------------------------------------
+
+/// A peer process, killed (by its pid) and reaped when dropped.
+#[derive(Debug)]
+pub struct Peer {
+    pub name: String,
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Peer {
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Stops the peer now and returns its log.
+    pub fn stop(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.log_text()
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("binding an ephemeral port on 127.0.0.1")
+}
+
+/// Waits until `port` on 127.0.0.1 accepts a TCP connection, or the peer exits, or 15 s pass.
+pub fn await_port(peer: &mut Peer, port: u16) -> Result<Duration, String> {
+    let start = Instant::now();
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    loop {
+        if let Ok(Some(status)) = peer.child.try_wait() {
+            return Err(format!(
+                "{} exited ({status}) before listening:\n{}",
+                peer.name,
+                peer.log_text()
+            ));
+        }
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return Ok(start.elapsed());
+        }
+        if start.elapsed() > Duration::from_secs(15) {
+            return Err(format!(
+                "{} not listening on {addr} after 15 s:\n{}",
+                peer.name,
+                peer.log_text()
+            ));
+        }
+        // A poll interval while the peer starts (it takes 50-90 ms), not a fixed sleep.
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Starts the libnetconf2 server (`nc_server.c`) on a free port and waits for it to listen.
+/// With `data_size`, its get-config replies carry about that many bytes.
+pub fn start_nc_server(scratch: &Scratch, data_size: Option<usize>) -> Result<(Peer, u16), String> {
+    let bin = c_peer("nc_server")?;
+    let mut last = String::new();
+    for attempt in 0..3 {
+        let port = free_port();
+        let log = scratch.dir.join(format!("nc_server-{attempt}.log"));
+        let log_file = File::create(&log).map_err(|e| e.to_string())?;
+        let mut cmd = Command::new(&bin);
+        cmd.arg("--port")
+            .arg(port.to_string())
+            .arg("--cert")
+            .arg(&scratch.files.server_cert)
+            .arg("--key")
+            .arg(&scratch.files.server_key)
+            .arg("--ca")
+            .arg(&scratch.files.ca_cert)
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log_file);
+        if let Some(n) = data_size {
+            cmd.arg("--data-size").arg(n.to_string());
+        }
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("starting nc_server: {e}"))?;
+        let mut peer = Peer {
+            name: "libnetconf2 nc_server".into(),
+            child,
+            log,
+        };
+        match await_port(&mut peer, port) {
+            Ok(took) => {
+                println!("libnetconf2 server listening on 127.0.0.1:{port} after {took:?}");
+                return Ok((peer, port));
+            }
+            // Most likely the port was taken between free_port() and bind: try another.
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// What a client process did.
+#[derive(Debug)]
+pub struct Outcome {
+    /// `None` when it was killed for running past its time limit.
+    pub status: Option<ExitStatus>,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl Outcome {
+    pub fn ok(&self) -> bool {
+        self.status.is_some_and(|s| s.success())
+    }
+
+    /// The rest of the first stdout line that starts with `key` followed by a space.
+    pub fn line(&self, key: &str) -> Option<&str> {
+        self.stdout.lines().find_map(|l| {
+            l.strip_prefix(key)
+                .and_then(|rest| rest.strip_prefix(' ').or(rest.is_empty().then_some("")))
+        })
+    }
+
+    /// `key=value` from the line starting with `line_key`.
+    pub fn field(&self, line_key: &str, key: &str) -> Option<&str> {
+        self.line(line_key)?
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "status {:?} after {:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.status, self.elapsed, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Runs a client process to completion, killing it (by pid) if it runs past `limit`.
+pub fn run_client(cmd: &mut Command, limit: Duration) -> Outcome {
+    let start = Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {cmd:?}: {e}"));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut out = child.stdout.take().expect("piped stdout");
+    let mut err = child.stderr.take().expect("piped stderr");
+    let stderr_reader = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = err.read_to_end(&mut s);
+        String::from_utf8_lossy(&s).into_owned()
+    });
+    std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = out.read_to_end(&mut s);
+        let _ = tx.send(String::from_utf8_lossy(&s).into_owned());
+    });
+    // stdout reaches EOF when the process exits (or is killed).
+    let (stdout, timed_out) = match rx.recv_timeout(limit) {
+        Ok(s) => (s, false),
+        Err(_) => {
+            let _ = child.kill();
+            (rx.recv().unwrap_or_default(), true)
+        }
+    };
+    let status = child.wait().ok();
+    let stderr = stderr_reader.join().unwrap_or_default();
+    Outcome {
+        status: if timed_out { None } else { status },
+        stdout,
+        stderr,
+        elapsed: start.elapsed(),
+    }
+}
+
+// ---- timings ---------------------------------------------------------------------------------
+
+/// Prints a measured timing and appends it to `target/interop/timings.txt` (for INTEROP.md).
+pub fn record_timing(client: &str, server: &str, bytes: usize, secs: f64, note: &str) {
+    let line = format!(
+        "TIMING client={client} server={server} bytes={bytes} seconds={secs:.3} profile={} {note}",
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
+    );
+    println!("{line}");
+    let path = target_dir().join("interop").join("timings.txt");
+    let _ = fs::create_dir_all(path.parent().expect("has a parent"));
+    if let Ok(mut f) = OpenOptions::new().create(true).append(true).open(&path) {
+        let _ = writeln!(f, "{line}");
+    }
+}
+
+// ---- our servers' request handler ---------------------------------------------------------
+
+/// The toy datastore our servers serve to external clients: one greeting per datastore,
+/// plus a log of the operations the handler saw.
+#[derive(Debug, Clone, Default)]
+pub struct ToyStore {
+    inner: Arc<Mutex<ToyState>>,
+    /// When set, get-config answers with this (the 10 MB reply).
+    pub big: Option<Bytes>,
+}
+
+#[derive(Debug, Default)]
+struct ToyState {
+    running: Option<String>,
+    candidate: Option<String>,
+    ops: Vec<String>,
+}
+
+impl ToyStore {
+    pub fn new() -> ToyStore {
+        ToyStore::default()
+    }
+
+    pub fn with_big(bytes: usize) -> ToyStore {
+        ToyStore {
+            big: Some(big_document(bytes)),
+            ..ToyStore::default()
+        }
+    }
+
+    /// Operation names seen by the handler, in order.
+    pub fn ops(&self) -> Vec<String> {
+        self.state().ops.clone()
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, ToyState> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Answers one request (shared by the blocking and the tokio server).
+    pub fn answer(&self, req: &Request) -> Reply {
+        let op = &req.operation;
+        let body = req.body.as_str();
+        let mut st = self.state();
+        st.ops.push(op.name.clone());
+        let datastore = |wrapper: &str| {
+            let open = format!("{wrapper}>");
+            let start = body.find(&open)?;
+            let rest = &body[start + open.len()..];
+            Some(if rest.trim_start().starts_with("<candidate") {
+                "candidate"
+            } else {
+                "running"
+            })
+        };
+        let greeting_doc = |g: &str| {
+            format!("<interop xmlns=\"urn:example:interop\"><greeting>{g}</greeting></interop>")
+        };
+        match op.name.as_str() {
+            "get-config" => {
+                if let Some(big) = &self.big {
+                    return Reply::data_unchecked(big.clone());
+                }
+                let g = if datastore("source") == Some("candidate") {
+                    st.candidate.clone()
+                } else {
+                    st.running.clone()
+                };
+                Reply::data(greeting_doc(g.as_deref().unwrap_or(OUR_GREETING)))
+                    .expect("well-formed")
+            }
+            "get" => Reply::data(format!(
+                "<interop xmlns=\"urn:example:interop\"><greeting>{}</greeting>\
+                 <server>netconf-rs</server></interop>",
+                st.running.as_deref().unwrap_or(OUR_GREETING)
+            ))
+            .expect("well-formed"),
+            "edit-config" => {
+                let Some(greeting) = element_text(body, "greeting") else {
+                    return Reply::error(
+                        RpcError::new(ErrorType::Application, ErrorTag::InvalidValue)
+                            .with_message("this toy server stores only <greeting>"),
+                    );
+                };
+                if datastore("target") == Some("candidate") {
+                    st.candidate = Some(greeting);
+                } else {
+                    st.running = Some(greeting);
+                }
+                Reply::Ok
+            }
+            "commit" => {
+                if let Some(c) = st.candidate.clone() {
+                    st.running = Some(c);
+                }
+                Reply::Ok
+            }
+            "discard-changes" => {
+                st.candidate = st.running.clone();
+                Reply::Ok
+            }
+            "lock" | "unlock" | "validate" => Reply::Ok,
+            other => Reply::error(
+                RpcError::new(ErrorType::Protocol, ErrorTag::OperationNotSupported)
+                    .with_message(format!("the interop toy server does not do <{other}>")),
+            ),
+        }
+    }
+}
+
+/// The text of the first element whose local name is `local` (any prefix), verbatim.
+fn element_text(xml: &str, local: &str) -> Option<String> {
+    let mut from = 0;
+    while let Some(i) = xml[from..].find(local) {
+        let at = from + i;
+        from = at + local.len();
+        let before = xml[..at].chars().last();
+        let after = xml[from..].chars().next();
+        let is_open = matches!(before, Some('<') | Some(':'))
+            && matches!(after, Some('>') | Some(' '))
+            && !xml[..at].ends_with("</");
+        if !is_open {
+            continue;
+        }
+        let start = from + xml[from..].find('>')? + 1;
+        let end = start + xml[start..].find("</")?;
+        return Some(xml[start..end].to_owned());
+    }
+    None
+}
+
+/// A document of about `bytes` bytes: `<interop><bulk><item>...</item>...</bulk></interop>`.
+pub fn big_document(bytes: usize) -> Bytes {
+    let mut s = String::with_capacity(bytes + 256);
+    s.push_str("<interop xmlns=\"urn:example:interop\"><bulk>");
+    let mut i = 0u64;
+    while s.len() < bytes {
+        s.push_str(&format!(
+            "<item><name>item-{i:08}</name><value>the quick brown fox jumps over the lazy dog</value></item>"
+        ));
+        i += 1;
+    }
+    s.push_str("</bulk></interop>");
+    Bytes::from(s)
+}
+
+/// Our servers' session configuration: base:1.0/1.1 plus [`SERVER_CAPABILITIES`].
+pub fn server_config() -> netconf_proto::Config {
+    SERVER_CAPABILITIES
+        .iter()
+        .fold(netconf_proto::Config::server(), |c, cap| {
+            c.with_capability(*cap)
+        })
+}
+
+/// Server TLS options from a scratch PKI.
+pub fn server_tls(scratch: &Scratch) -> netconf_proto::tls::ServerTlsOptions {
+    use netconf_proto::tls::{PemSource, ServerTlsOptions};
+    ServerTlsOptions::new(
+        PemSource::pem(scratch.pki.server_cert_pem.clone()),
+        PemSource::pem(scratch.pki.server_key_pem.clone()),
+        PemSource::pem(scratch.pki.ca_pem.clone()),
+    )
+}
+
+/// Client TLS options from a scratch PKI.
+pub fn client_tls(scratch: &Scratch) -> netconf_proto::tls::ClientTlsOptions {
+    netconf_proto::tls::ClientTlsOptions::new()
+        .ca_pem(scratch.pki.ca_pem.clone())
+        .client_cert_pem(
+            scratch.pki.client_cert_pem.clone(),
+            scratch.pki.client_key_pem.clone(),
+        )
+}
+
+// ---- our servers, for external clients -------------------------------------------------------
+
+/// One of our servers, running in this process on 127.0.0.1, answering with a [`ToyStore`].
+/// Dropping it shuts it down.
+pub enum OurServer {
+    Blocking(Option<netconf_blocking::ServerHandle>),
+    Tokio(
+        Option<netconf_tokio::ServerHandle>,
+        Option<tokio::runtime::Runtime>,
+    ),
+}
+
+impl std::fmt::Debug for OurServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl OurServer {
+    pub fn name(&self) -> &'static str {
+        match self {
+            OurServer::Blocking(..) => "netconf-blocking",
+            OurServer::Tokio(..) => "netconf-tokio",
+        }
+    }
+
+    /// Starts the blocking server on a free port.
+    pub fn blocking(scratch: &Scratch, store: &ToyStore) -> OurServer {
+        let store = store.clone();
+        let server = netconf_blocking::Server::builder(server_tls(scratch))
+            .config(server_config())
+            .bind("127.0.0.1:0", move |req, _info| store.answer(req))
+            .expect("binding the blocking server on 127.0.0.1");
+        OurServer::Blocking(Some(server.spawn()))
+    }
+
+    /// Starts the tokio server on a free port, on a runtime of its own.
+    pub fn tokio(scratch: &Scratch, store: &ToyStore) -> OurServer {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        let store = store.clone();
+        let server = rt
+            .block_on(
+                netconf_tokio::Server::builder(server_tls(scratch))
+                    .config(server_config())
+                    .bind("127.0.0.1:0", move |req, _info| {
+                        let store = store.clone();
+                        async move { store.answer(&req) }
+                    }),
+            )
+            .expect("binding the tokio server on 127.0.0.1");
+        let handle = {
+            let _guard = rt.enter();
+            server.spawn()
+        };
+        OurServer::Tokio(Some(handle), Some(rt))
+    }
+
+    pub fn port(&self) -> u16 {
+        match self {
+            OurServer::Blocking(Some(h)) => h.local_addr().port(),
+            OurServer::Tokio(Some(h), _) => h.local_addr().port(),
+            _ => unreachable!("a server is running until dropped"),
+        }
+    }
+
+    /// Session-ids still open on the server.
+    pub fn sessions(&self) -> Vec<u32> {
+        match self {
+            OurServer::Blocking(Some(h)) => h.sessions(),
+            OurServer::Tokio(Some(h), _) => h.sessions(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+impl Drop for OurServer {
+    fn drop(&mut self) {
+        match self {
+            OurServer::Blocking(h) => {
+                if let Some(h) = h.take() {
+                    h.shutdown();
+                }
+            }
+            OurServer::Tokio(h, rt) => {
+                if let (Some(h), Some(rt)) = (h.take(), rt.take()) {
+                    rt.block_on(async {
+                        let _ = tokio::time::timeout(Duration::from_secs(10), h.shutdown()).await;
+                    });
+                    rt.shutdown_timeout(Duration::from_secs(2));
+                }
+            }
+        }
+    }
+}
+
+/// The common arguments of the C and Python clients: where to connect and with what.
+pub fn client_args(cmd: &mut Command, scratch: &Scratch, port: u16) {
+    cmd.arg("--port")
+        .arg(port.to_string())
+        .arg("--cert")
+        .arg(&scratch.files.client_cert)
+        .arg("--key")
+        .arg(&scratch.files.client_key)
+        .arg("--ca")
+        .arg(&scratch.files.ca_cert);
+}
+
+/// Checks the output of a C or Python client's operation run against our server.
+pub fn check_client_operations(client: &str, out: &Outcome, store: &ToyStore, tag: &str) {
+    assert!(out.ok(), "{client} failed:\n{}", out.describe());
+    let sid = out.field("HELLO", "session-id").unwrap_or("");
+    assert!(
+        sid.parse::<u32>().is_ok_and(|n| n > 0),
+        "{client}: no session-id:\n{}",
+        out.describe()
+    );
+    assert_eq!(
+        out.field("HELLO", "base11"),
+        Some("1"),
+        "{client} and our server should agree on base:1.1 (chunked framing)"
+    );
+    let before = out.line("GET-CONFIG").unwrap_or("");
+    assert!(
+        before.contains(OUR_GREETING),
+        "{client}: get-config: {before}"
+    );
+    assert_eq!(out.line("EDIT-CONFIG"), Some("ok"));
+    let after = out.line("GET-CONFIG-AFTER").unwrap_or("");
+    let want = format!("set by {tag}");
+    assert!(
+        after.contains(&want),
+        "{client}: get-config after edit: {after}"
+    );
+    assert_eq!(out.line("LOCK"), Some("ok"));
+    assert_eq!(out.line("UNLOCK"), Some("ok"));
+    assert_eq!(out.line("CLOSE"), Some("ok"));
+    let ops = store.ops();
+    for op in ["get-config", "edit-config", "lock", "unlock"] {
+        assert!(
+            ops.iter().any(|o| o == op),
+            "{client}: our server never saw <{op}>: {ops:?}"
+        );
+    }
+    println!("{client}: handler saw {ops:?}");
+}

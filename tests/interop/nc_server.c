@@ -1,0 +1,438 @@
+/*
+ * A small NETCONF-over-TLS server on libnetconf2 2.0.x's server API, for the interop suite.
+ *
+ *   nc_server --port PORT --cert server.pem --key server.key --ca ca.pem [--data-size BYTES]
+ *
+ * Listens on 127.0.0.1:PORT only. Clients must present a certificate signed by ca.pem; the
+ * cert-to-name entry maps the CA's SHA-256 fingerprint to the user "admin".
+ *
+ * Answers:
+ *   get            <data> with a small state + config document
+ *   get-config     <data> with what the last edit-config on that datastore stored, else a small
+ *                  document; with --data-size, a generated document of about BYTES bytes
+ *   edit-config, lock, unlock, commit, discard-changes, validate, copy-config, delete-config: <ok/>
+ *   get-schema     the YANG text of any module in the context (own callback: the built-in one
+ *                  double-frees on a repeated request with libyang 2.1.30)
+ *
+ * Traps of libnetconf2 2.0.24 handled here (see INTEROP.md at the repository root):
+ *   - trusted CA paths alone reject every client: a trusted-cert-list callback is required;
+ *   - ietf-netconf and ietf-netconf-monitoring are not shipped as files: they are cut out of
+ *     libnetconf2.so itself (it embeds them as NUL-terminated strings); ietf-netconf-acm comes
+ *     from libyang2-tools' examples;
+ *   - edit-config on running needs the writable-running feature, commit/discard the candidate one.
+ *
+ * Build: gcc -O2 -o nc_server nc_server.c $(pkg-config --cflags --libs libnetconf2 libyang) \
+ *            -lssh -lssl -lcrypto -lpthread -ldl
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <libyang/libyang.h>
+#include <nc_server.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#define NACM_DIR "/usr/share/doc/libyang2-tools/examples"
+
+static const char *opt_cert, *opt_key, *opt_ca;
+static long opt_data_size = 0;
+static int opt_port = 0;
+
+static struct ly_ctx *ctx;
+static struct nc_pollsession *ps;
+static volatile sig_atomic_t stopping = 0;
+static pthread_mutex_t ps_mutex = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t ps_cond = PTHREAD_COND_INITIALIZER;
+
+static char *big_data;                /* generated once for --data-size */
+static char *stored_running, *stored_candidate;
+static pthread_mutex_t store_mutex = PTHREAD_MUTEX_INITIALIZER;
+
+static const char *SMALL_CONFIG =
+    "<interop xmlns=\"urn:example:interop\"><greeting>hello from libnetconf2</greeting></interop>";
+static const char *SMALL_STATE =
+    "<interop xmlns=\"urn:example:interop\"><greeting>hello from libnetconf2</greeting>"
+    "<uptime>42</uptime><server>libnetconf2</server></interop>";
+
+static void die(const char *what)
+{
+    fprintf(stderr, "nc_server: %s\n", what);
+    exit(2);
+}
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stopping = 1;
+}
+
+/* ---- YANG modules embedded in libnetconf2.so ------------------------------------------ */
+
+static char *lib_image;
+static size_t lib_image_len;
+
+static void load_lib_image(void)
+{
+    Dl_info info;
+    if (!dladdr((void *)nc_server_init, &info) || !info.dli_fname) {
+        die("cannot locate libnetconf2.so (dladdr)");
+    }
+    FILE *f = fopen(info.dli_fname, "rb");
+    if (!f) {
+        die("cannot open libnetconf2.so");
+    }
+    fseek(f, 0, SEEK_END);
+    lib_image_len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    lib_image = malloc(lib_image_len + 1);
+    if (fread(lib_image, 1, lib_image_len, f) != lib_image_len) {
+        die("cannot read libnetconf2.so");
+    }
+    lib_image[lib_image_len] = '\0';
+    fclose(f);
+}
+
+/* The NUL-terminated string starting with "module NAME {" inside libnetconf2.so. */
+static const char *embedded_module(const char *name)
+{
+    char needle[128];
+    snprintf(needle, sizeof needle, "module %s {", name);
+    const char *p = memmem(lib_image, lib_image_len, needle, strlen(needle));
+    return p;
+}
+
+static LY_ERR import_clb(const char *mod_name, const char *mod_rev, const char *submod_name,
+                         const char *submod_rev, void *user_data, LYS_INFORMAT *format,
+                         const char **module_data, void (**free_module_data)(void *, void *))
+{
+    (void)mod_rev; (void)submod_rev; (void)user_data;
+    if (submod_name) {
+        return LY_ENOTFOUND;
+    }
+    const char *text = embedded_module(mod_name);
+    if (!text) {
+        return LY_ENOTFOUND;
+    }
+    *format = LYS_IN_YANG;
+    *module_data = text;
+    *free_module_data = NULL;
+    return LY_SUCCESS;
+}
+
+/* ---- replies ---------------------------------------------------------------------------- */
+
+static struct nc_server_reply *data_reply(const char *rpc_name, const char *xml, int is_string)
+{
+    char path[128];
+    struct lyd_node *tree = NULL;
+    snprintf(path, sizeof path, "/%s/data", rpc_name);
+    if (lyd_new_path2(NULL, ctx, path, xml, 0, is_string ? LYD_ANYDATA_STRING : LYD_ANYDATA_XML,
+                      LYD_NEW_PATH_OUTPUT, &tree, NULL)) {
+        return nc_server_reply_err(nc_err(ctx, NC_ERR_OP_FAILED, NC_ERR_TYPE_APP));
+    }
+    return nc_server_reply_data(tree, NC_WD_EXPLICIT, NC_PARAMTYPE_FREE);
+}
+
+static struct lyd_node *child(const struct lyd_node *node, const char *name)
+{
+    struct lyd_node *c;
+    LY_LIST_FOR(lyd_child(node), c) {
+        if (!strcmp(LYD_NAME(c), name)) {
+            return c;
+        }
+    }
+    return NULL;
+}
+
+/* "running" or "candidate" or NULL: the datastore named inside <source>/<target>. */
+static const char *datastore_in(const struct lyd_node *rpc, const char *which)
+{
+    struct lyd_node *d = child(rpc, which);
+    if (!d) {
+        return NULL;
+    }
+    struct lyd_node *c = lyd_child(d);
+    return c ? LYD_NAME(c) : NULL;
+}
+
+static struct nc_server_reply *get_schema_clb(struct lyd_node *rpc, struct nc_session *session)
+{
+    (void)session;
+    struct lyd_node *id = child(rpc, "identifier"), *ver = child(rpc, "version");
+    struct lyd_node *fmt = child(rpc, "format");
+    const char *name = id ? lyd_get_value(id) : NULL;
+    const char *rev = ver ? lyd_get_value(ver) : NULL;
+    fprintf(stderr, "nc_server: rpc get-schema %s@%s (%s)\n", name ? name : "?", rev ? rev : "",
+            fmt ? lyd_get_value(fmt) : "yang");
+    if (rev && !rev[0]) {
+        rev = NULL;
+    }
+    const struct lys_module *mod = NULL;
+    if (name) {
+        mod = rev ? ly_ctx_get_module(ctx, name, rev) : ly_ctx_get_module_latest(ctx, name);
+    }
+    if (!mod) {
+        struct lyd_node *e = nc_err(ctx, NC_ERR_INVALID_VALUE, NC_ERR_TYPE_APP);
+        nc_err_set_msg(e, "The requested schema was not found.", "en");
+        return nc_server_reply_err(e);
+    }
+    char *text = NULL;
+    if (lys_print_mem(&text, mod, LYS_OUT_YANG, 0) || !text) {
+        return nc_server_reply_err(nc_err(ctx, NC_ERR_OP_FAILED, NC_ERR_TYPE_APP));
+    }
+    struct nc_server_reply *reply = data_reply("ietf-netconf-monitoring:get-schema", text, 1);
+    free(text);
+    return reply;
+}
+
+static struct nc_server_reply *global_clb(struct lyd_node *rpc, struct nc_session *session)
+{
+    (void)session;
+    const char *name = LYD_NAME(rpc);
+    fprintf(stderr, "nc_server: rpc %s\n", name);
+
+    if (!strcmp(name, "get")) {
+        return data_reply("ietf-netconf:get", SMALL_STATE, 0);
+    }
+    if (!strcmp(name, "get-config")) {
+        if (big_data) {
+            return data_reply("ietf-netconf:get-config", big_data, 0);
+        }
+        const char *ds = datastore_in(rpc, "source");
+        pthread_mutex_lock(&store_mutex);
+        char *stored = ds && !strcmp(ds, "candidate") ? stored_candidate : stored_running;
+        char *xml = strdup(stored ? stored : SMALL_CONFIG);
+        pthread_mutex_unlock(&store_mutex);
+        struct nc_server_reply *r = data_reply("ietf-netconf:get-config", xml, 0);
+        free(xml);
+        return r;
+    }
+    if (!strcmp(name, "edit-config")) {
+        const char *ds = datastore_in(rpc, "target");
+        struct lyd_node *config = child(rpc, "config");
+        char *text = NULL;
+        if (config && !lyd_any_value_str(config, &text) && text) {
+            pthread_mutex_lock(&store_mutex);
+            char **slot = ds && !strcmp(ds, "candidate") ? &stored_candidate : &stored_running;
+            free(*slot);
+            *slot = text;
+            pthread_mutex_unlock(&store_mutex);
+        }
+        return nc_server_reply_ok();
+    }
+    if (!strcmp(name, "commit")) {
+        pthread_mutex_lock(&store_mutex);
+        if (stored_candidate) {
+            free(stored_running);
+            stored_running = strdup(stored_candidate);
+        }
+        pthread_mutex_unlock(&store_mutex);
+        return nc_server_reply_ok();
+    }
+    if (!strcmp(name, "discard-changes")) {
+        pthread_mutex_lock(&store_mutex);
+        free(stored_candidate);
+        stored_candidate = stored_running ? strdup(stored_running) : NULL;
+        pthread_mutex_unlock(&store_mutex);
+        return nc_server_reply_ok();
+    }
+    /* lock, unlock, validate, copy-config, delete-config, cancel-commit, kill-session, ... */
+    return nc_server_reply_ok();
+}
+
+/* ---- TLS callbacks ----------------------------------------------------------------------- */
+
+static int server_cert_clb(const char *name, void *user_data, char **cert_path, char **cert_data,
+                           char **privkey_path, char **privkey_data, NC_SSH_KEY_TYPE *privkey_type)
+{
+    (void)name; (void)user_data; (void)cert_data; (void)privkey_data; (void)privkey_type;
+    *cert_path = strdup(opt_cert);
+    *privkey_path = strdup(opt_key);
+    return 0;
+}
+
+static int trusted_list_clb(const char *name, void *user_data, char ***cert_paths,
+                            int *cert_path_count, char ***cert_data, int *cert_data_count)
+{
+    (void)name; (void)user_data; (void)cert_data; (void)cert_data_count;
+    *cert_paths = malloc(sizeof(char *));
+    (*cert_paths)[0] = strdup(opt_ca);
+    *cert_path_count = 1;
+    return 0;
+}
+
+/* "04:" (SHA-256, RFC 7407 tls-fingerprint) + the CA certificate's colon-separated digest. */
+static char *ca_fingerprint(void)
+{
+    FILE *f = fopen(opt_ca, "r");
+    if (!f) {
+        die("cannot open the CA certificate");
+    }
+    X509 *x = PEM_read_X509(f, NULL, NULL, NULL);
+    fclose(f);
+    if (!x) {
+        die("cannot parse the CA certificate");
+    }
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    X509_digest(x, EVP_sha256(), md, &len);
+    X509_free(x);
+    char *out = malloc(3 + len * 3 + 1), *p = out;
+    p += sprintf(p, "04");
+    for (unsigned int i = 0; i < len; i++) {
+        p += sprintf(p, ":%02x", md[i]);
+    }
+    return out;
+}
+
+/* ---- session loop ------------------------------------------------------------------------ */
+
+static void *accept_thread(void *arg)
+{
+    (void)arg;
+    while (!stopping) {
+        struct nc_session *session = NULL;
+        NC_MSG_TYPE r = nc_accept(200, &session);
+        if (r == NC_MSG_HELLO) {
+            pthread_mutex_lock(&ps_mutex);
+            nc_ps_add_session(ps, session);
+            pthread_cond_signal(&ps_cond);
+            pthread_mutex_unlock(&ps_mutex);
+            fprintf(stderr, "nc_server: session %u accepted\n", nc_session_get_id(session));
+        }
+    }
+    pthread_mutex_lock(&ps_mutex);
+    pthread_cond_signal(&ps_cond);
+    pthread_mutex_unlock(&ps_mutex);
+    return NULL;
+}
+
+static void make_big_data(void)
+{
+    const char *head = "<interop xmlns=\"urn:example:interop\"><bulk>";
+    const char *tail = "</bulk></interop>";
+    size_t cap = (size_t)opt_data_size + 256, len = 0;
+    big_data = malloc(cap);
+    len += sprintf(big_data + len, "%s", head);
+    unsigned long i = 0;
+    while (len < (size_t)opt_data_size) { /* at least opt_data_size bytes */
+        len += sprintf(big_data + len,
+                       "<item><name>item-%08lu</name><value>the quick brown fox jumps over the lazy dog"
+                       "</value></item>", i++);
+    }
+    len += sprintf(big_data + len, "%s", tail);
+}
+
+int main(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v) {
+            die("every option takes a value");
+        }
+        if (!strcmp(a, "--port")) opt_port = atoi(v);
+        else if (!strcmp(a, "--cert")) opt_cert = v;
+        else if (!strcmp(a, "--key")) opt_key = v;
+        else if (!strcmp(a, "--ca")) opt_ca = v;
+        else if (!strcmp(a, "--data-size")) opt_data_size = atol(v);
+        else die("usage: nc_server --port P --cert C --key K --ca CA [--data-size BYTES]");
+        i++;
+    }
+    if (!opt_port || !opt_cert || !opt_key || !opt_ca) {
+        die("usage: nc_server --port P --cert C --key K --ca CA [--data-size BYTES]");
+    }
+    setvbuf(stderr, NULL, _IOLBF, 0);
+    /* If the test process dies without running its guards (killed by a signal), follow it:
+     * never leave a server behind. The test thread that started us outlives our use. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() == 1) {
+        die("parent already gone");
+    }
+    signal(SIGTERM, on_signal);
+    signal(SIGINT, on_signal);
+    signal(SIGPIPE, SIG_IGN);
+    nc_verbosity(NC_VERB_WARNING);
+    if (opt_data_size > 0) {
+        make_big_data();
+    }
+
+    load_lib_image();
+    if (ly_ctx_new(NACM_DIR, 0, &ctx)) {
+        die("ly_ctx_new failed");
+    }
+    ly_ctx_set_module_imp_clb(ctx, import_clb, NULL);
+    const char *nc_features[] = {"writable-running", "candidate", "confirmed-commit",
+                                 "rollback-on-error", "validate", "startup", "xpath", NULL};
+    if (!ly_ctx_load_module(ctx, "ietf-netconf", "2013-09-29", nc_features)) {
+        die("cannot load ietf-netconf");
+    }
+    if (!ly_ctx_load_module(ctx, "ietf-netconf-monitoring", "2010-10-04", NULL)) {
+        die("cannot load ietf-netconf-monitoring");
+    }
+
+    /* Our own get-schema callback, set before nc_server_init so the built-in one is not. */
+    const struct lysc_node *gs = lys_find_path(ctx, NULL, "/ietf-netconf-monitoring:get-schema", 0);
+    if (!gs) {
+        die("no get-schema node");
+    }
+    nc_set_rpc_callback(((struct lysc_node *)gs), get_schema_clb);
+    nc_set_global_rpc_clb(global_clb);
+
+    if (nc_server_init(ctx)) {
+        die("nc_server_init failed");
+    }
+    if (nc_server_add_endpt("tls", NC_TI_OPENSSL) ||
+        nc_server_endpt_set_address("tls", "127.0.0.1") ||
+        nc_server_endpt_set_port("tls", (uint16_t)opt_port)) {
+        die("cannot listen on 127.0.0.1 (port taken?)");
+    }
+    nc_server_tls_set_server_cert_clb(server_cert_clb, NULL, NULL);
+    nc_server_tls_set_trusted_cert_list_clb(trusted_list_clb, NULL, NULL);
+    char *fp = ca_fingerprint();
+    if (nc_server_tls_endpt_set_server_cert("tls", "server") ||
+        nc_server_tls_endpt_add_trusted_cert_list("tls", "clients") ||
+        nc_server_tls_endpt_add_ctn("tls", 1, fp, NC_TLS_CTN_SPECIFIED, "admin")) {
+        die("TLS endpoint configuration failed");
+    }
+    free(fp);
+
+    ps = nc_ps_new();
+    pthread_t acceptor;
+    pthread_create(&acceptor, NULL, accept_thread, NULL);
+    fprintf(stderr, "nc_server: listening on 127.0.0.1:%d\n", opt_port);
+
+    while (!stopping) {
+        pthread_mutex_lock(&ps_mutex);
+        while (!stopping && nc_ps_session_count(ps) == 0) {
+            pthread_cond_wait(&ps_cond, &ps_mutex);
+        }
+        pthread_mutex_unlock(&ps_mutex);
+        if (stopping) {
+            break;
+        }
+        struct nc_session *session = NULL;
+        int r = nc_ps_poll(ps, 100, &session);
+        if ((r & NC_PSPOLL_SESSION_TERM) && session) {
+            pthread_mutex_lock(&ps_mutex);
+            nc_ps_del_session(ps, session);
+            pthread_mutex_unlock(&ps_mutex);
+            fprintf(stderr, "nc_server: session %u ended\n", nc_session_get_id(session));
+            nc_session_free(session, NULL);
+        }
+    }
+    pthread_join(acceptor, NULL);
+    nc_ps_clear(ps, 1, NULL);
+    nc_ps_free(ps);
+    nc_server_destroy();
+    ly_ctx_destroy(ctx);
+    return 0;
+}

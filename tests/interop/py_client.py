@@ -1,0 +1,167 @@
+#!/usr/bin/env python3
+"""A NETCONF-over-TLS client run by the interop suite against OUR servers, on one of two
+independent Python libraries from PyPI:
+
+  --lib ncclient        ncclient 0.7.x   manager.connect_tls(..., protocol=ssl.PROTOCOL_TLS_CLIENT)
+  --lib netconf-client  netconf-client 3.6.x  connect_tls(...) + Manager(session)
+
+  py_client.py --lib LIB --port P --cert client.pem --key client.key --ca ca.pem
+               [--host H] [--tag TEXT] [--big BYTES] [--timeout SECONDS]
+
+Without --big: hello, get-config, edit-config (a greeting naming TEXT), get-config again,
+lock, unlock, close. With --big: hello, one get-config whose reply must be >= BYTES, close.
+One line per step, as the C client prints them:
+  HELLO session-id=N capabilities=N base11=0|1 seconds=S
+  GET-CONFIG <the reply>       EDIT-CONFIG ok      GET-CONFIG-AFTER <the reply>
+  LOCK ok    UNLOCK ok         BIG bytes=N seconds=S     CLOSE ok
+A failure prints "FAIL <step>: <why>" and exits 1.
+"""
+import argparse
+import ssl
+import sys
+import time
+
+BASE_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
+BASE11 = "urn:ietf:params:netconf:base:1.1"
+
+
+def say(line):
+    print(line, flush=True)
+
+
+def one_line(text):
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return " ".join(text.split())
+
+
+class Step:
+    """Prints FAIL <step>: <why> and exits on any exception inside the block."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, value, tb):
+        if value is not None:
+            say("FAIL %s: %s: %s" % (self.name, kind.__name__, one_line(str(value))[:2000]))
+            sys.exit(1)
+        return False
+
+
+def edit_payload(tag):
+    return ('<config xmlns="%s"><interop xmlns="urn:example:interop">'
+            "<greeting>set by %s</greeting></interop></config>" % (BASE_NS, tag))
+
+
+def run_ncclient(args):
+    from ncclient import manager
+
+    t0 = time.monotonic()
+    with Step("HELLO"):
+        m = manager.connect_tls(host=args.host, port=args.port, certfile=args.cert,
+                                keyfile=args.key, ca_certs=args.ca,
+                                protocol=ssl.PROTOCOL_TLS_CLIENT, timeout=args.timeout)
+        caps = list(m.server_capabilities)
+    say("HELLO session-id=%s capabilities=%d base11=%d seconds=%.3f"
+        % (m.session_id, len(caps), int(BASE11 in caps), time.monotonic() - t0))
+    if args.big:
+        with Step("BIG"):
+            t = time.monotonic()
+            reply = m.get_config(source="running")
+            size = len(reply.xml)
+            secs = time.monotonic() - t
+        say("BIG bytes=%d seconds=%.3f" % (size, secs))
+        if size < args.big:
+            say("FAIL BIG: reply of %d bytes, expected at least %d" % (size, args.big))
+            sys.exit(1)
+    else:
+        with Step("GET-CONFIG"):
+            say("GET-CONFIG " + one_line(m.get_config(source="running").xml))
+        with Step("EDIT-CONFIG"):
+            reply = m.edit_config(target="running", config=edit_payload(args.tag))
+            if not reply.ok:
+                raise RuntimeError(reply.xml)
+        say("EDIT-CONFIG ok")
+        with Step("GET-CONFIG-AFTER"):
+            say("GET-CONFIG-AFTER " + one_line(m.get_config(source="running").xml))
+        with Step("LOCK"):
+            if not m.lock(target="running").ok:
+                raise RuntimeError("not ok")
+        say("LOCK ok")
+        with Step("UNLOCK"):
+            if not m.unlock(target="running").ok:
+                raise RuntimeError("not ok")
+        say("UNLOCK ok")
+    with Step("CLOSE"):
+        m.close_session()
+    say("CLOSE ok")
+
+
+def run_netconf_client(args):
+    from netconf_client.connect import connect_tls
+    from netconf_client.ncclient import Manager
+
+    t0 = time.monotonic()
+    with Step("HELLO"):
+        session = connect_tls(host=args.host, port=args.port, keyfile=args.key,
+                              certfile=args.cert, ca_certs=args.ca,
+                              initial_timeout=args.timeout, general_timeout=args.timeout)
+        m = Manager(session, timeout=args.timeout)
+        caps = list(session.server_capabilities)
+    say("HELLO session-id=%s capabilities=%d base11=%d seconds=%.3f"
+        % (session.session_id, len(caps), int(BASE11 in caps), time.monotonic() - t0))
+    if args.big:
+        with Step("BIG"):
+            t = time.monotonic()
+            reply = m.get_config(source="running")
+            size = len(reply.raw_reply)
+            secs = time.monotonic() - t
+        say("BIG bytes=%d seconds=%.3f" % (size, secs))
+        if size < args.big:
+            say("FAIL BIG: reply of %d bytes, expected at least %d" % (size, args.big))
+            sys.exit(1)
+    else:
+        with Step("GET-CONFIG"):
+            say("GET-CONFIG " + one_line(m.get_config(source="running").raw_reply))
+        with Step("EDIT-CONFIG"):
+            m.edit_config(edit_payload(args.tag), target="running")
+        say("EDIT-CONFIG ok")
+        with Step("GET-CONFIG-AFTER"):
+            say("GET-CONFIG-AFTER " + one_line(m.get_config(source="running").raw_reply))
+        with Step("LOCK"):
+            m.lock("running")
+        say("LOCK ok")
+        with Step("UNLOCK"):
+            m.unlock("running")
+        say("UNLOCK ok")
+    with Step("CLOSE"):
+        m.close_session()
+        session.close()
+    say("CLOSE ok")
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--lib", required=True, choices=["ncclient", "netconf-client"])
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--cert", required=True)
+    p.add_argument("--key", required=True)
+    p.add_argument("--ca", required=True)
+    p.add_argument("--tag", default=None)
+    p.add_argument("--big", type=int, default=0)
+    p.add_argument("--timeout", type=float, default=30.0)
+    args = p.parse_args()
+    if args.tag is None:
+        args.tag = args.lib
+    if args.lib == "ncclient":
+        run_ncclient(args)
+    else:
+        run_netconf_client(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -12,9 +12,11 @@ use netconf_tests::certs::Pki;
 use netconf_tests::hostile_tls::TlsRecordCounter;
 use rustls::pki_types::ServerName;
 
-const CLIENT_HELLO: &str = "<hello xmlns=\"urn:ietf:params:xml:ns:netconf:base:1.0\"><capabilities>\
+const CLIENT_HELLO: &str =
+    "<hello xmlns=\"urn:ietf:params:xml:ns:netconf:base:1.0\"><capabilities>\
 <capability>urn:ietf:params:netconf:base:1.0</capability></capabilities></hello>]]>]]>";
-const GET: &str = "<rpc message-id=\"1\" xmlns=\"urn:ietf:params:xml:ns:netconf:base:1.0\"><get/></rpc>]]>]]>";
+const GET: &str =
+    "<rpc message-id=\"1\" xmlns=\"urn:ietf:params:xml:ns:netconf:base:1.0\"><get/></rpc>]]>]]>";
 
 #[test]
 fn every_server_record_fits_one_4096_byte_read() {
@@ -63,7 +65,11 @@ fn every_server_record_fits_one_4096_byte_read() {
         }
     }
     // Record overhead: 5 header bytes, and under TLS 1.3 a content-type byte and a 16-byte tag.
-    assert!(counter.records() > 200_000 / CLIENT_FRIENDLY_RECORD, "{}", counter.records());
+    assert!(
+        counter.records() > 200_000 / CLIENT_FRIENDLY_RECORD,
+        "{}",
+        counter.records()
+    );
     assert!(
         counter.largest_record() <= CLIENT_FRIENDLY_RECORD + 5 + 17,
         "largest record {} bytes",

@@ -3,15 +3,18 @@
 comparison's JSON, and prints Markdown tables: absolute numbers and ratios against the
 baseline measured in the same run. Used by tests/bench/run; BENCHMARKS.md quotes its output.
 
-    python3 tests/bench/summarize.py [--criterion DIR] [--ncclient JSON]
+    python3 tests/bench/summarize.py [--criterion DIR]... [--ncclient JSON]...
 
 Times are criterion's median estimate. A ratio is (time per byte, or per operation) divided
-by the baseline's, so 2.0x means twice the baseline's time: lower is better.
+by the baseline's from the same run, so 2.0x means twice the baseline's time: lower is
+better. Given several runs (--criterion once per run), each figure is the median over the
+runs with the range across them.
 """
 import argparse
 import json
 import os
 import pathlib
+import statistics
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 TARGET = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
@@ -20,24 +23,25 @@ TARGET = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
 # None reports time only.
 TABLES = [
     ("framing", ["baseline_memcpy", "baseline_memmem"], [
-        "baseline_memcpy", "baseline_memcpy_fresh", "baseline_memcpy_grow_64k", "baseline_memmem",
+        "baseline_memcpy", "baseline_memcpy_fresh", "baseline_memcpy_grow_64k",
+        "baseline_memcpy_grow_64k_offset11", "baseline_memmem",
         "baseline_utf8", "decoder_eom_64k", "decoder_chunked_one_64k", "decoder_chunked_4k_64k",
         "session_reply_chunked_64k", "session_reply_eom_64k", "session_send_reply"], "bytes"),
-    ("get_config_10mb", ["raw_rustls"], [
-        "raw_rustls", "blocking", "tokio", "blocking_client_tokio_server",
-        "tokio_client_blocking_server"], "bytes"),
-    ("in_memory_10mb", ["raw_rustls_send", "raw_rustls_receive"], [
-        "raw_rustls_send", "tlssession_send_reply", "raw_rustls_receive",
-        "tlssession_receive_reply"], "bytes"),
+    ("get_config_10mb", ["raw_rustls", "raw_rustls_4k"], [
+        "raw_rustls", "raw_rustls_4k", "blocking", "tokio", "blocking_16k",
+        "blocking_client_tokio_server", "tokio_client_blocking_server"], "bytes"),
+    ("in_memory_10mb", ["raw_rustls_send_4k", "raw_rustls_receive_4k"], [
+        "raw_rustls_send", "raw_rustls_send_4k", "tlssession_send_reply", "raw_rustls_receive",
+        "raw_rustls_receive_4k", "tlssession_receive_reply"], "bytes"),
     ("connect", ["raw_rustls_handshake"], ["raw_rustls_handshake", "blocking", "tokio"], None),
     ("rpc_tiny", ["raw_rustls"], [
-        "raw_rustls", "blocking", "tokio", "blocking_client_tokio_server",
-        "tokio_client_blocking_server"], None),
-    ("pipelined_64", ["raw_rustls"], ["raw_rustls", "tokio"], "ops"),
+        "raw_rustls", "blocking", "tokio", "tokio_current_thread",
+        "blocking_client_tokio_server", "tokio_client_blocking_server"], None),
+    ("pipelined_64", ["raw_rustls"], ["raw_rustls", "tokio", "tokio_current_thread"], "ops"),
 ]
 
 
-def load(crit, group, bench):
+def load_one(crit, group, bench):
     d = crit / group / bench / "new"
     try:
         est = json.loads((d / "estimates.json").read_text())
@@ -51,6 +55,11 @@ def load(crit, group, bench):
         "bytes": tp.get("Bytes") or tp.get("BytesDecimal"),
         "elements": tp.get("Elements"),
     }
+
+
+def load(crits, group, bench):
+    """One result per run (None where the run lacks it)."""
+    return [load_one(c, group, bench) for c in crits]
 
 
 def fmt_time(ns):
@@ -68,10 +77,21 @@ def per_unit(r):
     return r["median_ns"] / n
 
 
-def table(crit, group, baselines, benches, unit):
-    rows = {b: load(crit, group, b) for b in benches}
-    base = {b: rows.get(b) or load(crit, group, b) for b in baselines}
-    cols = ["benchmark", "median", "± MAD"]
+def spread(values, fmt, with_range=True):
+    """median, and the range across runs when there is more than one."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return "-"
+    m = fmt(statistics.median(values))
+    if len(values) == 1 or not with_range:
+        return m
+    return "%s (%s–%s)" % (m, fmt(min(values)), fmt(max(values)))
+
+
+def table(crits, group, baselines, benches, unit):
+    rows = {b: load(crits, group, b) for b in benches}
+    base = {b: rows.get(b) or load(crits, group, b) for b in baselines}
+    cols = ["benchmark", "median time", "± MAD"]
     if unit == "bytes":
         cols.append("throughput")
     if unit == "ops":
@@ -80,52 +100,60 @@ def table(crit, group, baselines, benches, unit):
     out = ["#### `%s`" % group, "", "| " + " | ".join(cols) + " |",
            "|" + "---|" * len(cols)]
     for name in benches:
-        r = rows[name]
-        if r is None:
-            out.append("| %s | not run |" % name + " |" * (len(cols) - 2))  # keep the columns
+        runs = rows[name]
+        if all(r is None for r in runs):
+            out.append("| %s | not run |" % name + " |" * (len(cols) - 2))
             continue
-        cells = [name, fmt_time(r["median_ns"]), fmt_time(r["mad_ns"])]
-        if unit == "bytes" and r["bytes"]:
-            cells.append("%.2f GiB/s" % (r["bytes"] / (r["median_ns"] / 1e9) / 2**30))
-        elif unit == "ops" and r["elements"]:
-            cells.append("%.0f" % (r["elements"] / (r["median_ns"] / 1e9)))
-        elif unit:
-            cells.append("-")
+        ok = [r for r in runs if r is not None]
+        cells = [name, spread([r["median_ns"] for r in ok], fmt_time),
+                 fmt_time(statistics.median([r["mad_ns"] for r in ok]))]
+        if unit == "bytes":
+            cells.append(spread([r["bytes"] / (r["median_ns"] / 1e9) / 2**30 for r in ok if r["bytes"]],
+                                lambda v: "%.2f GiB/s" % v, with_range=False))
+        elif unit == "ops":
+            cells.append(spread([r["elements"] / (r["median_ns"] / 1e9) for r in ok if r["elements"]],
+                                lambda v: "%.0f" % v, with_range=False))
         for b in baselines:
-            br = base[b]
-            cells.append("-" if br is None else "%.2fx" % (per_unit(r) / per_unit(br)))
+            ratios = [per_unit(r) / per_unit(br) for r, br in zip(runs, base[b])
+                      if r is not None and br is not None]
+            cells.append(spread(ratios, lambda v: "%.2fx" % v))
         out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out)
 
 
-def linearity_table(crit):
+def linearity_table(crits):
     """The same message fed 1 KiB and 1 MiB at a time: a linear decoder takes about the
     same time either way, so the 1 KiB / 1 MiB ratio should be close to 1."""
     out = ["#### `linearity` (same 10 MB message, 1 KiB vs 1 MiB per call)", "",
            "| what | 1 KiB pieces | 1 MiB pieces | 1 KiB / 1 MiB |", "|---|---|---|---|"]
     for what in ["decoder_eom", "session_reply_chunked"]:
-        a = load(crit, "linearity", what + "_1k")
-        b = load(crit, "linearity", what + "_1m")
-        if a is None or b is None:
+        a = load(crits, "linearity", what + "_1k")
+        b = load(crits, "linearity", what + "_1m")
+        pairs = [(x, y) for x, y in zip(a, b) if x is not None and y is not None]
+        if not pairs:
             out.append("| %s | not run | | |" % what)
             continue
-        out.append("| %s | %s ± %s | %s ± %s | %.2fx |" % (
-            what, fmt_time(a["median_ns"]), fmt_time(a["mad_ns"]), fmt_time(b["median_ns"]),
-            fmt_time(b["mad_ns"]), a["median_ns"] / b["median_ns"]))
+        out.append("| %s | %s | %s | %s |" % (
+            what, spread([x["median_ns"] for x, _ in pairs], fmt_time),
+            spread([y["median_ns"] for _, y in pairs], fmt_time),
+            spread([x["median_ns"] / y["median_ns"] for x, y in pairs], lambda v: "%.2fx" % v)))
     return "\n".join(out)
 
 
 def ncclient_table(path):
     d = json.loads(pathlib.Path(path).read_text())
     out = ["#### ncclient vs our blocking client, same server, same run (%d-byte `<data>`)" % d["bytes"],
-           "", "| client | status | hello | 1st get-config | later get-configs (median) | all get-configs |",
-           "|---|---|---|---|---|---|"]
+           "", "| client | status | hello | 1st get-config | later get-configs (median) | all get-configs (s) | wall |",
+           "|---|---|---|---|---|---|---|"]
     for c in d["clients"]:
         def s(x):
             return "-" if x is None else "%.3f s" % x
-        out.append("| %s | %s | %s | %s | %s | %s |" % (
+        out.append("| %s | %s | %s | %s | %s | %s | %s |" % (
             c["client"], c["status"], s(c["hello_s"]), s(c["first_get_s"]),
-            s(c["later_gets_median_s"]), ", ".join("%.3f" % g for g in c["gets_s"]) or "-"))
+            s(c["later_gets_median_s"]), ", ".join("%.3f" % g for g in c["gets_s"]) or "-",
+            s(c.get("wall_s"))))
+        for line in c.get("tail", [])[-1:]:
+            out.append("| | `%s` | | | | | |" % line.replace("|", "/")[:160])
     def r(x):
         return "-" if x is None else "%.1fx" % x
     out.append("")
@@ -137,19 +165,25 @@ def ncclient_table(path):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--criterion", type=pathlib.Path, default=TARGET / "criterion")
-    ap.add_argument("--ncclient", type=pathlib.Path)
+    ap.add_argument("--criterion", type=pathlib.Path, action="append", default=[],
+                    help="criterion output directory of one run; repeat for several runs")
+    ap.add_argument("--ncclient", type=pathlib.Path, action="append", default=[])
     args = ap.parse_args()
+    crits = args.criterion or [TARGET / "criterion"]
+    if len(crits) > 1:
+        print("Figures are the median over %d runs, with the range across runs in brackets; "
+              "each ratio is computed within its run, then summarised the same way.\n" % len(crits))
     for group, baselines, benches, unit in TABLES:
-        if (args.criterion / group).exists():
-            print(table(args.criterion, group, baselines, benches, unit))
+        if any((c / group).exists() for c in crits):
+            print(table(crits, group, baselines, benches, unit))
             print()
-        if group == "framing" and (args.criterion / "linearity").exists():
-            print(linearity_table(args.criterion))
+        if group == "framing" and any((c / "linearity").exists() for c in crits):
+            print(linearity_table(crits))
             print()
-    if args.ncclient and args.ncclient.exists():
-        print(ncclient_table(args.ncclient))
-        print()
+    for path in args.ncclient:
+        if path.exists():
+            print(ncclient_table(path))
+            print()
 
 
 if __name__ == "__main__":

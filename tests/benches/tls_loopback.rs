@@ -1,16 +1,28 @@
 //! End-to-end NETCONF over TLS on a real loopback TCP socket, against raw rustls measured in
-//! the same run with the same certificates, the same rustls configs and the ring provider.
+//! the same run with the same certificates, the same client config and the ring provider.
 //!
-//! Groups (each starts with its baseline):
+//! The NETCONF servers run with the library's defaults (`ServerTlsOptions::new`), which cap
+//! TLS records at `CLIENT_FRIENDLY_RECORD` (4 KiB of plaintext) so that ncclient's read loop
+//! cannot strand a reply. The raw baseline is measured both with rustls' default 16 KiB records
+//! (`raw_rustls`) and with 4 KiB records (`raw_rustls_4k`), so the cost of the record size and
+//! the cost of the library can be told apart.
+//!
+//! Groups (each starts with its baselines):
 //! - `get_config_10mb`: raw rustls (server thread writes 10 MB of plaintext through
 //!   `StreamOwned`, the client reads it all with `StreamOwned`), then a `get-config` answered
 //!   with the same 10 MB `<data>` by the netconf-blocking and netconf-tokio servers (the
-//!   handlers return a prebuilt `Reply::data_unchecked(Bytes)`), each on an established session.
+//!   handlers return a prebuilt `Reply::data_unchecked(Bytes)`), each on an established
+//!   session; `blocking_16k` is the blocking pair with 16 KiB records; the crossed pairs tell
+//!   a client's cost from a server's.
+//! - `in_memory_10mb`: the two halves of that reply without sockets: the server's
+//!   `send_reply` until every ciphertext byte is handed out, and the client's
+//!   `handle_ciphertext` in 64 KiB pieces up to the `Reply` event, against rustls encrypting
+//!   (64 KiB buffer limit, ciphertext copied out) and decrypting the same bytes.
 //! - `connect`: raw rustls TCP connect + full handshake (+ one byte from the server, so the
 //!   server has checked the client certificate), then the blocking and tokio clients' connect
 //!   + TLS + hello exchange. TLS resumption is disabled so every connect is a full handshake.
 //! - `rpc_tiny`: one ~100-byte request, ~100-byte answer: raw rustls, then `<get/>` answered
-//!   with `<ok/>` (blocking and tokio).
+//!   with `<ok/>` (blocking, tokio, and the crossed pairs).
 //! - `pipelined_64`: 1024 tiny request/answers with 64 in flight: raw rustls (one thread,
 //!   keeping 64 requests ahead) and the tokio client (64 tasks sharing one session).
 //!
@@ -24,7 +36,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use netconf_blocking::operations::{Datastore, Get, GetConfig};
-use netconf_blocking::tls::{ClientTlsOptions, ServerTlsOptions};
+use netconf_blocking::tls::{
+    ClientTlsOptions, PemSource, ServerTlsOptions, CLIENT_FRIENDLY_RECORD,
+};
 use netconf_blocking::Reply;
 use netconf_proto::{Config, Event, Output, TlsSession};
 use netconf_tests::certs::Pki;
@@ -59,7 +73,11 @@ fn payload(len: usize) -> Bytes {
 }
 
 struct Setup {
-    server_config: Arc<ServerConfig>,
+    pki: Pki,
+    /// rustls' default record size (16 KiB of plaintext per record).
+    server_16k: Arc<ServerConfig>,
+    /// The record size our servers use by default (`CLIENT_FRIENDLY_RECORD`, 4 KiB).
+    server_4k: Arc<ServerConfig>,
     client_config: Arc<ClientConfig>,
     data: Bytes,
 }
@@ -70,10 +88,15 @@ impl Setup {
         let mut client = (*pki.client_config(true)).clone();
         // Every connect is a full handshake, for raw rustls and NETCONF alike.
         client.resumption = rustls::client::Resumption::disabled();
+        let server_16k = pki.server_config(true);
+        let mut server_4k = (*server_16k).clone();
+        server_4k.max_fragment_size = Some(CLIENT_FRIENDLY_RECORD);
         Setup {
-            server_config: pki.server_config(true),
+            server_16k,
+            server_4k: Arc::new(server_4k),
             client_config: Arc::new(client),
             data: payload(SIZE),
+            pki,
         }
     }
 
@@ -81,8 +104,21 @@ impl Setup {
         ClientTlsOptions::new().rustls_config(self.client_config.clone())
     }
 
+    /// What a NETCONF server is configured with: PEM identity and client CA, the library's
+    /// defaults for everything else (ring, 4 KiB records).
     fn server_tls(&self) -> ServerTlsOptions {
-        ServerTlsOptions::from_rustls(self.server_config.clone())
+        ServerTlsOptions::new(
+            PemSource::pem(self.pki.server_cert_pem.clone()),
+            PemSource::pem(self.pki.server_key_pem.clone()),
+            PemSource::pem(self.pki.ca_pem.clone()),
+        )
+    }
+
+    /// The same with rustls' 16 KiB records.
+    fn server_tls_16k(&self) -> ServerTlsOptions {
+        let mut tls = self.server_tls();
+        tls.max_record_plaintext = None;
+        tls
     }
 }
 
@@ -148,6 +184,20 @@ fn raw_connect(
     tls
 }
 
+/// A netconf-blocking server answering get-config with `data` and anything else with `<ok/>`.
+fn spawn_blocking_server(tls: ServerTlsOptions, data: Bytes) -> netconf_blocking::ServerHandle {
+    netconf_blocking::Server::builder(tls)
+        .bind("127.0.0.1:0", move |req, _info| {
+            if req.operation.name == "get-config" {
+                Reply::data_unchecked(data.clone())
+            } else {
+                Reply::Ok
+            }
+        })
+        .expect("bind blocking server")
+        .spawn()
+}
+
 fn tiny_request() -> [u8; TINY] {
     let mut req = [b'r'; TINY];
     req[0] = b'T';
@@ -183,7 +233,7 @@ impl TlsPair {
         let mut pair = TlsPair {
             client: TlsSession::client(setup.client_config.clone(), name, Config::client(), now)
                 .expect("client"),
-            server: TlsSession::server(setup.server_config.clone(), Config::server(), 1, now)
+            server: TlsSession::server(setup.server_4k.clone(), Config::server(), 1, now)
                 .expect("server"),
         };
         for _ in 0..20 {
@@ -259,12 +309,12 @@ impl TlsPair {
 }
 
 /// A raw rustls pair, handshake done in memory.
-fn raw_pair(setup: &Setup) -> (Connection, Connection) {
+fn raw_pair(setup: &Setup, server_config: &Arc<ServerConfig>) -> (Connection, Connection) {
     let name = ServerName::try_from("127.0.0.1").expect("name");
     let mut client: Connection = ClientConnection::new(setup.client_config.clone(), name)
         .expect("client")
         .into();
-    let mut server: Connection = ServerConnection::new(setup.server_config.clone())
+    let mut server: Connection = ServerConnection::new(server_config.clone())
         .expect("server")
         .into();
     let mut sink = vec![0u8; 64 * 1024];
@@ -339,30 +389,56 @@ fn bench_in_memory(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(3))
         .throughput(Throughput::Bytes(SIZE as u64));
 
-    let (_raw_client, mut raw_server) = raw_pair(&setup);
     let mut sink = Vec::with_capacity(128 * 1024);
-    g.bench_function("raw_rustls_send", |b| {
-        b.iter(|| raw_send(&mut raw_server, &data, &mut sink, None))
-    });
-    // Fresh ciphertext each iteration (the record sequence numbers move on).
-    let (mut raw_client2, mut raw_server2) = raw_pair(&setup);
     let mut plain = vec![0u8; SIZE];
-    g.bench_function("raw_rustls_receive", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let mut wire = Vec::with_capacity(SIZE + SIZE / 50);
-                raw_send(&mut raw_server2, &data, &mut sink, Some(&mut wire));
-                let t = Instant::now();
-                let got = raw_feed(&mut raw_client2, &wire, &mut plain);
-                total += t.elapsed();
-                assert_eq!(got, SIZE);
-            }
-            total
-        })
-    });
+    for (suffix, config) in [("", &setup.server_16k), ("_4k", &setup.server_4k)] {
+        let (_client, mut server) = raw_pair(&setup, config);
+        g.bench_function(format!("raw_rustls_send{suffix}"), |b| {
+            b.iter(|| raw_send(&mut server, &data, &mut sink, None))
+        });
+        // Fresh ciphertext each iteration (the record sequence numbers move on).
+        let (mut client, mut server) = raw_pair(&setup, config);
+        g.bench_function(format!("raw_rustls_receive{suffix}"), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let mut wire = Vec::with_capacity(SIZE + SIZE / 50);
+                    raw_send(&mut server, &data, &mut sink, Some(&mut wire));
+                    let t = Instant::now();
+                    let got = raw_feed(&mut client, &wire, &mut plain);
+                    total += t.elapsed();
+                    assert_eq!(got, SIZE);
+                }
+                total
+            })
+        });
+    }
 
     let mut pair = TlsPair::new(&setup);
+    {
+        // How the server's output comes out: how many Transmits, and how big the first is.
+        let id = pair.deliver_rpc();
+        let t = Instant::now();
+        pair.server
+            .session_mut()
+            .send_reply(&id, &reply)
+            .expect("reply");
+        let mut sizes = Vec::new();
+        let mut first_after = None;
+        let mut wire = Vec::new();
+        while let Output::Transmit(b) = pair.server.poll_output() {
+            first_after.get_or_insert_with(|| t.elapsed());
+            sizes.push(b.len());
+            wire.extend_from_slice(&b);
+        }
+        eprintln!(
+            "tls_loopback: TlsSession send_reply of {SIZE} bytes: {} Transmit(s), the first of {} bytes, {:?} after send_reply",
+            sizes.len(),
+            sizes.first().copied().unwrap_or(0),
+            first_after.unwrap_or_default()
+        );
+        assert_eq!(pair.receive(&wire), SIZE);
+    }
     g.bench_function("tlssession_send_reply", |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
@@ -394,21 +470,14 @@ fn bench_in_memory(c: &mut Criterion) {
 
 fn bench_all(c: &mut Criterion) {
     let setup = Setup::new();
-    let raw_addr = raw_server(setup.server_config.clone(), setup.data.clone());
+    let raw_addr = raw_server(setup.server_16k.clone(), setup.data.clone());
+    let raw4_addr = raw_server(setup.server_4k.clone(), setup.data.clone());
 
-    // netconf-blocking server.
-    let data = setup.data.clone();
-    let blocking_server = netconf_blocking::Server::builder(setup.server_tls())
-        .bind("127.0.0.1:0", move |req, _info| {
-            if req.operation.name == "get-config" {
-                Reply::data_unchecked(data.clone())
-            } else {
-                Reply::Ok
-            }
-        })
-        .expect("bind blocking server")
-        .spawn();
+    // netconf-blocking servers: the default (4 KiB records) and one with 16 KiB records.
+    let blocking_server = spawn_blocking_server(setup.server_tls(), setup.data.clone());
     let blocking_addr = format!("127.0.0.1:{}", blocking_server.local_addr().port());
+    let blocking_server_16k = spawn_blocking_server(setup.server_tls_16k(), setup.data.clone());
+    let blocking_16k_addr = format!("127.0.0.1:{}", blocking_server_16k.local_addr().port());
 
     // netconf-tokio server, on its own runtime (as if it were another process).
     let server_rt = tokio::runtime::Builder::new_multi_thread()
@@ -445,8 +514,16 @@ fn bench_all(c: &mut Criterion) {
         .build()
         .expect("client runtime");
 
+    // The same client on a current-thread runtime: caller and driver share one thread, so
+    // an RPC costs no cross-thread wake-up (compare with `tokio`).
+    let rt_ct = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("current-thread runtime");
+
     let tls = setup.client_tls();
     let mut raw = raw_connect(raw_addr, &setup.client_config);
+    let mut raw4 = raw_connect(raw4_addr, &setup.client_config);
     eprintln!(
         "tls_loopback: {:?}, {:?}",
         raw.conn.protocol_version(),
@@ -455,6 +532,11 @@ fn bench_all(c: &mut Criterion) {
     let mut blocking =
         netconf_blocking::Client::connect_tls(&blocking_addr, &tls).expect("blocking client");
     let tokio_client = rt
+        .block_on(netconf_tokio::Client::connect_tls(&tokio_addr, &tls))
+        .expect("tokio client");
+    let mut blocking_16k =
+        netconf_blocking::Client::connect_tls(&blocking_16k_addr, &tls).expect("blocking client");
+    let tokio_ct = rt_ct
         .block_on(netconf_tokio::Client::connect_tls(&tokio_addr, &tls))
         .expect("tokio client");
     let mut blocking_x =
@@ -483,6 +565,13 @@ fn bench_all(c: &mut Criterion) {
                 raw.read_exact(&mut buf).expect("10 MB");
             })
         });
+        g.bench_function("raw_rustls_4k", |b| {
+            b.iter(|| {
+                raw4.write_all(b"B").expect("command");
+                raw4.flush().expect("flush");
+                raw4.read_exact(&mut buf).expect("10 MB");
+            })
+        });
         let op = GetConfig::new(Datastore::Running);
         g.bench_function("blocking", |b| {
             b.iter(|| {
@@ -496,6 +585,13 @@ fn bench_all(c: &mut Criterion) {
                 let data = rt
                     .block_on(tokio_client.get_config(&op))
                     .expect("get-config");
+                assert_eq!(data.len(), SIZE);
+                data
+            })
+        });
+        g.bench_function("blocking_16k", |b| {
+            b.iter(|| {
+                let data = blocking_16k.get_config(&op).expect("get-config");
                 assert_eq!(data.len(), SIZE);
                 data
             })
@@ -538,6 +634,9 @@ fn bench_all(c: &mut Criterion) {
         g.bench_function("tokio", |b| {
             b.iter(|| rt.block_on(tokio_client.get(&get)).expect("get"))
         });
+        g.bench_function("tokio_current_thread", |b| {
+            b.iter(|| rt_ct.block_on(tokio_ct.get(&get)).expect("get"))
+        });
         g.bench_function("blocking_client_tokio_server", |b| {
             b.iter(|| blocking_x.get(&get).expect("get"))
         });
@@ -576,6 +675,24 @@ fn bench_all(c: &mut Criterion) {
                     let mut tasks = tokio::task::JoinSet::new();
                     for _ in 0..PIPELINE_DEPTH {
                         let client = tokio_client.clone();
+                        tasks.spawn(async move {
+                            for _ in 0..PIPELINE_TOTAL / PIPELINE_DEPTH {
+                                client.get(&Get::new()).await.expect("get");
+                            }
+                        });
+                    }
+                    while let Some(done) = tasks.join_next().await {
+                        done.expect("task");
+                    }
+                })
+            })
+        });
+        g.bench_function("tokio_current_thread", |b| {
+            b.iter(|| {
+                rt_ct.block_on(async {
+                    let mut tasks = tokio::task::JoinSet::new();
+                    for _ in 0..PIPELINE_DEPTH {
+                        let client = tokio_ct.clone();
                         tasks.spawn(async move {
                             for _ in 0..PIPELINE_TOTAL / PIPELINE_DEPTH {
                                 client.get(&Get::new()).await.expect("get");
@@ -641,6 +758,10 @@ fn bench_all(c: &mut Criterion) {
     }
 
     drop(blocking);
+    rt_ct.block_on(tokio_ct.close()).ok();
+    drop(blocking_16k);
+    drop(raw4);
+    blocking_server_16k.shutdown();
     drop(blocking_x);
     rt.block_on(tokio_x.close()).ok();
     rt.block_on(tokio_client.close()).ok();

@@ -175,7 +175,7 @@ fn encode(case: &Case) -> (Pair, Vec<u8>, Vec<netconf_proto::MessageId>) {
 /// What the client must see, in order. Replies leave the server in request order (RFC 6241
 /// section 4.5) whatever order the application answered in: an answer given early waits for
 /// the ones before it, so notifications sent meanwhile overtake it.
-fn expected<'a>(case: &'a Case) -> Vec<(Option<usize>, &'a Item)> {
+fn expected(case: &Case) -> Vec<(Option<usize>, &Item)> {
     let mut out = Vec::new();
     let mut answers: Vec<Option<&Item>> = vec![None; case.order.len()];
     let mut next_out = 0;

@@ -29,24 +29,52 @@ pub enum Framing {
 
 /// Appends `message` to `out` framed as `framing` requires.
 pub fn encode(framing: Framing, message: &[u8], out: &mut BytesMut) {
+    encode_parts(framing, &[message], out)
+}
+
+/// Appends one message given as consecutive parts, framed, copying each byte once: a large
+/// reply's payload goes straight from the caller's buffer into `out`.
+pub fn encode_parts(framing: Framing, parts: &[&[u8]], out: &mut BytesMut) {
+    let total: usize = parts.iter().map(|p| p.len()).sum();
     match framing {
         Framing::EndOfMessage => {
-            out.reserve(message.len() + EOM_DELIMITER.len());
-            out.put_slice(message);
+            out.reserve(total + EOM_DELIMITER.len());
+            for part in parts {
+                out.put_slice(part);
+            }
             out.put_slice(EOM_DELIMITER);
         }
-        Framing::Chunked => {
-            out.reserve(message.len() + 32);
-            // Chunks are capped at RFC 6242's maximum. A chunk of size zero does not exist,
-            // so an empty message cannot be framed; the session never sends one.
-            for chunk in message.chunks(MAX_CHUNK_SIZE as usize) {
+        Framing::Chunked if total as u64 <= MAX_CHUNK_SIZE => {
+            // One chunk for the whole message. A chunk of size zero does not exist, so an
+            // empty message cannot be framed; the session never sends one.
+            out.reserve(total + 32);
+            if total > 0 {
                 out.put_slice(b"\n#");
-                out.put_slice(chunk.len().to_string().as_bytes());
+                out.put_slice(total.to_string().as_bytes());
                 out.put_u8(b'\n');
-                out.put_slice(chunk);
+                for part in parts {
+                    out.put_slice(part);
+                }
             }
             out.put_slice(b"\n##\n");
         }
+        Framing::Chunked => {
+            out.reserve(total + 32 * parts.len());
+            for part in parts {
+                write_chunks(part, out);
+            }
+            out.put_slice(b"\n##\n");
+        }
+    }
+}
+
+/// Writes `data` as chunks of at most RFC 6242's maximum size.
+fn write_chunks(data: &[u8], out: &mut BytesMut) {
+    for chunk in data.chunks(MAX_CHUNK_SIZE as usize) {
+        out.put_slice(b"\n#");
+        out.put_slice(chunk.len().to_string().as_bytes());
+        out.put_u8(b'\n');
+        out.put_slice(chunk);
     }
 }
 

@@ -709,9 +709,9 @@ impl Session {
     }
 
     fn write_reply(&mut self, open: &str, close: &str, reply: &Reply) {
-        let mut xml = BytesMut::new();
-        message::write_reply_parts(open, close, reply, &mut xml);
-        framing::encode(self.out_framing, &xml, &mut self.out);
+        let mut scratch = String::new();
+        let parts = message::reply_parts(open, close, reply, &mut scratch);
+        framing::encode_parts(self.out_framing, &parts, &mut self.out);
     }
 }
 

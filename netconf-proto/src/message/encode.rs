@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+#[cfg(test)]
 use bytes::{BufMut, BytesMut};
 
 use super::Reply;
@@ -39,42 +40,41 @@ pub fn write_rpc(message_id: u64, op: &(impl Operation + ?Sized)) -> String {
     out
 }
 
-/// `<rpc-reply ...echoed attributes...>content</rpc-reply>`, written straight into `out`
-/// because a `<data>` reply can be large and should be copied once.
+/// `<rpc-reply ...echoed attributes...>content</rpc-reply>`, unframed (for tests).
 #[cfg(test)]
 pub(crate) fn write_reply(request: &Request, reply: &Reply, out: &mut BytesMut) {
-    write_reply_parts(&request.reply_open, &request.reply_close, reply, out)
+    let mut scratch = String::new();
+    for part in reply_parts(
+        &request.reply_open,
+        &request.reply_close,
+        reply,
+        &mut scratch,
+    ) {
+        out.put_slice(part);
+    }
 }
 
-/// Writes a reply between the given `<rpc-reply ...>` open and close tags.
-pub(crate) fn write_reply_parts(open: &str, close: &str, reply: &Reply, out: &mut BytesMut) {
-    out.reserve(
-        open.len()
-            + close.len()
-            + match reply {
-                Reply::Data(d) | Reply::Raw(d) => d.len() + 16,
-                _ => 256,
-            },
-    );
-    out.put_slice(open.as_bytes());
-    match reply {
-        Reply::Ok => out.put_slice(b"<ok/>"),
-        Reply::Data(data) if data.is_empty() => out.put_slice(b"<data/>"),
-        Reply::Data(data) => {
-            out.put_slice(b"<data>");
-            out.put_slice(data);
-            out.put_slice(b"</data>");
-        }
-        Reply::Raw(raw) => out.put_slice(raw),
+/// The reply message as consecutive parts, so the framing can copy a large payload once,
+/// straight from the caller's buffer. `scratch` holds rendered `<rpc-error>`s.
+pub(crate) fn reply_parts<'a>(
+    open: &'a str,
+    close: &'a str,
+    reply: &'a Reply,
+    scratch: &'a mut String,
+) -> [&'a [u8]; 5] {
+    let (before, body, after): (&[u8], &[u8], &[u8]) = match reply {
+        Reply::Ok => (b"<ok/>", b"", b""),
+        Reply::Data(data) if data.is_empty() => (b"<data/>", b"", b""),
+        Reply::Data(data) => (b"<data>", data, b"</data>"),
+        Reply::Raw(raw) => (b"", raw, b""),
         Reply::Errors(errors) => {
-            let mut s = String::new();
             for e in errors {
-                e.write_xml(&mut s);
+                e.write_xml(scratch);
             }
-            out.put_slice(s.as_bytes());
+            (b"", scratch.as_bytes(), b"")
         }
-    }
-    out.put_slice(close.as_bytes());
+    };
+    [open.as_bytes(), before, body, after, close.as_bytes()]
 }
 
 /// `<notification>` with `<eventTime>` and the (checked) content.

@@ -14,7 +14,7 @@ use bytes::Bytes;
 
 use crate::capabilities::Capabilities;
 
-pub(crate) use encode::write_reply_parts;
+pub(crate) use encode::reply_parts;
 pub use encode::{write_hello, write_notification, write_rpc};
 pub(crate) use parse::{parse_message, ParseError};
 pub use payload::{NamespaceBinding, XmlPayload};

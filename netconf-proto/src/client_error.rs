@@ -68,6 +68,26 @@ impl Error {
     }
 }
 
+/// How a session ended, kept by an adapter so every later call gets the same precise error
+/// (an `io::Error` is not `Clone`, so the kind and text are kept instead).
+#[derive(Debug, Clone)]
+pub enum SessionEnd {
+    /// The session closed, for this reason.
+    Close(CloseReason),
+    /// The transport failed.
+    Io(io::ErrorKind, String),
+}
+
+impl SessionEnd {
+    /// The error a caller sees for a session that ended this way.
+    pub fn error(&self) -> Error {
+        match self {
+            SessionEnd::Close(reason) => Error::from_close(reason),
+            SessionEnd::Io(kind, what) => Error::Io(io::Error::new(*kind, what.clone())),
+        }
+    }
+}
+
 /// Turns a reply into `Ok(reply)`, or `Err(Error::Rpc)` when it carries an error-severity
 /// `<rpc-error>`.
 pub fn check_reply(reply: RpcReply) -> Result<RpcReply, Error> {

@@ -91,7 +91,7 @@ pub mod session;
 pub mod tls;
 
 pub use capabilities::{Capabilities, Capability};
-pub use client_error::{check_reply, Error};
+pub use client_error::{check_reply, Error, SessionEnd};
 pub use config::Config;
 pub use framing::Framing;
 pub use machine::Machine;

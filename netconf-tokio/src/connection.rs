@@ -20,21 +20,8 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin> AsyncStream for T {}
 
 const READ_BUFFER: usize = 64 * 1024;
 
-/// How a session ended, kept so every later call gets the same precise error.
-#[derive(Debug, Clone)]
-pub(crate) enum Ended {
-    Close(CloseReason),
-    Io(ErrorKind, String),
-}
-
-impl Ended {
-    pub fn error(&self) -> Error {
-        match self {
-            Ended::Close(reason) => Error::from_close(reason),
-            Ended::Io(kind, what) => Error::Io(io::Error::new(*kind, what.clone())),
-        }
-    }
-}
+/// How a session ended; shared with the other adapters.
+pub(crate) use netconf_proto::SessionEnd as Ended;
 
 pub(crate) struct Conn {
     pub reader: ReadHalf<Box<dyn AsyncStream>>,

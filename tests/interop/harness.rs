@@ -28,9 +28,6 @@ use netconf_proto::message::{ErrorTag, ErrorType};
 use netconf_proto::{Reply, Request, RpcError};
 use netconf_tests::certs::{Pki, PkiFiles};
 
-/// Where the Debian package puts ietf-netconf-acm (libyang2-tools' examples).
-pub const NACM_DIR: &str = "/usr/share/doc/libyang2-tools/examples";
-
 /// The greeting our servers hand out before anyone edits it.
 pub const OUR_GREETING: &str = "hello from netconf-rs";
 
@@ -114,12 +111,46 @@ pub fn interop_src() -> PathBuf {
     workspace_root().join("tests").join("interop")
 }
 
-/// A fresh directory for one test's certificates and logs, removed when dropped.
+/// The YANG modules libnetconf2 needs, shipped with the tests (see `tests/interop/yang/`).
+pub fn shipped_schemas() -> PathBuf {
+    interop_src().join("yang")
+}
+
+/// The text of a shipped module, by name and optional revision (`get-schema`'s arguments).
+pub fn shipped_schema(name: &str, revision: Option<&str>) -> Option<String> {
+    let entries = fs::read_dir(shipped_schemas()).ok()?;
+    let mut found: Option<(String, PathBuf)> = None;
+    for entry in entries.flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        let Some(stem) = file.strip_suffix(".yang") else {
+            continue;
+        };
+        let (module, rev) = stem.split_once('@').unwrap_or((stem, ""));
+        if module != name || revision.is_some_and(|r| !r.is_empty() && r != rev) {
+            continue;
+        }
+        // Without a revision asked for, the newest one.
+        if found.as_ref().is_none_or(|(best, _)| rev > best.as_str()) {
+            found = Some((rev.to_owned(), entry.path()));
+        }
+    }
+    fs::read_to_string(found?.1).ok()
+}
+
+/// A fresh directory for one test's certificates, logs and YANG modules, removed when dropped.
+///
+/// Everything a peer reads or writes lives here: libnetconf2's client writes the schemas it
+/// fetches into its search path, so that path is `schema_dir`, never a system directory.
 #[derive(Debug)]
 pub struct Scratch {
     pub dir: PathBuf,
     pub pki: Pki,
     pub files: PkiFiles,
+    /// A copy of `tests/interop/yang/`: the C peers' schema search path.
+    pub schema_dir: PathBuf,
+    /// An empty directory: a libnetconf2 client's search path when it must fetch every
+    /// module from the server with `<get-schema>`.
+    pub empty_schema_dir: PathBuf,
 }
 
 impl Scratch {
@@ -134,7 +165,24 @@ impl Scratch {
         fs::create_dir_all(&dir).expect("creating a scratch directory");
         let pki = Pki::generate();
         let files = pki.write_to_dir(&dir).expect("writing the test PKI");
-        Scratch { dir, pki, files }
+        let schema_dir = dir.join("yang");
+        let empty_schema_dir = dir.join("yang-fetched");
+        fs::create_dir_all(&schema_dir).expect("creating the schema directory");
+        fs::create_dir_all(&empty_schema_dir).expect("creating the schema directory");
+        for entry in fs::read_dir(shipped_schemas()).expect("tests/interop/yang") {
+            let entry = entry.expect("listing tests/interop/yang");
+            if entry.path().extension().is_some_and(|e| e == "yang") {
+                fs::copy(entry.path(), schema_dir.join(entry.file_name()))
+                    .expect("copying a YANG module into the scratch directory");
+            }
+        }
+        Scratch {
+            dir,
+            pki,
+            files,
+            schema_dir,
+            empty_schema_dir,
+        }
     }
 }
 
@@ -198,7 +246,7 @@ fn compile(name: &str) -> Result<PathBuf, String> {
         .arg(&tmp)
         .arg(&src)
         .args(&flags)
-        .args(["-lssh", "-lssl", "-lcrypto", "-lpthread", "-ldl"])
+        .args(["-lssh", "-lssl", "-lcrypto", "-lpthread"])
         .output()
         .map_err(|e| format!("gcc not runnable: {e}"))?;
     if !out.status.success() {
@@ -233,17 +281,6 @@ pub fn venv_python() -> Result<PathBuf, String> {
         ));
     }
     Ok(python)
-}
-
-/// Checks that the schema directory libnetconf2 needs for ietf-netconf-acm is there.
-pub fn nacm_dir() -> Result<(), String> {
-    if Path::new(NACM_DIR).join("ietf-netconf-acm.yang").exists() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{NACM_DIR}/ietf-netconf-acm.yang missing (libyang2-tools)"
-        ))
-    }
 }
 
 // ---- peer processes -------------------------------------------------------------------------
@@ -329,6 +366,8 @@ pub fn start_nc_server(scratch: &Scratch, data_size: Option<usize>) -> Result<(P
             .arg(&scratch.files.server_key)
             .arg("--ca")
             .arg(&scratch.files.ca_cert)
+            .arg("--schemas")
+            .arg(&scratch.schema_dir)
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().map_err(|e| e.to_string())?)
             .stderr(log_file);
@@ -462,6 +501,8 @@ pub struct ToyStore {
     inner: Arc<Mutex<ToyState>>,
     /// When set, get-config answers with this (the 10 MB reply).
     pub big: Option<Bytes>,
+    /// Announce ietf-netconf-monitoring and answer `<get-schema>` from `tests/interop/yang/`.
+    pub serves_schemas: bool,
 }
 
 #[derive(Debug, Default)]
@@ -480,6 +521,15 @@ impl ToyStore {
         ToyStore {
             big: Some(big_document(bytes)),
             ..ToyStore::default()
+        }
+    }
+
+    /// The same store, also serving its YANG modules with `<get-schema>` (RFC 6022), as real
+    /// servers do: libnetconf2's client then fetches them instead of reading its search path.
+    pub fn serving_schemas(self) -> ToyStore {
+        ToyStore {
+            serves_schemas: true,
+            ..self
         }
     }
 
@@ -555,6 +605,21 @@ impl ToyStore {
                 Reply::Ok
             }
             "lock" | "unlock" | "validate" => Reply::Ok,
+            "get-schema" if self.serves_schemas => {
+                let name = element_text(body, "identifier").unwrap_or_default();
+                let revision = element_text(body, "version");
+                match shipped_schema(&name, revision.as_deref()) {
+                    Some(text) => Reply::raw(format!(
+                        "<data xmlns=\"{MONITORING_NS}\">{}</data>",
+                        netconf_proto::xml::escape_text(&text)
+                    ))
+                    .expect("escaped text is well-formed"),
+                    None => Reply::error(
+                        RpcError::new(ErrorType::Application, ErrorTag::InvalidValue)
+                            .with_message(format!("no schema {name} here")),
+                    ),
+                }
+            }
             other => Reply::error(
                 RpcError::new(ErrorType::Protocol, ErrorTag::OperationNotSupported)
                     .with_message(format!("the interop toy server does not do <{other}>")),
@@ -599,13 +664,23 @@ pub fn big_document(bytes: usize) -> Bytes {
     Bytes::from(s)
 }
 
-/// Our servers' session configuration: base:1.0/1.1 plus [`SERVER_CAPABILITIES`].
-pub fn server_config() -> netconf_proto::Config {
-    SERVER_CAPABILITIES
+const MONITORING_NS: &str = "urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring";
+
+/// Our servers' session configuration: base:1.0/1.1 plus [`SERVER_CAPABILITIES`], and
+/// ietf-netconf-monitoring when the store answers `<get-schema>`.
+pub fn server_config(store: &ToyStore) -> netconf_proto::Config {
+    let config = SERVER_CAPABILITIES
         .iter()
         .fold(netconf_proto::Config::server(), |c, cap| {
             c.with_capability(*cap)
-        })
+        });
+    if store.serves_schemas {
+        config.with_capability(format!(
+            "{MONITORING_NS}?module=ietf-netconf-monitoring&revision=2010-10-04"
+        ))
+    } else {
+        config
+    }
 }
 
 /// Server TLS options from a scratch PKI.
@@ -658,7 +733,7 @@ impl OurServer {
     pub fn blocking(scratch: &Scratch, store: &ToyStore) -> OurServer {
         let store = store.clone();
         let server = netconf_blocking::Server::builder(server_tls(scratch))
-            .config(server_config())
+            .config(server_config(&store))
             .bind("127.0.0.1:0", move |req, _info| store.answer(req))
             .expect("binding the blocking server on 127.0.0.1");
         OurServer::Blocking(Some(server.spawn()))
@@ -675,7 +750,7 @@ impl OurServer {
         let server = rt
             .block_on(
                 netconf_tokio::Server::builder(server_tls(scratch))
-                    .config(server_config())
+                    .config(server_config(&store))
                     .bind("127.0.0.1:0", move |req, _info| {
                         let store = store.clone();
                         async move { store.answer(&req) }

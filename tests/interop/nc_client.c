@@ -2,8 +2,11 @@
  * A small NETCONF-over-TLS client on libnetconf2 2.0.x's client API (nc_connect_tls), for the
  * interop suite: it talks to OUR blocking and tokio servers.
  *
- *   nc_client --port PORT --cert client.pem --key client.key --ca ca.pem [--host H]
- *             [--tag TEXT] [--big BYTES]
+ *   nc_client --port PORT --cert client.pem --key client.key --ca ca.pem --schemas DIR
+ *             [--host H] [--tag TEXT] [--big BYTES]
+ *
+ * DIR is libnetconf2's schema search path, which it also writes the schemas it fetches with
+ * <get-schema> into: always a scratch directory of the test's own.
  *
  * Without --big it runs hello, get-config, edit-config (storing a greeting with TEXT),
  * get-config again, lock, unlock, close, and prints one line per step:
@@ -28,7 +31,6 @@
 #include <libyang/libyang.h>
 #include <nc_client.h>
 
-#define NACM_DIR "/usr/share/doc/libyang2-tools/examples"
 #define TIMEOUT_MS 60000
 
 static struct nc_session *session;
@@ -114,6 +116,7 @@ static void oneline(char *s)
 int main(int argc, char **argv)
 {
     const char *host = "127.0.0.1", *cert = NULL, *key = NULL, *ca = NULL, *tag = "libnetconf2";
+    const char *schemas = NULL;
     int port = 0;
     long big = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -125,17 +128,19 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--ca")) ca = v;
         else if (!strcmp(a, "--tag")) tag = v;
         else if (!strcmp(a, "--big")) big = atol(v);
+        else if (!strcmp(a, "--schemas")) schemas = v;
         else fail("usage", a);
     }
-    if (!port || !cert || !key || !ca) {
-        fail("usage", "nc_client --port P --cert C --key K --ca CA [--tag T] [--big BYTES]");
+    if (!port || !cert || !key || !ca || !schemas) {
+        fail("usage", "nc_client --port P --cert C --key K --ca CA --schemas DIR [--tag T] [--big BYTES]");
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
     nc_verbosity(NC_VERB_WARNING);
     nc_client_init();
-    /* Our servers do not offer get-schema: libnetconf2 then builds its context from its own
-     * embedded ietf-netconf plus the search path (ietf-netconf-acm lives there). */
-    nc_client_set_schema_searchpath(NACM_DIR);
+    /* libnetconf2 looks for a module here first, then asks the server with <get-schema> (when
+     * the server announces ietf-netconf-monitoring) and *writes* what it fetched into this
+     * directory: it must be a scratch directory of the test's own, never a system one. */
+    nc_client_set_schema_searchpath(schemas);
     if (nc_client_tls_set_cert_key_paths(cert, key) || nc_client_tls_set_trusted_ca_paths(ca, NULL)) {
         fail("setup", "TLS paths");
     }

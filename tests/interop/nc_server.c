@@ -1,7 +1,8 @@
 /*
  * A small NETCONF-over-TLS server on libnetconf2 2.0.x's server API, for the interop suite.
  *
- *   nc_server --port PORT --cert server.pem --key server.key --ca ca.pem [--data-size BYTES]
+ *   nc_server --port PORT --cert server.pem --key server.key --ca ca.pem --schemas DIR
+ *             [--data-size BYTES]
  *
  * Listens on 127.0.0.1:PORT only. Clients must present a certificate signed by ca.pem; the
  * cert-to-name entry maps the CA's SHA-256 fingerprint to the user "admin".
@@ -16,16 +17,14 @@
  *
  * Traps of libnetconf2 2.0.24 handled here (see INTEROP.md at the repository root):
  *   - trusted CA paths alone reject every client: a trusted-cert-list callback is required;
- *   - ietf-netconf and ietf-netconf-monitoring are not shipped as files: they are cut out of
- *     libnetconf2.so itself (it embeds them as NUL-terminated strings); ietf-netconf-acm comes
- *     from libyang2-tools' examples;
+ *   - Debian ships ietf-netconf, ietf-netconf-monitoring and ietf-netconf-acm as no files: the
+ *     tests copy tests/interop/yang/ into a scratch directory and pass it as DIR;
  *   - edit-config on running needs the writable-running feature, commit/discard the candidate one.
  *
  * Build: gcc -O2 -o nc_server nc_server.c $(pkg-config --cflags --libs libnetconf2 libyang) \
- *            -lssh -lssl -lcrypto -lpthread -ldl
+ *            -lssh -lssl -lcrypto -lpthread
  */
 #define _GNU_SOURCE
-#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -41,9 +40,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#define NACM_DIR "/usr/share/doc/libyang2-tools/examples"
-
-static const char *opt_cert, *opt_key, *opt_ca;
+static const char *opt_cert, *opt_key, *opt_ca, *opt_schemas;
 static long opt_data_size = 0;
 static int opt_port = 0;
 
@@ -73,59 +70,6 @@ static void on_signal(int sig)
 {
     (void)sig;
     stopping = 1;
-}
-
-/* ---- YANG modules embedded in libnetconf2.so ------------------------------------------ */
-
-static char *lib_image;
-static size_t lib_image_len;
-
-static void load_lib_image(void)
-{
-    Dl_info info;
-    if (!dladdr((void *)nc_server_init, &info) || !info.dli_fname) {
-        die("cannot locate libnetconf2.so (dladdr)");
-    }
-    FILE *f = fopen(info.dli_fname, "rb");
-    if (!f) {
-        die("cannot open libnetconf2.so");
-    }
-    fseek(f, 0, SEEK_END);
-    lib_image_len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    lib_image = malloc(lib_image_len + 1);
-    if (fread(lib_image, 1, lib_image_len, f) != lib_image_len) {
-        die("cannot read libnetconf2.so");
-    }
-    lib_image[lib_image_len] = '\0';
-    fclose(f);
-}
-
-/* The NUL-terminated string starting with "module NAME {" inside libnetconf2.so. */
-static const char *embedded_module(const char *name)
-{
-    char needle[128];
-    snprintf(needle, sizeof needle, "module %s {", name);
-    const char *p = memmem(lib_image, lib_image_len, needle, strlen(needle));
-    return p;
-}
-
-static LY_ERR import_clb(const char *mod_name, const char *mod_rev, const char *submod_name,
-                         const char *submod_rev, void *user_data, LYS_INFORMAT *format,
-                         const char **module_data, void (**free_module_data)(void *, void *))
-{
-    (void)mod_rev; (void)submod_rev; (void)user_data;
-    if (submod_name) {
-        return LY_ENOTFOUND;
-    }
-    const char *text = embedded_module(mod_name);
-    if (!text) {
-        return LY_ENOTFOUND;
-    }
-    *format = LYS_IN_YANG;
-    *module_data = text;
-    *free_module_data = NULL;
-    return LY_SUCCESS;
 }
 
 /* ---- replies ---------------------------------------------------------------------------- */
@@ -344,11 +288,12 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--key")) opt_key = v;
         else if (!strcmp(a, "--ca")) opt_ca = v;
         else if (!strcmp(a, "--data-size")) opt_data_size = atol(v);
-        else die("usage: nc_server --port P --cert C --key K --ca CA [--data-size BYTES]");
+        else if (!strcmp(a, "--schemas")) opt_schemas = v;
+        else die("usage: nc_server --port P --cert C --key K --ca CA --schemas DIR [--data-size BYTES]");
         i++;
     }
-    if (!opt_port || !opt_cert || !opt_key || !opt_ca) {
-        die("usage: nc_server --port P --cert C --key K --ca CA [--data-size BYTES]");
+    if (!opt_port || !opt_cert || !opt_key || !opt_ca || !opt_schemas) {
+        die("usage: nc_server --port P --cert C --key K --ca CA --schemas DIR [--data-size BYTES]");
     }
     setvbuf(stderr, NULL, _IOLBF, 0);
     /* If the test process dies without running its guards (killed by a signal), follow it:
@@ -365,11 +310,9 @@ int main(int argc, char **argv)
         make_big_data();
     }
 
-    load_lib_image();
-    if (ly_ctx_new(NACM_DIR, 0, &ctx)) {
+    if (ly_ctx_new(opt_schemas, LY_CTX_DISABLE_SEARCHDIR_CWD, &ctx)) {
         die("ly_ctx_new failed");
     }
-    ly_ctx_set_module_imp_clb(ctx, import_clb, NULL);
     const char *nc_features[] = {"writable-running", "candidate", "confirmed-commit",
                                  "rollback-on-error", "validate", "startup", "xpath", NULL};
     if (!ly_ctx_load_module(ctx, "ietf-netconf", "2013-09-29", nc_features)) {

@@ -38,7 +38,6 @@ fn greeting(text: &str) -> InlineConfig {
 /// Gate + peers: the mode, a scratch PKI, and the started server with its port.
 fn setup(test: &str, data_size: Option<usize>) -> Option<(Scratch, harness::Peer, u16)> {
     let mode = harness::mode(test)?;
-    harness::need(mode, test, harness::nacm_dir())?;
     harness::need(mode, test, harness::c_peer("nc_server"))?;
     let scratch = Scratch::new(test);
     let (server, port) = harness::start_nc_server(&scratch, data_size)

@@ -155,9 +155,6 @@ fn big_from_libnetconf2(test: &str, lib: &str) {
     let Some(python) = harness::need(mode, test, harness::venv_python()) else {
         return;
     };
-    let Some(()) = harness::need(mode, test, harness::nacm_dir()) else {
-        return;
-    };
     let Some(_) = harness::need(mode, test, harness::c_peer("nc_server")) else {
         return;
     };

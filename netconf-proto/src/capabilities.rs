@@ -1,7 +1,9 @@
 //! Capabilities exchanged in `<hello>` (RFC 6241 section 8), parsed into types once so
 //! callers ask `caps.has_candidate()` instead of comparing URI strings.
 
+use std::collections::HashSet;
 use std::fmt;
+use std::sync::Arc;
 
 /// `urn:ietf:params:netconf:base:1.0`
 pub const BASE_1_0: &str = "urn:ietf:params:netconf:base:1.0";
@@ -180,8 +182,11 @@ fn split_list(list: &str) -> Vec<String> {
 /// The capability set of one side of a session: the URIs as sent, and their typed form.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Capabilities {
-    uris: Vec<String>,
+    uris: Vec<Arc<str>>,
     parsed: Vec<Capability>,
+    /// The URIs again, for de-duplication in constant time (a hello may list tens of
+    /// thousands).
+    seen: HashSet<Arc<str>>,
 }
 
 impl Capabilities {
@@ -205,17 +210,19 @@ impl Capabilities {
 
     /// Adds one URI (ignored when already present).
     pub fn push(&mut self, uri: String) {
-        let uri = uri.trim().to_owned();
-        if uri.is_empty() || self.uris.contains(&uri) {
+        let trimmed = uri.trim();
+        if trimmed.is_empty() || self.seen.contains(trimmed) {
             return;
         }
+        let uri: Arc<str> = Arc::from(trimmed);
         self.parsed.push(Capability::parse(&uri));
+        self.seen.insert(uri.clone());
         self.uris.push(uri);
     }
 
     /// The URIs, in the order the peer sent them.
     pub fn uris(&self) -> impl Iterator<Item = &str> {
-        self.uris.iter().map(String::as_str)
+        self.uris.iter().map(|u| &**u)
     }
 
     /// The typed capabilities, in the same order.
@@ -233,9 +240,11 @@ impl Capabilities {
 
     /// Whether the exact URI (or, for URIs with a query, its part before `?`) is present.
     pub fn contains_uri(&self, uri: &str) -> bool {
-        self.uris
-            .iter()
-            .any(|u| u == uri || u.split_once('?').is_some_and(|(p, _)| p == uri))
+        self.seen.contains(uri)
+            || self
+                .uris
+                .iter()
+                .any(|u| u.split_once('?').is_some_and(|(p, _)| p == uri))
     }
 
     /// Whether `cap` is present, comparing typed values.

@@ -5,7 +5,7 @@ use std::io;
 
 use thiserror::Error;
 
-use crate::error::{ProtocolError, UsageError};
+use crate::error::{ProtocolError, TlsError, UsageError};
 use crate::message::{RpcError, RpcReply};
 use crate::session::CloseReason;
 
@@ -23,15 +23,16 @@ pub enum Error {
     #[cfg(feature = "rustls")]
     #[error("TLS configuration: {0}")]
     TlsConfig(#[from] crate::tls::TlsConfigError),
-    /// The TLS layer failed (certificate not trusted, bad record, ...).
+    /// The TLS layer failed (certificate not trusted, bad record, ...); the rustls error is
+    /// its [`source`](std::error::Error::source) when rustls reported it.
     #[error("TLS: {0}")]
-    Tls(String),
+    Tls(#[source] TlsError),
     /// The peer broke the NETCONF protocol.
     #[error("protocol: {0}")]
-    Protocol(ProtocolError),
-    /// No reply (or hello, or connection) in time.
+    Protocol(#[source] ProtocolError),
+    /// Something did not happen in time; the kind says what.
     #[error("timed out: {0}")]
-    Timeout(&'static str),
+    Timeout(TimeoutKind),
     /// The API was used wrongly.
     #[error("usage: {0}")]
     Usage(#[from] UsageError),
@@ -40,11 +41,45 @@ pub enum Error {
     Closed(CloseReason),
 }
 
+/// What did not happen in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TimeoutKind {
+    /// The TCP connection was not established.
+    Connect,
+    /// The TLS or SSH handshake did not finish.
+    Handshake,
+    /// The peer's `<hello>` did not arrive.
+    Hello,
+    /// No reply to an RPC within its timeout.
+    Rpc,
+    /// No reply to `<close-session>` within the close timeout.
+    Close,
+    /// The peer stopped reading: a write could not finish.
+    Write,
+    /// The peer stopped sending in the middle of a message.
+    Stall,
+}
+
+impl std::fmt::Display for TimeoutKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TimeoutKind::Connect => "the TCP connection was not established",
+            TimeoutKind::Handshake => "the TLS or SSH handshake did not finish",
+            TimeoutKind::Hello => "the peer's <hello> did not arrive",
+            TimeoutKind::Rpc => "no reply to the RPC within its timeout",
+            TimeoutKind::Close => "no reply to <close-session> within the close timeout",
+            TimeoutKind::Write => "the peer stopped reading: a write could not finish",
+            TimeoutKind::Stall => "the peer stopped sending in the middle of a message",
+        })
+    }
+}
+
 impl From<ProtocolError> for Error {
     fn from(e: ProtocolError) -> Self {
         match e {
-            ProtocolError::Tls(what) => Error::Tls(what),
-            ProtocolError::HelloTimeout => Error::Timeout("the server's <hello> did not arrive"),
+            ProtocolError::Tls(e) => Error::Tls(e),
+            ProtocolError::HelloTimeout => Error::Timeout(TimeoutKind::Hello),
             e => Error::Protocol(e),
         }
     }
@@ -55,7 +90,17 @@ impl Error {
     pub fn from_close(reason: &CloseReason) -> Self {
         match reason {
             CloseReason::Protocol(e) => Error::from(e.clone()),
+            CloseReason::CloseTimedOut => Error::Timeout(TimeoutKind::Close),
             other => Error::Closed(other.clone()),
+        }
+    }
+
+    /// The timeout kind, if this is a timeout.
+    pub fn timeout_kind(&self) -> Option<TimeoutKind> {
+        match self {
+            Error::Timeout(kind) => Some(*kind),
+            Error::Protocol(ProtocolError::StalledMidMessage { .. }) => Some(TimeoutKind::Stall),
+            _ => None,
         }
     }
 
@@ -71,6 +116,7 @@ impl Error {
 /// How a session ended, kept by an adapter so every later call gets the same precise error
 /// (an `io::Error` is not `Clone`, so the kind and text are kept instead).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum SessionEnd {
     /// The session closed, for this reason.
     Close(CloseReason),
@@ -114,6 +160,7 @@ fn describe_close(reason: &CloseReason) -> String {
         CloseReason::CloseSession => "close-session completed".into(),
         CloseReason::Eof => "the peer closed the connection".into(),
         CloseReason::Local => "closed locally".into(),
+        CloseReason::CloseTimedOut => "no reply to <close-session> in time".into(),
         CloseReason::Protocol(e) => e.to_string(),
     }
 }

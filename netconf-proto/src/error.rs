@@ -64,13 +64,83 @@ pub enum ProtocolError {
     /// The peer's hello did not arrive before the hello timeout.
     #[error("the peer's <hello> did not arrive within the hello timeout")]
     HelloTimeout,
-    /// The peer stopped sending in the middle of a message and an RPC timed out meanwhile.
-    #[error("the peer stalled in the middle of a message ({received} bytes of it received, starting at byte {offset})")]
-    StalledMidMessage { offset: u64, received: usize },
-    /// The TLS layer failed (bad record, bad certificate, ...).
+    /// The peer sent nothing for the stall timeout while in the middle of a message
+    /// ([`Config::with_stall_timeout`](crate::Config::with_stall_timeout)).
+    #[error("the peer stalled in the middle of a message: nothing for {idle:?} ({received} bytes of it received, starting at byte {offset})")]
+    StalledMidMessage {
+        offset: u64,
+        received: usize,
+        idle: std::time::Duration,
+    },
+    /// The peer's `<hello>` grew past [`Config::with_max_hello_size`](crate::Config::with_max_hello_size).
+    #[error("the peer's <hello> exceeds the limit of {limit} bytes")]
+    HelloTooLarge { limit: usize },
+    /// The peer's `<hello>` lists more capabilities than
+    /// [`Config::with_max_capabilities`](crate::Config::with_max_capabilities) allows.
+    #[error("the peer's <hello> lists more than {limit} capabilities")]
+    TooManyCapabilities { limit: usize },
+    /// The TLS layer failed (bad record, bad certificate, truncated stream, ...).
     #[error("TLS: {0}")]
-    Tls(String),
+    Tls(TlsError),
 }
+
+/// A TLS failure: what went wrong, and the rustls error behind it when there is one.
+#[derive(Debug, Clone)]
+pub struct TlsError {
+    what: String,
+    #[cfg(feature = "rustls")]
+    source: Option<rustls::Error>,
+}
+
+impl TlsError {
+    /// A failure described in words (an EOF inside a record, a handshake cut short).
+    pub fn new(what: impl Into<String>) -> Self {
+        TlsError {
+            what: what.into(),
+            #[cfg(feature = "rustls")]
+            source: None,
+        }
+    }
+
+    /// A failure rustls reported.
+    #[cfg(feature = "rustls")]
+    pub fn from_rustls(error: rustls::Error) -> Self {
+        TlsError {
+            what: error.to_string(),
+            source: Some(error),
+        }
+    }
+
+    /// The rustls error, when rustls reported it.
+    #[cfg(feature = "rustls")]
+    pub fn rustls_error(&self) -> Option<&rustls::Error> {
+        self.source.as_ref()
+    }
+}
+
+impl std::fmt::Display for TlsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.what)
+    }
+}
+
+impl std::error::Error for TlsError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        #[cfg(feature = "rustls")]
+        if let Some(e) = &self.source {
+            return Some(e);
+        }
+        None
+    }
+}
+
+impl PartialEq for TlsError {
+    fn eq(&self, other: &Self) -> bool {
+        self.what == other.what
+    }
+}
+
+impl Eq for TlsError {}
 
 /// The caller misused the API; the session is unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -91,9 +161,17 @@ pub enum UsageError {
     /// A value does not fit where it is used.
     #[error("invalid value for {what}: {why}")]
     InvalidValue { what: &'static str, why: String },
-    /// `send_reply` named a request that is not waiting for a reply.
-    #[error("no request with message-id {0:?} is waiting for a reply")]
-    UnknownRequest(String),
+    /// `send_reply` named a request that is not waiting for a reply (already answered, or
+    /// from another session).
+    #[error("request {0} is not waiting for a reply")]
+    UnknownRequest(crate::session::RequestId),
+    /// The message holds `]]>]]>`, which under base:1.0 framing would end it early (and let
+    /// the rest pass for another message). Nothing was sent.
+    #[error("the message contains the end-of-message delimiter ]]>]]>, which base:1.0 framing cannot carry")]
+    DelimiterInMessage,
+    /// The message-id was never sent, or its reply was already delivered.
+    #[error("no RPC with message-id {0} is waiting for a reply")]
+    UnknownMessageId(u64),
     /// A capability the operation needs was not advertised by the peer.
     #[error("the peer did not advertise {0}")]
     MissingCapability(String),

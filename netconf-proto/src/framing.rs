@@ -10,7 +10,7 @@
 use bytes::{BufMut, BytesMut};
 use memchr::memmem;
 
-use crate::error::ProtocolError;
+use crate::error::{ProtocolError, UsageError};
 
 /// The end-of-message delimiter of RFC 6242 section 4.3.
 pub const EOM_DELIMITER: &[u8] = b"]]>]]>";
@@ -20,6 +20,7 @@ pub const MAX_CHUNK_SIZE: u64 = 4_294_967_295;
 
 /// How messages are delimited on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Framing {
     /// `]]>]]>` after each message (base:1.0, and every `<hello>`).
     EndOfMessage,
@@ -28,16 +29,25 @@ pub enum Framing {
 }
 
 /// Appends `message` to `out` framed as `framing` requires.
-pub fn encode(framing: Framing, message: &[u8], out: &mut BytesMut) {
+///
+/// Under end-of-message framing a message that contains `]]>]]>` cannot be sent (the peer
+/// would see it end there): it is refused and nothing is appended.
+pub fn encode(framing: Framing, message: &[u8], out: &mut BytesMut) -> Result<(), UsageError> {
     encode_parts(framing, &[message], out)
 }
 
 /// Appends one message given as consecutive parts, framed, copying each byte once: a large
-/// reply's payload goes straight from the caller's buffer into `out`.
-pub fn encode_parts(framing: Framing, parts: &[&[u8]], out: &mut BytesMut) {
+/// reply's payload goes straight from the caller's buffer into `out`. Refused, with nothing
+/// appended, when end-of-message framing would be broken by the content (see [`encode`]).
+pub fn encode_parts(
+    framing: Framing,
+    parts: &[&[u8]],
+    out: &mut BytesMut,
+) -> Result<(), UsageError> {
     let total: usize = parts.iter().map(|p| p.len()).sum();
     match framing {
         Framing::EndOfMessage => {
+            check_end_of_message(parts)?;
             out.reserve(total + EOM_DELIMITER.len());
             for part in parts {
                 out.put_slice(part);
@@ -66,6 +76,33 @@ pub fn encode_parts(framing: Framing, parts: &[&[u8]], out: &mut BytesMut) {
             out.put_slice(b"\n##\n");
         }
     }
+    Ok(())
+}
+
+/// Refuses a message whose bytes, read across the boundaries of its parts, contain the
+/// end-of-message delimiter: sent with base:1.0 framing it would end early, and what follows
+/// would pass for another message (an injection when the content came from users).
+pub fn check_end_of_message(parts: &[&[u8]]) -> Result<(), UsageError> {
+    let finder = memmem::Finder::new(EOM_DELIMITER);
+    // The last bytes seen, enough to complete a delimiter that straddles parts.
+    let mut tail = [0u8; 5];
+    let mut tail_len = 0;
+    for part in parts {
+        let head = &part[..part.len().min(5)];
+        let mut joint = [0u8; 10];
+        joint[..tail_len].copy_from_slice(&tail[..tail_len]);
+        joint[tail_len..tail_len + head.len()].copy_from_slice(head);
+        if finder.find(&joint[..tail_len + head.len()]).is_some() || finder.find(part).is_some() {
+            return Err(UsageError::DelimiterInMessage);
+        }
+        let keep = (tail_len + part.len()).min(5);
+        let from_part = keep.min(part.len());
+        let from_tail = keep - from_part;
+        tail.copy_within(tail_len - from_tail..tail_len, 0);
+        tail[from_tail..keep].copy_from_slice(&part[part.len() - from_part..]);
+        tail_len = keep;
+    }
+    Ok(())
 }
 
 /// Writes `data` as chunks of at most RFC 6242's maximum size.
@@ -151,6 +188,12 @@ impl FrameDecoder {
     /// The framing in force for the next message.
     pub fn framing(&self) -> Framing {
         self.framing
+    }
+
+    /// Changes the largest message accepted from the next byte on (the hello has a smaller
+    /// limit than the messages after it).
+    pub fn set_max_message_size(&mut self, bytes: usize) {
+        self.max_message_size = bytes;
     }
 
     /// Switches framing; call only between messages (after [`Piece::End`]).

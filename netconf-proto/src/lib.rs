@@ -32,6 +32,7 @@
 //!             Output::Transmit(bytes) => to.handle_input(&bytes, now).expect("valid peer"),
 //!             Output::Event(ev) => events.push(ev),
 //!             Output::Wait(_deadline) => return events,
+//!             _ => {} // outputs added in later versions
 //!         }
 //!     }
 //! }
@@ -44,9 +45,9 @@
 //! let id = client.send_rpc(&GetConfig::new(Datastore::Running), now)?;
 //! drain(&mut client, &mut server, now); // the rpc -> server
 //! for ev in drain(&mut server, &mut client, now) {
-//!     if let Event::Rpc { request } = ev {
+//!     if let Event::Rpc { id, request } = ev {
 //!         assert!(request.operation.is_base("get-config"));
-//!         server.send_reply(&request.message_id, &netconf_proto::Reply::data("<top xmlns=\"urn:x\"/>")?)?;
+//!         server.send_reply(id, netconf_proto::Reply::data("<top xmlns=\"urn:x\"/>")?)?;
 //!     }
 //! }
 //! drain(&mut server, &mut client, now); // the reply -> client
@@ -83,7 +84,7 @@ pub mod message;
 pub mod operations;
 pub mod xml;
 
-pub use error::{ProtocolError, UsageError};
+pub use error::{ProtocolError, TlsError, UsageError};
 pub mod config;
 pub mod server;
 pub mod session;
@@ -91,13 +92,13 @@ pub mod session;
 pub mod tls;
 
 pub use capabilities::{Capabilities, Capability};
-pub use client_error::{check_reply, Error, SessionEnd};
+pub use client_error::{check_reply, Error, SessionEnd, TimeoutKind};
 pub use config::Config;
 pub use framing::Framing;
 pub use machine::Machine;
 pub use message::{Notification, Reply, ReplyContent, Request, RpcError, RpcReply, XmlPayload};
 #[cfg(feature = "rustls")]
 pub use rustls;
-pub use session::{CloseReason, Event, MessageId, Output, Role, Session, State};
+pub use session::{CloseReason, Event, MessageId, Output, RequestId, Role, Session, State};
 #[cfg(feature = "rustls")]
 pub use tls::TlsSession;

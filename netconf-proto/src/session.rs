@@ -17,7 +17,9 @@ use crate::capabilities::{BaseVersion, Capabilities};
 use crate::config::Config;
 use crate::error::{ProtocolError, UsageError};
 use crate::framing::{self, FrameDecoder, Framing, Piece};
-use crate::message::{self, Message, Notification, ParseError, Reply, Request, RpcReply};
+use crate::message::{
+    self, Message, Notification, ParseError, ParseLimits, Reply, Request, RpcReply,
+};
 use crate::operations::{Operation, RpcBody};
 
 /// Which end of the session this is.
@@ -37,8 +39,21 @@ impl std::fmt::Display for MessageId {
     }
 }
 
+/// A request received by a server session, as named in [`Event::Rpc`]: the handle
+/// [`Session::send_reply`] takes. Opaque and never reused within a session, so a client that
+/// reuses message-ids still gets each reply in its place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RequestId(u64);
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
 /// Where a session is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum State {
     /// Our hello is queued; the peer's has not arrived.
     Hello,
@@ -52,20 +67,23 @@ pub enum State {
 
 /// Why a session ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CloseReason {
     /// `<close-session>` completed: our request was answered (client), or the peer asked (server).
     CloseSession,
     /// The peer closed the transport between messages.
     Eof,
-    /// The local side ended the session without a close-session exchange, or the
-    /// close-session reply did not come in time.
+    /// The local side ended the session without a close-session exchange.
     Local,
+    /// We sent `<close-session>` and its reply did not come within the close timeout.
+    CloseTimedOut,
     /// The peer broke the protocol.
     Protocol(ProtocolError),
 }
 
 /// Something the session reports to its owner.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Event {
     /// The hello exchange finished.
     Established {
@@ -75,8 +93,9 @@ pub enum Event {
     },
     /// A reply to one of our RPCs (client role).
     Reply { id: MessageId, reply: RpcReply },
-    /// A request from the client (server role). Answer it with [`Session::send_reply`].
-    Rpc { request: Request },
+    /// A request from the client (server role). Answer it with [`Session::send_reply`]
+    /// and this `id`.
+    Rpc { id: RequestId, request: Request },
     /// An RFC 5277 notification (client role).
     Notification(Notification),
     /// No reply arrived for `id` in time; a late reply will be discarded.
@@ -90,6 +109,7 @@ pub enum Event {
 
 /// What [`Session::poll_output`] hands out.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Output {
     /// Bytes to write to the transport, in order, completely.
     Transmit(Bytes),
@@ -104,8 +124,7 @@ pub enum Output {
 /// the order the requests came, so an answer given early waits here for those before it.
 #[derive(Debug)]
 struct PendingReply {
-    /// The message-id to answer; `None` for replies the session makes itself.
-    message_id: Option<String>,
+    id: RequestId,
     /// The envelope (RFC 6241 echoes the rpc's attributes).
     reply_open: String,
     reply_close: String,
@@ -122,8 +141,11 @@ pub struct Session {
     config: Config,
     state: State,
     decoder: FrameDecoder,
-    /// The message being received.
+    /// The message being received. A fresh buffer per message, so a small message the
+    /// application keeps never pins the allocation of a large one before it.
     message: BytesMut,
+    /// When the last byte arrived (for the stall deadline while mid-message).
+    last_input: Option<Instant>,
     out_framing: Framing,
     out: BytesMut,
     events: VecDeque<Event>,
@@ -135,9 +157,11 @@ pub struct Session {
     pending: HashMap<u64, Option<Instant>>,
     deadlines: BTreeSet<(Instant, u64)>,
     close_id: Option<u64>,
-    /// Requests waiting for our reply (server), by message-id.
     /// Requests (server) in arrival order, each waiting for its reply to go out.
     requests: VecDeque<PendingReply>,
+    next_request: u64,
+    /// Requests handed to the application and not answered yet (server).
+    unanswered: usize,
     /// The client sent close-session (server): nothing after it is read.
     close_requested: bool,
     /// The fatal error, kept so later input reports it again.
@@ -156,13 +180,15 @@ impl Session {
     }
 
     fn new(role: Role, config: Config, session_id: Option<u32>, now: Instant) -> Self {
+        let hello_limit = config.max_hello_size.min(config.max_message_size);
         let mut s = Session {
             role,
-            decoder: FrameDecoder::new(config.max_message_size),
+            decoder: FrameDecoder::new(hello_limit),
             hello_deadline: now.checked_add(config.hello_timeout),
             config,
             state: State::Hello,
             message: BytesMut::new(),
+            last_input: None,
             out_framing: Framing::EndOfMessage,
             out: BytesMut::new(),
             events: VecDeque::new(),
@@ -173,11 +199,14 @@ impl Session {
             deadlines: BTreeSet::new(),
             close_id: None,
             requests: VecDeque::new(),
+            next_request: 1,
+            unanswered: 0,
             close_requested: false,
             error: None,
         };
         let hello = message::write_hello(&s.config.capabilities, session_id);
-        framing::encode(Framing::EndOfMessage, hello.as_bytes(), &mut s.out);
+        // Capability text is escaped, so the hello cannot hold the delimiter.
+        let _ = framing::encode(Framing::EndOfMessage, hello.as_bytes(), &mut s.out);
         s
     }
 
@@ -228,6 +257,20 @@ impl Session {
         self.pending.len()
     }
 
+    /// Requests received whose replies have not gone out yet (server), including those the
+    /// session answered itself and that wait for their turn.
+    pub fn pending_requests(&self) -> usize {
+        self.requests.len()
+    }
+
+    /// False while a server holds so many requests whose replies have not gone out that it
+    /// wants no more input: the adapter stops reading the transport until this is true again
+    /// (after replies were sent), so a client that pipelines without bound is held back by
+    /// TCP instead of growing our memory.
+    pub fn wants_input(&self) -> bool {
+        self.requests.len() < 2 * self.config.max_pending_requests
+    }
+
     /// The fatal protocol error, once there is one.
     pub fn error(&self) -> Option<&ProtocolError> {
         self.error.as_ref()
@@ -258,16 +301,23 @@ impl Session {
         if let Some(e) = &self.error {
             return Err(e.clone());
         }
+        if !data.is_empty() {
+            self.last_input = Some(now);
+        }
         while !data.is_empty() && self.state != State::Closed && !self.close_requested {
             let (n, piece) = match self.decoder.decode(data) {
                 Ok(step) => step,
+                Err(ProtocolError::MessageTooLarge { .. }) if self.state == State::Hello => {
+                    let limit = self.config.max_hello_size;
+                    return Err(self.fail(ProtocolError::HelloTooLarge { limit }));
+                }
                 Err(e) => return Err(self.fail(e)),
             };
             data = &data[n..];
             match piece {
                 Piece::Data(bytes) => self.message.extend_from_slice(bytes),
                 Piece::End => {
-                    let message = self.message.split().freeze();
+                    let message = take_message(&mut self.message);
                     self.process_message(message, now)?;
                 }
             }
@@ -292,6 +342,11 @@ impl Session {
     }
 
     /// Time has reached a deadline returned by [`Output::Wait`] (calling it early is harmless).
+    ///
+    /// Each deadline fails only what it belongs to: an RPC's timeout fails that RPC (the
+    /// session and every other RPC go on, even while a large reply is arriving); the session
+    /// itself ends only on the hello timeout, the close timeout, or a stall (no byte for the
+    /// stall timeout in the middle of a message).
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.state == State::Closed {
             return;
@@ -299,6 +354,17 @@ impl Session {
         if self.state == State::Hello && self.hello_deadline.is_some_and(|d| now >= d) {
             self.fail(ProtocolError::HelloTimeout);
             return;
+        }
+        if let Some(stall) = self.stall_deadline() {
+            if now >= stall {
+                let e = ProtocolError::StalledMidMessage {
+                    offset: self.decoder.message_start(),
+                    received: self.decoder.message_len(),
+                    idle: self.config.stall_timeout.unwrap_or_default(),
+                };
+                self.fail(e);
+                return;
+            }
         }
         while let Some(&(deadline, id)) = self.deadlines.first() {
             if deadline > now {
@@ -308,20 +374,11 @@ impl Session {
             self.pending.remove(&id);
             if self.close_id == Some(id) {
                 tracing::debug!("close-session reply did not arrive in time");
-                self.finish(CloseReason::Local);
+                self.finish(CloseReason::CloseTimedOut);
                 return;
             }
             self.events
                 .push_back(Event::RpcTimedOut { id: MessageId(id) });
-            if self.decoder.is_mid_message() {
-                // A peer that stops inside a message cannot deliver anything after it.
-                let e = ProtocolError::StalledMidMessage {
-                    offset: self.decoder.message_start(),
-                    received: self.decoder.message_len(),
-                };
-                self.fail(e);
-                return;
-            }
         }
     }
 
@@ -343,6 +400,10 @@ impl Session {
     }
 
     /// Sends an RPC that times out after `timeout` (`None`: never).
+    ///
+    /// The operation is framed straight from its parts: a large `<config>` is copied once,
+    /// into the output. Under base:1.0 framing a message holding `]]>]]>` is refused
+    /// ([`UsageError::DelimiterInMessage`]) and nothing is sent.
     pub fn send_rpc_with_timeout(
         &mut self,
         op: &(impl Operation + ?Sized),
@@ -354,9 +415,12 @@ impl Session {
         }
         self.check_established()?;
         let id = self.next_id;
+        let mut writer = crate::operations::XmlWriter::new();
+        message::write_rpc(id, op, &mut writer);
+        let parts = writer.into_parts();
+        let slices: Vec<&[u8]> = parts.iter().map(|p| &p[..]).collect();
+        framing::encode_parts(self.out_framing, &slices, &mut self.out)?;
         self.next_id += 1;
-        let rpc = message::write_rpc(id, op);
-        framing::encode(self.out_framing, rpc.as_bytes(), &mut self.out);
         let deadline = timeout.and_then(|t| now.checked_add(t));
         self.pending.insert(id, deadline);
         if let Some(d) = deadline {
@@ -379,23 +443,38 @@ impl Session {
         }
     }
 
-    /// Answers a request received in [`Event::Rpc`] (server).
-    pub fn send_reply(&mut self, message_id: &str, reply: &Reply) -> Result<(), UsageError> {
+    /// Answers the request `id` from [`Event::Rpc`] (server). Replies leave in request order
+    /// (RFC 6241 section 4.5): an answer given early waits for those before it.
+    ///
+    /// Under base:1.0 framing a reply holding `]]>]]>` is refused
+    /// ([`UsageError::DelimiterInMessage`]); the request stays unanswered.
+    pub fn send_reply(&mut self, id: RequestId, reply: Reply) -> Result<(), UsageError> {
         if self.role != Role::Server {
             return Err(UsageError::WrongRole("send_reply", "server"));
         }
         if self.state == State::Closed {
             return Err(UsageError::Closed);
         }
-        // The earliest unanswered request with this id: a client may reuse message-ids.
-        let Some(pending) = self
-            .requests
-            .iter_mut()
-            .find(|p| p.reply.is_none() && p.message_id.as_deref() == Some(message_id))
-        else {
-            return Err(UsageError::UnknownRequest(message_id.to_owned()));
+        // Ids increase along the queue.
+        let Ok(at) = self.requests.binary_search_by_key(&id, |p| p.id) else {
+            return Err(UsageError::UnknownRequest(id));
         };
-        pending.reply = Some(reply.clone());
+        let pending = &self.requests[at];
+        if pending.reply.is_some() {
+            return Err(UsageError::UnknownRequest(id));
+        }
+        if self.out_framing == Framing::EndOfMessage {
+            let mut scratch = String::new();
+            let parts = message::reply_parts(
+                &pending.reply_open,
+                &pending.reply_close,
+                &reply,
+                &mut scratch,
+            );
+            framing::check_end_of_message(&parts)?;
+        }
+        self.requests[at].reply = Some(reply);
+        self.unanswered = self.unanswered.saturating_sub(1);
         self.send_answered_replies();
         Ok(())
     }
@@ -408,19 +487,21 @@ impl Session {
         self.check_established()?;
         crate::xml::check_fragment(content)?;
         let xml = message::write_notification(event_time, content);
-        framing::encode(self.out_framing, xml.as_bytes(), &mut self.out);
+        framing::encode(self.out_framing, xml.as_bytes(), &mut self.out)?;
         Ok(())
     }
 
     /// Ends the session politely. A client sends `<close-session>` and closes when it is
-    /// answered (or times out); before the hello exchange, and in the server role, the session
-    /// closes at once. Returns the close-session's message-id when one was sent.
+    /// answered or the close timeout passes ([`Config::with_close_timeout`], whatever the
+    /// RPC timeout); before the hello exchange, and in the server role, the session closes
+    /// at once. Returns the close-session's message-id when one was sent.
     pub fn close(&mut self, now: Instant) -> Option<MessageId> {
         match (self.role, self.state) {
             (_, State::Closed | State::Closing) => None,
             (Role::Client, State::Established) => {
                 let op = RpcBody::raw("<close-session/>").ok()?;
-                let id = self.send_rpc(&op, now).ok()?;
+                let timeout = Some(self.config.close_timeout);
+                let id = self.send_rpc_with_timeout(&op, timeout, now).ok()?;
                 self.close_id = Some(id.0);
                 self.state = State::Closing;
                 Some(id)
@@ -452,14 +533,24 @@ impl Session {
 
     /// The earliest deadline the session needs [`Session::handle_timeout`] for.
     pub fn next_deadline(&self) -> Option<Instant> {
+        let rpc = || self.deadlines.first().map(|(d, _)| *d);
         match self.state {
             State::Closed => None,
-            State::Hello => self.hello_deadline,
-            State::Established | State::Closing => self.deadlines.first().map(|(d, _)| *d),
+            State::Hello => earliest(self.hello_deadline, self.stall_deadline()),
+            State::Established | State::Closing => earliest(rpc(), self.stall_deadline()),
         }
     }
 
     // ----- internals -----
+
+    /// When the peer, silent in the middle of a message, counts as stalled. Not while we
+    /// refuse input ourselves ([`Session::wants_input`]): then the silence is ours.
+    fn stall_deadline(&self) -> Option<Instant> {
+        if !self.decoder.is_mid_message() || !self.wants_input() {
+            return None;
+        }
+        self.last_input?.checked_add(self.config.stall_timeout?)
+    }
 
     fn check_established(&self) -> Result<(), UsageError> {
         match self.state {
@@ -487,6 +578,7 @@ impl Session {
         self.pending.clear();
         self.deadlines.clear();
         self.requests.clear();
+        self.unanswered = 0;
         self.events.push_back(Event::Closed { reason });
     }
 
@@ -498,7 +590,10 @@ impl Session {
         {
             return Ok(()); // filler between end-of-message delimiters
         }
-        let parsed = match message::parse_message(message) {
+        let limits = ParseLimits {
+            max_capabilities: self.config.max_capabilities,
+        };
+        let parsed = match message::parse_message(message, &limits) {
             Ok(m) => m,
             Err(e) => return self.parse_failure(e, offset),
         };
@@ -543,18 +638,19 @@ impl Session {
                 namespace,
             },
             ParseError::BadSessionId(what) => ProtocolError::BadSessionId(what),
+            ParseError::TooManyCapabilities { limit } => {
+                ProtocolError::TooManyCapabilities { limit }
+            }
             ParseError::MissingRpcMessageId
                 if self.role == Role::Server && self.is_established() =>
             {
                 // RFC 6241 section 4.1: answer with missing-attribute (in its turn) and carry on.
-                self.requests.push_back(PendingReply {
-                    message_id: None,
-                    reply_open: format!("<rpc-reply xmlns=\"{}\">", crate::xml::NS_BASE),
-                    reply_close: "</rpc-reply>".into(),
-                    reply: Some(missing_message_id_error()),
-                    closes: false,
-                });
-                self.send_answered_replies();
+                self.answer_now(
+                    format!("<rpc-reply xmlns=\"{}\">", crate::xml::NS_BASE),
+                    "</rpc-reply>".into(),
+                    missing_message_id_error(),
+                    false,
+                );
                 return Ok(());
             }
             ParseError::MissingRpcMessageId => ProtocolError::MalformedMessage {
@@ -614,6 +710,8 @@ impl Session {
         };
         self.out_framing = framing;
         self.decoder.set_framing(framing);
+        self.decoder
+            .set_max_message_size(self.config.max_message_size);
         self.peer_capabilities = hello.capabilities;
         self.state = State::Established;
         self.hello_deadline = None;
@@ -672,24 +770,54 @@ impl Session {
             // Answered by the session itself, after every earlier request; nothing after it
             // is read.
             self.close_requested = true;
-            self.requests.push_back(PendingReply {
-                message_id: Some(request.message_id),
-                reply_open: request.reply_open,
-                reply_close: request.reply_close,
-                reply: Some(Reply::Ok),
-                closes: true,
-            });
-            self.send_answered_replies();
+            self.answer_now(request.reply_open, request.reply_close, Reply::Ok, true);
             return;
         }
+        if self.unanswered >= self.config.max_pending_requests {
+            // The application holds as many requests as it may: answer this one here, in
+            // its turn, rather than queue it without bound.
+            let reply = Reply::error(
+                message::RpcError::new(
+                    message::ErrorType::Protocol,
+                    message::ErrorTag::ResourceDenied,
+                )
+                .with_message(format!(
+                    "too many requests in progress on this session (at most {})",
+                    self.config.max_pending_requests
+                )),
+            );
+            self.answer_now(request.reply_open, request.reply_close, reply, false);
+            return;
+        }
+        let id = self.new_request_id();
         self.requests.push_back(PendingReply {
-            message_id: Some(request.message_id.clone()),
+            id,
             reply_open: request.reply_open.clone(),
             reply_close: request.reply_close.clone(),
             reply: None,
             closes: false,
         });
-        self.events.push_back(Event::Rpc { request });
+        self.unanswered += 1;
+        self.events.push_back(Event::Rpc { id, request });
+    }
+
+    fn new_request_id(&mut self) -> RequestId {
+        let id = RequestId(self.next_request);
+        self.next_request += 1;
+        id
+    }
+
+    /// Queues a reply the session gives itself, in request order.
+    fn answer_now(&mut self, reply_open: String, reply_close: String, reply: Reply, closes: bool) {
+        let id = self.new_request_id();
+        self.requests.push_back(PendingReply {
+            id,
+            reply_open,
+            reply_close,
+            reply: Some(reply),
+            closes,
+        });
+        self.send_answered_replies();
     }
 
     /// Sends the answered replies at the front of the queue, in request order.
@@ -711,7 +839,29 @@ impl Session {
     fn write_reply(&mut self, open: &str, close: &str, reply: &Reply) {
         let mut scratch = String::new();
         let parts = message::reply_parts(open, close, reply, &mut scratch);
-        framing::encode_parts(self.out_framing, &parts, &mut self.out);
+        if let Err(e) = framing::encode_parts(self.out_framing, &parts, &mut self.out) {
+            // Only replies the session makes itself get here unchecked; they never hold the
+            // delimiter (their text is escaped).
+            tracing::error!(error = %e, "a reply could not be framed; it was not sent");
+        }
+    }
+}
+
+/// The completed message, in an allocation no larger than about twice its size: a small
+/// message kept by the application never pins a large buffer.
+fn take_message(buf: &mut BytesMut) -> Bytes {
+    let buf = std::mem::take(buf);
+    if buf.capacity() > 2 * buf.len() + 1024 {
+        Bytes::copy_from_slice(&buf)
+    } else {
+        buf.freeze()
+    }
+}
+
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 

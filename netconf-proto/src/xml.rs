@@ -2,7 +2,6 @@
 //! the NETCONF namespaces, escaping, and the well-formedness check for caller fragments.
 
 use std::borrow::Cow;
-use std::fmt::Write as _;
 
 use quick_xml::events::{BytesRef, Event};
 use quick_xml::name::ResolveResult;
@@ -139,7 +138,7 @@ pub(crate) fn resolve_reference(r: &BytesRef<'_>) -> Result<char, String> {
 }
 
 /// Writes `<name xmlns="ns">escaped text</name>`-style leaves without a `String` per call.
-pub(crate) fn write_leaf(out: &mut String, name: &str, text: &str) {
+pub(crate) fn write_leaf(out: &mut impl std::fmt::Write, name: &str, text: &str) {
     let _ = write!(out, "<{name}>{}</{name}>", escape_text(text));
 }
 

@@ -108,8 +108,9 @@ fn chunked_split_everywhere() {
         Framing::Chunked,
         "<a>\u{e9}\u{1F600}</a>".as_bytes(),
         &mut wire,
-    );
-    encode(Framing::Chunked, &vec![b'x'; 1234], &mut wire);
+    )
+    .unwrap();
+    encode(Framing::Chunked, &vec![b'x'; 1234], &mut wire).unwrap();
     assert_split_invariant(Framing::Chunked, &wire);
 }
 
@@ -117,8 +118,8 @@ fn chunked_split_everywhere() {
 fn encode_then_decode_round_trips() {
     for framing in [Framing::EndOfMessage, Framing::Chunked] {
         let mut wire = BytesMut::new();
-        encode(framing, b"<one/>", &mut wire);
-        encode(framing, b"<two>]]>]]</two>", &mut wire);
+        encode(framing, b"<one/>", &mut wire).unwrap();
+        encode(framing, b"<two>]]>]]</two>", &mut wire).unwrap();
         let (msgs, err) = decode_whole(framing, &wire);
         assert_eq!(err, None);
         assert_eq!(msgs, vec![b"<one/>".to_vec(), b"<two>]]>]]</two>".to_vec()]);
@@ -311,4 +312,44 @@ fn decoding_is_linear() {
     assert_eq!(err, None);
     assert_eq!(msgs.len(), 1);
     assert_eq!(msgs[0].len(), input.len() - 6);
+}
+
+/// Issue 11 item 2: a message holding `]]>]]>` would be cut in two by the peer's decoder
+/// under base:1.0 framing; the encoder refuses it, wherever the parts split it, and appends
+/// nothing. Chunked framing carries it fine.
+#[test]
+fn end_of_message_encoder_refuses_the_delimiter_across_parts() {
+    let message = b"<a b=\"]]>]]>\"/>";
+    for cut1 in 0..=message.len() {
+        for cut2 in cut1..=message.len() {
+            let parts: [&[u8]; 3] = [
+                &message[..cut1],
+                &message[cut1..cut2],
+                &message[cut2..],
+            ];
+            let mut out = BytesMut::from(&b"before"[..]);
+            assert_eq!(
+                encode_parts(Framing::EndOfMessage, &parts, &mut out),
+                Err(crate::UsageError::DelimiterInMessage),
+                "cuts {cut1} {cut2}"
+            );
+            assert_eq!(&out[..], b"before", "nothing appended");
+            let mut out = BytesMut::new();
+            encode_parts(Framing::Chunked, &parts, &mut out).unwrap();
+            let (msgs, err) = decode_whole(Framing::Chunked, &out);
+            assert_eq!((msgs, err), (vec![message.to_vec()], None));
+        }
+    }
+    // One delimiter byte per part, with empty parts between.
+    let parts: Vec<&[u8]> = b"x]]>]]>y"
+        .iter()
+        .flat_map(|b| [std::slice::from_ref(b), &[][..]])
+        .collect();
+    assert!(check_end_of_message(&parts).is_err());
+    // Near misses pass.
+    for ok in [&b"]]>]]"[..], b"]]>]>", b"]]]>]]", b"]]>]] >"] {
+        assert!(check_end_of_message(&[ok]).is_ok(), "{ok:?}");
+        let halves = [&ok[..3], &ok[3..]];
+        assert!(check_end_of_message(&halves).is_ok(), "{ok:?} halved");
+    }
 }

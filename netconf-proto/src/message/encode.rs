@@ -10,7 +10,7 @@ use super::Reply;
 #[cfg(test)]
 use super::Request;
 use crate::capabilities::Capabilities;
-use crate::operations::Operation;
+use crate::operations::{Operation, XmlWriter};
 use crate::xml::{escape_text, NS_BASE, NS_NOTIFICATION};
 
 /// `<hello>` with our capabilities and, for a server, the session-id.
@@ -31,13 +31,12 @@ pub fn write_hello(capabilities: &Capabilities, session_id: Option<u32>) -> Stri
     out
 }
 
-/// `<rpc message-id=".." xmlns="base">op</rpc>`.
-pub fn write_rpc(message_id: u64, op: &(impl Operation + ?Sized)) -> String {
-    let mut out = String::with_capacity(256);
+/// `<rpc message-id=".." xmlns="base">op</rpc>`, into `out` (as parts: a large `<config>`
+/// inside stays shared).
+pub fn write_rpc(message_id: u64, op: &(impl Operation + ?Sized), out: &mut XmlWriter) {
     let _ = write!(out, "<rpc message-id=\"{message_id}\" xmlns=\"{NS_BASE}\">");
-    op.write_xml(&mut out);
+    op.write_xml(out);
     out.push_str("</rpc>");
-    out
 }
 
 /// `<rpc-reply ...echoed attributes...>content</rpc-reply>`, unframed (for tests).

@@ -16,7 +16,7 @@ use crate::capabilities::Capabilities;
 
 pub(crate) use encode::reply_parts;
 pub use encode::{write_hello, write_notification, write_rpc};
-pub(crate) use parse::{parse_message, ParseError};
+pub(crate) use parse::{parse_message, ParseError, ParseLimits};
 pub use payload::{NamespaceBinding, XmlPayload};
 pub use rpc_error::{ErrorMessage, ErrorSeverity, ErrorTag, ErrorType, RpcError};
 
@@ -68,6 +68,7 @@ pub struct Request {
 
 /// What an `<rpc-reply>` carries besides errors.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ReplyContent {
     /// `<ok/>`.
     Ok,
@@ -116,6 +117,7 @@ pub struct Notification {
 
 /// What a server sends back for a request.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Reply {
     /// `<ok/>`.
     Ok,

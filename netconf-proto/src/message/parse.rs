@@ -10,6 +10,8 @@
 //! own well-formedness is left to the caller's XML parser; the whole message is always
 //! checked to be UTF-8.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::{PrefixDeclaration, QName, ResolveResult};
@@ -36,7 +38,29 @@ pub(crate) enum ParseError {
     BadSessionId(String),
     /// An `<rpc>` without message-id: a server answers it with `missing-attribute`.
     MissingRpcMessageId,
+    TooManyCapabilities {
+        limit: usize,
+    },
 }
+
+/// Limits the parser enforces on what the peer sends.
+#[derive(Debug, Clone)]
+pub(crate) struct ParseLimits {
+    pub max_capabilities: usize,
+}
+
+impl Default for ParseLimits {
+    fn default() -> Self {
+        ParseLimits {
+            max_capabilities: crate::config::DEFAULT_MAX_CAPABILITIES,
+        }
+    }
+}
+
+/// In-scope namespace declarations accepted at once. quick-xml's default (128) refuses
+/// devices that declare every module's namespace on `<data>`; resolving a prefix scans the
+/// bindings, so the limit also bounds the cost of each resolved envelope element.
+const MAX_NAMESPACE_BINDINGS: usize = 4096;
 
 type Result<T> = std::result::Result<T, ParseError>;
 
@@ -45,7 +69,7 @@ fn malformed(what: impl Into<String>) -> ParseError {
 }
 
 /// Parses one complete message.
-pub(crate) fn parse_message(message: Bytes) -> Result<Message> {
+pub(crate) fn parse_message(message: Bytes, limits: &ParseLimits) -> Result<Message> {
     let text = std::str::from_utf8(&message).map_err(|e| ParseError::InvalidUtf8 {
         error_offset: e.valid_up_to(),
     })?;
@@ -53,8 +77,13 @@ pub(crate) fn parse_message(message: Bytes) -> Result<Message> {
         text,
         message: &message,
         reader: NsReader::from_str(text),
+        limits,
+        scope: None,
     };
     p.reader.config_mut().check_end_names = true;
+    p.reader
+        .resolver_mut()
+        .set_max_namespace_bindings(MAX_NAMESPACE_BINDINGS);
     let (root, empty) = p.root()?;
     let (ns, name) = p.resolve(&root)?;
     let root_qname = root.name().0.to_owned();
@@ -82,6 +111,10 @@ struct Parser<'a> {
     text: &'a str,
     message: &'a Bytes,
     reader: NsReader<&'a [u8]>,
+    limits: &'a ParseLimits,
+    /// The last snapshot of in-scope namespace declarations, shared by every payload taken
+    /// in the same scope (20,000 `<error-info>`s under one `<rpc-reply>` share one).
+    scope: Option<Arc<[NamespaceBinding]>>,
 }
 
 impl<'a> Parser<'a> {
@@ -180,25 +213,40 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn namespaces(&self) -> Vec<NamespaceBinding> {
-        self.reader
-            .resolver()
-            .bindings()
-            .filter_map(|(prefix, uri)| {
-                let prefix = match prefix {
-                    PrefixDeclaration::Default => String::new(),
-                    PrefixDeclaration::Named("xml") => return None,
-                    PrefixDeclaration::Named(p) => p.to_owned(),
-                };
-                Some(NamespaceBinding {
-                    prefix,
-                    uri: uri.0.to_owned(),
+    /// The declarations in scope now, as a shared snapshot: compared with the last one
+    /// without allocating, and reused when equal, so memory stays linear in the message.
+    fn namespaces(&mut self) -> Arc<[NamespaceBinding]> {
+        let in_scope = || {
+            self.reader
+                .resolver()
+                .bindings()
+                .filter_map(|(prefix, uri)| match prefix {
+                    PrefixDeclaration::Default => Some(("", uri.0)),
+                    PrefixDeclaration::Named("xml") => None,
+                    PrefixDeclaration::Named(p) => Some((p, uri.0)),
                 })
+        };
+        if let Some(scope) = &self.scope {
+            let same = scope.len() == in_scope().count()
+                && scope
+                    .iter()
+                    .zip(in_scope())
+                    .all(|(b, (prefix, uri))| b.prefix == prefix && b.uri == uri);
+            if same {
+                return scope.clone();
+            }
+        }
+        let snapshot: Arc<[NamespaceBinding]> = in_scope()
+            .map(|(prefix, uri)| NamespaceBinding {
+                prefix: prefix.to_owned(),
+                uri: uri.to_owned(),
             })
-            .collect()
+            .collect();
+        self.scope = Some(snapshot.clone());
+        snapshot
     }
 
-    fn payload(&self, range: std::ops::Range<usize>) -> XmlPayload {
+    fn payload(&mut self, range: std::ops::Range<usize>) -> XmlPayload {
         XmlPayload::new(self.message.slice(range), self.namespaces())
     }
 
@@ -257,10 +305,17 @@ impl<'a> Parser<'a> {
     }
 
     fn capabilities(&mut self, caps: &mut Capabilities) -> Result<()> {
+        let mut seen = 0usize;
         loop {
             match self.next()? {
                 Event::Start(s) => match self.resolve(&s)? {
                     (ns, name) if ns == NS_BASE && name == "capability" => {
+                        seen += 1;
+                        if seen > self.limits.max_capabilities {
+                            return Err(ParseError::TooManyCapabilities {
+                                limit: self.limits.max_capabilities,
+                            });
+                        }
                         caps.push(self.text_content("capability")?)
                     }
                     _ => self.skip(&s)?,

@@ -1,6 +1,7 @@
 //! Raw XML payloads: the parts of a message the core does not interpret.
 
 use std::fmt;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -9,11 +10,12 @@ use bytes::Bytes;
 ///
 /// It shares the message's buffer (no copy) and is guaranteed valid UTF-8. Namespace
 /// declarations made by its ancestors in the envelope are kept in
-/// [`namespaces`](Self::namespaces), because a prefix used inside may be declared outside.
+/// [`namespaces`](Self::namespaces), because a prefix used inside may be declared outside;
+/// payloads from the same scope share one snapshot of them.
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct XmlPayload {
     xml: Bytes,
-    namespaces: Vec<NamespaceBinding>,
+    namespaces: Arc<[NamespaceBinding]>,
 }
 
 /// One in-scope `xmlns` / `xmlns:prefix` declaration; `prefix` is empty for the default namespace.
@@ -24,9 +26,14 @@ pub struct NamespaceBinding {
 }
 
 impl XmlPayload {
-    pub(crate) fn new(xml: Bytes, namespaces: Vec<NamespaceBinding>) -> Self {
+    pub(crate) fn new(xml: Bytes, namespaces: Arc<[NamespaceBinding]>) -> Self {
         debug_assert!(std::str::from_utf8(&xml).is_ok());
         XmlPayload { xml, namespaces }
+    }
+
+    /// A payload of the caller's own XML, with no namespaces in scope from outside.
+    pub(crate) fn detached(xml: Bytes) -> Self {
+        XmlPayload::new(xml, Arc::from(Vec::new()))
     }
 
     /// The raw XML bytes, a zero-copy slice of the received message.

@@ -141,16 +141,16 @@ impl RpcError {
     /// Sets raw `<error-info>` content. The XML must be a well-formed fragment.
     pub fn with_info_xml(mut self, xml: &str) -> Result<Self, crate::UsageError> {
         crate::xml::check_fragment(xml)?;
-        self.info = Some(XmlPayload::new(
-            bytes::Bytes::copy_from_slice(xml.as_bytes()),
-            Vec::new(),
-        ));
+        self.info = Some(XmlPayload::detached(bytes::Bytes::copy_from_slice(
+            xml.as_bytes(),
+        )));
         Ok(self)
     }
 
-    /// True for severity `error` (a warning does not fail the operation).
+    /// True unless the severity is `warning`: only a warning leaves the operation
+    /// successful, so a severity this library does not know counts as an error (fail closed).
     pub fn is_error(&self) -> bool {
-        self.severity == ErrorSeverity::Error
+        self.severity != ErrorSeverity::Warning
     }
 
     /// Appends this error as `<rpc-error>` XML (in the base namespace, which the reply declares).

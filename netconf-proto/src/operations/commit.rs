@@ -1,6 +1,8 @@
 //! RFC 6241 candidate-datastore operations: `<commit>` (sections 8.3 and 8.4),
 //! `<cancel-commit>` (8.4) and `<discard-changes>` (8.3).
 
+use crate::operations::XmlWriter;
+
 use std::fmt::Write as _;
 
 use super::util::{element, empty};
@@ -66,7 +68,7 @@ impl Commit {
 }
 
 impl Operation for Commit {
-    fn write_xml(&self, out: &mut String) {
+    fn write_xml(&self, out: &mut XmlWriter) {
         element(out, "commit", |out| {
             if self.confirmed {
                 empty(out, "confirmed");
@@ -104,7 +106,7 @@ impl CancelCommit {
 }
 
 impl Operation for CancelCommit {
-    fn write_xml(&self, out: &mut String) {
+    fn write_xml(&self, out: &mut XmlWriter) {
         element(out, "cancel-commit", |out| {
             if let Some(token) = &self.persist_id {
                 write_leaf(out, "persist-id", token);
@@ -125,7 +127,7 @@ impl DiscardChanges {
 }
 
 impl Operation for DiscardChanges {
-    fn write_xml(&self, out: &mut String) {
+    fn write_xml(&self, out: &mut XmlWriter) {
         out.push_str("<discard-changes/>");
     }
 }

@@ -1,5 +1,8 @@
 //! Inline configuration (`<config>`) and the "datastore or inline config" source choice.
 
+use crate::operations::XmlWriter;
+
+use bytes::Bytes;
 use quick_xml::events::Event;
 use quick_xml::Reader;
 
@@ -16,7 +19,8 @@ use crate::xml::check_fragment;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InlineConfig {
     namespaces: Vec<(String, String)>,
-    xml: String,
+    /// Shared, so a large configuration travels to the framed message without copies.
+    xml: Bytes,
 }
 
 impl InlineConfig {
@@ -26,7 +30,7 @@ impl InlineConfig {
         check_fragment(&xml)?;
         Ok(InlineConfig {
             namespaces: Vec::new(),
-            xml,
+            xml: Bytes::from(xml),
         })
     }
 
@@ -46,31 +50,31 @@ impl InlineConfig {
             add_namespace(&mut bindings, prefix.into(), uri.into())?;
         }
         let xml = xml.into();
-        let mut wrapped = String::with_capacity(xml.len() + 64);
+        let mut wrapped = XmlWriter::new();
         wrapped.push_str("<config");
         write_namespaces(&mut wrapped, &bindings);
         wrapped.push('>');
         wrapped.push_str(&xml);
         wrapped.push_str("</config>");
-        check_fragment(&wrapped)?;
+        check_fragment(&wrapped.into_string())?;
         check_no_escape(&xml)?;
         Ok(InlineConfig {
             namespaces: bindings,
-            xml,
+            xml: Bytes::from(xml),
         })
     }
 
     /// The content of `<config>` as given.
     pub fn as_str(&self) -> &str {
-        &self.xml
+        std::str::from_utf8(&self.xml).unwrap_or_default()
     }
 
     /// Writes `<config ...>content</config>`; `<config>` inherits the operation's namespace.
-    pub(crate) fn write(&self, out: &mut String) {
+    pub(crate) fn write(&self, out: &mut XmlWriter) {
         out.push_str("<config");
         write_namespaces(out, &self.namespaces);
         out.push('>');
-        out.push_str(&self.xml);
+        out.push_shared(&self.xml);
         out.push_str("</config>");
     }
 }
@@ -118,7 +122,7 @@ impl From<InlineConfig> for Source {
 
 impl Source {
     /// Writes `<source>...</source>`.
-    pub(crate) fn write(&self, out: &mut String) {
+    pub(crate) fn write(&self, out: &mut XmlWriter) {
         out.push_str("<source>");
         match self {
             Source::Datastore(ds) => ds.write(out),
@@ -148,10 +152,10 @@ mod tests {
     fn declared_namespaces_go_on_config() {
         let cfg = InlineConfig::with_namespaces([("xc", NS_BASE)], r#"<a xc:operation="delete"/>"#)
             .unwrap();
-        let mut out = String::new();
+        let mut out = XmlWriter::new();
         Source::from(cfg).write(&mut out);
         assert_eq!(
-            out,
+            out.into_string(),
             format!(
                 r#"<source><config xmlns:xc="{NS_BASE}"><a xc:operation="delete"/></config></source>"#
             )

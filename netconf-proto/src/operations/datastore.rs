@@ -1,5 +1,7 @@
 //! The configuration datastores that RFC 6241 operations name in `<target>` and `<source>`.
 
+use crate::operations::XmlWriter;
+
 use crate::xml::write_leaf;
 
 /// A conventional configuration datastore (RFC 6241 section 5.1), or a URL (section 8.8).
@@ -8,6 +10,7 @@ use crate::xml::write_leaf;
 /// `Url` its `:url`; not every operation accepts every datastore (`<lock>` takes no URL,
 /// `<delete-config>` refuses `running`), which the server reports as an `rpc-error`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Datastore {
     /// `<running/>`: the configuration currently active on the device.
     Running,
@@ -21,7 +24,7 @@ pub enum Datastore {
 
 impl Datastore {
     /// Writes the datastore's own element (`<running/>`, `<url>...</url>`).
-    pub(crate) fn write(&self, out: &mut String) {
+    pub(crate) fn write(&self, out: &mut XmlWriter) {
         match self {
             Datastore::Running => out.push_str("<running/>"),
             Datastore::Candidate => out.push_str("<candidate/>"),
@@ -31,7 +34,7 @@ impl Datastore {
     }
 
     /// Writes `<wrapper>datastore</wrapper>`, e.g. `<target><running/></target>`.
-    pub(crate) fn write_in(&self, wrapper: &str, out: &mut String) {
+    pub(crate) fn write_in(&self, wrapper: &str, out: &mut XmlWriter) {
         out.push('<');
         out.push_str(wrapper);
         out.push('>');
@@ -48,7 +51,7 @@ mod tests {
 
     #[test]
     fn writes_each_datastore() {
-        let mut out = String::new();
+        let mut out = XmlWriter::new();
         for ds in [Datastore::Running, Datastore::Candidate, Datastore::Startup] {
             ds.write(&mut out);
         }

@@ -1,6 +1,8 @@
 //! RFC 6241 operations that change or check configuration: `<edit-config>` (section 7.2),
 //! `<copy-config>` (7.3), `<delete-config>` (7.4) and `<validate>` (8.6).
 
+use crate::operations::XmlWriter;
+
 use super::{Datastore, InlineConfig, Operation, Source, WithDefaults};
 use crate::xml::write_leaf;
 
@@ -78,7 +80,7 @@ pub(crate) enum EditContent {
 }
 
 impl EditContent {
-    pub(crate) fn write(&self, out: &mut String) {
+    pub(crate) fn write(&self, out: &mut XmlWriter) {
         match self {
             EditContent::Config(config) => config.write(out),
             EditContent::Url(url) => write_leaf(out, "url", url),
@@ -137,7 +139,7 @@ impl EditConfig {
 }
 
 impl Operation for EditConfig {
-    fn write_xml(&self, out: &mut String) {
+    fn write_xml(&self, out: &mut XmlWriter) {
         out.push_str("<edit-config>");
         self.target.write_in("target", out);
         if let Some(op) = self.default_operation {
@@ -181,7 +183,7 @@ impl CopyConfig {
 }
 
 impl Operation for CopyConfig {
-    fn write_xml(&self, out: &mut String) {
+    fn write_xml(&self, out: &mut XmlWriter) {
         out.push_str("<copy-config>");
         self.target.write_in("target", out);
         self.source.write(out);
@@ -206,7 +208,7 @@ impl DeleteConfig {
 }
 
 impl Operation for DeleteConfig {
-    fn write_xml(&self, out: &mut String) {
+    fn write_xml(&self, out: &mut XmlWriter) {
         out.push_str("<delete-config>");
         self.target.write_in("target", out);
         out.push_str("</delete-config>");
@@ -229,7 +231,7 @@ impl Validate {
 }
 
 impl Operation for Validate {
-    fn write_xml(&self, out: &mut String) {
+    fn write_xml(&self, out: &mut XmlWriter) {
         out.push_str("<validate>");
         self.source.write(out);
         out.push_str("</validate>");

@@ -1,6 +1,8 @@
 //! Subtree and XPath filters (RFC 6241 section 6 and section 8.9), as used by get,
 //! get-config and create-subscription, and their RFC 8526 get-data spelling.
 
+use crate::operations::XmlWriter;
+
 use super::util::{add_namespace, write_namespaces};
 use crate::error::UsageError;
 use crate::xml::{check_fragment, escape_attr, escape_text};
@@ -64,7 +66,7 @@ impl Filter {
     /// Writes `<filter type="subtree">...</filter>` or
     /// `<filter xmlns:p="..." type="xpath" select="..."/>`; the element takes the namespace
     /// in scope (base for get/get-config, notification for create-subscription).
-    pub(crate) fn write(&self, out: &mut String) {
+    pub(crate) fn write(&self, out: &mut XmlWriter) {
         match &self.0 {
             Kind::Subtree(xml) if xml.is_empty() => out.push_str("<filter type=\"subtree\"/>"),
             Kind::Subtree(xml) => {
@@ -84,7 +86,7 @@ impl Filter {
 
     /// Writes the RFC 8526 section 3.1.1 form: `<subtree-filter>...</subtree-filter>` or
     /// `<xpath-filter xmlns:p="...">expr</xpath-filter>`.
-    pub(crate) fn write_nmda(&self, out: &mut String) {
+    pub(crate) fn write_nmda(&self, out: &mut XmlWriter) {
         match &self.0 {
             Kind::Subtree(xml) if xml.is_empty() => out.push_str("<subtree-filter/>"),
             Kind::Subtree(xml) => {
@@ -109,9 +111,9 @@ mod tests {
     use crate::operations::testutil::normalize;
 
     fn written(f: &Filter) -> String {
-        let mut out = String::new();
+        let mut out = XmlWriter::new();
         f.write(&mut out);
-        out
+        out.into_string()
     }
 
     /// RFC 6241 section 8.9.1 (xpath) and section 6.4 (subtree) filter forms.
@@ -146,7 +148,7 @@ mod tests {
             written(&f),
             r#"<filter type="xpath" select="/a[b&lt;&quot;x&amp;y&quot;]"/>"#
         );
-        let mut out = String::new();
+        let mut out = XmlWriter::new();
         f.write_nmda(&mut out);
         assert_eq!(out, r#"<xpath-filter>/a[b&lt;"x&amp;y"]</xpath-filter>"#);
     }

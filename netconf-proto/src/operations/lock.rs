@@ -1,5 +1,7 @@
 //! RFC 6241 `<lock>` and `<unlock>` (sections 7.5 and 7.6).
 
+use crate::operations::XmlWriter;
+
 use super::{Datastore, Operation};
 
 /// `<lock>`: keeps other sessions (and non-NETCONF managers) from changing a datastore
@@ -17,7 +19,7 @@ impl Lock {
 }
 
 impl Operation for Lock {
-    fn write_xml(&self, out: &mut String) {
+    fn write_xml(&self, out: &mut XmlWriter) {
         out.push_str("<lock>");
         self.target.write_in("target", out);
         out.push_str("</lock>");
@@ -38,7 +40,7 @@ impl Unlock {
 }
 
 impl Operation for Unlock {
-    fn write_xml(&self, out: &mut String) {
+    fn write_xml(&self, out: &mut XmlWriter) {
         out.push_str("<unlock>");
         self.target.write_in("target", out);
         out.push_str("</unlock>");

@@ -22,6 +22,7 @@ mod retrieval;
 mod session;
 mod util;
 mod with_defaults;
+mod writer;
 
 #[cfg(test)]
 mod testutil;
@@ -40,52 +41,70 @@ pub use notification::CreateSubscription;
 pub use retrieval::{Get, GetConfig};
 pub use session::{CloseSession, KillSession};
 pub use with_defaults::WithDefaults;
+pub use writer::XmlWriter;
 
 /// An operation that can be sent inside `<rpc>`.
 pub trait Operation {
     /// Appends the operation element (e.g. `<get-config>...</get-config>`) to `out`,
     /// with the namespace declarations it needs on that element.
-    fn write_xml(&self, out: &mut String);
+    fn write_xml(&self, out: &mut XmlWriter);
 }
 
-/// Renders an operation element to a new string (what [`RpcBody::from_operation`] stores).
+/// Renders an operation element to a new string.
 pub fn render(op: &dyn Operation) -> String {
-    let mut out = String::new();
+    let mut out = XmlWriter::new();
     op.write_xml(&mut out);
-    out
+    out.into_string()
 }
 
-/// A pre-rendered, already checked operation element.
+/// A pre-rendered, already checked operation element, as the parts its writer produced
+/// (a large `<config>` stays the caller's shared buffer).
 ///
 /// Adapters render an operation in the caller's task and hand this to the connection
-/// driver, so the driver never re-validates; it is also the raw-XML escape hatch.
+/// driver, so the driver never re-validates and copies the XML once, into the framed
+/// message; it is also the raw-XML escape hatch.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RpcBody(Bytes);
+pub struct RpcBody(Vec<Bytes>);
 
 impl RpcBody {
     /// Renders a typed operation.
     pub fn from_operation(op: &(impl Operation + ?Sized)) -> Self {
-        let mut out = String::new();
+        let mut out = XmlWriter::new();
         op.write_xml(&mut out);
-        RpcBody(Bytes::from(out))
+        RpcBody(out.into_parts())
     }
 
     /// Wraps caller-supplied XML after checking that it is a well-formed fragment.
     pub fn raw(xml: impl Into<String>) -> Result<Self, UsageError> {
         let xml = xml.into();
         crate::xml::check_fragment(&xml)?;
-        Ok(RpcBody(Bytes::from(xml)))
+        Ok(RpcBody(vec![Bytes::from(xml)]))
     }
 
-    /// The operation element as UTF-8 XML.
-    pub fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.0).unwrap_or_default()
+    /// The operation element as UTF-8 XML (copied when it is in several parts).
+    pub fn to_xml(&self) -> String {
+        let mut out = String::with_capacity(self.len());
+        for part in &self.0 {
+            out.push_str(std::str::from_utf8(part).unwrap_or_default());
+        }
+        out
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.iter().map(Bytes::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
 impl Operation for RpcBody {
-    fn write_xml(&self, out: &mut String) {
-        out.push_str(self.as_str());
+    fn write_xml(&self, out: &mut XmlWriter) {
+        for part in &self.0 {
+            out.push_shared(part);
+        }
     }
 }
 
@@ -110,7 +129,7 @@ mod tests {
             ]
         );
         for (op, text) in ops.iter().zip(&rendered) {
-            assert_eq!(RpcBody::from_operation(op.as_ref()).as_str(), text);
+            assert_eq!(RpcBody::from_operation(op.as_ref()).to_xml(), *text);
         }
         assert!(matches!(
             RpcBody::raw("<a>"),

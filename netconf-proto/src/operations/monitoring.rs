@@ -1,6 +1,8 @@
 //! RFC 6022 `<get-schema>`: fetches a data model the server advertises, so a client can
 //! learn models it was not built with.
 
+use crate::operations::XmlWriter;
+
 use super::Operation;
 use crate::xml::{write_leaf, NS_MONITORING};
 
@@ -65,7 +67,7 @@ impl GetSchema {
 }
 
 impl Operation for GetSchema {
-    fn write_xml(&self, out: &mut String) {
+    fn write_xml(&self, out: &mut XmlWriter) {
         out.push_str("<get-schema xmlns=\"");
         out.push_str(NS_MONITORING);
         out.push_str("\">");

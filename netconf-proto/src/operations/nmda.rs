@@ -1,6 +1,8 @@
 //! RFC 8526 NMDA operations: `<get-data>` and `<edit-data>` (sections 3.1 and 3.2), which
 //! name a datastore by its RFC 8342 identity instead of an element.
 
+use crate::operations::XmlWriter;
+
 use std::fmt::Write as _;
 
 use super::edit::EditContent;
@@ -91,7 +93,7 @@ impl NmdaDatastore {
     }
 
     /// Writes the attributes ` xmlns="nmda" xmlns:ds="..."` that the element opening needs.
-    fn write_namespaces(&self, out: &mut String) {
+    fn write_namespaces(&self, out: &mut XmlWriter) {
         let _ = write!(
             out,
             " xmlns=\"{NS_NMDA}\" xmlns:ds=\"{}\"",
@@ -99,7 +101,7 @@ impl NmdaDatastore {
         );
     }
 
-    fn write_leaf(&self, out: &mut String) {
+    fn write_leaf(&self, out: &mut XmlWriter) {
         let _ = write!(
             out,
             "<datastore>ds:{}</datastore>",
@@ -226,7 +228,7 @@ impl GetData {
 }
 
 impl Operation for GetData {
-    fn write_xml(&self, out: &mut String) {
+    fn write_xml(&self, out: &mut XmlWriter) {
         let origins = match &self.origin_filter {
             Some(OriginFilter::Keep(o)) => Some(("origin-filter", o)),
             Some(OriginFilter::Drop(o)) => Some(("negated-origin-filter", o)),
@@ -300,7 +302,7 @@ impl EditData {
 }
 
 impl Operation for EditData {
-    fn write_xml(&self, out: &mut String) {
+    fn write_xml(&self, out: &mut XmlWriter) {
         out.push_str("<edit-data");
         self.datastore.write_namespaces(out);
         out.push('>');

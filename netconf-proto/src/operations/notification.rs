@@ -1,5 +1,7 @@
 //! RFC 5277 `<create-subscription>`: starts event notification delivery on this session.
 
+use crate::operations::XmlWriter;
+
 use super::util::element;
 use super::{Filter, Operation};
 use crate::error::UsageError;
@@ -68,7 +70,7 @@ impl CreateSubscription {
 }
 
 impl Operation for CreateSubscription {
-    fn write_xml(&self, out: &mut String) {
+    fn write_xml(&self, out: &mut XmlWriter) {
         let head = format!("create-subscription xmlns=\"{NS_NOTIFICATION}\"");
         element(out, &head, |out| {
             if let Some(stream) = &self.stream {

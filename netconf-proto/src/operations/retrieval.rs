@@ -1,5 +1,7 @@
 //! RFC 6241 retrieval: `<get>` (section 7.7) and `<get-config>` (section 7.1).
 
+use crate::operations::XmlWriter;
+
 use super::util::element;
 use super::{Datastore, Filter, Operation, WithDefaults};
 
@@ -30,7 +32,7 @@ impl Get {
 }
 
 impl Operation for Get {
-    fn write_xml(&self, out: &mut String) {
+    fn write_xml(&self, out: &mut XmlWriter) {
         element(out, "get", |out| {
             if let Some(f) = &self.filter {
                 f.write(out);
@@ -74,7 +76,7 @@ impl GetConfig {
 }
 
 impl Operation for GetConfig {
-    fn write_xml(&self, out: &mut String) {
+    fn write_xml(&self, out: &mut XmlWriter) {
         out.push_str("<get-config>");
         self.source.write_in("source", out);
         if let Some(f) = &self.filter {

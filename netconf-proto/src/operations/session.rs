@@ -1,5 +1,7 @@
 //! RFC 6241 session control: `<close-session>` (section 7.8) and `<kill-session>` (7.9).
 
+use crate::operations::XmlWriter;
+
 use std::fmt::Write as _;
 
 use super::Operation;
@@ -17,7 +19,7 @@ impl CloseSession {
 }
 
 impl Operation for CloseSession {
-    fn write_xml(&self, out: &mut String) {
+    fn write_xml(&self, out: &mut XmlWriter) {
         out.push_str("<close-session/>");
     }
 }
@@ -49,7 +51,7 @@ impl KillSession {
 }
 
 impl Operation for KillSession {
-    fn write_xml(&self, out: &mut String) {
+    fn write_xml(&self, out: &mut XmlWriter) {
         let _ = write!(
             out,
             "<kill-session><session-id>{}</session-id></kill-session>",

@@ -1,5 +1,7 @@
 //! Small helpers shared by the builders: name checks and element writing.
 
+use crate::operations::XmlWriter;
+
 use crate::error::UsageError;
 use crate::xml::{escape_attr, NS_XML};
 
@@ -72,7 +74,7 @@ pub(crate) fn add_namespace(
 }
 
 /// Writes ` xmlns:p="uri"` for each binding.
-pub(crate) fn write_namespaces(out: &mut String, bindings: &[(String, String)]) {
+pub(crate) fn write_namespaces(out: &mut XmlWriter, bindings: &[(String, String)]) {
     for (prefix, uri) in bindings {
         out.push_str(" xmlns:");
         out.push_str(prefix);
@@ -84,7 +86,7 @@ pub(crate) fn write_namespaces(out: &mut String, bindings: &[(String, String)]) 
 
 /// Writes `<head>children</name>`, or `<head/>` when `children` writes nothing, where `head`
 /// is the element name plus any attributes (already escaped).
-pub(crate) fn element(out: &mut String, head: &str, children: impl FnOnce(&mut String)) {
+pub(crate) fn element(out: &mut XmlWriter, head: &str, children: impl FnOnce(&mut XmlWriter)) {
     out.push('<');
     out.push_str(head);
     out.push('>');
@@ -102,7 +104,7 @@ pub(crate) fn element(out: &mut String, head: &str, children: impl FnOnce(&mut S
 }
 
 /// Writes `<name/>`, the encoding of a YANG `empty` leaf or a flag.
-pub(crate) fn empty(out: &mut String, name: &str) {
+pub(crate) fn empty(out: &mut XmlWriter, name: &str) {
     out.push('<');
     out.push_str(name);
     out.push_str("/>");
@@ -149,7 +151,7 @@ mod tests {
 
     #[test]
     fn element_collapses_when_empty() {
-        let mut out = String::new();
+        let mut out = XmlWriter::new();
         element(&mut out, "get", |_| {});
         element(&mut out, "a x=\"1\"", |o| o.push_str("<b/>"));
         assert_eq!(out, "<get/><a x=\"1\"><b/></a>");

@@ -1,5 +1,7 @@
 //! The RFC 6243 with-defaults retrieval parameter.
 
+use crate::operations::XmlWriter;
+
 use crate::xml::NS_WITH_DEFAULTS;
 
 /// How the server reports leaves that hold their schema default (RFC 6243 section 3).
@@ -31,7 +33,7 @@ impl WithDefaults {
 
     /// Writes the leaf with its own namespace, as RFC 6243 section 4.5 augments it into
     /// get, get-config and copy-config.
-    pub(crate) fn write(self, out: &mut String) {
+    pub(crate) fn write(self, out: &mut XmlWriter) {
         out.push_str("<with-defaults xmlns=\"");
         out.push_str(NS_WITH_DEFAULTS);
         out.push_str("\">");
@@ -41,7 +43,7 @@ impl WithDefaults {
 
     /// Writes the leaf without a namespace declaration: RFC 8526 get-data `uses` the
     /// with-defaults grouping, so there the leaf is in the NMDA namespace in scope.
-    pub(crate) fn write_unqualified(self, out: &mut String) {
+    pub(crate) fn write_unqualified(self, out: &mut XmlWriter) {
         out.push_str("<with-defaults>");
         out.push_str(self.as_str());
         out.push_str("</with-defaults>");
@@ -54,7 +56,7 @@ mod tests {
 
     #[test]
     fn modes() {
-        let mut out = String::new();
+        let mut out = XmlWriter::new();
         WithDefaults::Trim.write(&mut out);
         assert_eq!(
             out,

@@ -24,7 +24,7 @@ pub use options::{
 };
 
 use crate::config::Config;
-use crate::error::ProtocolError;
+use crate::error::{ProtocolError, TlsError};
 use crate::session::{Event, Output, Session};
 
 /// A NETCONF session inside a TLS connection, with ciphertext in and out.
@@ -212,7 +212,9 @@ impl TlsSession {
             match self.tls.read_tls(&mut data) {
                 Ok(0) => break, // close_notify already received: nothing more is read
                 Ok(_) => {}
-                Err(e) => return Err(self.fail_tls(format!("reading TLS records: {e}"))),
+                Err(e) => {
+                    return Err(self.fail_tls(TlsError::new(format!("reading TLS records: {e}"))))
+                }
             }
             let consumed = before - data.len();
             self.received += consumed as u64;
@@ -221,7 +223,7 @@ impl TlsSession {
             // Plaintext decrypted before an error is still delivered: nothing received is lost.
             self.drain_plaintext(now)?;
             if let Err(e) = processed {
-                return Err(self.fail_tls(e.to_string()));
+                return Err(self.fail_tls(TlsError::from_rustls(e)));
             }
         }
         Ok(())
@@ -257,14 +259,16 @@ impl TlsSession {
             return;
         }
         if self.tls.is_handshaking() {
-            self.fail_tls("the connection closed during the TLS handshake".into());
+            self.fail_tls(TlsError::new(
+                "the connection closed during the TLS handshake",
+            ));
             return;
         }
         if self.records.mid_record() && !self.peer_closed {
-            self.fail_tls(format!(
+            self.fail_tls(TlsError::new(format!(
                 "the connection closed in the middle of a TLS record (after {} bytes)",
                 self.received
-            ));
+            )));
             return;
         }
         // Let rustls see the EOF too, so it stops expecting records.
@@ -334,8 +338,8 @@ impl TlsSession {
         }
     }
 
-    fn fail_tls(&mut self, what: String) -> ProtocolError {
-        let e = ProtocolError::Tls(what);
+    fn fail_tls(&mut self, error: TlsError) -> ProtocolError {
+        let e = ProtocolError::Tls(error);
         self.session.handle_transport_failure(e.clone());
         e
     }

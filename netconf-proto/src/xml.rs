@@ -103,6 +103,14 @@ pub fn check_fragment(xml: &str) -> Result<(), UsageError> {
             Event::GeneralRef(r) => {
                 resolve_reference(&r).map_err(|what| bad(&reader, what))?;
             }
+            // XML 1.0 section 2.4: `]]>` may not appear in character data. It matters here
+            // more than anywhere: `]]>]]>` in a base:1.0 message ends it early.
+            Event::Text(t) if t.contains("]]>") => {
+                return Err(bad(
+                    &reader,
+                    "character data contains ]]> (write ]]&gt;)".into(),
+                ))
+            }
             Event::Eof => break,
             _ => {}
         }
@@ -159,6 +167,7 @@ mod tests {
         assert!(check_fragment("<a/><b x='1'>t &amp; &#65;</b>").is_ok());
         assert!(check_fragment("<p:a xmlns:p='urn:x'><p:b/></p:a>").is_ok());
         assert!(check_fragment("").is_ok());
+        assert!(check_fragment("<a>]]&gt;]]&gt; ]] > <![CDATA[]]]]></a>").is_ok());
         for bad in [
             "<a>",
             "<a></b>",
@@ -168,6 +177,12 @@ mod tests {
             "<a>&bogus;</a>",
             "<?xml version='1.0'?><a/>",
             "<a x='1' x='2'/>",
+            // Issue 11 item 2: the base:1.0 delimiter as character data, bare or after CDATA.
+            "<a>]]>]]></a>",
+            "<a>]]></a>",
+            "<a><![CDATA[x]]>]]></a>",
+            "<a><![CDATA[]]>]]>]]></a>",
+            "]]>",
         ] {
             assert!(
                 matches!(check_fragment(bad), Err(UsageError::MalformedXml(_))),

@@ -80,6 +80,7 @@ impl From<ProtocolError> for Error {
         match e {
             ProtocolError::Tls(e) => Error::Tls(e),
             ProtocolError::HelloTimeout => Error::Timeout(TimeoutKind::Hello),
+            ProtocolError::HandshakeTimeout => Error::Timeout(TimeoutKind::Handshake),
             e => Error::Protocol(e),
         }
     }
@@ -122,6 +123,8 @@ pub enum SessionEnd {
     Close(CloseReason),
     /// The transport failed.
     Io(io::ErrorKind, String),
+    /// Something did not happen in time (a write to a peer that stopped reading, say).
+    Timeout(TimeoutKind),
 }
 
 impl SessionEnd {
@@ -130,6 +133,7 @@ impl SessionEnd {
         match self {
             SessionEnd::Close(reason) => Error::from_close(reason),
             SessionEnd::Io(kind, what) => Error::Io(io::Error::new(*kind, what.clone())),
+            SessionEnd::Timeout(kind) => Error::Timeout(*kind),
         }
     }
 }

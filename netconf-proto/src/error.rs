@@ -61,6 +61,9 @@ pub enum ProtocolError {
     /// An `<rpc-reply>` named a message-id that was never sent.
     #[error("<rpc-reply> for unknown message-id {message_id:?} (message at byte {offset})")]
     UnknownMessageId { offset: u64, message_id: String },
+    /// The TLS (or SSH) handshake did not finish in time.
+    #[error("the TLS handshake did not finish within the handshake timeout")]
+    HandshakeTimeout,
     /// The peer's hello did not arrive before the hello timeout.
     #[error("the peer's <hello> did not arrive within the hello timeout")]
     HelloTimeout,

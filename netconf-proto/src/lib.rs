@@ -76,6 +76,7 @@
 #![forbid(unsafe_code)]
 pub mod address;
 pub mod capabilities;
+pub mod client;
 pub mod client_error;
 pub mod error;
 pub mod framing;

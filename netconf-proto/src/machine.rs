@@ -26,6 +26,12 @@ pub trait Machine {
     fn peer_certificates(&self) -> Option<&[rustls::pki_types::CertificateDer<'static>]> {
         None
     }
+    /// Gives the transport's handshake until `now + timeout` (TLS; others did theirs before).
+    fn set_handshake_timeout(&mut self, _timeout: std::time::Duration, _now: Instant) {}
+    /// Holds a server session back until [`Machine::authorize`] (TLS: RFC 7589
+    /// cert-to-name before the hello). Transports that authenticate by themselves (SSH)
+    /// ignore it.
+    fn require_authorization(&mut self) {}
     /// True when a server must now decide whether the peer may proceed
     /// (see [`TlsSession::require_authorization`](crate::TlsSession::require_authorization)).
     fn awaiting_authorization(&self) -> bool {
@@ -79,6 +85,12 @@ impl Machine for crate::tls::TlsSession {
     fn peer_certificates(&self) -> Option<&[rustls::pki_types::CertificateDer<'static>]> {
         crate::tls::TlsSession::peer_certificates(self)
     }
+    fn set_handshake_timeout(&mut self, timeout: std::time::Duration, now: Instant) {
+        crate::tls::TlsSession::set_handshake_timeout(self, timeout, now)
+    }
+    fn require_authorization(&mut self) {
+        crate::tls::TlsSession::require_authorization(self)
+    }
     fn awaiting_authorization(&self) -> bool {
         crate::tls::TlsSession::awaiting_authorization(self)
     }
@@ -113,6 +125,12 @@ impl<M: Machine + ?Sized> Machine for Box<M> {
     #[cfg(feature = "rustls")]
     fn peer_certificates(&self) -> Option<&[rustls::pki_types::CertificateDer<'static>]> {
         (**self).peer_certificates()
+    }
+    fn set_handshake_timeout(&mut self, timeout: std::time::Duration, now: Instant) {
+        (**self).set_handshake_timeout(timeout, now)
+    }
+    fn require_authorization(&mut self) {
+        (**self).require_authorization()
     }
     fn awaiting_authorization(&self) -> bool {
         (**self).awaiting_authorization()

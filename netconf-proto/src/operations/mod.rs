@@ -8,6 +8,7 @@
 use bytes::Bytes;
 
 use crate::error::UsageError;
+use crate::message::{ReplyContent, RpcReply, XmlPayload};
 
 mod commit;
 mod config;
@@ -48,6 +49,70 @@ pub trait Operation {
     /// Appends the operation element (e.g. `<get-config>...</get-config>`) to `out`,
     /// with the namespace declarations it needs on that element.
     fn write_xml(&self, out: &mut XmlWriter);
+}
+
+/// An operation with a typed result: what `client.call(&op)` returns in every adapter,
+/// defined once here. An `<rpc-error>` reply never reaches [`Rpc::output`]: the client has
+/// already turned it into [`Error::Rpc`](crate::Error::Rpc).
+pub trait Rpc: Operation {
+    /// What a successful reply means to the caller.
+    type Output;
+    /// Extracts the result from a reply without errors.
+    fn output(reply: RpcReply) -> Result<Self::Output, crate::Error>;
+}
+
+/// `<data>`, empty when the reply had none.
+fn data(reply: RpcReply) -> Result<XmlPayload, crate::Error> {
+    Ok(match reply.content {
+        ReplyContent::Data(d) => d,
+        _ => XmlPayload::default(),
+    })
+}
+
+macro_rules! rpc_output {
+    (data: $($op:ty),*) => {$(
+        impl Rpc for $op {
+            type Output = XmlPayload;
+            fn output(reply: RpcReply) -> Result<XmlPayload, crate::Error> {
+                data(reply)
+            }
+        }
+    )*};
+    (ok: $($op:ty),*) => {$(
+        impl Rpc for $op {
+            type Output = ();
+            fn output(_reply: RpcReply) -> Result<(), crate::Error> {
+                Ok(())
+            }
+        }
+    )*};
+}
+
+rpc_output!(data: Get, GetConfig, GetData);
+rpc_output!(ok: EditConfig, CopyConfig, DeleteConfig, Lock, Unlock, Commit, CancelCommit,
+    DiscardChanges, Validate, KillSession, CloseSession, EditData, CreateSubscription);
+
+/// The schema's text (RFC 6022 returns it as the character data of `<data>`).
+impl Rpc for GetSchema {
+    type Output = String;
+    fn output(reply: RpcReply) -> Result<String, crate::Error> {
+        Ok(data(reply)?.text()?)
+    }
+}
+
+/// A raw operation's result is the whole reply.
+impl Rpc for RpcBody {
+    type Output = RpcReply;
+    fn output(reply: RpcReply) -> Result<RpcReply, crate::Error> {
+        Ok(reply)
+    }
+}
+
+impl<T: Rpc + ?Sized> Rpc for &T {
+    type Output = T::Output;
+    fn output(reply: RpcReply) -> Result<Self::Output, crate::Error> {
+        T::output(reply)
+    }
 }
 
 /// Renders an operation element to a new string.
@@ -97,6 +162,12 @@ impl RpcBody {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+impl<T: Operation + ?Sized> Operation for &T {
+    fn write_xml(&self, out: &mut XmlWriter) {
+        (**self).write_xml(out)
     }
 }
 

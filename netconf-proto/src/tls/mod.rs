@@ -47,6 +47,8 @@ pub struct TlsSession {
     /// The session's output is held back until the caller authorizes the peer (RFC 7589
     /// cert-to-name): an unmapped client must not even see our hello.
     authorization: Authorization,
+    /// When the handshake must have finished (see [`TlsSession::set_handshake_timeout`]).
+    handshake_deadline: Option<Instant>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,7 +132,15 @@ impl TlsSession {
             received: 0,
             records: RecordBoundary::default(),
             authorization: Authorization::NotRequired,
+            handshake_deadline: None,
         }
+    }
+
+    /// Gives the TLS handshake until `now + timeout` to finish, apart from (and usually
+    /// shorter than) the hello timeout: a server should not hold a connection open for
+    /// someone who never completes a handshake.
+    pub fn set_handshake_timeout(&mut self, timeout: std::time::Duration, now: Instant) {
+        self.handshake_deadline = now.checked_add(timeout);
     }
 
     /// Holds the session back (no hello, no events) until [`TlsSession::authorize`] or
@@ -281,7 +291,22 @@ impl TlsSession {
 
     /// A deadline from [`Output::Wait`] passed.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.tls.is_handshaking() && self.handshake_deadline.is_some_and(|d| now >= d) {
+            self.session
+                .handle_transport_failure(ProtocolError::HandshakeTimeout);
+            return;
+        }
         self.session.handle_timeout(now);
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let session = self.session.next_deadline();
+        match self.handshake_deadline {
+            Some(h) if self.tls.is_handshaking() && !self.session.is_closed() => {
+                Some(session.map_or(h, |s| s.min(h)))
+            }
+            _ => session,
+        }
     }
 
     /// The next thing to do; call until [`Output::Wait`].
@@ -306,7 +331,7 @@ impl TlsSession {
         if let Some(ev) = self.events.pop_front() {
             return Output::Event(ev);
         }
-        Output::Wait(self.session.next_deadline())
+        Output::Wait(self.next_deadline())
     }
 
     /// Moves the session's bytes into TLS and its events into our queue, in order.

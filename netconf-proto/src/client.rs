@@ -1,0 +1,576 @@
+//! The client side every adapter shares, written once: in-flight requests and their
+//! waiters, what each I/O result means for the session, failing every waiter exactly once
+//! when the session ends, and notification fan-out to bounded subscribers.
+//!
+//! An adapter is then only its loop: it moves [`ClientOutput::Transmit`] bytes to the
+//! transport, feeds what it reads to [`ClientCore::handle_read`], completes the waiters
+//! [`ClientCore::poll`] hands back, and sleeps until [`ClientOutput::Wait`]'s deadline, a
+//! read, or a command. The waiter type is the runtime's: a oneshot sender for the async
+//! adapters, nothing at all for the blocking one.
+//!
+//! ```
+//! use std::time::Instant;
+//! use netconf_proto::client::{ClientCore, ClientOptions, ClientOutput};
+//! use netconf_proto::operations::{Datastore, GetConfig};
+//! use netconf_proto::{Config, Session};
+//!
+//! let now = Instant::now();
+//! let session = Session::client(Config::client(), now);
+//! let mut core: ClientCore<&str, ()> = ClientCore::new(Box::new(session), &ClientOptions::new());
+//! // Too early: the waiter hears so at once, and our hello goes out.
+//! core.submit(&GetConfig::new(Datastore::Running), None, "caller 1", now);
+//! assert!(matches!(core.poll(), ClientOutput::Complete("caller 1", Err(_))));
+//! assert!(matches!(core.poll(), ClientOutput::Transmit(_)));
+//! assert!(matches!(core.poll(), ClientOutput::Wait(Some(_)))); // the hello timeout
+//! ```
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::client_error::{check_reply, Error, SessionEnd, TimeoutKind};
+use crate::config::Config;
+use crate::machine::Machine;
+use crate::message::{Notification, RpcReply};
+use crate::operations::Operation;
+use crate::session::{CloseReason, Event, MessageId, Output};
+
+/// Told how much of a message has arrived, after every read while one is arriving: for
+/// progress displays of large replies.
+pub type ProgressFn = Arc<dyn Fn(Progress) + Send + Sync>;
+
+/// Where the message now arriving stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Progress {
+    /// Bytes of the message received so far (0: the message just completed).
+    pub received: usize,
+}
+
+/// Settings for a client, the same in every adapter.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct ClientOptions {
+    pub(crate) config: Config,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) write_timeout: Option<Duration>,
+    pub(crate) notification_buffer: usize,
+    pub(crate) progress: Option<ProgressFn>,
+}
+
+impl fmt::Debug for ClientOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientOptions")
+            .field("config", &self.config)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("write_timeout", &self.write_timeout)
+            .field("notification_buffer", &self.notification_buffer)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions::new()
+    }
+}
+
+impl ClientOptions {
+    /// Defaults: [`Config::client`], 10 s to connect, 60 s for a write to a peer that does
+    /// not read, 1024 notifications per subscriber before it lags.
+    pub fn new() -> Self {
+        ClientOptions {
+            config: Config::client(),
+            connect_timeout: Duration::from_secs(10),
+            write_timeout: Some(Duration::from_secs(60)),
+            notification_buffer: 1024,
+            progress: None,
+        }
+    }
+
+    /// The session's configuration (timeouts, limits, capabilities).
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Time allowed for the TCP connection.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Time allowed for the TLS or SSH handshake and the server's `<hello>`.
+    pub fn hello_timeout(mut self, timeout: Duration) -> Self {
+        self.config = self.config.with_hello_timeout(timeout);
+        self
+    }
+
+    /// Default time an RPC waits for its reply (`None`: forever).
+    pub fn rpc_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.config = self.config.with_rpc_timeout(timeout);
+        self
+    }
+
+    /// How long a write may wait on a peer that does not read (`None`: forever).
+    pub fn write_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.write_timeout = timeout;
+        self
+    }
+
+    /// Notifications kept per subscriber before it lags (and is told how many it missed).
+    pub fn notification_buffer(mut self, n: usize) -> Self {
+        self.notification_buffer = n.max(1);
+        self
+    }
+
+    /// Called after every read while a message is arriving (see [`Progress`]).
+    pub fn on_progress(mut self, f: impl Fn(Progress) + Send + Sync + 'static) -> Self {
+        self.progress = Some(Arc::new(f));
+        self
+    }
+
+    pub fn session_config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn get_connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+
+    pub fn get_write_timeout(&self) -> Option<Duration> {
+        self.write_timeout
+    }
+
+    pub fn get_notification_buffer(&self) -> usize {
+        self.notification_buffer
+    }
+}
+
+/// A notification subscriber fell behind and lost this many notifications.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lagged(pub u64);
+
+impl fmt::Display for Lagged {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "notification consumer lagged: {} notifications dropped",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for Lagged {}
+
+/// What a subscriber receives: a notification, or how many it missed by falling behind.
+pub type NotificationItem = Result<Notification, Lagged>;
+
+/// Whether a subscriber took an item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    Delivered,
+    /// Its bounded queue is full: the item is lost and counted.
+    Full,
+    /// The subscriber is gone: forget it.
+    Gone,
+}
+
+/// A subscriber's bounded queue, in the runtime's terms (a tokio or async-channel sender, a
+/// std `SyncSender`): deliver without waiting, or say why not.
+pub trait NotificationSink {
+    fn try_deliver(&mut self, item: NotificationItem) -> Delivery;
+}
+
+/// `()` subscribes nobody: for clients that do not take notifications.
+impl NotificationSink for () {
+    fn try_deliver(&mut self, _item: NotificationItem) -> Delivery {
+        Delivery::Gone
+    }
+}
+
+/// Hands each notification to every subscriber; one that is full loses it (and is told how
+/// many it lost before its next one), one that is gone is dropped. Memory follows the
+/// subscribers: with none, a notification is dropped on arrival.
+#[derive(Debug)]
+pub struct Fanout<S> {
+    subscribers: Vec<(S, u64)>,
+}
+
+impl<S> Default for Fanout<S> {
+    fn default() -> Self {
+        Fanout {
+            subscribers: Vec::new(),
+        }
+    }
+}
+
+impl<S: NotificationSink> Fanout<S> {
+    pub fn subscribe(&mut self, sink: S) {
+        self.subscribers.push((sink, 0));
+    }
+
+    pub fn len(&self) -> usize {
+        self.subscribers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.subscribers.is_empty()
+    }
+
+    pub fn deliver(&mut self, n: &Notification) {
+        self.subscribers.retain_mut(|(sink, lagged)| {
+            if *lagged > 0 {
+                match sink.try_deliver(Err(Lagged(*lagged))) {
+                    Delivery::Delivered => *lagged = 0,
+                    Delivery::Full => {
+                        *lagged += 1;
+                        return true;
+                    }
+                    Delivery::Gone => return false,
+                }
+            }
+            match sink.try_deliver(Ok(n.clone())) {
+                Delivery::Delivered => true,
+                Delivery::Full => {
+                    *lagged += 1;
+                    true
+                }
+                Delivery::Gone => false,
+            }
+        });
+    }
+
+    /// Drops every subscriber: their streams end.
+    pub fn clear(&mut self) {
+        self.subscribers.clear();
+    }
+}
+
+/// What the client core asks of its adapter, in order.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ClientOutput<W> {
+    /// Bytes to write to the transport, in order, completely.
+    Transmit(Bytes),
+    /// The hello exchange finished: the client may be handed to the caller.
+    Established,
+    /// A request finished: hand the result to its waiter.
+    Complete(W, Result<RpcReply, Error>),
+    /// The session ended (exactly once, after every waiter was completed). Stop the loop.
+    Ended(SessionEnd),
+    /// Nothing to do until this deadline (`None`: none), a read, or a command.
+    Wait(Option<Instant>),
+}
+
+/// The client's sans-IO core. `W` is the runtime's waiter, `S` its notification sink.
+pub struct ClientCore<W, S = ()> {
+    machine: Box<dyn Machine + Send>,
+    waiters: HashMap<MessageId, W>,
+    /// Requests answered without reaching the session (it had ended, or the call was wrong).
+    done: VecDeque<(W, Result<RpcReply, Error>)>,
+    /// Waiters of `close()` when no close-session could be sent: answered at the end.
+    close_waiters: Vec<W>,
+    fanout: Fanout<S>,
+    progress: Option<ProgressFn>,
+    /// Set when the transport failed or a write timed out (the session says only "Local").
+    transport_end: Option<SessionEnd>,
+    ended: Option<SessionEnd>,
+    reported_established: bool,
+    reported_end: bool,
+}
+
+impl<W, S> fmt::Debug for ClientCore<W, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientCore")
+            .field("state", &self.machine.session().state())
+            .field("waiters", &self.waiters.len())
+            .field("ended", &self.ended)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<W, S: NotificationSink> ClientCore<W, S> {
+    /// Wraps a client machine (a [`Session`](crate::Session) for plaintext transports, a
+    /// [`TlsSession`](crate::TlsSession) for TLS) created with `options`' config.
+    pub fn new(machine: Box<dyn Machine + Send>, options: &ClientOptions) -> Self {
+        ClientCore {
+            machine,
+            waiters: HashMap::new(),
+            done: VecDeque::new(),
+            close_waiters: Vec::new(),
+            fanout: Fanout::default(),
+            progress: options.progress.clone(),
+            transport_end: None,
+            ended: None,
+            reported_established: false,
+            reported_end: false,
+        }
+    }
+
+    // ----- getters -----
+
+    /// The NETCONF session (session-id, capabilities, framing, state).
+    pub fn session(&self) -> &crate::Session {
+        self.machine.session()
+    }
+
+    pub fn machine(&self) -> &dyn Machine {
+        &*self.machine
+    }
+
+    /// How the session ended, once it has.
+    pub fn ended(&self) -> Option<&SessionEnd> {
+        self.ended.as_ref()
+    }
+
+    pub fn is_ended(&self) -> bool {
+        self.ended.is_some()
+    }
+
+    /// Whether the loop should read the transport now.
+    pub fn wants_read(&self) -> bool {
+        self.ended.is_none() && self.machine.session().wants_input()
+    }
+
+    /// Requests waiting for their replies.
+    pub fn in_flight(&self) -> usize {
+        self.waiters.len()
+    }
+
+    // ----- commands -----
+
+    /// Sends a request; its result comes back as [`ClientOutput::Complete`] with `waiter`,
+    /// whatever happens (a reply, an rpc-error, a timeout, the end of the session).
+    pub fn submit(
+        &mut self,
+        op: &(impl Operation + ?Sized),
+        timeout: Option<Duration>,
+        waiter: W,
+        now: Instant,
+    ) -> Option<MessageId> {
+        if let Some(end) = &self.ended {
+            self.done.push_back((waiter, Err(end.error())));
+            return None;
+        }
+        match self
+            .machine
+            .session_mut()
+            .send_rpc_with_timeout(op, timeout, now)
+        {
+            Ok(id) => {
+                self.waiters.insert(id, waiter);
+                Some(id)
+            }
+            Err(e) => {
+                let e = match (e, self.machine.session().is_closed()) {
+                    (crate::UsageError::Closed, _) | (_, true) => self.end_error(),
+                    (e, false) => Error::Usage(e),
+                };
+                self.done.push_back((waiter, Err(e)));
+                None
+            }
+        }
+    }
+
+    /// The default RPC timeout, for [`ClientCore::submit`].
+    pub fn rpc_timeout(&self) -> Option<Duration> {
+        self.machine.session().config().rpc_timeout()
+    }
+
+    /// The caller of a request went away: forget it; its late reply is discarded.
+    pub fn cancel(&mut self, id: MessageId) {
+        if self.waiters.remove(&id).is_some() {
+            self.machine.session_mut().cancel_rpc(id);
+        }
+    }
+
+    /// Ends the session with `<close-session>`. `waiter` completes with the close-session
+    /// reply, or with how the session ended; [`close_result`] turns either into what a
+    /// caller of `close()` expects.
+    pub fn close(&mut self, waiter: W, now: Instant) {
+        if self.ended.is_some() {
+            self.close_waiters.push(waiter);
+            return;
+        }
+        match self.machine.session_mut().close(now) {
+            Some(id) => {
+                self.waiters.insert(id, waiter);
+            }
+            None => self.close_waiters.push(waiter),
+        }
+    }
+
+    /// Ends the session now, without a close-session exchange.
+    pub fn abort(&mut self) {
+        self.machine.session_mut().abort();
+    }
+
+    /// Adds a notification subscriber.
+    pub fn subscribe(&mut self, sink: S) {
+        if self.ended.is_none() {
+            self.fanout.subscribe(sink);
+        }
+    }
+
+    // ----- inputs -----
+
+    /// The result of one read from the transport: `Ok(bytes)` (empty at end of stream) or
+    /// the error. Interruptions are ignored; a reset counts as end of stream.
+    pub fn handle_read(&mut self, read: io::Result<&[u8]>, now: Instant) {
+        match read {
+            Ok([]) => self.machine.handle_eof(now),
+            Ok(data) => {
+                if let Err(e) = self.machine.handle_transport(data, now) {
+                    tracing::debug!(error = %e, "protocol error from the server");
+                }
+                if let Some(progress) = &self.progress {
+                    progress(Progress {
+                        received: self.machine.session().receiving_len(),
+                    });
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if is_eof_like(&e) => self.machine.handle_eof(now),
+            Err(e) => self.transport_failed(SessionEnd::Io(e.kind(), e.to_string())),
+        }
+    }
+
+    /// A write to the transport failed (or timed out: pass an `io::ErrorKind::TimedOut`).
+    pub fn handle_write_error(&mut self, e: &io::Error) {
+        if self.machine.session().is_closed() {
+            // Our last bytes (a close_notify to a peer already gone) are nobody's news.
+            tracing::debug!(error = %e, "write after the session closed failed");
+            return;
+        }
+        let end = if e.kind() == io::ErrorKind::TimedOut {
+            SessionEnd::Timeout(TimeoutKind::Write)
+        } else {
+            SessionEnd::Io(e.kind(), e.to_string())
+        };
+        self.transport_failed(end);
+    }
+
+    /// A deadline from [`ClientOutput::Wait`] passed (calling it early is harmless).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.machine.handle_timeout(now);
+    }
+
+    // ----- output -----
+
+    /// The next thing to do; call until [`ClientOutput::Wait`] (or `Ended`).
+    pub fn poll(&mut self) -> ClientOutput<W> {
+        if let Some((w, result)) = self.done.pop_front() {
+            return ClientOutput::Complete(w, result);
+        }
+        loop {
+            match self.machine.poll_output() {
+                Output::Transmit(bytes) => {
+                    if self.transport_end.is_some() {
+                        continue; // the transport is gone; let the session wind down
+                    }
+                    return ClientOutput::Transmit(bytes);
+                }
+                Output::Event(event) => {
+                    if let Some(out) = self.on_event(event) {
+                        return out;
+                    }
+                }
+                Output::Wait(deadline) => {
+                    if self.ended.is_none() {
+                        return ClientOutput::Wait(deadline);
+                    }
+                    break;
+                }
+            }
+        }
+        // Ended: every waiter hears why, once, then the loop hears it.
+        let end = self.ended.clone().unwrap_or(SessionEnd::Close(CloseReason::Local));
+        if let Some(id) = self.waiters.keys().next().copied() {
+            if let Some(w) = self.waiters.remove(&id) {
+                return ClientOutput::Complete(w, Err(end.error()));
+            }
+        }
+        if let Some(w) = self.close_waiters.pop() {
+            return ClientOutput::Complete(w, Err(end.error()));
+        }
+        if !self.reported_end {
+            self.reported_end = true;
+            return ClientOutput::Ended(end);
+        }
+        ClientOutput::Wait(None)
+    }
+
+    fn on_event(&mut self, event: Event) -> Option<ClientOutput<W>> {
+        match event {
+            Event::Established { .. } if !self.reported_established => {
+                self.reported_established = true;
+                Some(ClientOutput::Established)
+            }
+            Event::Reply { id, reply } => {
+                let w = self.waiters.remove(&id)?;
+                Some(ClientOutput::Complete(w, check_reply(reply)))
+            }
+            Event::RpcTimedOut { id } => {
+                let w = self.waiters.remove(&id)?;
+                Some(ClientOutput::Complete(w, Err(Error::Timeout(TimeoutKind::Rpc))))
+            }
+            Event::Notification(n) => {
+                self.fanout.deliver(&n);
+                None
+            }
+            Event::MessageRejected { error } => {
+                tracing::warn!(%error, "NETCONF message from the server dropped");
+                None
+            }
+            Event::Closed { reason } => {
+                let end = self
+                    .transport_end
+                    .take()
+                    .unwrap_or(SessionEnd::Close(reason));
+                self.ended = Some(end);
+                self.fanout.clear();
+                None
+            }
+            _ => None,
+        }
+    }
+
+    fn transport_failed(&mut self, end: SessionEnd) {
+        tracing::debug!(?end, "transport failed");
+        if self.transport_end.is_none() && self.ended.is_none() {
+            self.transport_end = Some(end);
+        }
+        self.machine.session_mut().abort();
+    }
+
+    fn end_error(&self) -> Error {
+        match (&self.ended, &self.transport_end) {
+            (Some(end), _) | (None, Some(end)) => end.error(),
+            (None, None) => Error::Closed(CloseReason::Local),
+        }
+    }
+}
+
+/// What `close()` returns: the close-session reply, or a session that ended cleanly anyway
+/// (closed before, closed by us), is success.
+pub fn close_result(result: Result<RpcReply, Error>) -> Result<(), Error> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(Error::Closed(CloseReason::CloseSession | CloseReason::Local)) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Errors that mean "the peer is gone" rather than "the transport broke".
+fn is_eof_like(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionReset | io::ErrorKind::UnexpectedEof | io::ErrorKind::BrokenPipe
+    )
+}

@@ -48,8 +48,12 @@ impl SessionInfo {
     }
 }
 
-/// Maps a client's certificate chain (leaf first, DER) to a NETCONF username, or refuses
-/// it with `None` (RFC 7589: no mapping, no session).
+/// Maps a client's certificate chain (leaf first) to a NETCONF username, or refuses it with
+/// `None` (RFC 7589: no mapping, no session).
+#[cfg(feature = "rustls")]
+pub type CertToName =
+    dyn Fn(&[rustls::pki_types::CertificateDer<'static>]) -> Option<String> + Send + Sync;
+#[cfg(not(feature = "rustls"))]
 pub type CertToName = dyn Fn(&[Vec<u8>]) -> Option<String> + Send + Sync;
 /// Called once when a session ends, however it ends.
 pub type OnSessionEnd = dyn Fn(&SessionInfo) + Send + Sync;
@@ -137,9 +141,13 @@ impl ServerOptions {
 
     /// Maps a TLS client's certificate chain to a username (RFC 7589 section 7); a client
     /// whose chain maps to `None` is disconnected before it sees our hello.
+    #[cfg(feature = "rustls")]
     pub fn cert_to_name(
         mut self,
-        f: impl Fn(&[Vec<u8>]) -> Option<String> + Send + Sync + 'static,
+        f: impl Fn(&[rustls::pki_types::CertificateDer<'static>]) -> Option<String>
+            + Send
+            + Sync
+            + 'static,
     ) -> Self {
         self.cert_to_name = Some(Arc::new(f));
         self
@@ -591,19 +599,14 @@ impl ServerSession {
     }
 
     fn authorize(&mut self) {
-        let certs: Vec<Vec<u8>> = {
-            #[cfg(feature = "rustls")]
-            {
-                self.machine
-                    .peer_certificates()
-                    .map(|c| c.iter().map(|c| c.to_vec()).collect())
-                    .unwrap_or_default()
-            }
-            #[cfg(not(feature = "rustls"))]
-            {
-                Vec::new()
-            }
-        };
+        #[cfg(feature = "rustls")]
+        let certs = self
+            .machine
+            .peer_certificates()
+            .map(<[_]>::to_vec)
+            .unwrap_or_default();
+        #[cfg(not(feature = "rustls"))]
+        let certs: Vec<Vec<u8>> = Vec::new();
         let name = match &self.cert_to_name {
             Some(map) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| map(&certs)))
                 .unwrap_or_else(|_| {

@@ -1,12 +1,14 @@
-//! An async NETCONF client over TLS (RFC 6241, RFC 7589) for any futures-io runtime:
-//! smol, async-io, and async-std (deprecated upstream in favour of smol). Built on the
-//! sans-IO [`netconf_proto`] core, it has the same API and guarantees as `netconf-tokio`:
-//! a `Clone + Send + Sync` [`Client`] with pipelined RPCs matched by message-id, cancel-safe
-//! requests, per-RPC timeouts, and a bounded notification stream.
+//! An async NETCONF client and server for any futures-io runtime: smol, async-io, and
+//! async-std (deprecated upstream in favour of smol). Built on the sans-IO
+//! [`netconf_proto`] core, with the same API and guarantees as `netconf-tokio`: a
+//! `Clone + Send + Sync` [`Client`] with pipelined RPCs matched by message-id, cancel-safe
+//! requests, per-RPC timeouts, a bounded notification stream; a [`Server`] whose handlers
+//! run beside each session's loop.
 //!
-//! The connection runs in a [`Driver`] future. `connect_tls` spawns it on smol's global
-//! executor (feature `smol`, on by default); `connect_tls_with_driver` hands it to you for any
-//! executor. Timers come from `async-io`.
+//! The client's connection runs in a [`Driver`] future. `connect_tls` spawns it on smol's
+//! global executor (feature `smol`, on by default); the `*_with_driver` constructors hand it
+//! to you for any executor. The server takes a spawner ([`Server::with_spawner`]) for the
+//! same reason. Timers come from `async-io`.
 //!
 //! ```no_run
 //! # fn main() -> Result<(), netconf_smol::Error> { smol::block_on(async {
@@ -15,23 +17,29 @@
 //!
 //! let tls = ClientTlsOptions::new().ca_file("ca.pem").client_cert_files("client.pem", "client.key");
 //! let client = netconf_smol::Client::connect_tls("192.0.2.1", &tls).await?;
-//! println!("{}", client.get_config(&GetConfig::new(Datastore::Running)).await?);
+//! println!("{}", client.call(&GetConfig::new(Datastore::Running)).await?);
 //! client.close().await
 //! # }) }
 //! ```
-//!
-//! There is no smol `Server` yet: the blocking and tokio servers serve every client, and a
-//! third copy of the server loop is not worth its upkeep until someone needs it.
 
 mod client;
-mod connection;
+mod link;
+mod serve;
 
-pub use client::{Client, ClientBuilder, Driver, Lagged, Notifications, DEFAULT_TLS_PORT};
-pub use connection::AsyncStream;
+pub use client::{Client, Driver, Notifications, DEFAULT_TLS_PORT};
+pub use link::AsyncStream;
+pub use serve::{Server, Spawner};
 
-pub use netconf_proto::message::{ErrorSeverity, ErrorTag, ErrorType};
+pub use netconf_proto::capabilities::{BaseVersion, DefaultsMode, ModuleCapability};
+pub use netconf_proto::client::{ClientOptions, Lagged, NotificationItem, Progress};
+pub use netconf_proto::message::{ErrorMessage, ErrorSeverity, ErrorTag, ErrorType, NamespaceBinding};
 pub use netconf_proto::{
-    check_reply, operations, tls, Capabilities, Capability, Config, Error, MessageId, Notification,
-    Reply, ReplyContent, Request, RpcError, RpcReply, XmlPayload,
+    operations, tls, Capabilities, Capability, CloseReason, Config, Error, Framing, MessageId,
+    Notification, ProtocolError, Reply, ReplyContent, Request, RequestId, RpcError, RpcReply,
+    SessionEnd, TimeoutKind, TlsError, UsageError, XmlPayload,
 };
-pub use netconf_proto::{CloseReason, Framing};
+
+/// Server options and the session information handlers receive.
+pub mod server {
+    pub use netconf_proto::server::{Refusal, ServerOptions, SessionInfo};
+}

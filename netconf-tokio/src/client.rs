@@ -1,6 +1,6 @@
-//! The shared, pipelining client handle and its connection driver.
+//! The shared, pipelining client handle and its connection driver: the tokio loop around
+//! [`ClientCore`].
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,185 +8,50 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use netconf_proto::operations::{
-    CancelCommit, Commit, CopyConfig, CreateSubscription, Datastore, DeleteConfig, DiscardChanges,
-    EditConfig, EditData, Get, GetConfig, GetData, GetSchema, KillSession, Lock, Operation,
-    RpcBody, Unlock, Validate,
+use netconf_proto::address::split_host_port;
+use netconf_proto::client::{
+    close_result, ClientCore, ClientOptions, ClientOutput, Delivery, NotificationItem,
+    NotificationSink,
 };
+use netconf_proto::operations::{Operation, Rpc, RpcBody};
 use netconf_proto::tls::ClientTlsOptions;
 use netconf_proto::{
-    check_reply, Capabilities, CloseReason, Config, Error, Event, Framing, MessageId, Notification,
-    RpcReply, Session, TlsSession, XmlPayload,
+    Capabilities, CloseReason, Error, Framing, Machine, RpcReply, Session, SessionEnd,
+    TimeoutKind, TlsSession,
 };
-use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
-use tokio::sync::{broadcast, mpsc, oneshot};
-use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
-use tokio_stream::wrappers::BroadcastStream;
+use tokio::sync::{mpsc, oneshot};
 use tokio_stream::Stream;
 
-use crate::connection::{sleep, AsyncStream, Conn, Ended};
-
-use netconf_proto::address::split_host_port;
 pub use netconf_proto::address::DEFAULT_TLS_PORT;
+
+use crate::link::{sleep, AsyncStream, Link};
+
+type Waiter = oneshot::Sender<Result<RpcReply, Error>>;
+type Core = ClientCore<Waiter, Sink>;
 
 enum Command {
     Rpc {
         body: RpcBody,
         timeout: Option<Duration>,
-        reply: oneshot::Sender<Result<RpcReply, Error>>,
+        reply: Waiter,
     },
     Close {
-        done: oneshot::Sender<Result<(), Error>>,
+        reply: Waiter,
     },
+    Subscribe(Sink),
 }
 
-/// Settings for a client beyond the session's own [`Config`].
-#[derive(Debug, Clone)]
-pub struct ClientBuilder {
-    config: Config,
-    connect_timeout: Duration,
-    write_timeout: Option<Duration>,
-    notification_buffer: usize,
-}
+/// A subscriber's bounded queue.
+struct Sink(mpsc::Sender<NotificationItem>);
 
-impl Default for ClientBuilder {
-    fn default() -> Self {
-        ClientBuilder {
-            config: Config::client(),
-            connect_timeout: Duration::from_secs(10),
-            write_timeout: Some(Duration::from_secs(60)),
-            notification_buffer: 1024,
+impl NotificationSink for Sink {
+    fn try_deliver(&mut self, item: NotificationItem) -> Delivery {
+        match self.0.try_send(item) {
+            Ok(()) => Delivery::Delivered,
+            Err(mpsc::error::TrySendError::Full(_)) => Delivery::Full,
+            Err(mpsc::error::TrySendError::Closed(_)) => Delivery::Gone,
         }
-    }
-}
-
-impl ClientBuilder {
-    pub fn config(mut self, config: Config) -> Self {
-        self.config = config;
-        self
-    }
-
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// Time allowed for the TLS handshake and the server's `<hello>`.
-    pub fn hello_timeout(mut self, timeout: Duration) -> Self {
-        self.config.hello_timeout = timeout;
-        self
-    }
-
-    /// Default time an RPC waits for its reply (`None`: forever).
-    pub fn rpc_timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.config.rpc_timeout = timeout;
-        self
-    }
-
-    /// How long a write may wait on a peer that does not read.
-    pub fn write_timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.write_timeout = timeout;
-        self
-    }
-
-    /// Notifications kept per subscriber of [`Client::notifications`] before it lags.
-    pub fn notification_buffer(mut self, n: usize) -> Self {
-        self.notification_buffer = n.max(1);
-        self
-    }
-
-    /// Connects over TLS and spawns the driver on the current tokio runtime.
-    pub async fn connect_tls(self, addr: &str, tls: &ClientTlsOptions) -> Result<Client, Error> {
-        let (client, driver) = self.connect_tls_with_driver(addr, tls).await?;
-        tokio::spawn(driver);
-        Ok(client)
-    }
-
-    /// Connects over TLS and returns the driver for the caller to spawn (or await) on any
-    /// executor; nothing happens on the session unless the driver runs.
-    pub async fn connect_tls_with_driver(
-        self,
-        addr: &str,
-        tls: &ClientTlsOptions,
-    ) -> Result<(Client, Driver), Error> {
-        let (host, port) = split_host_port(addr, DEFAULT_TLS_PORT)?;
-        let tls_config = tls.build()?;
-        let server_name = tls.server_name_for(host)?;
-        let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect((host, port)))
-            .await
-            .map_err(|_| Error::Timeout("TCP connect"))??;
-        stream.set_nodelay(true)?;
-        let machine =
-            TlsSession::client(tls_config, server_name, self.config.clone(), Instant::now())
-                .map_err(|e| Error::Tls(e.to_string()))?;
-        self.establish(Box::new(stream), Box::new(machine)).await
-    }
-
-    /// NETCONF over a plaintext stream (SSH channel, Unix socket, TCP in tests); spawns the driver.
-    pub async fn from_stream(self, stream: impl AsyncStream + 'static) -> Result<Client, Error> {
-        let (client, driver) = self.from_stream_with_driver(stream).await?;
-        tokio::spawn(driver);
-        Ok(client)
-    }
-
-    /// Like [`ClientBuilder::from_stream`], returning the driver instead of spawning it.
-    pub async fn from_stream_with_driver(
-        self,
-        stream: impl AsyncStream + 'static,
-    ) -> Result<(Client, Driver), Error> {
-        let machine = Session::client(self.config.clone(), Instant::now());
-        self.establish(Box::new(stream), Box::new(machine)).await
-    }
-
-    /// Runs the hello exchange inline, then hands the connection to a [`Driver`].
-    async fn establish(
-        self,
-        stream: Box<dyn AsyncStream>,
-        machine: Box<dyn netconf_proto::Machine + Send>,
-    ) -> Result<(Client, Driver), Error> {
-        let mut conn = Conn::new(stream, machine, self.write_timeout, true);
-        loop {
-            let deadline = conn.flush().await;
-            if conn
-                .events
-                .iter()
-                .any(|e| matches!(e, Event::Established { .. }))
-            {
-                conn.events
-                    .retain(|e| !matches!(e, Event::Established { .. }));
-                break;
-            }
-            if let Some(e) = conn.closed_error() {
-                conn.shutdown().await;
-                return Err(e);
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                conn.machine.handle_timeout(Instant::now());
-                continue;
-            }
-            tokio::select! {
-                read = conn.reader.read(&mut conn.buf) => conn.on_read(read),
-                () = sleep(deadline) => conn.machine.handle_timeout(Instant::now()),
-            }
-        }
-        let session = conn.machine.session();
-        let (cmds, rx) = mpsc::channel(256);
-        // The driver owns the only sender: when it stops, every notification stream ends.
-        let (notifications, template) = broadcast::channel(self.notification_buffer);
-        let shared = Arc::new(Shared {
-            session_id: session.session_id().unwrap_or_default(),
-            capabilities: session.peer_capabilities().clone(),
-            framing: session.framing(),
-            rpc_timeout: session.config().rpc_timeout,
-            subscribe: Mutex::new(template),
-            closed: AtomicBool::new(false),
-            ended: Mutex::new(None),
-        });
-        let driver = Driver {
-            inner: Box::pin(drive(conn, rx, notifications, shared.clone())),
-        };
-        Ok((Client { cmds, shared }, driver))
     }
 }
 
@@ -197,29 +62,24 @@ struct Shared {
     capabilities: Capabilities,
     framing: Framing,
     rpc_timeout: Option<Duration>,
-    /// A receiver kept only to create new subscriptions from.
-    subscribe: Mutex<broadcast::Receiver<Notification>>,
+    notification_buffer: usize,
     /// Set before any waiter learns that the session ended.
     closed: AtomicBool,
     /// How the session ended, for precise errors after the fact.
-    ended: Mutex<Option<Ended>>,
+    ended: Mutex<Option<SessionEnd>>,
 }
 
 impl Shared {
-    fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-        m.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     fn ended_error(&self) -> Error {
-        match &*Shared::lock(&self.ended) {
-            Some(ended) => ended.error(),
+        match &*self.ended.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(end) => end.error(),
             None => Error::Closed(CloseReason::Local),
         }
     }
 }
 
-/// The connection's read loop as a future. Spawn it (or await it) on any executor; it
-/// finishes when the session closes.
+/// The connection's read loop as a future. Spawn it (or await it) on any executor that
+/// runs tokio I/O; it finishes when the session ends.
 #[must_use = "the session makes no progress unless the driver runs"]
 pub struct Driver {
     inner: Pin<Box<dyn Future<Output = ()> + Send>>,
@@ -238,113 +98,13 @@ impl Future for Driver {
     }
 }
 
-async fn drive(
-    mut conn: Conn,
-    mut cmds: mpsc::Receiver<Command>,
-    notifications: broadcast::Sender<Notification>,
-    shared: Arc<Shared>,
-) {
-    let mut waiters: HashMap<MessageId, oneshot::Sender<Result<RpcReply, Error>>> = HashMap::new();
-    let mut close_waiters: Vec<oneshot::Sender<Result<(), Error>>> = Vec::new();
-    let mut handles_alive = true;
-    loop {
-        let deadline = conn.flush().await;
-        while let Some(event) = conn.events.pop_front() {
-            match event {
-                Event::Reply { id, reply } => {
-                    // A waiter that went away (dropped future) simply misses its reply.
-                    if let Some(w) = waiters.remove(&id) {
-                        let _ = w.send(check_reply(reply));
-                    }
-                }
-                Event::RpcTimedOut { id } => {
-                    if let Some(w) = waiters.remove(&id) {
-                        let _ = w.send(Err(Error::Timeout(
-                            "no reply to the RPC within its timeout",
-                        )));
-                    }
-                }
-                Event::Notification(n) => {
-                    let _ = notifications.send(n);
-                }
-                Event::MessageRejected { error } => {
-                    tracing::warn!(%error, "NETCONF message dropped")
-                }
-                Event::Established { .. } | Event::Rpc { .. } | Event::Closed { .. } => {}
-            }
-        }
-        if let Some(ended) = conn.ended() {
-            // Record the end before anyone is told, so `is_closed()` and later calls agree.
-            *Shared::lock(&shared.ended) = Some(ended.clone());
-            shared.closed.store(true, Ordering::SeqCst);
-            cmds.close();
-            for (_, w) in waiters.drain() {
-                let _ = w.send(Err(ended.error()));
-            }
-            // Commands queued behind the end get the same answer, never silence.
-            while let Ok(cmd) = cmds.try_recv() {
-                match cmd {
-                    Command::Rpc { reply, .. } => {
-                        let _ = reply.send(Err(ended.error()));
-                    }
-                    Command::Close { done } => close_waiters.push(done),
-                }
-            }
-            let clean = matches!(
-                ended,
-                Ended::Close(CloseReason::CloseSession | CloseReason::Local)
-            );
-            for w in close_waiters.drain(..) {
-                let _ = w.send(if clean { Ok(()) } else { Err(ended.error()) });
-            }
-            break;
-        }
-        let now = Instant::now();
-        // A deadline already due is handled before waiting: a timer polled late under the
-        // cooperative budget must not delay it.
-        if deadline.is_some_and(|d| now >= d) {
-            conn.machine.handle_timeout(now);
-            continue;
-        }
-        tokio::select! {
-            biased;
-            cmd = cmds.recv(), if handles_alive => match cmd {
-                Some(Command::Rpc { body, timeout, reply }) => {
-                    if reply.is_closed() {
-                        continue; // cancelled before it was sent
-                    }
-                    match conn.machine.session_mut().send_rpc_with_timeout(&body, timeout, Instant::now()) {
-                        Ok(id) => {
-                            waiters.insert(id, reply);
-                        }
-                        Err(e) => {
-                            let _ = reply.send(Err(e.into()));
-                        }
-                    }
-                }
-                Some(Command::Close { done }) => {
-                    close_waiters.push(done);
-                    conn.machine.session_mut().close(Instant::now());
-                }
-                None => {
-                    // Every handle is gone: end the session politely.
-                    handles_alive = false;
-                    conn.machine.session_mut().close(Instant::now());
-                }
-            },
-            read = conn.reader.read(&mut conn.buf) => conn.on_read(read),
-            () = sleep(deadline) => conn.machine.handle_timeout(Instant::now()),
-        }
-    }
-    conn.shutdown().await;
-}
-
 /// A NETCONF client session. Cheap to clone; every clone talks to the same session, and
 /// RPCs from many tasks are pipelined and matched to their replies by message-id.
 /// Dropping a request future abandons that request only: its late reply is discarded.
+/// Dropping every clone ends the session with `<close-session>`.
 #[derive(Clone)]
 pub struct Client {
-    cmds: mpsc::Sender<Command>,
+    cmds: mpsc::UnboundedSender<Command>,
     shared: Arc<Shared>,
 }
 
@@ -356,62 +116,102 @@ impl std::fmt::Debug for Client {
     }
 }
 
-/// A notification subscriber fell behind and lost this many notifications.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Lagged(pub u64);
-
-impl std::fmt::Display for Lagged {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "notification consumer lagged: {} notifications dropped",
-            self.0
-        )
-    }
-}
-
-impl std::error::Error for Lagged {}
-
-/// A stream of notifications; see [`Client::notifications`].
-pub struct Notifications {
-    inner: BroadcastStream<Notification>,
-}
-
-impl std::fmt::Debug for Notifications {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Notifications")
-    }
-}
-
-impl Stream for Notifications {
-    type Item = Result<Notification, Lagged>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        Pin::new(&mut self.inner)
-            .poll_next(cx)
-            .map(|item| item.map(|r| r.map_err(|BroadcastStreamRecvError::Lagged(n)| Lagged(n))))
-    }
-}
-
 impl Client {
-    pub fn builder() -> ClientBuilder {
-        ClientBuilder::default()
-    }
-
-    /// Connects over TLS with default settings and spawns the driver.
+    /// Connects over TLS (RFC 7589; port 6513 unless `addr` names one) with default options
+    /// and spawns the driver on the current tokio runtime.
     pub async fn connect_tls(addr: &str, tls: &ClientTlsOptions) -> Result<Client, Error> {
-        ClientBuilder::default().connect_tls(addr, tls).await
+        Client::connect_tls_with(addr, tls, &ClientOptions::new()).await
     }
 
-    /// NETCONF over a plaintext stream with default settings; spawns the driver.
+    /// Connects over TLS with `options` and spawns the driver.
+    pub async fn connect_tls_with(
+        addr: &str,
+        tls: &ClientTlsOptions,
+        options: &ClientOptions,
+    ) -> Result<Client, Error> {
+        let (client, driver) = Client::connect_tls_with_driver(addr, tls, options).await?;
+        tokio::spawn(driver);
+        Ok(client)
+    }
+
+    /// Connects over TLS and returns the driver for the caller to spawn (or await);
+    /// nothing happens on the session unless the driver runs.
+    pub async fn connect_tls_with_driver(
+        addr: &str,
+        tls: &ClientTlsOptions,
+        options: &ClientOptions,
+    ) -> Result<(Client, Driver), Error> {
+        let (host, port) = split_host_port(addr, DEFAULT_TLS_PORT)?;
+        let stream = tokio::time::timeout(
+            options.get_connect_timeout(),
+            TcpStream::connect((host, port)),
+        )
+        .await
+        .map_err(|_| Error::Timeout(TimeoutKind::Connect))??;
+        stream.set_nodelay(true)?;
+        Client::tls_over_with_driver(stream, host, tls, options).await
+    }
+
+    /// NETCONF over TLS on a stream the caller already has (a connection a device opened to
+    /// us for call home, a proxy tunnel); `server_name` is what the server's certificate
+    /// must name. Spawns the driver.
+    pub async fn connect_tls_over(
+        stream: impl AsyncStream + 'static,
+        server_name: &str,
+        tls: &ClientTlsOptions,
+        options: &ClientOptions,
+    ) -> Result<Client, Error> {
+        let (client, driver) = Client::tls_over_with_driver(stream, server_name, tls, options).await?;
+        tokio::spawn(driver);
+        Ok(client)
+    }
+
+    async fn tls_over_with_driver(
+        stream: impl AsyncStream + 'static,
+        server_name: &str,
+        tls: &ClientTlsOptions,
+        options: &ClientOptions,
+    ) -> Result<(Client, Driver), Error> {
+        let machine = TlsSession::client(
+            tls.build()?,
+            tls.server_name_for(server_name)?,
+            options.session_config().clone(),
+            Instant::now(),
+        )
+        .map_err(|e| Error::Tls(netconf_proto::TlsError::from_rustls(e)))?;
+        establish(Box::new(stream), Box::new(machine), options).await
+    }
+
+    /// NETCONF over a plaintext stream (an SSH channel, a Unix socket, TCP in tests) with
+    /// default options; spawns the driver.
     pub async fn from_stream(stream: impl AsyncStream + 'static) -> Result<Client, Error> {
-        ClientBuilder::default().from_stream(stream).await
+        Client::from_stream_with(stream, &ClientOptions::new()).await
+    }
+
+    /// NETCONF over a plaintext stream with `options`; spawns the driver.
+    pub async fn from_stream_with(
+        stream: impl AsyncStream + 'static,
+        options: &ClientOptions,
+    ) -> Result<Client, Error> {
+        let (client, driver) = Client::from_stream_with_driver(stream, options).await?;
+        tokio::spawn(driver);
+        Ok(client)
+    }
+
+    /// Like [`Client::from_stream_with`], returning the driver instead of spawning it.
+    pub async fn from_stream_with_driver(
+        stream: impl AsyncStream + 'static,
+        options: &ClientOptions,
+    ) -> Result<(Client, Driver), Error> {
+        let machine = Session::client(options.session_config().clone(), Instant::now());
+        establish(Box::new(stream), Box::new(machine), options).await
     }
 
     pub fn session_id(&self) -> u32 {
         self.shared.session_id
     }
 
+    /// The server's capabilities, from its hello.
     pub fn capabilities(&self) -> &Capabilities {
         &self.shared.capabilities
     }
@@ -425,12 +225,22 @@ impl Client {
         self.shared.closed.load(Ordering::SeqCst) || self.cmds.is_closed()
     }
 
-    /// The error for a session that ended: the same variant the first caller saw.
-    fn closed_error(&self) -> Error {
-        self.shared.ended_error()
+    /// Sends an operation and returns its typed result (`GetConfig` gives the `<data>`
+    /// payload, `Lock` gives `()`); an `<rpc-error>` is `Err(Error::Rpc(..))`.
+    pub async fn call<R: Rpc + ?Sized>(&self, op: &R) -> Result<R::Output, Error> {
+        R::output(self.rpc(op).await?)
     }
 
-    /// Sends an RPC and waits for its reply; `<rpc-error>` becomes `Err(Error::Rpc(..))`.
+    /// Like [`Client::call`] with its own timeout (`None`: forever).
+    pub async fn call_with_timeout<R: Rpc + ?Sized>(
+        &self,
+        op: &R,
+        timeout: Option<Duration>,
+    ) -> Result<R::Output, Error> {
+        R::output(self.rpc_with_timeout(op, timeout).await?)
+    }
+
+    /// Sends any operation and waits for the whole reply.
     pub async fn rpc(&self, op: &(impl Operation + ?Sized)) -> Result<RpcReply, Error> {
         self.rpc_with_timeout(op, self.shared.rpc_timeout).await
     }
@@ -449,9 +259,8 @@ impl Client {
                 timeout,
                 reply,
             })
-            .await
-            .map_err(|_| self.closed_error())?;
-        rx.await.map_err(|_| self.closed_error())?
+            .map_err(|_| self.shared.ended_error())?;
+        rx.await.map_err(|_| self.shared.ended_error())?
     }
 
     /// Sends raw XML (the operation element) and waits for the reply.
@@ -459,95 +268,156 @@ impl Client {
         self.rpc(&RpcBody::raw(xml)?).await
     }
 
-    async fn data(&self, op: &(impl Operation + ?Sized)) -> Result<XmlPayload, Error> {
-        Ok(self.rpc(op).await?.data().cloned().unwrap_or_default())
-    }
-
-    async fn ok(&self, op: &(impl Operation + ?Sized)) -> Result<(), Error> {
-        self.rpc(op).await.map(drop)
-    }
-
-    pub async fn get(&self, op: &Get) -> Result<XmlPayload, Error> {
-        self.data(op).await
-    }
-
-    pub async fn get_config(&self, op: &GetConfig) -> Result<XmlPayload, Error> {
-        self.data(op).await
-    }
-
-    pub async fn edit_config(&self, op: &EditConfig) -> Result<(), Error> {
-        self.ok(op).await
-    }
-
-    pub async fn copy_config(&self, op: &CopyConfig) -> Result<(), Error> {
-        self.ok(op).await
-    }
-
-    pub async fn delete_config(&self, target: Datastore) -> Result<(), Error> {
-        self.ok(&DeleteConfig::new(target)).await
-    }
-
-    pub async fn lock(&self, target: Datastore) -> Result<(), Error> {
-        self.ok(&Lock::new(target)).await
-    }
-
-    pub async fn unlock(&self, target: Datastore) -> Result<(), Error> {
-        self.ok(&Unlock::new(target)).await
-    }
-
-    pub async fn commit(&self, op: &Commit) -> Result<(), Error> {
-        self.ok(op).await
-    }
-
-    pub async fn cancel_commit(&self, op: &CancelCommit) -> Result<(), Error> {
-        self.ok(op).await
-    }
-
-    pub async fn discard_changes(&self) -> Result<(), Error> {
-        self.ok(&DiscardChanges::new()).await
-    }
-
-    pub async fn validate(&self, op: &Validate) -> Result<(), Error> {
-        self.ok(op).await
-    }
-
-    pub async fn kill_session(&self, session_id: u32) -> Result<(), Error> {
-        self.ok(&KillSession::new(session_id)?).await
-    }
-
-    /// RFC 6022 `<get-schema>`: the schema text.
-    pub async fn get_schema(&self, op: &GetSchema) -> Result<String, Error> {
-        Ok(self.data(op).await?.text()?)
-    }
-
-    pub async fn get_data(&self, op: &GetData) -> Result<XmlPayload, Error> {
-        self.data(op).await
-    }
-
-    pub async fn edit_data(&self, op: &EditData) -> Result<(), Error> {
-        self.ok(op).await
-    }
-
-    /// RFC 5277 `<create-subscription>`. Call [`Client::notifications`] first so that no
-    /// notification sent right after the reply is missed.
-    pub async fn create_subscription(&self, op: &CreateSubscription) -> Result<(), Error> {
-        self.ok(op).await
-    }
-
     /// A stream of the notifications that arrive from now on. Each stream has its own
-    /// bounded buffer; a consumer that falls behind gets `Err(Lagged(n))`, never unbounded growth.
+    /// bounded buffer; a consumer that falls behind gets `Err(Lagged(n))`, never unbounded
+    /// growth. Subscribe before sending `<create-subscription>` so that nothing sent right
+    /// after its reply is missed.
     pub fn notifications(&self) -> Notifications {
-        Notifications {
-            inner: BroadcastStream::new(Shared::lock(&self.shared.subscribe).resubscribe()),
-        }
+        let (tx, rx) = mpsc::channel(self.shared.notification_buffer);
+        let _ = self.cmds.send(Command::Subscribe(Sink(tx)));
+        Notifications { rx }
     }
 
     /// Ends the session with `<close-session>` and waits until the driver has closed it.
     pub async fn close(&self) -> Result<(), Error> {
-        let (done, rx) = oneshot::channel();
-        if self.cmds.send(Command::Close { done }).await.is_err() {
-            return Ok(()); // already closed
+        let (reply, rx) = oneshot::channel();
+        if self.cmds.send(Command::Close { reply }).is_err() {
+            return close_result(Err(self.shared.ended_error()));
         }
-        rx.await.unwrap_or(Ok(()))
+        close_result(rx.await.unwrap_or_else(|_| Err(self.shared.ended_error())))
+    }
+}
+
+/// A stream of notifications; see [`Client::notifications`]. It ends with the session.
+#[derive(Debug)]
+pub struct Notifications {
+    rx: mpsc::Receiver<NotificationItem>,
+}
+
+impl Stream for Notifications {
+    type Item = NotificationItem;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.rx.poll_recv(cx)
+    }
+}
+
+/// Runs the hello exchange inline, then hands the connection to a [`Driver`].
+async fn establish(
+    stream: Box<dyn AsyncStream>,
+    machine: Box<dyn Machine + Send>,
+    options: &ClientOptions,
+) -> Result<(Client, Driver), Error> {
+    let mut core = Core::new(machine, options);
+    let mut link = Link::new(stream, options.get_write_timeout());
+    if let Some(end) = run(&mut core, &mut link, None, true).await {
+        link.shutdown().await;
+        return Err(end.error());
+    }
+    let session = core.session();
+    let (cmds, rx) = mpsc::unbounded_channel();
+    let shared = Arc::new(Shared {
+        session_id: session.session_id().unwrap_or_default(),
+        capabilities: session.peer_capabilities().clone(),
+        framing: session.framing(),
+        rpc_timeout: session.config().rpc_timeout(),
+        notification_buffer: options.get_notification_buffer(),
+        closed: AtomicBool::new(false),
+        ended: Mutex::new(None),
+    });
+    let driver = Driver {
+        inner: Box::pin(drive(core, link, rx, shared.clone())),
+    };
+    Ok((Client { cmds, shared }, driver))
+}
+
+async fn drive(
+    mut core: Core,
+    mut link: Link,
+    mut cmds: mpsc::UnboundedReceiver<Command>,
+    shared: Arc<Shared>,
+) {
+    let end = run(&mut core, &mut link, Some(&mut cmds), false)
+        .await
+        .unwrap_or(SessionEnd::Close(CloseReason::Local));
+    // Record the end before anyone is told, so `is_closed()` and later calls agree.
+    *shared.ended.lock().unwrap_or_else(|p| p.into_inner()) = Some(end.clone());
+    shared.closed.store(true, Ordering::SeqCst);
+    cmds.close();
+    // Commands queued behind the end get the same answer, never silence.
+    while let Ok(cmd) = cmds.try_recv() {
+        match cmd {
+            Command::Rpc { reply, .. } | Command::Close { reply } => {
+                let _ = reply.send(Err(end.error()));
+            }
+            Command::Subscribe(_) => {}
+        }
+    }
+    link.shutdown().await;
+}
+
+/// The loop: until the session ends (returns how), or until it is established when
+/// `until_established` (returns `None`).
+async fn run(
+    core: &mut Core,
+    link: &mut Link,
+    mut cmds: Option<&mut mpsc::UnboundedReceiver<Command>>,
+    until_established: bool,
+) -> Option<SessionEnd> {
+    let mut handles_alive = cmds.is_some();
+    loop {
+        let deadline = loop {
+            match core.poll() {
+                ClientOutput::Transmit(bytes) => {
+                    let mut on_read = |r: std::io::Result<&[u8]>| core.handle_read(r, Instant::now());
+                    if let Err(e) = link.write_all(&bytes, Some(&mut on_read)).await {
+                        core.handle_write_error(&e);
+                    }
+                }
+                ClientOutput::Established if until_established => return None,
+                ClientOutput::Complete(waiter, result) => {
+                    // A waiter that went away (dropped future) simply misses its reply.
+                    let _ = waiter.send(result);
+                }
+                ClientOutput::Ended(end) => return Some(end),
+                ClientOutput::Wait(deadline) => break deadline,
+                _ => {}
+            }
+        };
+        // A deadline already due is handled before waiting: a timer polled late under the
+        // cooperative budget must not delay it.
+        let now = Instant::now();
+        if deadline.is_some_and(|d| now >= d) {
+            core.handle_timeout(now);
+            continue;
+        }
+        let reading = core.wants_read() && link.can_read();
+        tokio::select! {
+            biased;
+            cmd = recv(&mut cmds), if handles_alive => match cmd {
+                Some(Command::Rpc { body, timeout, reply }) => {
+                    if !reply.is_closed() {
+                        core.submit(&body, timeout, reply, Instant::now());
+                    }
+                }
+                Some(Command::Close { reply }) => core.close(reply, Instant::now()),
+                Some(Command::Subscribe(sink)) => core.subscribe(sink),
+                None => {
+                    // Every handle is gone: end the session politely.
+                    handles_alive = false;
+                    let (nobody, _) = oneshot::channel();
+                    core.close(nobody, Instant::now());
+                }
+            },
+            read = link.read(), if reading => core.handle_read(link.bytes(read), Instant::now()),
+            () = sleep(deadline) => core.handle_timeout(Instant::now()),
+        }
+    }
+}
+
+async fn recv(cmds: &mut Option<&mut mpsc::UnboundedReceiver<Command>>) -> Option<Command> {
+    match cmds {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }

@@ -1,10 +1,10 @@
-//! An async NETCONF client and server over TLS (RFC 6241, RFC 7589) on tokio, built on the
-//! sans-IO [`netconf_proto`] core.
+//! An async NETCONF client and server on tokio, built on the sans-IO [`netconf_proto`]
+//! core: the loops and tokio's I/O, nothing else.
 //!
 //! The [`Client`] is a `Clone + Send + Sync` handle: any number of tasks may have RPCs in
 //! flight on one session, each matched to its reply by message-id. The connection is driven
-//! by a [`Driver`] future, spawned for you by `connect_tls`, or returned by
-//! `connect_tls_with_driver` for executors of your choice.
+//! by a [`Driver`] future, spawned for you by `connect_tls`, or returned by the
+//! `*_with_driver` constructors for executors of your choice.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), netconf_tokio::Error> {
@@ -13,23 +13,55 @@
 //!
 //! let tls = ClientTlsOptions::new().ca_file("ca.pem").client_cert_files("client.pem", "client.key");
 //! let client = netconf_tokio::Client::connect_tls("192.0.2.1", &tls).await?;
-//! let config = client.get_config(&GetConfig::new(Datastore::Running)).await?;
+//! let config = client.call(&GetConfig::new(Datastore::Running)).await?;
 //! println!("{config}");
 //! client.close().await
 //! # }
 //! ```
+//!
+//! A [`Server`] serves TLS listeners and streams the caller hands it with one handler:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), netconf_tokio::Error> {
+//! use netconf_tokio::server::ServerOptions;
+//! use netconf_tokio::tls::{PemSource, ServerTlsOptions};
+//! use netconf_tokio::{Reply, Server};
+//!
+//! let tls = ServerTlsOptions::new(
+//!     PemSource::file("server.pem"),
+//!     PemSource::file("server.key"),
+//!     PemSource::file("ca.pem"),
+//! );
+//! let server = Server::new(ServerOptions::new(), |request, _session| async move {
+//!     match request.operation.name.as_str() {
+//!         "get-config" => Reply::data("<top xmlns=\"urn:example\"/>").unwrap(),
+//!         _ => Reply::Ok,
+//!     }
+//! });
+//! let addr = server.listen_tls("127.0.0.1:6513", &tls).await?;
+//! # let _ = addr;
+//! # Ok(())
+//! # }
+//! ```
 
 mod client;
-mod connection;
-mod server;
+mod link;
+mod serve;
 
-pub use client::{Client, ClientBuilder, Driver, Lagged, Notifications, DEFAULT_TLS_PORT};
-pub use connection::AsyncStream;
-pub use server::{Server, ServerBuilder, ServerHandle, SessionInfo};
+pub use client::{Client, Driver, Notifications, DEFAULT_TLS_PORT};
+pub use link::AsyncStream;
+pub use serve::Server;
 
-pub use netconf_proto::message::{ErrorSeverity, ErrorTag, ErrorType};
+pub use netconf_proto::capabilities::{BaseVersion, DefaultsMode, ModuleCapability};
+pub use netconf_proto::client::{ClientOptions, Lagged, NotificationItem, Progress};
+pub use netconf_proto::message::{ErrorMessage, ErrorSeverity, ErrorTag, ErrorType, NamespaceBinding};
 pub use netconf_proto::{
-    check_reply, operations, tls, Capabilities, Capability, Config, Error, MessageId, Notification,
-    Reply, ReplyContent, Request, RpcError, RpcReply, XmlPayload,
+    operations, tls, Capabilities, Capability, CloseReason, Config, Error, Framing, MessageId,
+    Notification, ProtocolError, Reply, ReplyContent, Request, RequestId, RpcError, RpcReply,
+    SessionEnd, TimeoutKind, TlsError, UsageError, XmlPayload,
 };
-pub use netconf_proto::{CloseReason, Framing};
+
+/// Server options and the session information handlers receive.
+pub mod server {
+    pub use netconf_proto::server::{Refusal, ServerOptions, SessionInfo};
+}

@@ -49,6 +49,7 @@ pub fn drain(session: &mut Session) -> Drained {
                 out.deadline = deadline;
                 return out;
             }
+            other => panic!("an output this testkit does not know: {other:?}"),
         }
     }
 }
@@ -188,11 +189,9 @@ impl Pair {
         let mut answered = 0;
         for ev in std::mem::take(&mut self.server_events) {
             match ev {
-                Event::Rpc { request } => {
+                Event::Rpc { id, request } => {
                     let reply = handler(&request);
-                    self.server
-                        .send_reply(&request.message_id, &reply)
-                        .expect("send_reply");
+                    self.server.send_reply(id, reply).expect("send_reply");
                     answered += 1;
                 }
                 other => self.server_events.push(other),

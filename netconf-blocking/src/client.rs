@@ -1,471 +1,506 @@
-//! The blocking client.
+//! The blocking client: [`ClientCore`] behind a mutex, a reading thread that feeds it, a
+//! writing thread that drains it, and callers that wait for their own results (and keep
+//! the deadlines while they wait).
 
-use std::net::{TcpStream, ToSocketAddrs};
+use std::collections::HashMap;
+use std::io::Read;
+use std::net::TcpStream;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
-use netconf_proto::operations::{
-    CancelCommit, Commit, CopyConfig, CreateSubscription, Datastore, DeleteConfig, DiscardChanges,
-    EditConfig, EditData, Get, GetConfig, GetData, GetSchema, KillSession, Lock, Operation,
-    RpcBody, Unlock, Validate,
+use netconf_proto::address::split_host_port;
+use netconf_proto::client::{
+    close_result, ClientCore, ClientOptions, ClientOutput, Delivery, NotificationItem,
+    NotificationSink,
 };
+use netconf_proto::operations::{Operation, Rpc, RpcBody};
+use netconf_proto::rustls::pki_types::ServerName;
 use netconf_proto::tls::ClientTlsOptions;
 use netconf_proto::{
-    check_reply, Capabilities, Config, Error, MessageId, Notification, RpcReply, Session,
-    TlsSession, XmlPayload,
+    Capabilities, CloseReason, Error, Framing, Machine, MessageId, RpcReply, Session, SessionEnd,
+    TimeoutKind, TlsError, TlsSession, UsageError,
 };
 
-use crate::connection::{Connection, Progress};
-
-impl std::fmt::Debug for ClientBuilder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientBuilder")
-            .field("config", &self.config)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("write_timeout", &self.write_timeout)
-            .field("close_timeout", &self.close_timeout)
-            .field("notification_buffer", &self.notification_buffer)
-            .finish_non_exhaustive()
-    }
-}
-use crate::transport::Transport;
-
-use netconf_proto::address::split_host_port;
 pub use netconf_proto::address::DEFAULT_TLS_PORT;
 
-/// Settings for a client beyond the session's own [`Config`].
-#[derive(Clone)]
-pub struct ClientBuilder {
-    progress: Option<Progress>,
-    config: Config,
-    connect_timeout: Duration,
-    write_timeout: Option<Duration>,
-    close_timeout: Duration,
+use crate::transport::Transport;
+use crate::writer::Writer;
+
+const READ_BUFFER: usize = 64 * 1024;
+
+/// A caller waiting for a result.
+type Ticket = u64;
+
+/// A subscriber's bounded queue.
+struct Sink(SyncSender<NotificationItem>);
+
+impl NotificationSink for Sink {
+    fn try_deliver(&mut self, item: NotificationItem) -> Delivery {
+        match self.0.try_send(item) {
+            Ok(()) => Delivery::Delivered,
+            Err(TrySendError::Full(_)) => Delivery::Full,
+            Err(TrySendError::Disconnected(_)) => Delivery::Gone,
+        }
+    }
+}
+
+struct State {
+    core: ClientCore<Ticket, Sink>,
+    results: HashMap<Ticket, Result<RpcReply, Error>>,
+    /// Requests sent with [`Client::send`], awaiting [`Client::recv`].
+    sent: HashMap<MessageId, Ticket>,
+    next_ticket: Ticket,
+    deadline: Option<Instant>,
+    established: bool,
+    ended: Option<SessionEnd>,
+}
+
+struct Inner {
+    state: Mutex<State>,
+    changed: Condvar,
+    writer: Arc<Writer>,
+    transport: Box<dyn Transport>,
     notification_buffer: usize,
 }
 
-impl Default for ClientBuilder {
-    fn default() -> Self {
-        ClientBuilder {
-            progress: None,
-            config: Config::client(),
-            connect_timeout: Duration::from_secs(10),
-            write_timeout: Some(Duration::from_secs(60)),
-            close_timeout: Duration::from_secs(5),
-            notification_buffer: 4096,
-        }
-    }
-}
-
-impl ClientBuilder {
-    /// The session configuration (capabilities, limits, timeouts).
-    pub fn config(mut self, config: Config) -> Self {
-        self.config = config;
-        self
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Time allowed for the TCP connection.
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// Time allowed for the TLS handshake and the server's `<hello>`.
-    pub fn hello_timeout(mut self, timeout: Duration) -> Self {
-        self.config.hello_timeout = timeout;
-        self
-    }
-
-    /// Default time an RPC waits for its reply (`None`: forever).
-    pub fn rpc_timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.config.rpc_timeout = timeout;
-        self
-    }
-
-    /// How long a write may block on a peer that does not read (`None`: forever).
-    pub fn write_timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.write_timeout = timeout;
-        self
-    }
-
-    /// How long [`Client::close`] waits for the close-session reply before closing anyway.
-    pub fn close_timeout(mut self, timeout: Duration) -> Self {
-        self.close_timeout = timeout;
-        self
-    }
-
-    /// Calls `f` after every read with the bytes received so far of the message arriving
-    /// (0 once it is complete), so a program can show progress on a large reply.
-    pub fn on_progress(mut self, f: impl Fn(usize) + Send + Sync + 'static) -> Self {
-        self.progress = Some(std::sync::Arc::new(f));
-        self
-    }
-
-    /// How many unread notifications are kept; beyond that the oldest are dropped (and counted).
-    pub fn notification_buffer(mut self, n: usize) -> Self {
-        self.notification_buffer = n;
-        self
-    }
-
-    /// Connects over TLS with mutual X.509 authentication (RFC 7589). `addr` is `host`,
-    /// `host:port` or `[v6]:port`; the port defaults to 6513 and the certificate is checked
-    /// against `host` unless the options name another server name.
-    pub fn connect_tls(self, addr: &str, tls: &ClientTlsOptions) -> Result<Client, Error> {
-        let (host, port) = split_host_port(addr, DEFAULT_TLS_PORT)?;
-        let tls_config = tls.build()?;
-        let server_name = tls.server_name_for(host)?;
-        let stream = connect(host, port, self.connect_timeout)?;
-        let machine =
-            TlsSession::client(tls_config, server_name, self.config.clone(), Instant::now())
-                .map_err(|e| Error::Tls(e.to_string()))?;
-        self.establish(Box::new(stream), Box::new(machine))
-    }
-
-    /// Runs NETCONF over an already connected plaintext stream (an SSH `netconf` subsystem
-    /// channel, a Unix socket, TCP in tests).
-    pub fn from_stream(self, stream: impl Transport + 'static) -> Result<Client, Error> {
-        let machine = Session::client(self.config.clone(), Instant::now());
-        self.establish(Box::new(stream), Box::new(machine))
-    }
-
-    fn establish(
-        self,
-        stream: Box<dyn Transport>,
-        machine: Box<dyn netconf_proto::Machine + Send>,
-    ) -> Result<Client, Error> {
-        let mut conn = Connection::new(
-            stream,
-            machine,
-            self.notification_buffer,
-            self.write_timeout,
-        );
-        conn.progress = self.progress.clone();
-        // The session's hello deadline bounds this wait.
-        if let Err(e) = conn.run_until(
-            |inbox| inbox.established,
-            None,
-            "the server's <hello> did not arrive",
-        ) {
-            conn.shutdown();
-            return Err(e);
-        }
-        Ok(Client {
-            conn,
-            close_timeout: self.close_timeout,
-        })
-    }
-}
-
-fn connect(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, Error> {
-    let mut last = None;
-    for addr in (host, port).to_socket_addrs()? {
-        match TcpStream::connect_timeout(&addr, timeout) {
-            Ok(stream) => {
-                stream.set_nodelay(true)?;
-                return Ok(stream);
-            }
-            Err(e) => {
-                last = Some(std::io::Error::new(
-                    e.kind(),
-                    format!("connecting to {addr}: {e}"),
-                ))
+    /// Runs the core to `Wait` with the state locked: transmits to the writer, results to
+    /// their tickets. Wakes every waiter.
+    fn drain(&self, st: &mut State) {
+        loop {
+            match st.core.poll() {
+                ClientOutput::Transmit(bytes) => self.writer.push(bytes),
+                ClientOutput::Established => st.established = true,
+                ClientOutput::Complete(ticket, result) => {
+                    st.results.insert(ticket, result);
+                }
+                ClientOutput::Ended(end) => {
+                    st.ended = Some(end);
+                    self.writer.finish();
+                }
+                ClientOutput::Wait(deadline) => {
+                    st.deadline = deadline;
+                    break;
+                }
+                _ => {}
             }
         }
+        self.changed.notify_all();
     }
-    Err(last
-        .unwrap_or_else(|| {
-            std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                format!("{host} has no address"),
-            )
-        })
-        .into())
+
+    /// Waits, keeping the deadlines, until `done` holds.
+    fn wait_until<'a>(
+        &'a self,
+        mut st: MutexGuard<'a, State>,
+        mut done: impl FnMut(&mut State) -> bool,
+    ) -> MutexGuard<'a, State> {
+        loop {
+            if done(&mut st) {
+                return st;
+            }
+            let now = Instant::now();
+            st = match st.deadline {
+                Some(d) if d <= now => {
+                    st.core.handle_timeout(now);
+                    self.drain(&mut st);
+                    st
+                }
+                Some(d) => {
+                    self.changed
+                        .wait_timeout(st, d - now)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0
+                }
+                None => self.changed.wait(st).unwrap_or_else(|p| p.into_inner()),
+            };
+        }
+    }
+
+    fn ticket(st: &mut State) -> Ticket {
+        st.next_ticket += 1;
+        st.next_ticket
+    }
+
+    fn ended_error(st: &State) -> Error {
+        st.ended
+            .as_ref()
+            .map(SessionEnd::error)
+            .unwrap_or(Error::Closed(CloseReason::Local))
+    }
 }
 
-/// A NETCONF client session over a blocking socket.
-///
-/// Every method runs the read loop until its answer arrives. [`Client::send`] and
-/// [`Client::recv`] split a call so several RPCs can be in flight (pipelined) at once.
-#[derive(Debug)]
+/// Ends the session politely when the last [`Client`] handle goes away.
+struct LastHandle(Arc<Inner>);
+
+impl Drop for LastHandle {
+    fn drop(&mut self) {
+        let inner = self.0.clone();
+        let mut st = inner.lock();
+        if st.ended.is_some() {
+            return;
+        }
+        let ticket = Inner::ticket(&mut st);
+        st.core.close(ticket, Instant::now());
+        inner.drain(&mut st);
+        drop(st);
+        // Someone must keep the close timeout and shut the socket: not the dropping thread.
+        let _ = std::thread::Builder::new()
+            .name("netconf-close".into())
+            .spawn(move || {
+                let st = inner.wait_until(inner.lock(), |st| st.ended.is_some());
+                drop(st);
+                inner.transport.shutdown();
+            });
+    }
+}
+
+/// A blocking NETCONF client session. Cheap to clone; every clone talks to the same session,
+/// so several threads may have RPCs in flight at once (pipelined, matched by message-id).
+/// Dropping the last clone ends the session with `<close-session>`.
+#[derive(Clone)]
 pub struct Client {
-    conn: Connection,
-    close_timeout: Duration,
+    inner: Arc<Inner>,
+    /// Held only to be dropped with the last clone.
+    _last: Arc<LastHandle>,
+    session_id: u32,
+    capabilities: Arc<Capabilities>,
+    framing: Framing,
+    rpc_timeout: Option<Duration>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("session_id", &self.session_id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Client {
-    /// A builder for timeouts and limits.
-    pub fn builder() -> ClientBuilder {
-        ClientBuilder::default()
-    }
-
-    /// Connects over TLS with default settings. See [`ClientBuilder::connect_tls`].
+    /// Connects over TLS (RFC 7589; port 6513 unless `addr` names one) with default options.
     pub fn connect_tls(addr: &str, tls: &ClientTlsOptions) -> Result<Client, Error> {
-        ClientBuilder::default().connect_tls(addr, tls)
+        Client::connect_tls_with(addr, tls, &ClientOptions::new())
     }
 
-    /// NETCONF over a plaintext stream with default settings. See [`ClientBuilder::from_stream`].
-    pub fn from_stream(stream: impl Transport + 'static) -> Result<Client, Error> {
-        ClientBuilder::default().from_stream(stream)
+    /// Connects over TLS with `options`.
+    pub fn connect_tls_with(
+        addr: &str,
+        tls: &ClientTlsOptions,
+        options: &ClientOptions,
+    ) -> Result<Client, Error> {
+        let (host, port) = split_host_port(addr, DEFAULT_TLS_PORT)?;
+        let stream = connect_tcp(host, port, options.get_connect_timeout())?;
+        Client::connect_tls_over(stream, host, tls, options)
     }
 
-    /// The session-id the server assigned.
+    /// NETCONF over TLS on a stream the caller already has (a connection a device opened to
+    /// us for call home, a proxy tunnel); `server_name` is what the server's certificate
+    /// must name.
+    pub fn connect_tls_over(
+        stream: impl Transport,
+        server_name: &str,
+        tls: &ClientTlsOptions,
+        options: &ClientOptions,
+    ) -> Result<Client, Error> {
+        let name: ServerName<'static> = tls.server_name_for(server_name)?;
+        let machine = TlsSession::client(
+            tls.build()?,
+            name,
+            options.session_config().clone(),
+            Instant::now(),
+        )
+        .map_err(|e| Error::Tls(TlsError::from_rustls(e)))?;
+        Client::establish(Box::new(stream), Box::new(machine), options)
+    }
+
+    /// NETCONF over a plaintext stream (an SSH channel, a Unix socket, TCP in tests) with
+    /// default options.
+    pub fn from_stream(stream: impl Transport) -> Result<Client, Error> {
+        Client::from_stream_with(stream, &ClientOptions::new())
+    }
+
+    /// NETCONF over a plaintext stream with `options`.
+    pub fn from_stream_with(
+        stream: impl Transport,
+        options: &ClientOptions,
+    ) -> Result<Client, Error> {
+        let machine = Session::client(options.session_config().clone(), Instant::now());
+        Client::establish(Box::new(stream), Box::new(machine), options)
+    }
+
+    fn establish(
+        transport: Box<dyn Transport>,
+        machine: Box<dyn Machine + Send>,
+        options: &ClientOptions,
+    ) -> Result<Client, Error> {
+        let reader = transport.try_clone_transport()?;
+        let write_half = transport.try_clone_transport()?;
+        // The writer reports a failed write to the session it serves, once that exists.
+        let session: Arc<OnceLock<Weak<Inner>>> = Arc::default();
+        let on_error = {
+            let session = session.clone();
+            move |e: std::io::Error| {
+                if let Some(inner) = session.get().and_then(Weak::upgrade) {
+                    let mut st = inner.lock();
+                    st.core.handle_write_error(&e);
+                    inner.drain(&mut st);
+                }
+            }
+        };
+        let writer = Writer::spawn(write_half, options.get_write_timeout(), || {}, on_error)?;
+        let inner = Arc::new({
+            Inner {
+                state: Mutex::new(State {
+                    core: ClientCore::new(machine, options),
+                    results: HashMap::new(),
+                    sent: HashMap::new(),
+                    next_ticket: 0,
+                    deadline: None,
+                    established: false,
+                    ended: None,
+                }),
+                changed: Condvar::new(),
+                writer,
+                transport,
+                notification_buffer: options.get_notification_buffer(),
+            }
+        });
+        let _ = session.set(Arc::downgrade(&inner));
+        let reading = inner.clone();
+        std::thread::Builder::new()
+            .name("netconf-reader".into())
+            .spawn(move || read_loop(&reading, reader))?;
+        let mut st = inner.lock();
+        inner.drain(&mut st);
+        let st = inner.wait_until(st, |st| st.established || st.ended.is_some());
+        if !st.established {
+            let e = Inner::ended_error(&st);
+            drop(st);
+            inner.transport.shutdown();
+            return Err(e);
+        }
+        let session = st.core.session();
+        let client = Client {
+            session_id: session.session_id().unwrap_or_default(),
+            capabilities: Arc::new(session.peer_capabilities().clone()),
+            framing: session.framing(),
+            rpc_timeout: session.config().rpc_timeout(),
+            _last: Arc::new(LastHandle(inner.clone())),
+            inner: inner.clone(),
+        };
+        drop(st);
+        Ok(client)
+    }
+
     pub fn session_id(&self) -> u32 {
-        self.conn.machine.session().session_id().unwrap_or_default()
+        self.session_id
     }
 
-    /// The server's capabilities.
+    /// The server's capabilities, from its hello.
     pub fn capabilities(&self) -> &Capabilities {
-        self.conn.machine.session().peer_capabilities()
+        &self.capabilities
     }
 
-    /// The framing in use (`Chunked` when both sides speak base:1.1).
-    pub fn framing(&self) -> netconf_proto::Framing {
-        self.conn.machine.session().framing()
+    pub fn framing(&self) -> Framing {
+        self.framing
     }
 
     /// True once the session has ended.
     pub fn is_closed(&self) -> bool {
-        self.conn.machine.session().is_closed()
+        self.inner.lock().ended.is_some()
     }
 
-    /// Sends an RPC without waiting for its reply.
-    pub fn send(&mut self, op: &(impl Operation + ?Sized)) -> Result<MessageId, Error> {
-        self.send_with_timeout(op, self.conn.machine.session().config().rpc_timeout)
+    /// Sends an operation and returns its typed result (`GetConfig` gives the `<data>`
+    /// payload, `Lock` gives `()`); an `<rpc-error>` is `Err(Error::Rpc(..))`.
+    pub fn call<R: Rpc + ?Sized>(&self, op: &R) -> Result<R::Output, Error> {
+        R::output(self.rpc(op)?)
     }
 
-    /// Sends an RPC with its own timeout (`None`: wait forever).
-    pub fn send_with_timeout(
-        &mut self,
+    /// Like [`Client::call`] with its own timeout (`None`: forever).
+    pub fn call_with_timeout<R: Rpc + ?Sized>(
+        &self,
+        op: &R,
+        timeout: Option<Duration>,
+    ) -> Result<R::Output, Error> {
+        R::output(self.rpc_with_timeout(op, timeout)?)
+    }
+
+    /// Sends any operation and waits for the whole reply.
+    pub fn rpc(&self, op: &(impl Operation + ?Sized)) -> Result<RpcReply, Error> {
+        self.rpc_with_timeout(op, self.rpc_timeout)
+    }
+
+    /// Like [`Client::rpc`] with its own timeout (`None`: forever).
+    pub fn rpc_with_timeout(
+        &self,
         op: &(impl Operation + ?Sized),
         timeout: Option<Duration>,
-    ) -> Result<MessageId, Error> {
-        if let Some(e) = self.conn.closed_error() {
-            return Err(e);
-        }
-        let id =
-            self.conn
-                .machine
-                .session_mut()
-                .send_rpc_with_timeout(op, timeout, Instant::now())?;
-        self.conn.drain();
-        Ok(id)
-    }
-
-    /// Waits for the reply to `id`. An `<rpc-error>` reply is `Err(Error::Rpc(..))`.
-    pub fn recv(&mut self, id: MessageId) -> Result<RpcReply, Error> {
-        let mut reply = None;
-        self.conn.run_until(
-            |inbox| {
-                reply = inbox.replies.remove(&id);
-                reply.is_some()
-            },
-            None,
-            "no reply",
-        )?;
-        match reply {
-            Some(r) => check_reply(r?),
-            None => Err(Error::Timeout("no reply")),
-        }
-    }
-
-    /// Sends an RPC and waits for its reply.
-    pub fn rpc(&mut self, op: &(impl Operation + ?Sized)) -> Result<RpcReply, Error> {
-        let id = self.send(op)?;
-        self.recv(id)
+    ) -> Result<RpcReply, Error> {
+        let inner = &self.inner;
+        let mut st = inner.lock();
+        let ticket = Inner::ticket(&mut st);
+        st.core.submit(op, timeout, ticket, Instant::now());
+        inner.drain(&mut st);
+        let mut st = inner.wait_until(st, |st| st.results.contains_key(&ticket));
+        st.results
+            .remove(&ticket)
+            .unwrap_or_else(|| Err(Inner::ended_error(&st)))
     }
 
     /// Sends raw XML (the operation element) and waits for the reply.
-    pub fn rpc_raw(&mut self, xml: &str) -> Result<RpcReply, Error> {
+    pub fn rpc_raw(&self, xml: &str) -> Result<RpcReply, Error> {
         self.rpc(&RpcBody::raw(xml)?)
     }
 
-    fn data(&mut self, op: &(impl Operation + ?Sized)) -> Result<XmlPayload, Error> {
-        Ok(self.rpc(op)?.data().cloned().unwrap_or_default())
+    /// Sends an RPC without waiting (pipelining); collect its reply with [`Client::recv`].
+    /// Errors only if it could not be sent at all.
+    pub fn send(&self, op: &(impl Operation + ?Sized)) -> Result<MessageId, Error> {
+        self.send_with_timeout(op, self.rpc_timeout)
     }
 
-    fn ok(&mut self, op: &(impl Operation + ?Sized)) -> Result<(), Error> {
-        self.rpc(op).map(drop)
-    }
-
-    /// `<get>`: state and configuration data.
-    pub fn get(&mut self, op: &Get) -> Result<XmlPayload, Error> {
-        self.data(op)
-    }
-
-    /// `<get-config>`.
-    pub fn get_config(&mut self, op: &GetConfig) -> Result<XmlPayload, Error> {
-        self.data(op)
-    }
-
-    /// `<edit-config>`.
-    pub fn edit_config(&mut self, op: &EditConfig) -> Result<(), Error> {
-        self.ok(op)
-    }
-
-    /// `<copy-config>`.
-    pub fn copy_config(&mut self, op: &CopyConfig) -> Result<(), Error> {
-        self.ok(op)
-    }
-
-    /// `<delete-config>`.
-    pub fn delete_config(&mut self, target: Datastore) -> Result<(), Error> {
-        self.ok(&DeleteConfig::new(target))
-    }
-
-    /// `<lock>`.
-    pub fn lock(&mut self, target: Datastore) -> Result<(), Error> {
-        self.ok(&Lock::new(target))
-    }
-
-    /// `<unlock>`.
-    pub fn unlock(&mut self, target: Datastore) -> Result<(), Error> {
-        self.ok(&Unlock::new(target))
-    }
-
-    /// `<commit>` (plain, confirmed, or confirming a persisted one).
-    pub fn commit(&mut self, op: &Commit) -> Result<(), Error> {
-        self.ok(op)
-    }
-
-    /// `<cancel-commit>`.
-    pub fn cancel_commit(&mut self, op: &CancelCommit) -> Result<(), Error> {
-        self.ok(op)
-    }
-
-    /// `<discard-changes>`.
-    pub fn discard_changes(&mut self) -> Result<(), Error> {
-        self.ok(&DiscardChanges::new())
-    }
-
-    /// `<validate>`.
-    pub fn validate(&mut self, op: &Validate) -> Result<(), Error> {
-        self.ok(op)
-    }
-
-    /// `<kill-session>`.
-    pub fn kill_session(&mut self, session_id: u32) -> Result<(), Error> {
-        self.ok(&KillSession::new(session_id)?)
-    }
-
-    /// RFC 6022 `<get-schema>`: the schema text (YANG, YIN, ...).
-    pub fn get_schema(&mut self, op: &GetSchema) -> Result<String, Error> {
-        Ok(self.data(op)?.text()?)
-    }
-
-    /// RFC 8526 `<get-data>`.
-    pub fn get_data(&mut self, op: &GetData) -> Result<XmlPayload, Error> {
-        self.data(op)
-    }
-
-    /// RFC 8526 `<edit-data>`.
-    pub fn edit_data(&mut self, op: &EditData) -> Result<(), Error> {
-        self.ok(op)
-    }
-
-    /// RFC 5277 `<create-subscription>`; then read with [`Client::next_notification`].
-    pub fn create_subscription(&mut self, op: &CreateSubscription) -> Result<(), Error> {
-        self.ok(op)
-    }
-
-    /// The next notification, waiting up to `timeout` (`None`: until one arrives or the
-    /// session closes). `Ok(None)` when the timeout passed.
-    pub fn next_notification(
-        &mut self,
+    /// Like [`Client::send`] with its own timeout (`None`: forever).
+    pub fn send_with_timeout(
+        &self,
+        op: &(impl Operation + ?Sized),
         timeout: Option<Duration>,
-    ) -> Result<Option<Notification>, Error> {
-        if let Some(n) = self.conn.inbox.notifications.pop_front() {
-            return Ok(Some(n));
+    ) -> Result<MessageId, Error> {
+        let inner = &self.inner;
+        let mut st = inner.lock();
+        let ticket = Inner::ticket(&mut st);
+        let id = st.core.submit(op, timeout, ticket, Instant::now());
+        inner.drain(&mut st);
+        match id {
+            Some(id) => {
+                st.sent.insert(id, ticket);
+                Ok(id)
+            }
+            None => Err(st
+                .results
+                .remove(&ticket)
+                .and_then(Result::err)
+                .unwrap_or_else(|| Inner::ended_error(&st))),
         }
-        let limit = timeout.map(|t| Instant::now() + t);
-        let mut got = None;
-        match self.conn.run_until(
-            |inbox| {
-                got = inbox.notifications.pop_front();
-                got.is_some()
-            },
-            limit,
-            "no notification",
-        ) {
-            Ok(()) => Ok(got),
-            Err(Error::Timeout("no notification")) => Ok(None),
-            Err(e) => Err(e),
-        }
     }
 
-    /// Notifications as they arrive, until the session closes.
-    pub fn notifications(&mut self) -> Notifications<'_> {
-        Notifications { client: self }
-    }
-
-    /// How many notifications were dropped because nobody read them in time.
-    pub fn notifications_dropped(&self) -> u64 {
-        self.conn.inbox.notifications_dropped
-    }
-
-    /// Ends the session with `<close-session>`, then shuts the socket. If the server does
-    /// not answer within the close timeout the socket is shut anyway.
-    pub fn close(mut self) -> Result<(), Error> {
-        let result = self.close_inner();
-        self.conn.shutdown();
-        result
-    }
-
-    fn close_inner(&mut self) -> Result<(), Error> {
-        if self.conn.machine.session().is_closed() {
-            return Ok(());
-        }
-        let session = self.conn.machine.session_mut();
-        let Some(id) = session.close(Instant::now()) else {
-            self.conn.drain();
-            return Ok(());
+    /// Waits for the reply to an RPC sent with [`Client::send`]. Asking for an id that was
+    /// never sent, or whose reply was already taken, is a usage error, not a wait.
+    pub fn recv(&self, id: MessageId) -> Result<RpcReply, Error> {
+        let inner = &self.inner;
+        let mut st = inner.lock();
+        let Some(ticket) = st.sent.remove(&id) else {
+            return Err(UsageError::UnknownMessageId(id.0).into());
         };
-        let limit = Instant::now() + self.close_timeout;
-        let result = self.conn.run_until(
-            |inbox| inbox.closed.is_some(),
-            Some(limit),
-            "close-session reply",
-        );
-        let reply = self.conn.inbox.replies.remove(&id);
-        if result.is_err() {
-            self.conn.machine.session_mut().abort();
-            self.conn.drain();
-        }
-        match reply {
-            Some(r) => check_reply(r?).map(drop),
-            None => match result {
-                Err(Error::Timeout(_)) => Err(Error::Timeout(
-                    "no reply to close-session; socket closed anyway",
-                )),
-                _ => Ok(()),
-            },
-        }
+        st = inner.wait_until(st, |st| st.results.contains_key(&ticket));
+        st.results
+            .remove(&ticket)
+            .unwrap_or_else(|| Err(Inner::ended_error(&st)))
+    }
+
+    /// The notifications that arrive from now on, in a bounded queue of their own: one
+    /// that is not read fast enough loses notifications and is told how many
+    /// (`Err(Lagged(n))`). Subscribe before sending `<create-subscription>`.
+    pub fn notifications(&self) -> Notifications {
+        let (tx, rx) = mpsc::sync_channel(self.inner.notification_buffer);
+        self.inner.lock().core.subscribe(Sink(tx));
+        Notifications { rx }
+    }
+
+    /// Ends the session with `<close-session>` and waits until it has closed (at most the
+    /// close timeout), then shuts the connection.
+    pub fn close(&self) -> Result<(), Error> {
+        let inner = &self.inner;
+        let mut st = inner.lock();
+        let ticket = Inner::ticket(&mut st);
+        st.core.close(ticket, Instant::now());
+        inner.drain(&mut st);
+        let mut st = inner.wait_until(st, |st| st.results.contains_key(&ticket));
+        let result = st
+            .results
+            .remove(&ticket)
+            .unwrap_or_else(|| Err(Inner::ended_error(&st)));
+        let st = inner.wait_until(st, |st| st.ended.is_some());
+        drop(st);
+        inner.transport.shutdown();
+        close_result(result)
     }
 }
 
-impl Drop for Client {
-    fn drop(&mut self) {
-        // Dropping never blocks: no close-session, just release the socket.
-        self.conn.shutdown();
-    }
-}
-
-/// Blocking iterator over notifications; see [`Client::notifications`].
+/// Notifications as they arrive; see [`Client::notifications`]. Iterating ends with the
+/// session.
 #[derive(Debug)]
-pub struct Notifications<'a> {
-    client: &'a mut Client,
+pub struct Notifications {
+    rx: Receiver<NotificationItem>,
 }
 
-impl Iterator for Notifications<'_> {
-    type Item = Result<Notification, Error>;
+impl Notifications {
+    /// The next notification, waiting as long as it takes; `None` once the session ended.
+    pub fn recv(&self) -> Option<NotificationItem> {
+        self.rx.recv().ok()
+    }
 
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.client.is_closed() && self.client.conn.inbox.notifications.is_empty() {
-            return None;
-        }
-        match self.client.next_notification(None) {
-            Ok(Some(n)) => Some(Ok(n)),
-            Ok(None) => None,
-            Err(Error::Closed(_)) => None,
-            Err(e) => Some(Err(e)),
+    /// The next notification, waiting at most `timeout`; `Ok(None)` on timeout, `Err` once
+    /// the session ended.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<NotificationItem>, Ended> {
+        match self.rx.recv_timeout(timeout) {
+            Ok(n) => Ok(Some(n)),
+            Err(RecvTimeoutError::Timeout) => Ok(None),
+            Err(RecvTimeoutError::Disconnected) => Err(Ended),
         }
     }
+}
+
+/// The session ended: no more notifications will come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ended;
+
+impl Iterator for Notifications {
+    type Item = NotificationItem;
+
+    fn next(&mut self) -> Option<NotificationItem> {
+        self.recv()
+    }
+}
+
+/// The reading thread: reads until the session ends, feeding the core.
+fn read_loop(inner: &Inner, mut reader: Box<dyn Transport>) {
+    let mut buf = vec![0u8; READ_BUFFER];
+    loop {
+        let read = reader.read(&mut buf);
+        let mut st = inner.lock();
+        let stop = matches!(read, Ok(0)) || matches!(&read, Err(e) if e.kind() != std::io::ErrorKind::Interrupted);
+        st.core
+            .handle_read(read.map(|n| &buf[..n]), Instant::now());
+        inner.drain(&mut st);
+        if stop || st.ended.is_some() {
+            return;
+        }
+    }
+}
+
+fn connect_tcp(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, Error> {
+    use std::net::ToSocketAddrs;
+    let mut last = None;
+    for addr in (host, port).to_socket_addrs()? {
+        match TcpStream::connect_timeout(&addr, timeout) {
+            Ok(s) => {
+                s.set_nodelay(true)?;
+                return Ok(s);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                last = Some(Error::Timeout(TimeoutKind::Connect))
+            }
+            Err(e) => last = Some(Error::Io(e)),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        Error::Io(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("{host} resolves to no address"),
+        ))
+    }))
 }

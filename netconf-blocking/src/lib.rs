@@ -1,5 +1,10 @@
-//! A blocking NETCONF client and server over TLS (RFC 6241, RFC 7589), built on the
-//! sans-IO [`netconf_proto`] core.
+//! A blocking NETCONF client and server, built on the sans-IO [`netconf_proto`] core: the
+//! loops and `std`'s I/O, nothing else.
+//!
+//! Each session uses its stream from a reading thread and a writing thread, so a slow
+//! reader on the other side never stops us reading; callers wait for their own results and
+//! keep the session's deadlines while they wait. The [`Client`] is `Clone + Send + Sync`:
+//! several threads may have RPCs in flight on one session.
 //!
 //! ```no_run
 //! use netconf_blocking::Client;
@@ -9,26 +14,33 @@
 //! let tls = ClientTlsOptions::new()
 //!     .ca_file("ca.pem")
 //!     .client_cert_files("client.pem", "client.key");
-//! let mut client = Client::connect_tls("192.0.2.1:6513", &tls)?;
+//! let client = Client::connect_tls("192.0.2.1:6513", &tls)?;
 //! println!("session-id {}", client.session_id());
-//! let config = client.get_config(&GetConfig::new(Datastore::Running))?;
+//! let config = client.call(&GetConfig::new(Datastore::Running))?;
 //! println!("{config}");
 //! client.close()?;
 //! # Ok::<(), netconf_blocking::Error>(())
 //! ```
 
 mod client;
-mod connection;
-mod server;
+mod serve;
 mod transport;
+mod writer;
 
-pub use client::{Client, ClientBuilder, Notifications, DEFAULT_TLS_PORT};
-pub use server::{Server, ServerBuilder, ServerHandle, SessionInfo};
-pub use transport::{NoTimeouts, Transport};
+pub use client::{Client, Ended, Notifications, DEFAULT_TLS_PORT};
+pub use serve::Server;
+pub use transport::Transport;
 
-pub use netconf_proto::message::{ErrorSeverity, ErrorTag, ErrorType};
+pub use netconf_proto::capabilities::{BaseVersion, DefaultsMode, ModuleCapability};
+pub use netconf_proto::client::{ClientOptions, Lagged, NotificationItem, Progress};
+pub use netconf_proto::message::{ErrorMessage, ErrorSeverity, ErrorTag, ErrorType, NamespaceBinding};
 pub use netconf_proto::{
-    check_reply, operations, tls, Capabilities, Capability, Config, Error, MessageId, Notification,
-    Reply, ReplyContent, Request, RpcError, RpcReply, XmlPayload,
+    operations, tls, Capabilities, Capability, CloseReason, Config, Error, Framing, MessageId,
+    Notification, ProtocolError, Reply, ReplyContent, Request, RequestId, RpcError, RpcReply,
+    SessionEnd, TimeoutKind, TlsError, UsageError, XmlPayload,
 };
-pub use netconf_proto::{CloseReason, Framing};
+
+/// Server options and the session information handlers receive.
+pub mod server {
+    pub use netconf_proto::server::{Refusal, ServerOptions, SessionInfo};
+}

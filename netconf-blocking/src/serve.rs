@@ -1,0 +1,491 @@
+//! The blocking server: per session, [`ServerSession`] behind a mutex, a thread that reads
+//! (the session's loop), a thread that writes, and a thread per running request, so a
+//! handler, a notification or a kill-session never waits for a socket.
+
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use netconf_proto::rustls::ServerConfig;
+use netconf_proto::server::{
+    KillOutcome, Registry, ServerOptions, ServerOutput, ServerSession, SessionInfo,
+};
+use netconf_proto::tls::ServerTlsOptions;
+use netconf_proto::{Error, Machine, Reply, Request, RequestId, Session, TlsSession};
+
+use crate::transport::Transport;
+use crate::writer::Writer;
+
+type Handler = dyn Fn(&Request, &SessionInfo) -> Reply + Send + Sync;
+
+/// Replies waiting to be written before the session stops reading more requests: a client
+/// that sends and never reads meets TCP backpressure, not a growing queue.
+const MAX_BACKLOG: usize = 1 << 20;
+/// Bytes a subscriber's queue may hold per allowed notification before it counts as not
+/// keeping up.
+const NOTIFICATION_BYTES: usize = 4096;
+
+struct Inner {
+    options: ServerOptions,
+    handler: Arc<Handler>,
+    registry: Mutex<Registry<Arc<Slot>>>,
+    stopping: AtomicBool,
+    /// Listener addresses, to wake their accept loops at shutdown.
+    listeners: Mutex<Vec<SocketAddr>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Inner {
+    fn registry(&self) -> MutexGuard<'_, Registry<Arc<Slot>>> {
+        lock(&self.registry)
+    }
+
+    fn spawn(&self, name: &str, f: impl FnOnce() + Send + 'static) {
+        match std::thread::Builder::new().name(name.into()).spawn(f) {
+            Ok(t) => {
+                let mut threads = lock(&self.threads);
+                threads.retain(|t| !t.is_finished());
+                threads.push(t);
+            }
+            Err(e) => tracing::error!(error = %e, "cannot start a thread"),
+        }
+    }
+}
+
+/// A registered session: its state once it is built (the registry hands out the id first).
+#[derive(Default)]
+struct Slot {
+    live: OnceLock<Arc<Live>>,
+    /// Ended before it was built (kill-session or shutdown raced its start).
+    ended: AtomicBool,
+}
+
+impl Slot {
+    fn end(&self, why: &str) {
+        self.ended.store(true, Ordering::SeqCst);
+        if let Some(live) = self.live.get() {
+            live.end(why);
+        }
+    }
+}
+
+/// One session's shared state: its core and the queue of its writing thread.
+struct Live {
+    core: Mutex<ServerSession>,
+    changed: Condvar,
+    writer: Arc<Writer>,
+    transport: Box<dyn Transport>,
+}
+
+/// What a drain left for the caller to do once the session's lock is released.
+enum Action {
+    Dispatch(RequestId, Request, SessionInfo),
+    Kill(RequestId, u32),
+    Subscribed(u32),
+}
+
+impl Live {
+    fn lock(&self) -> MutexGuard<'_, ServerSession> {
+        lock(&self.core)
+    }
+
+    /// Runs the core to `Wait` with its lock held; returns the deadline (`None`: ended) and
+    /// what must happen without the lock.
+    fn drain(&self, core: &mut ServerSession, actions: &mut Vec<Action>) -> Option<Option<Instant>> {
+        let result = loop {
+            match core.poll() {
+                ServerOutput::Transmit(bytes) => self.writer.push(bytes),
+                ServerOutput::Dispatch { id, request } => {
+                    actions.push(Action::Dispatch(id, request, core.info().clone()))
+                }
+                ServerOutput::KillSession { id, target } => actions.push(Action::Kill(id, target)),
+                ServerOutput::Subscribed => actions.push(Action::Subscribed(core.info().session_id)),
+                // The handler's thread cannot be stopped; the core drops its late answer.
+                ServerOutput::Abort(_) => {}
+                ServerOutput::Ended(_) => {
+                    self.writer.finish();
+                    break None;
+                }
+                ServerOutput::Wait(deadline) => break Some(deadline),
+                _ => {}
+            }
+        };
+        self.changed.notify_all();
+        result
+    }
+
+    /// Ends the session from another thread (kill-session, shutdown, a slow subscriber).
+    fn end(&self, why: &str) {
+        let mut core = self.lock();
+        core.abort(why);
+        let mut ignored = Vec::new();
+        self.drain(&mut core, &mut ignored);
+        drop(core);
+        self.transport.shutdown();
+    }
+}
+
+/// A NETCONF server: one handler and one set of sessions, whatever they arrive over (TLS
+/// listeners, streams the caller accepted or dialled). Cheap to clone.
+#[derive(Clone)]
+pub struct Server {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("options", &self.inner.options)
+            .field("sessions", &self.sessions())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// A server whose `handler` answers every `<rpc>` but close-session and kill-session,
+    /// which the server handles itself. Each request runs on a thread of its own, beside the
+    /// session; a panic in the handler is answered with `operation-failed`.
+    pub fn new(
+        options: ServerOptions,
+        handler: impl Fn(&Request, &SessionInfo) -> Reply + Send + Sync + 'static,
+    ) -> Server {
+        Server {
+            inner: Arc::new(Inner {
+                registry: Mutex::new(Registry::new(options.get_max_sessions())),
+                options,
+                handler: Arc::new(handler),
+                stopping: AtomicBool::new(false),
+                listeners: Mutex::new(Vec::new()),
+                threads: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// Listens for NETCONF over TLS (RFC 7589) on `addr` and serves every connection, on a
+    /// thread of its own, until [`Server::shutdown`]. Returns the bound address.
+    pub fn listen_tls(
+        &self,
+        addr: impl ToSocketAddrs,
+        tls: &ServerTlsOptions,
+    ) -> Result<SocketAddr, Error> {
+        let config = tls.build()?;
+        let listener = TcpListener::bind(addr)?;
+        let local = listener.local_addr()?;
+        lock(&self.inner.listeners).push(local);
+        let server = self.clone();
+        self.inner
+            .spawn("netconf-accept", move || server.accept_loop(listener, config));
+        Ok(local)
+    }
+
+    fn accept_loop(self, listener: TcpListener, tls: Arc<ServerConfig>) {
+        let mut failures = 0u32;
+        for stream in listener.incoming() {
+            if self.inner.stopping.load(Ordering::SeqCst) {
+                return;
+            }
+            let stream = match stream {
+                Ok(s) => {
+                    failures = 0;
+                    s
+                }
+                Err(e) => {
+                    // EMFILE and friends: back off (5 ms doubling to 1 s) instead of spinning.
+                    let wait = Duration::from_millis(5u64 << failures.min(8))
+                        .min(Duration::from_secs(1));
+                    failures += 1;
+                    tracing::warn!(error = %e, ?wait, "accept failed; backing off");
+                    std::thread::sleep(wait);
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let peer = stream.peer_addr().ok();
+            let server = self.clone();
+            let tls = tls.clone();
+            self.inner.spawn("netconf-session", move || {
+                if let Err(e) = server.serve_tls_inner(stream, tls, peer) {
+                    tracing::debug!(error = %e, "session not served");
+                }
+            });
+        }
+    }
+
+    /// Serves one NETCONF-over-TLS session on a stream the caller already has (RFC 8071
+    /// call home: we dialled the manager, yet run TLS as the server), on this thread, until
+    /// it ends.
+    pub fn serve_tls(
+        &self,
+        stream: impl Transport,
+        tls: &ServerTlsOptions,
+        peer: Option<SocketAddr>,
+    ) -> Result<(), Error> {
+        self.serve_tls_inner(stream, tls.build()?, peer)
+    }
+
+    fn serve_tls_inner(
+        &self,
+        stream: impl Transport,
+        tls: Arc<ServerConfig>,
+        peer: Option<SocketAddr>,
+    ) -> Result<(), Error> {
+        let options = &self.inner.options;
+        self.serve(Box::new(stream), peer, None, |id| {
+            TlsSession::server(tls, options.session_config().clone(), id, Instant::now())
+                .map(|m| Box::new(m) as Box<dyn Machine + Send>)
+                .map_err(|e| Error::Tls(netconf_proto::TlsError::from_rustls(e)))
+        })
+    }
+
+    /// Serves one session over a plaintext stream whose peer the transport already
+    /// authenticated as `username` (an SSH channel), on this thread, until it ends.
+    pub fn serve_stream(
+        &self,
+        stream: impl Transport,
+        username: Option<String>,
+        peer: Option<SocketAddr>,
+    ) -> Result<(), Error> {
+        let config = self.inner.options.session_config().clone();
+        self.serve(Box::new(stream), peer, username, move |id| {
+            Ok(Box::new(Session::server(config, id, Instant::now())) as Box<dyn Machine + Send>)
+        })
+    }
+
+    /// The session's loop, on the calling thread: admit, read and feed until it ends.
+    fn serve(
+        &self,
+        transport: Box<dyn Transport>,
+        peer: Option<SocketAddr>,
+        username: Option<String>,
+        machine: impl FnOnce(u32) -> Result<Box<dyn Machine + Send>, Error>,
+    ) -> Result<(), Error> {
+        let refused = || Error::Io(io::Error::other("the server refused the session"));
+        if self.inner.stopping.load(Ordering::SeqCst) {
+            transport.shutdown();
+            return Err(refused());
+        }
+        let options = &self.inner.options;
+        let write_half = transport.try_clone_transport()?;
+        let mut reader = transport.try_clone_transport()?;
+        let slot = Arc::new(Slot::default());
+        let id = match self.inner.registry().admit(slot.clone()) {
+            Ok(id) => id,
+            Err(refusal) => {
+                tracing::warn!(?peer, %refusal, "connection refused");
+                transport.shutdown();
+                return Err(refused());
+            }
+        };
+        let started = machine(id).and_then(|machine| {
+            let on_error = {
+                let slot = slot.clone();
+                move |e: io::Error| {
+                    if let Some(live) = slot.live.get() {
+                        let mut core = live.lock();
+                        core.handle_write_error(&e);
+                        let mut ignored = Vec::new();
+                        live.drain(&mut core, &mut ignored);
+                    }
+                }
+            };
+            // A shrinking backlog may let a session waiting on it read again.
+            let on_written = {
+                let slot = slot.clone();
+                move || {
+                    if let Some(live) = slot.live.get() {
+                        let _guard = live.lock();
+                        live.changed.notify_all();
+                    }
+                }
+            };
+            let writer =
+                Writer::spawn(write_half, options.get_write_timeout(), on_written, on_error)?;
+            let mut info = SessionInfo::new(id, peer);
+            info.username = username;
+            Ok(Arc::new(Live {
+                core: Mutex::new(ServerSession::new(machine, info, options, Instant::now())),
+                changed: Condvar::new(),
+                writer,
+                transport,
+            }))
+        });
+        let live = match started {
+            Ok(live) => live,
+            Err(e) => {
+                self.inner.registry().remove(id);
+                return Err(e);
+            }
+        };
+        let _ = slot.live.set(live.clone());
+        if slot.ended.load(Ordering::SeqCst) {
+            live.end("ended before it started");
+        }
+        self.session_loop(&live, &mut *reader);
+        self.inner.registry().remove(id);
+        live.writer.finish();
+        let info = live.lock().info().clone();
+        options.session_ended(&info);
+        Ok(())
+    }
+
+    fn session_loop(&self, live: &Arc<Live>, reader: &mut dyn Transport) {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut actions = Vec::new();
+        loop {
+            // Drain, and wait while the session wants no input (too many requests pending,
+            // too many replies unwritten), keeping its deadlines.
+            let deadline = {
+                let mut core = live.lock();
+                loop {
+                    let Some(deadline) = live.drain(&mut core, &mut actions) else {
+                        drop(core);
+                        self.act(live, &mut actions);
+                        return;
+                    };
+                    let now = Instant::now();
+                    if deadline.is_some_and(|d| d <= now) {
+                        core.handle_timeout(now);
+                        continue;
+                    }
+                    if core.wants_read() && live.writer.backlog() <= MAX_BACKLOG {
+                        break deadline;
+                    }
+                    if !actions.is_empty() {
+                        break deadline;
+                    }
+                    core = match deadline {
+                        Some(d) => {
+                            live.changed
+                                .wait_timeout(core, d - now)
+                                .unwrap_or_else(|p| p.into_inner())
+                                .0
+                        }
+                        None => live.changed.wait(core).unwrap_or_else(|p| p.into_inner()),
+                    };
+                }
+            };
+            if !actions.is_empty() {
+                self.act(live, &mut actions);
+                continue;
+            }
+            let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            let _ = reader.set_read_timeout(timeout.filter(|t| !t.is_zero()));
+            let read = reader.read(&mut buf);
+            let mut core = live.lock();
+            match read {
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                    core.handle_timeout(Instant::now())
+                }
+                read => core.handle_read(read.map(|n| &buf[..n]), Instant::now()),
+            }
+        }
+    }
+
+    /// Does what a drain asked for, with no session lock held.
+    fn act(&self, live: &Arc<Live>, actions: &mut Vec<Action>) {
+        for action in actions.drain(..) {
+            match action {
+                Action::Dispatch(id, request, info) => {
+                    let live = live.clone();
+                    let handler = self.inner.handler.clone();
+                    let server = self.clone();
+                    self.inner.spawn("netconf-request", move || {
+                        let reply = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            handler(&request, &info)
+                        }));
+                        let mut core = live.lock();
+                        match reply {
+                            Ok(reply) => core.reply(id, reply),
+                            Err(_) => core.handler_failed(id, "the handler panicked"),
+                        }
+                        let mut more = Vec::new();
+                        live.drain(&mut core, &mut more);
+                        drop(core);
+                        server.act(&live, &mut more);
+                    });
+                }
+                Action::Kill(id, target) => {
+                    let found = self.inner.registry().kill(target);
+                    let existed = match found {
+                        KillOutcome::Killed(slot) => {
+                            slot.end("killed by another session");
+                            true
+                        }
+                        KillOutcome::NotFound => false,
+                    };
+                    let mut core = live.lock();
+                    core.kill_done(id, target, existed);
+                    let mut more = Vec::new();
+                    live.drain(&mut core, &mut more);
+                    drop(core);
+                    self.act(live, &mut more);
+                }
+                Action::Subscribed(session) => self.inner.registry().set_subscribed(session),
+            }
+        }
+    }
+
+    /// The session-ids of the sessions now open.
+    pub fn sessions(&self) -> Vec<u32> {
+        self.inner.registry().ids()
+    }
+
+    /// Sends an RFC 5277 notification to every session that created a subscription;
+    /// returns how many it was sent to. It never waits for a session: one that has let too
+    /// much go unread (a subscriber that does not read) is disconnected instead.
+    pub fn notify(&self, event_time: &str, content: &str) -> Result<usize, Error> {
+        netconf_proto::xml::check_fragment(content)?;
+        let limit = self.inner.options.get_notification_queue() * NOTIFICATION_BYTES;
+        let mut sent = 0;
+        let subscribers = self.inner.registry().subscribers();
+        for live in subscribers.iter().filter_map(|slot| slot.live.get()) {
+            if live.writer.backlog() > limit {
+                tracing::warn!("a subscriber fell too far behind; disconnecting it");
+                live.end("subscriber too slow");
+                continue;
+            }
+            let mut core = live.lock();
+            if core.notify(event_time, content)? {
+                sent += 1;
+            }
+            let mut ignored = Vec::new();
+            live.drain(&mut core, &mut ignored);
+        }
+        Ok(sent)
+    }
+
+    /// Stops every listener, ends every session and waits for their threads (a handler
+    /// still running is not waited for: its answer is dropped).
+    pub fn shutdown(&self) {
+        if self.inner.stopping.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        for addr in lock(&self.inner.listeners).drain(..) {
+            // Wake the accept loop; it sees `stopping` and returns.
+            let _ = TcpStream::connect_timeout(&addr, Duration::from_secs(1));
+        }
+        for slot in self.inner.registry().shut_down() {
+            slot.end("server shutting down");
+        }
+        loop {
+            let threads: Vec<_> = std::mem::take(&mut *lock(&self.inner.threads));
+            if threads.is_empty() {
+                return;
+            }
+            for t in threads {
+                if t.thread().name() == Some("netconf-request") {
+                    continue;
+                }
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+

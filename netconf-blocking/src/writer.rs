@@ -1,0 +1,130 @@
+//! The writing thread of a session: it takes the transmits the loop produces, in order, and
+//! writes them, so that the thread holding the session never blocks on a slow reader.
+
+use std::collections::VecDeque;
+use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::transport::Transport;
+
+/// The queue between a session and its writing thread.
+pub(crate) struct Writer {
+    queue: Mutex<Queue>,
+    ready: Condvar,
+    /// Bytes queued and not yet written: what a slow reader costs us.
+    queued: AtomicUsize,
+}
+
+struct Queue {
+    pieces: VecDeque<Bytes>,
+    /// No more pieces: the thread ends once the queue is empty.
+    closing: bool,
+    /// Shut the transport down once everything is written (the session ended).
+    shutdown_after: bool,
+}
+
+impl Writer {
+    /// Starts the writing thread on `transport`. `on_written` is told after every piece
+    /// written (the backlog shrank); `on_error` once if a write fails or times out, after
+    /// which the transport is shut down so the reading thread wakes.
+    pub fn spawn(
+        transport: Box<dyn Transport>,
+        write_timeout: Option<Duration>,
+        on_written: impl Fn() + Send + 'static,
+        on_error: impl FnOnce(io::Error) + Send + 'static,
+    ) -> io::Result<Arc<Writer>> {
+        transport.set_write_timeout(write_timeout)?;
+        let writer = Arc::new(Writer {
+            queue: Mutex::new(Queue {
+                pieces: VecDeque::new(),
+                closing: false,
+                shutdown_after: false,
+            }),
+            ready: Condvar::new(),
+            queued: AtomicUsize::new(0),
+        });
+        let w = writer.clone();
+        std::thread::Builder::new()
+            .name("netconf-writer".into())
+            .spawn(move || w.run(transport, on_written, on_error))?;
+        Ok(writer)
+    }
+
+    /// Queues bytes to write; never blocks.
+    pub fn push(&self, bytes: Bytes) {
+        self.queued.fetch_add(bytes.len(), Ordering::SeqCst);
+        let mut q = self.lock();
+        q.pieces.push_back(bytes);
+        drop(q);
+        self.ready.notify_all();
+    }
+
+    /// Bytes queued and not yet written.
+    pub fn backlog(&self) -> usize {
+        self.queued.load(Ordering::SeqCst)
+    }
+
+    /// Writes what is queued, then shuts the transport down and ends the thread.
+    pub fn finish(&self) {
+        let mut q = self.lock();
+        q.closing = true;
+        q.shutdown_after = true;
+        drop(q);
+        self.ready.notify_all();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn run(
+        &self,
+        mut transport: Box<dyn Transport>,
+        on_written: impl Fn(),
+        on_error: impl FnOnce(io::Error),
+    ) {
+        loop {
+            let next = {
+                let mut q = self.lock();
+                loop {
+                    if let Some(piece) = q.pieces.pop_front() {
+                        break Some(piece);
+                    }
+                    if q.closing {
+                        break None;
+                    }
+                    q = self.ready.wait(q).unwrap_or_else(|p| p.into_inner());
+                }
+            };
+            let Some(piece) = next else { break };
+            let result = transport.write_all(&piece).and_then(|()| transport.flush());
+            self.queued.fetch_sub(piece.len(), Ordering::SeqCst);
+            on_written();
+            if let Err(e) = result {
+                let e = match e.kind() {
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the peer stopped reading: write timed out",
+                    ),
+                    _ => e,
+                };
+                {
+                    let mut q = self.lock();
+                    q.closing = true;
+                    let dropped: usize = q.pieces.drain(..).map(|p| p.len()).sum();
+                    self.queued.fetch_sub(dropped, Ordering::SeqCst);
+                }
+                transport.shutdown();
+                on_error(e);
+                return;
+            }
+        }
+        if self.lock().shutdown_after {
+            transport.shutdown();
+        }
+    }
+}

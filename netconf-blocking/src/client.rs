@@ -472,9 +472,9 @@ fn read_loop(inner: &Inner, mut reader: Box<dyn Transport>) {
     loop {
         let read = reader.read(&mut buf);
         let mut st = inner.lock();
-        let stop = matches!(read, Ok(0)) || matches!(&read, Err(e) if e.kind() != std::io::ErrorKind::Interrupted);
-        st.core
-            .handle_read(read.map(|n| &buf[..n]), Instant::now());
+        let stop = matches!(read, Ok(0))
+            || matches!(&read, Err(e) if e.kind() != std::io::ErrorKind::Interrupted);
+        st.core.handle_read(read.map(|n| &buf[..n]), Instant::now());
         inner.drain(&mut st);
         if stop || st.ended.is_some() {
             return;

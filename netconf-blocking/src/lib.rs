@@ -33,7 +33,9 @@ pub use transport::Transport;
 
 pub use netconf_proto::capabilities::{BaseVersion, DefaultsMode, ModuleCapability};
 pub use netconf_proto::client::{ClientOptions, Lagged, NotificationItem, Progress};
-pub use netconf_proto::message::{ErrorMessage, ErrorSeverity, ErrorTag, ErrorType, NamespaceBinding};
+pub use netconf_proto::message::{
+    ErrorMessage, ErrorSeverity, ErrorTag, ErrorType, NamespaceBinding,
+};
 pub use netconf_proto::{
     operations, tls, Capabilities, Capability, CloseReason, Config, Error, Framing, MessageId,
     Notification, ProtocolError, Reply, ReplyContent, Request, RequestId, RpcError, RpcReply,

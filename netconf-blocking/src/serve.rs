@@ -94,7 +94,11 @@ impl Live {
 
     /// Runs the core to `Wait` with its lock held; returns the deadline (`None`: ended) and
     /// what must happen without the lock.
-    fn drain(&self, core: &mut ServerSession, actions: &mut Vec<Action>) -> Option<Option<Instant>> {
+    fn drain(
+        &self,
+        core: &mut ServerSession,
+        actions: &mut Vec<Action>,
+    ) -> Option<Option<Instant>> {
         let result = loop {
             match core.poll() {
                 ServerOutput::Transmit(bytes) => self.writer.push(bytes),
@@ -102,7 +106,9 @@ impl Live {
                     actions.push(Action::Dispatch(id, request, core.info().clone()))
                 }
                 ServerOutput::KillSession { id, target } => actions.push(Action::Kill(id, target)),
-                ServerOutput::Subscribed => actions.push(Action::Subscribed(core.info().session_id)),
+                ServerOutput::Subscribed => {
+                    actions.push(Action::Subscribed(core.info().session_id))
+                }
                 // The handler's thread cannot be stopped; the core drops its late answer.
                 ServerOutput::Abort(_) => {}
                 ServerOutput::Ended(_) => {
@@ -176,8 +182,9 @@ impl Server {
         let local = listener.local_addr()?;
         lock(&self.inner.listeners).push(local);
         let server = self.clone();
-        self.inner
-            .spawn("netconf-accept", move || server.accept_loop(listener, config));
+        self.inner.spawn("netconf-accept", move || {
+            server.accept_loop(listener, config)
+        });
         Ok(local)
     }
 
@@ -194,8 +201,8 @@ impl Server {
                 }
                 Err(e) => {
                     // EMFILE and friends: back off (5 ms doubling to 1 s) instead of spinning.
-                    let wait = Duration::from_millis(5u64 << failures.min(8))
-                        .min(Duration::from_secs(1));
+                    let wait =
+                        Duration::from_millis(5u64 << failures.min(8)).min(Duration::from_secs(1));
                     failures += 1;
                     tracing::warn!(error = %e, ?wait, "accept failed; backing off");
                     std::thread::sleep(wait);
@@ -301,8 +308,12 @@ impl Server {
                     }
                 }
             };
-            let writer =
-                Writer::spawn(write_half, options.get_write_timeout(), on_written, on_error)?;
+            let writer = Writer::spawn(
+                write_half,
+                options.get_write_timeout(),
+                on_written,
+                on_error,
+            )?;
             let mut info = SessionInfo::new(id, peer);
             info.username = username;
             Ok(Arc::new(Live {
@@ -376,7 +387,12 @@ impl Server {
             let read = reader.read(&mut buf);
             let mut core = live.lock();
             match read {
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
                     core.handle_timeout(Instant::now())
                 }
                 read => core.handle_read(read.map(|n| &buf[..n]), Instant::now()),
@@ -488,4 +504,3 @@ impl Server {
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
-

@@ -490,7 +490,10 @@ impl<W, S: NotificationSink> ClientCore<W, S> {
             }
         }
         // Ended: every waiter hears why, once, then the loop hears it.
-        let end = self.ended.clone().unwrap_or(SessionEnd::Close(CloseReason::Local));
+        let end = self
+            .ended
+            .clone()
+            .unwrap_or(SessionEnd::Close(CloseReason::Local));
         if let Some(id) = self.waiters.keys().next().copied() {
             if let Some(w) = self.waiters.remove(&id) {
                 return ClientOutput::Complete(w, Err(end.error()));
@@ -518,7 +521,10 @@ impl<W, S: NotificationSink> ClientCore<W, S> {
             }
             Event::RpcTimedOut { id } => {
                 let w = self.waiters.remove(&id)?;
-                Some(ClientOutput::Complete(w, Err(Error::Timeout(TimeoutKind::Rpc))))
+                Some(ClientOutput::Complete(
+                    w,
+                    Err(Error::Timeout(TimeoutKind::Rpc)),
+                ))
             }
             Event::Notification(n) => {
                 self.fanout.deliver(&n);

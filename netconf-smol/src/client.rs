@@ -8,6 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use async_channel::{Receiver, Sender, TrySendError};
+use futures_lite::{FutureExt, Stream};
 use netconf_proto::address::split_host_port;
 use netconf_proto::client::{
     close_result, ClientCore, ClientOptions, ClientOutput, Delivery, NotificationItem,
@@ -16,11 +18,9 @@ use netconf_proto::client::{
 use netconf_proto::operations::{Operation, Rpc, RpcBody};
 use netconf_proto::tls::ClientTlsOptions;
 use netconf_proto::{
-    Capabilities, CloseReason, Error, Framing, Machine, RpcReply, Session, SessionEnd,
-    TimeoutKind, TlsSession,
+    Capabilities, CloseReason, Error, Framing, Machine, RpcReply, Session, SessionEnd, TimeoutKind,
+    TlsSession,
 };
-use async_channel::{Receiver, Sender, TrySendError};
-use futures_lite::{FutureExt, Stream};
 
 pub use netconf_proto::address::DEFAULT_TLS_PORT;
 
@@ -167,7 +167,8 @@ impl Client {
         tls: &ClientTlsOptions,
         options: &ClientOptions,
     ) -> Result<Client, Error> {
-        let (client, driver) = Client::tls_over_with_driver(stream, server_name, tls, options).await?;
+        let (client, driver) =
+            Client::tls_over_with_driver(stream, server_name, tls, options).await?;
         smol::spawn(driver).detach();
         Ok(client)
     }
@@ -294,7 +295,11 @@ impl Client {
         if self.cmds.try_send(Command::Close { reply }).is_err() {
             return close_result(Err(self.shared.ended_error()));
         }
-        close_result(rx.recv().await.unwrap_or_else(|_| Err(self.shared.ended_error())))
+        close_result(
+            rx.recv()
+                .await
+                .unwrap_or_else(|_| Err(self.shared.ended_error())),
+        )
     }
 }
 
@@ -341,12 +346,7 @@ async fn establish(
     Ok((Client { cmds, shared }, driver))
 }
 
-async fn drive(
-    mut core: Core,
-    mut link: Link,
-    cmds: Receiver<Command>,
-    shared: Arc<Shared>,
-) {
+async fn drive(mut core: Core, mut link: Link, cmds: Receiver<Command>, shared: Arc<Shared>) {
     let end = run(&mut core, &mut link, Some(&cmds), false)
         .await
         .unwrap_or(SessionEnd::Close(CloseReason::Local));
@@ -379,7 +379,8 @@ async fn run(
         let deadline = loop {
             match core.poll() {
                 ClientOutput::Transmit(bytes) => {
-                    let mut on_read = |r: std::io::Result<&[u8]>| core.handle_read(r, Instant::now());
+                    let mut on_read =
+                        |r: std::io::Result<&[u8]>| core.handle_read(r, Instant::now());
                     if let Err(e) = link.write_all(&bytes, Some(&mut on_read)).await {
                         core.handle_write_error(&e);
                     }

@@ -53,12 +53,7 @@ impl Inner {
 
     /// Spawns a task that shutdown will wait for; none once shutdown began.
     fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
-        let Some(alive) = self
-            .alive
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-        else {
+        let Some(alive) = self.alive.lock().unwrap_or_else(|p| p.into_inner()).clone() else {
             return;
         };
         (self.spawner)(Box::pin(async move {
@@ -109,7 +104,9 @@ impl Server {
             inner: Arc::new(Inner {
                 registry: Mutex::new(Registry::new(options.get_max_sessions())),
                 options,
-                handler: Arc::new(move |req, info| Box::pin(handler(req, info)) as BoxFuture<Reply>),
+                handler: Arc::new(move |req, info| {
+                    Box::pin(handler(req, info)) as BoxFuture<Reply>
+                }),
                 spawner,
                 stop: async_channel::bounded(1),
                 alive: Mutex::new(Some(alive)),
@@ -161,8 +158,8 @@ impl Server {
                 }
                 Some(Err(e)) => {
                     // EMFILE and friends: back off (5 ms doubling to 1 s) instead of spinning.
-                    let wait = Duration::from_millis(5u64 << failures.min(8))
-                        .min(Duration::from_secs(1));
+                    let wait =
+                        Duration::from_millis(5u64 << failures.min(8)).min(Duration::from_secs(1));
                     failures += 1;
                     tracing::warn!(error = %e, ?wait, "accept failed; backing off");
                     let stopped = async {

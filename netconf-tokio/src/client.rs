@@ -16,8 +16,8 @@ use netconf_proto::client::{
 use netconf_proto::operations::{Operation, Rpc, RpcBody};
 use netconf_proto::tls::ClientTlsOptions;
 use netconf_proto::{
-    Capabilities, CloseReason, Error, Framing, Machine, RpcReply, Session, SessionEnd,
-    TimeoutKind, TlsSession,
+    Capabilities, CloseReason, Error, Framing, Machine, RpcReply, Session, SessionEnd, TimeoutKind,
+    TlsSession,
 };
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
@@ -161,7 +161,8 @@ impl Client {
         tls: &ClientTlsOptions,
         options: &ClientOptions,
     ) -> Result<Client, Error> {
-        let (client, driver) = Client::tls_over_with_driver(stream, server_name, tls, options).await?;
+        let (client, driver) =
+            Client::tls_over_with_driver(stream, server_name, tls, options).await?;
         tokio::spawn(driver);
         Ok(client)
     }
@@ -369,7 +370,8 @@ async fn run(
         let deadline = loop {
             match core.poll() {
                 ClientOutput::Transmit(bytes) => {
-                    let mut on_read = |r: std::io::Result<&[u8]>| core.handle_read(r, Instant::now());
+                    let mut on_read =
+                        |r: std::io::Result<&[u8]>| core.handle_read(r, Instant::now());
                     if let Err(e) = link.write_all(&bytes, Some(&mut on_read)).await {
                         core.handle_write_error(&e);
                     }

@@ -81,7 +81,9 @@ impl Server {
             inner: Arc::new(Inner {
                 registry: Mutex::new(Registry::new(options.get_max_sessions())),
                 options,
-                handler: Arc::new(move |req, info| Box::pin(handler(req, info)) as BoxFuture<Reply>),
+                handler: Arc::new(move |req, info| {
+                    Box::pin(handler(req, info)) as BoxFuture<Reply>
+                }),
                 tasks: Mutex::new(JoinSet::new()),
                 stop: watch::Sender::new(false),
             }),
@@ -99,7 +101,8 @@ impl Server {
         let listener = TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
         let server = self.clone();
-        self.inner.spawn(async move { server.accept_loop(listener, config).await });
+        self.inner
+            .spawn(async move { server.accept_loop(listener, config).await });
         Ok(local)
     }
 
@@ -123,7 +126,9 @@ impl Server {
                     // Admitted (or refused) before any TLS work: the cap counts connections.
                     if let Some(session) = self.admit(Some(peer)) {
                         self.inner.spawn(async move {
-                            server.serve_tls_admitted(Box::new(stream), tls, session).await
+                            server
+                                .serve_tls_admitted(Box::new(stream), tls, session)
+                                .await
                         });
                     }
                 }
@@ -155,7 +160,9 @@ impl Server {
                     .await;
                 Ok(())
             }
-            None => Err(Error::Io(io::Error::other("the server refused the session"))),
+            None => Err(Error::Io(io::Error::other(
+                "the server refused the session",
+            ))),
         }
     }
 
@@ -168,7 +175,9 @@ impl Server {
         peer: Option<SocketAddr>,
     ) -> Result<(), Error> {
         let Some(mut session) = self.admit(peer) else {
-            return Err(Error::Io(io::Error::other("the server refused the session")));
+            return Err(Error::Io(io::Error::other(
+                "the server refused the session",
+            )));
         };
         session.info.username = username;
         let machine = Session::server(

@@ -681,7 +681,9 @@ fn run_server(flags: u8, hello: &[u8], stream: &[u8], cuts: &[usize], now: Insta
     let mut d = Driver::new(Session::server(config, SESSION_ID, now));
     let mut answered = Vec::new();
     let mut answer = |s: &mut Session, ev: &Event| {
-        let Event::Rpc { id, request } = ev else { return };
+        let Event::Rpc { id, request } = ev else {
+            return;
+        };
         check_payload(&request.body, None);
         let _ = request.body.child_text("session-id");
         match s.send_reply(*id, Reply::Ok) {
@@ -827,8 +829,10 @@ pub fn envelope_parser(data: &[u8]) {
 
     if mode & 3 == 3 {
         let mut d = Driver::new(Session::server(Config::server(), SESSION_ID, now));
-        let mut hello_from =
-            Session::client(Config::client().with_capabilities(capabilities(chunked)), now);
+        let mut hello_from = Session::client(
+            Config::client().with_capabilities(capabilities(chunked)),
+            now,
+        );
         let Output::Transmit(hello) = hello_from.poll_output() else {
             panic!("a new client has no hello to send")
         };

@@ -322,11 +322,7 @@ fn end_of_message_encoder_refuses_the_delimiter_across_parts() {
     let message = b"<a b=\"]]>]]>\"/>";
     for cut1 in 0..=message.len() {
         for cut2 in cut1..=message.len() {
-            let parts: [&[u8]; 3] = [
-                &message[..cut1],
-                &message[cut1..cut2],
-                &message[cut2..],
-            ];
+            let parts: [&[u8]; 3] = [&message[..cut1], &message[cut1..cut2], &message[cut2..]];
             let mut out = BytesMut::from(&b"before"[..]);
             assert_eq!(
                 encode_parts(Framing::EndOfMessage, &parts, &mut out),

@@ -4,7 +4,10 @@ use super::*;
 use crate::capabilities::BaseVersion;
 
 fn parse(xml: &str) -> Result<Message, ParseError> {
-    parse_message(Bytes::copy_from_slice(xml.as_bytes()), &ParseLimits::default())
+    parse_message(
+        Bytes::copy_from_slice(xml.as_bytes()),
+        &ParseLimits::default(),
+    )
 }
 
 fn reply(xml: &str) -> RpcReply {
@@ -235,7 +238,10 @@ fn refusals() {
         Err(ParseError::Doctype)
     );
     assert!(matches!(
-        parse_message(Bytes::from_static(b"<rpc-reply>\xff</rpc-reply>"), &ParseLimits::default()),
+        parse_message(
+            Bytes::from_static(b"<rpc-reply>\xff</rpc-reply>"),
+            &ParseLimits::default()
+        ),
         Err(ParseError::InvalidUtf8 { error_offset: 11 })
     ));
     assert!(matches!(

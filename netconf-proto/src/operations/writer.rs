@@ -34,7 +34,8 @@ impl XmlWriter {
     /// bytes must be UTF-8 XML that was checked when it was accepted (crate types only).
     pub(crate) fn push_shared(&mut self, xml: &Bytes) {
         if xml.len() < SHARE_AT {
-            self.text.push_str(std::str::from_utf8(xml).unwrap_or_default());
+            self.text
+                .push_str(std::str::from_utf8(xml).unwrap_or_default());
             return;
         }
         self.flush_text();
@@ -85,7 +86,12 @@ impl XmlWriter {
 impl PartialEq<&str> for XmlWriter {
     fn eq(&self, other: &&str) -> bool {
         let mut rest = other.as_bytes();
-        for part in self.parts.iter().map(|p| &p[..]).chain([self.text.as_bytes()]) {
+        for part in self
+            .parts
+            .iter()
+            .map(|p| &p[..])
+            .chain([self.text.as_bytes()])
+        {
             match rest.strip_prefix(part) {
                 Some(r) => rest = r,
                 None => return false,

@@ -150,3 +150,97 @@ impl Checksum {
         self.1 += data.len() as u64;
     }
 }
+
+/// What a [`raw_server`] does when the subsystem is requested. It gets the
+/// russh session (to send before/after the reply) and the channel.
+pub type OnSubsystem = std::sync::Arc<
+    dyn Fn(
+            netconf_ssh::russh::ChannelId,
+            &mut netconf_ssh::russh::server::Session,
+            netconf_ssh::russh::Channel<netconf_ssh::russh::server::Msg>,
+        ) + Send
+        + Sync,
+>;
+
+/// A plain russh server (password "u"/"p") whose subsystem behaviour is
+/// scripted: for peers that misbehave in ways our own server never would.
+/// Returns its address and a known_hosts file for it.
+pub async fn raw_server(dir: &Path, on_subsystem: OnSubsystem) -> (SocketAddr, PathBuf) {
+    use netconf_ssh::russh::server::{Auth, Msg, Session};
+    use netconf_ssh::russh::{self, Channel, ChannelId};
+    use std::sync::Arc;
+
+    struct H {
+        chan: Option<Channel<Msg>>,
+        on: OnSubsystem,
+    }
+    impl russh::server::Handler for H {
+        type Error = russh::Error;
+        async fn auth_password(&mut self, u: &str, p: &str) -> Result<Auth, Self::Error> {
+            Ok(if u == "u" && p == "p" {
+                Auth::Accept
+            } else {
+                Auth::reject()
+            })
+        }
+        async fn channel_open_session(
+            &mut self,
+            channel: Channel<Msg>,
+            reply: russh::server::ChannelOpenHandle,
+            _s: &mut Session,
+        ) -> Result<(), Self::Error> {
+            reply.accept().await;
+            self.chan = Some(channel);
+            Ok(())
+        }
+        async fn subsystem_request(
+            &mut self,
+            id: ChannelId,
+            _name: &str,
+            session: &mut Session,
+        ) -> Result<(), Self::Error> {
+            let chan = self.chan.take().unwrap();
+            (self.on)(id, session, chan);
+            Ok(())
+        }
+    }
+    let key = netconf_ssh::keys::generate_ed25519();
+    let line = key.public_key().to_openssh().unwrap();
+    let config = Arc::new(russh::server::Config {
+        keys: vec![key],
+        auth_rejection_time: Duration::from_millis(10),
+        ..Default::default()
+    });
+    let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = tcp.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = tcp.accept().await {
+            let h = H {
+                chan: None,
+                on: on_subsystem.clone(),
+            };
+            let config = config.clone();
+            tokio::spawn(async move {
+                if let Ok(run) = russh::server::run_stream(config, s, h).await {
+                    let _ = run.await;
+                }
+            });
+        }
+    });
+    let kh = dir.join("known_hosts");
+    std::fs::write(&kh, format!("[127.0.0.1]:{} {line}\n", addr.port())).unwrap();
+    (addr, kh)
+}
+
+/// Reads until EOF or error; returns what was read and how it ended.
+pub async fn read_to_end(s: &mut SshStream) -> (Vec<u8>, std::io::Result<()>) {
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    loop {
+        match s.read(&mut buf).await {
+            Ok(0) => return (out, Ok(())),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) => return (out, Err(e)),
+        }
+    }
+}

@@ -314,6 +314,27 @@ pub(crate) struct Wired<S: From<(ChannelId, ChannelMsg)> + Send + Sync + 'static
     pub reply: oneshot::Receiver<bool>,
     pub write_half: ChannelWriteHalf<S>,
     pub dropped: oneshot::Receiver<()>,
+    /// Resolves when the channel is closed by the peer or the connection is
+    /// gone (the drain task has ended).
+    pub finished: oneshot::Receiver<()>,
+}
+
+/// How long a dropped stream's channel waits for the peer's `CHANNEL_CLOSE`
+/// (i.e. for our queued data to leave) before the connection is cut.
+pub(crate) const CLOSE_LINGER: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// What the keeper task does when the stream is dropped: close the channel
+/// *behind* the data already written (russh sends a close only after the
+/// channel's pending data), wait for the peer's close, then disconnect. A
+/// disconnect right away would overtake data still waiting for window.
+pub(crate) async fn linger_close<S>(
+    write_half: &ChannelWriteHalf<S>,
+    finished: oneshot::Receiver<()>,
+) where
+    S: From<(ChannelId, ChannelMsg)> + Send + Sync + 'static,
+{
+    let _ = write_half.close().await;
+    let _ = tokio::time::timeout(CLOSE_LINGER, finished).await;
 }
 
 /// Splits a russh channel, spawns its drain task on the current runtime and
@@ -336,15 +357,13 @@ where
         high_water: AtomicUsize::new(0),
     });
     let (reply_tx, reply_rx) = oneshot::channel();
+    let (permits2, shared2) = (permits.clone(), shared.clone());
     let (keep_tx, keep_rx) = oneshot::channel();
-    tokio::spawn(drain(
-        read_half,
-        tx,
-        permits.clone(),
-        shared.clone(),
-        reply_tx,
-        limit,
-    ));
+    let (fin_tx, fin_rx) = oneshot::channel();
+    tokio::spawn(async move {
+        drain(read_half, tx, permits2, shared2, reply_tx, limit).await;
+        drop(fin_tx);
+    });
     Wired {
         stream: SshStream {
             rx,
@@ -358,11 +377,15 @@ where
         reply: reply_rx,
         write_half,
         dropped: keep_rx,
+        finished: fin_rx,
     }
 }
 
 /// Pulls every message out of russh's per-channel queue as it arrives, so
-/// russh's connection task never parks on it (see the module docs).
+/// russh's connection task never parks on it (see the module docs). Runs
+/// until the channel is closed or the connection is gone, even after the
+/// stream was dropped (then data is discarded), so the keeper can wait for
+/// the peer's close.
 async fn drain(
     mut read_half: ChannelReadHalf,
     tx: mpsc::UnboundedSender<Chunk>,
@@ -374,10 +397,11 @@ async fn drain(
     let mut reply = Some(reply);
     let mut eof = false;
     let mut warned = false;
+    let mut reader_gone = false;
     loop {
         match read_half.wait().await {
             Some(ChannelMsg::Data { data }) => {
-                if data.is_empty() {
+                if data.is_empty() || reader_gone {
                     continue;
                 }
                 let n = data.len().min(limit);
@@ -393,12 +417,16 @@ async fn drain(
                 }
                 match permits.acquire_many(n as u32).await {
                     Ok(p) => p.forget(),
-                    Err(_) => break, // the stream was dropped
+                    Err(_) => {
+                        // The stream was dropped: nobody reads any more.
+                        reader_gone = true;
+                        continue;
+                    }
                 }
                 let now = shared.buffered.fetch_add(n, Ordering::Relaxed) + n;
                 shared.high_water.fetch_max(now, Ordering::Relaxed);
                 if tx.send(Chunk::Data(data)).is_err() {
-                    break;
+                    reader_gone = true;
                 }
             }
             Some(ChannelMsg::ExtendedData { data, ext }) => {

@@ -549,11 +549,12 @@ async fn start_subsystem(
     }
     let write_half = wired.write_half;
     let dropped = wired.dropped;
+    let finished = wired.finished;
     // The keeper owns the russh handle on this runtime; when the stream is
     // dropped (anywhere) it closes the channel and the connection here.
     tokio::spawn(async move {
         let _ = dropped.await;
-        let _ = write_half.close().await;
+        channel::linger_close(&write_half, finished).await;
         let _ = handle
             .disconnect(Disconnect::ByApplication, "NETCONF session ended", "en")
             .await;

@@ -478,15 +478,17 @@ where
             return Err(timeout());
         }
     };
-    let (username, wired, id) = ready;
+    let (username, wired, _id) = ready;
     let dropped = wired.dropped;
+    let finished = wired.finished;
+    let write_half = wired.write_half;
     // The keeper holds the connection slot for the connection's lifetime and
     // closes channel and connection on this runtime when the stream is dropped.
     tokio::spawn(async move {
         let _permit = permit;
         tokio::select! {
             _ = dropped => {
-                let _ = handle.close(id).await;
+                channel::linger_close(&write_half, finished).await;
                 let _ = handle
                     .disconnect(Disconnect::ByApplication, "NETCONF session ended".into(), "en".into())
                     .await;

@@ -257,3 +257,32 @@ async fn tcp_cut_mid_stream() {
     let server_end = guard("server read after cut", server_side).await.unwrap();
     assert!(server_end.is_err());
 }
+
+/// A server that writes a reply and drops its stream at once: everything it
+/// wrote still reaches a client that is slow to read. (Our client handles the
+/// data before a disconnect that follows it; OpenSSH's client does not always
+/// write it out first, which `openssh.rs` caught: dropping a stream now closes
+/// the channel and waits for the peer's close before disconnecting.)
+#[tokio::test]
+async fn dropping_a_stream_still_delivers_what_was_written() {
+    const LEN: usize = 32 << 20;
+    let (server, mut listener, addr) =
+        start_server(ServerOptions::default(), StaticAuth::new().user("u", "p")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kh = known_hosts_for(dir.path(), &server, addr);
+    let o = opts(&kh).channel(netconf_ssh::ChannelOptions::default().read_buffer_limit(1 << 20));
+    let mut client = guard("connect", connect("127.0.0.1", addr.port(), &o))
+        .await
+        .unwrap();
+    let sess = guard("accept", listener.accept()).await.unwrap();
+    tokio::spawn(async move {
+        let mut s = sess.stream;
+        s.write_all(&payload(LEN, 4)).await.unwrap();
+        drop(s);
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let (got, end) = guard("read", read_to_end(&mut client)).await;
+    end.unwrap();
+    assert_eq!(got.len(), LEN);
+    assert!(got == payload(LEN, 4));
+}

@@ -314,27 +314,6 @@ pub(crate) struct Wired<S: From<(ChannelId, ChannelMsg)> + Send + Sync + 'static
     pub reply: oneshot::Receiver<bool>,
     pub write_half: ChannelWriteHalf<S>,
     pub dropped: oneshot::Receiver<()>,
-    /// Resolves when the channel is closed by the peer or the connection is
-    /// gone (the drain task has ended).
-    pub finished: oneshot::Receiver<()>,
-}
-
-/// How long a dropped stream's channel waits for the peer's `CHANNEL_CLOSE`
-/// (i.e. for our queued data to leave) before the connection is cut.
-pub(crate) const CLOSE_LINGER: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// What the keeper task does when the stream is dropped: close the channel
-/// *behind* the data already written (russh sends a close only after the
-/// channel's pending data), wait for the peer's close, then disconnect. A
-/// disconnect right away would overtake data still waiting for window.
-pub(crate) async fn linger_close<S>(
-    write_half: &ChannelWriteHalf<S>,
-    finished: oneshot::Receiver<()>,
-) where
-    S: From<(ChannelId, ChannelMsg)> + Send + Sync + 'static,
-{
-    let _ = write_half.close().await;
-    let _ = tokio::time::timeout(CLOSE_LINGER, finished).await;
 }
 
 /// Splits a russh channel, spawns its drain task on the current runtime and
@@ -359,11 +338,7 @@ where
     let (reply_tx, reply_rx) = oneshot::channel();
     let (permits2, shared2) = (permits.clone(), shared.clone());
     let (keep_tx, keep_rx) = oneshot::channel();
-    let (fin_tx, fin_rx) = oneshot::channel();
-    tokio::spawn(async move {
-        drain(read_half, tx, permits2, shared2, reply_tx, limit).await;
-        drop(fin_tx);
-    });
+    tokio::spawn(drain(read_half, tx, permits2, shared2, reply_tx, limit));
     Wired {
         stream: SshStream {
             rx,
@@ -377,15 +352,14 @@ where
         reply: reply_rx,
         write_half,
         dropped: keep_rx,
-        finished: fin_rx,
     }
 }
 
 /// Pulls every message out of russh's per-channel queue as it arrives, so
 /// russh's connection task never parks on it (see the module docs). Runs
 /// until the channel is closed or the connection is gone, even after the
-/// stream was dropped (then data is discarded), so the keeper can wait for
-/// the peer's close.
+/// stream was dropped (then data is discarded), so russh's queue can never
+/// fill while the keeper closes the channel.
 async fn drain(
     mut read_half: ChannelReadHalf,
     tx: mpsc::UnboundedSender<Chunk>,

@@ -549,12 +549,13 @@ async fn start_subsystem(
     }
     let write_half = wired.write_half;
     let dropped = wired.dropped;
-    let finished = wired.finished;
     // The keeper owns the russh handle on this runtime; when the stream is
     // dropped (anywhere) it closes the channel and the connection here.
     tokio::spawn(async move {
         let _ = dropped.await;
-        channel::linger_close(&write_half, finished).await;
+        // Close and disconnect go through the same queue as our data, so
+        // they leave after it.
+        let _ = write_half.close().await;
         let _ = handle
             .disconnect(Disconnect::ByApplication, "NETCONF session ended", "en")
             .await;

@@ -418,6 +418,10 @@ impl Drop for SshListener {
 
 type Ready = (String, Wired<Msg>, ChannelId);
 
+/// How long a server waits for the client to end the connection after the
+/// session's stream was dropped and the channel closed.
+const CLOSE_LINGER: Duration = Duration::from_secs(10);
+
 async fn handshake<S>(
     inner: Arc<Inner>,
     stream: S,
@@ -480,7 +484,6 @@ where
     };
     let (username, wired, _id) = ready;
     let dropped = wired.dropped;
-    let finished = wired.finished;
     let write_half = wired.write_half;
     // The keeper holds the connection slot for the connection's lifetime and
     // closes channel and connection on this runtime when the stream is dropped.
@@ -488,11 +491,18 @@ where
         let _permit = permit;
         tokio::select! {
             _ = dropped => {
-                channel::linger_close(&write_half, finished).await;
-                let _ = handle
-                    .disconnect(Disconnect::ByApplication, "NETCONF session ended".into(), "en".into())
-                    .await;
-                let _ = tokio::time::timeout(Duration::from_secs(5), &mut running).await;
+                // Close the channel (behind the data already written) and let
+                // the client end the connection, as SSH clients do when their
+                // last channel closes. Disconnecting at once would be legal,
+                // but OpenSSH's client exits on a disconnect without writing
+                // out what it had received (tests/openssh.rs caught that).
+                let _ = write_half.close().await;
+                if tokio::time::timeout(CLOSE_LINGER, &mut running).await.is_err() {
+                    let _ = handle
+                        .disconnect(Disconnect::ByApplication, "NETCONF session ended".into(), "en".into())
+                        .await;
+                    let _ = tokio::time::timeout(Duration::from_secs(5), &mut running).await;
+                }
             }
             _ = &mut running => {}
         }

@@ -259,10 +259,10 @@ async fn tcp_cut_mid_stream() {
 }
 
 /// A server that writes a reply and drops its stream at once: everything it
-/// wrote still reaches a client that is slow to read. (Our client handles the
-/// data before a disconnect that follows it; OpenSSH's client does not always
-/// write it out first, which `openssh.rs` caught: dropping a stream now closes
-/// the channel and waits for the peer's close before disconnecting.)
+/// wrote still reaches a client that is slow to read: the close is queued
+/// behind the data. (OpenSSH's client once lost the tail of an echo in
+/// `openssh.rs` when our server disconnected right after closing; the server
+/// now closes the channel and leaves ending the connection to the client.)
 #[tokio::test]
 async fn dropping_a_stream_still_delivers_what_was_written() {
     const LEN: usize = 32 << 20;

@@ -286,3 +286,63 @@ async fn dropping_a_stream_still_delivers_what_was_written() {
     assert_eq!(got.len(), LEN);
     assert!(got == payload(LEN, 4));
 }
+
+/// A server that accepts the subsystem request but never answers it: the
+/// client's subsystem deadline fires with a typed timeout.
+#[tokio::test]
+async fn unanswered_subsystem_request_times_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, kh) = raw_server(
+        dir.path(),
+        Arc::new(|_id, _session, chan| {
+            tokio::spawn(async move {
+                let _chan = chan;
+                std::future::pending::<()>().await
+            });
+        }),
+    )
+    .await;
+    let o = opts(&kh).subsystem_timeout(std::time::Duration::from_millis(300));
+    let err = guard("connect", connect("127.0.0.1", addr.port(), &o))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Timeout {
+                kind: netconf_ssh::TimeoutKind::Subsystem,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("subsystem"), "{err}");
+}
+
+/// A TCP peer that never speaks SSH: the connect deadline covers the key
+/// exchange, not only the TCP connect.
+#[tokio::test]
+async fn silent_tcp_peer_hits_the_connect_deadline() {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let _hold = tokio::spawn(async move {
+        let (s, _) = l.accept().await.unwrap();
+        std::future::pending::<()>().await;
+        drop(s);
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let o = opts(&dir.path().join("kh")).connect_timeout(std::time::Duration::from_millis(300));
+    let err = guard("connect", connect("127.0.0.1", addr.port(), &o))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Timeout {
+                kind: netconf_ssh::TimeoutKind::Connect,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}

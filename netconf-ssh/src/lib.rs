@@ -33,22 +33,31 @@
 //!
 //! # Example
 //! ```no_run
-//! # async fn demo() -> Result<(), netconf_ssh::Error> {
-//! use netconf_ssh::{connect, ClientOptions, SshServer, ServerOptions, StaticAuth};
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use netconf_ssh::{connect, ClientOptions, ServerOptions, SshServer, StaticAuth};
 //! use tokio::io::{AsyncReadExt, AsyncWriteExt};
 //!
-//! // Client
-//! let opts = ClientOptions::new("admin").password("secret").known_hosts("/tmp/known_hosts");
-//! let mut chan = connect("192.0.2.1", 830, &opts).await?;
-//! chan.write_all(b"<hello .../>]]>]]>").await.map_err(|e| netconf_ssh::Error::Io { what: "write".into(), source: e })?;
+//! // Client: host key checked against the given known_hosts file.
+//! let opts = ClientOptions::new("admin")
+//!     .password("secret")
+//!     .known_hosts("/home/ops/.ssh/known_hosts");
+//! let mut chan = connect("192.0.2.1", netconf_ssh::NETCONF_SSH_PORT, &opts).await?;
+//! chan.write_all(b"<hello xmlns=\"urn:ietf:params:xml:ns:netconf:base:1.0\"/>]]>]]>").await?;
 //!
-//! // Server
+//! // Server: one ServerSession per connection whose subsystem runs.
 //! let server = SshServer::new(ServerOptions::default(), StaticAuth::new().user("admin", "secret"))?;
-//! let tcp = tokio::net::TcpListener::bind("127.0.0.1:8830").await.unwrap();
-//! let mut listener = server.listen(tcp);
+//! println!("host key {}", server.host_key_fingerprint());
+//! let mut listener = server.listen(tokio::net::TcpListener::bind("127.0.0.1:8830").await?);
 //! while let Some(session) = listener.accept().await {
 //!     let (user, mut stream) = session.into_parts();
-//!     tokio::spawn(async move { let mut buf = [0u8; 4096]; let _ = stream.read(&mut buf).await; let _ = user; });
+//!     tokio::spawn(async move {
+//!         let mut buf = vec![0u8; 65536];
+//!         while let Ok(n) = stream.read(&mut buf).await {
+//!             if n == 0 { break; }
+//!             // hand &buf[..n] to the netconf-proto session of `user`
+//!         }
+//!         drop(user);
+//!     });
 //! }
 //! # Ok(()) }
 //! ```
@@ -77,3 +86,19 @@ pub use server::{
 /// The russh version we are built on, for callers that need its key types
 /// (`russh::keys::PublicKey`, `PrivateKey`).
 pub use russh;
+
+#[cfg(test)]
+mod tests {
+    /// The adapters rely on these bounds; keep them from regressing silently.
+    #[test]
+    fn stream_bounds() {
+        fn check<
+            T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + Sync + 'static,
+        >() {
+        }
+        check::<crate::SshStream>();
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<crate::SshServer>();
+        send_sync::<crate::Error>();
+    }
+}

@@ -228,3 +228,24 @@ async fn rsa_hash(
         None => Some(Some(HashAlg::Sha256)),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(prompt: &str, echo: bool) -> Prompt {
+        Prompt {
+            prompt: prompt.into(),
+            echo,
+        }
+    }
+
+    #[test]
+    fn password_prompts() {
+        assert!(is_password_prompt(&p("Password: ", false)));
+        assert!(is_password_prompt(&p("admin@r1's password:", false)));
+        assert!(is_password_prompt(&p("", false)));
+        assert!(!is_password_prompt(&p("Verification code: ", false)));
+        assert!(!is_password_prompt(&p("Username: ", true)));
+    }
+}

@@ -22,18 +22,34 @@ fn opts() -> ClientOptions {
     ClientOptions::new("u").password("p")
 }
 
+fn ecdsa_line() -> String {
+    use netconf_ssh::russh::keys::{Algorithm, EcdsaCurve, PrivateKey};
+    let k = PrivateKey::random(
+        &mut rand::rng(),
+        Algorithm::Ecdsa {
+            curve: EcdsaCurve::NistP256,
+        },
+    )
+    .unwrap();
+    k.public_key().to_openssh().unwrap()
+}
+
+/// The host has an ECDSA and an ed25519 entry (the server presents the
+/// ed25519 one), another host has yet another key, and an unparsable line is
+/// skipped.
 #[tokio::test]
 async fn known_key_accepted_among_other_types_and_hosts() {
     let (server, addr, _e) = server().await;
     let dir = tempfile::tempdir().unwrap();
     let kh = dir.path().join("known_hosts");
     let other = netconf_ssh::keys::generate_ed25519();
-    let rsa_line = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7 bogus-but-skipped";
     std::fs::write(
         &kh,
         format!(
-            "# comment\n127.0.0.1 {}\n[127.0.0.1]:{port} {rsa_line}\n[127.0.0.1]:{port}\t{}\n",
+            "# comment\n127.0.0.1 {}\n[127.0.0.1]:{port} ssh-rsa AAAAB3Nza-broken\n\
+             [127.0.0.1]:{port} {}\n[127.0.0.1]:{port}\t{}\n",
             other.public_key().to_openssh().unwrap(),
+            ecdsa_line(),
             server.host_public_key().to_openssh().unwrap(),
             port = addr.port()
         ),
@@ -46,6 +62,36 @@ async fn known_key_accepted_among_other_types_and_hosts() {
     .await
     .unwrap();
     assert_eq!(roundtrip(&mut s, b"x").await, b"x");
+}
+
+/// Only an ECDSA key is recorded for the host and it presents ed25519: not
+/// trusted, and accept-new refuses too (an attacker could otherwise pick a
+/// key type the file does not cover).
+#[tokio::test]
+async fn other_key_type_only_is_not_trusted() {
+    let (_server, addr, _e) = server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let kh = dir.path().join("known_hosts");
+    std::fs::write(
+        &kh,
+        format!("[127.0.0.1]:{} {}\n", addr.port(), ecdsa_line()),
+    )
+    .unwrap();
+    let err = guard(
+        "connect",
+        connect("127.0.0.1", addr.port(), &opts().known_hosts(&kh)),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, Error::UnknownHostKey { .. }), "{err:?}");
+    let o = opts().known_hosts(&kh).accept_new_host_keys(true);
+    let err = guard("connect", connect("127.0.0.1", addr.port(), &o))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::HostKeyChanged { line: 1, .. }),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]

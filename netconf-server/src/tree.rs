@@ -170,7 +170,7 @@ impl Clone for Element {
         let mut stack: Vec<(&Element, Element, usize)> = vec![(self, self.shallow_clone(), 0)];
         loop {
             let (source, _, next) = stack.last_mut().expect("the root frame is popped last");
-            let source: &Element = *source;
+            let source = *source;
             if let Some(child) = source.children.get(*next) {
                 *next += 1;
                 stack.push((child, child.shallow_clone(), 0));
@@ -412,7 +412,7 @@ impl Writer {
         let mut stack: Vec<(&Element, usize, usize)> = Vec::new();
         stack.push((el, 0, self.open(el, out)));
         while let Some((el, next, saved)) = stack.last_mut() {
-            let el: &Element = *el;
+            let el = *el;
             if let Some(child) = el.children.get(*next) {
                 *next += 1;
                 let saved = self.open(child, out);

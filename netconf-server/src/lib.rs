@@ -1,2 +1,4 @@
 #![forbid(unsafe_code)]
+pub mod edit;
+pub mod filter;
 pub mod tree;

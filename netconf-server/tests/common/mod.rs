@@ -1,4 +1,5 @@
 //! A server driven by XML strings and a clock the test moves.
+#![allow(clippy::disallowed_methods)]
 #![allow(dead_code)]
 
 use std::time::{Duration, Instant};

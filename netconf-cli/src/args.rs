@@ -19,7 +19,8 @@ Against a device (mutual TLS, RFC 7589):
   export NETCONF_HOST=192.0.2.1 NETCONF_CA=ca.pem NETCONF_CERT=me.pem NETCONF_KEY=me.key
   netconf hello
   netconf get-config --source running --subtree '<interfaces xmlns=\"urn:ietf:params:xml:ns:yang:ietf-interfaces\"/>'
-  netconf edit-config --target candidate --config change.xml && netconf commit";
+  netconf edit-config --target candidate --config change.xml --lock --commit
+  netconf batch steps.txt       (several commands in one session: netconf batch --help)";
 
 /// NETCONF over TLS from the shell.
 #[derive(Debug, Parser)]
@@ -231,6 +232,7 @@ pub enum Command {
     /// Run several commands in one session, one per line, from FILE or '-' (stdin).
     #[command(long_about = BATCH_HELP)]
     Batch {
+        /// The commands, one per line: a FILE, or '-' for stdin.
         #[arg(value_name = "FILE|-")]
         input: String,
         /// Run the remaining lines after one fails (exit status: the first failure's).
@@ -260,11 +262,14 @@ Example (netconf batch change.txt):
 const SERVE_HELP: &str = "\
 Run a loopback (127.0.0.1 only) NETCONF-over-TLS server for trying clients and for tests.
 
-running, candidate and startup are XML documents in memory, seeded from --data (default: a
-small sample). get/get-config answer from them with subtree filters; edit-config,
-copy-config, delete-config, lock/unlock (per session), commit (also confirmed),
-cancel-commit, discard-changes, validate, get-schema and create-subscription work; each
-change of running is sent to subscribers as <netconf-config-change>.
+running, candidate and startup are XML documents in memory (the netconf-server crate),
+seeded from --data (default: a small sample). get/get-config/get-data answer from them
+with subtree filters and with-defaults; edit-config, copy-config, delete-config,
+lock/unlock (per session, released when the session ends), commit (also confirmed, with
+persist), cancel-commit, discard-changes, validate, get-schema and create-subscription
+work; each change of running or startup is sent to subscribers as <netconf-config-change>,
+each step of a confirmed commit as <netconf-confirmed-commit> (RFC 6470). Requests nested
+deeper than 256 elements are answered with too-big.
 
 The edit rule (there is no YANG schema): an element in the edit stands for the element at
 the same level with the same name and namespace and, when its first child is a leaf called

@@ -19,7 +19,8 @@ Against a device (mutual TLS, RFC 7589):
   export NETCONF_HOST=192.0.2.1 NETCONF_CA=ca.pem NETCONF_CERT=me.pem NETCONF_KEY=me.key
   netconf hello
   netconf get-config --source running --subtree '<interfaces xmlns=\"urn:ietf:params:xml:ns:yang:ietf-interfaces\"/>'
-  netconf edit-config --target candidate --config change.xml && netconf commit";
+  netconf edit-config --target candidate --config change.xml --lock --commit
+  netconf batch steps.txt       (several commands in one session: netconf batch --help)";
 
 /// NETCONF over TLS from the shell.
 #[derive(Debug, Parser)]
@@ -77,8 +78,8 @@ pub enum Command {
     Get {
         #[command(flatten)]
         filter: FilterArgs,
-        #[arg(long, value_enum, value_name = "MODE")]
-        with_defaults: Option<DefaultsArg>,
+        #[arg(long, value_name = "MODE", value_parser = with_defaults_values())]
+        with_defaults: Option<WithDefaults>,
     },
     /// <get-config>: configuration of one datastore.
     GetConfig {
@@ -86,8 +87,8 @@ pub enum Command {
         source: Datastore,
         #[command(flatten)]
         filter: FilterArgs,
-        #[arg(long, value_enum, value_name = "MODE")]
-        with_defaults: Option<DefaultsArg>,
+        #[arg(long, value_name = "MODE", value_parser = with_defaults_values())]
+        with_defaults: Option<WithDefaults>,
     },
     /// <get-data> (RFC 8526): one NMDA datastore.
     GetData {
@@ -100,8 +101,8 @@ pub enum Command {
         config_filter: Option<bool>,
         #[arg(long, value_name = "N")]
         max_depth: Option<u16>,
-        #[arg(long, value_enum, value_name = "MODE")]
-        with_defaults: Option<DefaultsArg>,
+        #[arg(long, value_name = "MODE", value_parser = with_defaults_values())]
+        with_defaults: Option<WithDefaults>,
     },
     /// <edit-config>: change a datastore.
     EditConfig {
@@ -110,12 +111,21 @@ pub enum Command {
         /// The configuration: a FILE, '-' for stdin, or inline XML. A <config> wrapper is optional.
         #[arg(long, value_name = "FILE|-")]
         config: String,
-        #[arg(long, value_enum)]
-        default_operation: Option<DefaultOpArg>,
-        #[arg(long, value_enum)]
-        test_option: Option<TestOptionArg>,
-        #[arg(long, value_enum)]
-        error_option: Option<ErrorOptionArg>,
+        #[arg(long, value_parser = default_operation_values())]
+        default_operation: Option<DefaultOperation>,
+        #[arg(long, value_parser = test_option_values())]
+        test_option: Option<TestOption>,
+        #[arg(long, value_parser = error_option_values())]
+        error_option: Option<ErrorOption>,
+        /// Lock the target first and unlock it at the end, all in this one session.
+        #[arg(long)]
+        lock: bool,
+        /// After the edit, <validate> the target.
+        #[arg(long)]
+        validate: bool,
+        /// After the edit (and validate), <commit> (the target must be candidate).
+        #[arg(long)]
+        commit: bool,
     },
     /// <copy-config>: replace a datastore with another or with a configuration.
     CopyConfig {
@@ -166,6 +176,9 @@ pub enum Command {
         /// Confirms a persistent confirmed commit.
         #[arg(long, value_name = "ID")]
         persist_id: Option<String>,
+        /// Lock running around the commit (no other session changes it meanwhile).
+        #[arg(long)]
+        lock: bool,
     },
     /// <cancel-commit>: roll back a pending confirmed commit.
     CancelCommit {
@@ -185,8 +198,8 @@ pub enum Command {
         identifier: String,
         #[arg(long, value_name = "V")]
         version: Option<String>,
-        #[arg(long, value_enum, value_name = "FORMAT")]
-        schema_format: Option<SchemaFormatArg>,
+        #[arg(long, value_name = "FORMAT", value_parser = schema_format_values())]
+        schema_format: Option<SchemaFormat>,
         /// Write the schema to FILE instead of stdout.
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
@@ -216,16 +229,47 @@ pub enum Command {
     Serve(ServeArgs),
     /// Show the whole thing working: a throwaway PKI, a server and a client, step by step.
     Demo,
+    /// Run several commands in one session, one per line, from FILE or '-' (stdin).
+    #[command(long_about = BATCH_HELP)]
+    Batch {
+        /// The commands, one per line: a FILE, or '-' for stdin.
+        #[arg(value_name = "FILE|-")]
+        input: String,
+        /// Run the remaining lines after one fails (exit status: the first failure's).
+        #[arg(long)]
+        keep_going: bool,
+    },
 }
+
+const BATCH_HELP: &str = "\
+Run several commands in one NETCONF session, so a lock holds across them.
+
+Each line is one command as you would type it after `netconf` (no global options: those
+come from the command line or NETCONF_* variables), split like a POSIX shell splits words:
+quote arguments with spaces or XML. Empty lines and lines starting with # are skipped.
+serve, demo, batch and subscribe are not allowed. Every line is checked (and its files
+read) before connecting; the lines then run in order and the first failure stops the
+batch unless --keep-going.
+
+Example (netconf batch change.txt):
+  # lock, edit, check and commit candidate; nobody else can touch it meanwhile
+  lock --target candidate
+  edit-config --target candidate --config change.xml
+  validate --source candidate
+  commit
+  unlock --target candidate";
 
 const SERVE_HELP: &str = "\
 Run a loopback (127.0.0.1 only) NETCONF-over-TLS server for trying clients and for tests.
 
-running, candidate and startup are XML documents in memory, seeded from --data (default: a
-small sample). get/get-config answer from them with subtree filters; edit-config,
-copy-config, delete-config, lock/unlock (per session), commit (also confirmed),
-cancel-commit, discard-changes, validate, get-schema and create-subscription work; each
-change of running is sent to subscribers as <netconf-config-change>.
+running, candidate and startup are XML documents in memory (the netconf-server crate),
+seeded from --data (default: a small sample). get/get-config/get-data answer from them
+with subtree filters and with-defaults; edit-config, copy-config, delete-config,
+lock/unlock (per session, released when the session ends), commit (also confirmed, with
+persist), cancel-commit, discard-changes, validate, get-schema and create-subscription
+work; each change of running or startup is sent to subscribers as <netconf-config-change>,
+each step of a confirmed commit as <netconf-confirmed-commit> (RFC 6470). Requests nested
+deeper than 256 elements are answered with too-big.
 
 The edit rule (there is no YANG schema): an element in the edit stands for the element at
 the same level with the same name and namespace and, when its first child is a leaf called
@@ -242,6 +286,14 @@ PKI is written to a temporary directory (or --pki-dir) and its client-side paths
   ca: DIR/ca.pem
   cert: DIR/client.pem
   key: DIR/client.key";
+
+/// One line of a batch: a subcommand and its options.
+#[derive(Debug, Parser)]
+#[command(name = "batch line", no_binary_name = true)]
+pub struct BatchLine {
+    #[command(subcommand)]
+    pub command: Command,
+}
 
 /// Options of `serve` (besides the global --port, --ca, --cert, --key).
 #[derive(Debug, Args)]
@@ -271,97 +323,64 @@ pub struct FilterArgs {
     pub ns: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum DefaultsArg {
-    ReportAll,
-    ReportAllTagged,
-    Trim,
-    Explicit,
+/// A clap parser for a netconf-proto enum that has no `FromStr`/`ValueEnum` of its own:
+/// its wire names are the possible values (so `--help` lists them) and each maps back to
+/// its variant. (Those traits belong on the netconf-proto enums; until then, this.)
+fn wire_values<T: Copy + Send + Sync + 'static>(
+    all: &'static [T],
+    name: fn(T) -> &'static str,
+) -> impl clap::builder::TypedValueParser<Value = T> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(all.iter().map(|v| name(*v))).try_map(
+        move |s: String| {
+            all.iter()
+                .copied()
+                .find(|v| name(*v) == s)
+                .ok_or("not a possible value")
+        },
+    )
 }
 
-impl From<DefaultsArg> for WithDefaults {
-    fn from(d: DefaultsArg) -> Self {
-        match d {
-            DefaultsArg::ReportAll => WithDefaults::ReportAll,
-            DefaultsArg::ReportAllTagged => WithDefaults::ReportAllTagged,
-            DefaultsArg::Trim => WithDefaults::Trim,
-            DefaultsArg::Explicit => WithDefaults::Explicit,
-        }
-    }
+fn with_defaults_values() -> impl clap::builder::TypedValueParser<Value = WithDefaults> {
+    wire_values(&netconf_server::defaults::MODES, WithDefaults::as_str)
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum DefaultOpArg {
-    Merge,
-    Replace,
-    None,
+fn default_operation_values() -> impl clap::builder::TypedValueParser<Value = DefaultOperation> {
+    const ALL: &[DefaultOperation] = &[
+        DefaultOperation::Merge,
+        DefaultOperation::Replace,
+        DefaultOperation::None,
+    ];
+    wire_values(ALL, DefaultOperation::as_str)
 }
 
-impl From<DefaultOpArg> for DefaultOperation {
-    fn from(d: DefaultOpArg) -> Self {
-        match d {
-            DefaultOpArg::Merge => DefaultOperation::Merge,
-            DefaultOpArg::Replace => DefaultOperation::Replace,
-            DefaultOpArg::None => DefaultOperation::None,
-        }
-    }
+fn test_option_values() -> impl clap::builder::TypedValueParser<Value = TestOption> {
+    const ALL: &[TestOption] = &[
+        TestOption::TestThenSet,
+        TestOption::Set,
+        TestOption::TestOnly,
+    ];
+    wire_values(ALL, TestOption::as_str)
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum TestOptionArg {
-    TestThenSet,
-    Set,
-    TestOnly,
+fn error_option_values() -> impl clap::builder::TypedValueParser<Value = ErrorOption> {
+    const ALL: &[ErrorOption] = &[
+        ErrorOption::StopOnError,
+        ErrorOption::ContinueOnError,
+        ErrorOption::RollbackOnError,
+    ];
+    wire_values(ALL, ErrorOption::as_str)
 }
 
-impl From<TestOptionArg> for TestOption {
-    fn from(t: TestOptionArg) -> Self {
-        match t {
-            TestOptionArg::TestThenSet => TestOption::TestThenSet,
-            TestOptionArg::Set => TestOption::Set,
-            TestOptionArg::TestOnly => TestOption::TestOnly,
-        }
-    }
-}
-
-/// The values are the RFC 6241 names, postfix included.
-#[allow(clippy::enum_variant_names)]
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum ErrorOptionArg {
-    StopOnError,
-    ContinueOnError,
-    RollbackOnError,
-}
-
-impl From<ErrorOptionArg> for ErrorOption {
-    fn from(e: ErrorOptionArg) -> Self {
-        match e {
-            ErrorOptionArg::StopOnError => ErrorOption::StopOnError,
-            ErrorOptionArg::ContinueOnError => ErrorOption::ContinueOnError,
-            ErrorOptionArg::RollbackOnError => ErrorOption::RollbackOnError,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum SchemaFormatArg {
-    Yang,
-    Yin,
-    Xsd,
-    Rng,
-    Rnc,
-}
-
-impl From<SchemaFormatArg> for SchemaFormat {
-    fn from(f: SchemaFormatArg) -> Self {
-        match f {
-            SchemaFormatArg::Yang => SchemaFormat::Yang,
-            SchemaFormatArg::Yin => SchemaFormat::Yin,
-            SchemaFormatArg::Xsd => SchemaFormat::Xsd,
-            SchemaFormatArg::Rng => SchemaFormat::Rng,
-            SchemaFormatArg::Rnc => SchemaFormat::Rnc,
-        }
-    }
+fn schema_format_values() -> impl clap::builder::TypedValueParser<Value = SchemaFormat> {
+    const ALL: &[SchemaFormat] = &[
+        SchemaFormat::Yang,
+        SchemaFormat::Yin,
+        SchemaFormat::Xsd,
+        SchemaFormat::Rng,
+        SchemaFormat::Rnc,
+    ];
+    wire_values(ALL, SchemaFormat::as_str)
 }
 
 /// running, candidate, startup, or a URL (anything with "://").

@@ -5,18 +5,20 @@ use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use netconf_blocking::operations::{
-    CancelCommit, Commit, CopyConfig, CreateSubscription, EditConfig, Filter, Get, GetConfig,
-    GetData, GetSchema, InlineConfig, Source, Validate,
+    CancelCommit, Commit, CopyConfig, CreateSubscription, Datastore, EditConfig, Filter, Get,
+    GetConfig, GetData, GetSchema, InlineConfig, Source, Validate,
 };
 use netconf_blocking::tls::ClientTlsOptions;
 use netconf_blocking::{Client, Error, ReplyContent, XmlPayload};
 
-use crate::args::{Cli, Command, FilterArgs, Format, Global};
+use clap::Parser as _;
+
+use crate::args::{BatchLine, Cli, Command, FilterArgs, Format, Global};
 use crate::errors::{self, CliError, Target};
 use crate::input;
 use crate::output::{self, print};
 
-/// Runs a client command (everything but `serve` and `demo`).
+/// Runs a client command (everything but `serve`, `demo` and `batch`).
 pub fn run(cli: &Cli) -> Result<(), CliError> {
     let g = &cli.global;
     let format = output::effective_format(g.format);
@@ -26,12 +28,77 @@ pub fn run(cli: &Cli) -> Result<(), CliError> {
     let mut client = connect(g, &target)?;
     let result = execute(&mut client, &cli.command, prepared, format)
         .map_err(|e| errors::from_error(e, &target));
-    let closed = client.close();
-    result?;
-    if let Err(e) = closed {
+    close(client);
+    result
+}
+
+fn close(client: Client) {
+    if let Err(e) = client.close() {
         eprintln!("netconf: note: closing the session: {e}");
     }
-    Ok(())
+}
+
+/// `netconf batch`: the commands in `input` (a file or `-`), one per line, in one session.
+pub fn run_batch(cli: &Cli, input: &str, keep_going: bool) -> Result<(), CliError> {
+    let g = &cli.global;
+    let format = output::effective_format(g.format);
+    let target = target(g);
+    let text = if input == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+            .map_err(|e| CliError::fatal(format!("cannot read the batch from stdin: {e}")))?;
+        s
+    } else {
+        std::fs::read_to_string(input)
+            .map_err(|e| CliError::fatal(format!("cannot read batch file {input}: {e}")))?
+    };
+    let mut steps = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let at = |what: String| CliError::fatal(format!("batch line {}: {what}", n + 1));
+        let words = shlex::split(line).ok_or_else(|| at("unbalanced quotes".into()))?;
+        let parsed = BatchLine::try_parse_from(&words)
+            .map_err(|e| at(e.render().to_string().trim_end().to_owned()))?;
+        if matches!(
+            parsed.command,
+            Command::Serve(_) | Command::Demo | Command::Batch { .. } | Command::Subscribe { .. }
+        ) {
+            return Err(at(format!("{:?} cannot run in a batch", words[0])));
+        }
+        let prepared = prepare(&parsed.command).map_err(|e| match e {
+            CliError::Fatal(m) => at(m),
+            other => other,
+        })?;
+        steps.push((n + 1, parsed.command, prepared));
+    }
+    let mut client = connect(g, &target)?;
+    let mut first_failure = None;
+    for (line, command, prepared) in steps {
+        if let Err(e) = execute(&mut client, &command, prepared, format) {
+            let e = errors::from_error(e, &target);
+            match &e {
+                CliError::Rpc(errors) => {
+                    eprint!("batch line {line}: {}", output::rpc_error_lines(errors))
+                }
+                CliError::Fatal(m) => eprintln!("netconf: batch line {line}: {m}"),
+                CliError::Reported(_) => {}
+            }
+            let fatal = matches!(e, CliError::Fatal(_));
+            first_failure.get_or_insert(e);
+            if fatal || !keep_going {
+                break;
+            }
+        }
+    }
+    close(client);
+    match first_failure {
+        // Already printed with its line number: exit with its status only.
+        Some(e) => Err(CliError::Reported(e.exit_code())),
+        None => Ok(()),
+    }
 }
 
 fn target(g: &Global) -> Target<'_> {
@@ -106,7 +173,19 @@ fn prepare(command: &Command) -> Result<Prepared, CliError> {
         | Command::GetConfig { filter, .. }
         | Command::GetData { filter, .. }
         | Command::Subscribe { filter, .. } => p.filter = build_filter(filter)?,
-        Command::EditConfig { config, .. } => p.config = Some(inline_config("--config", config)?),
+        Command::EditConfig {
+            config,
+            target,
+            commit,
+            ..
+        } => {
+            if *commit && *target != Datastore::Candidate {
+                return Err(CliError::fatal(
+                    "--commit commits candidate: use it with --target candidate",
+                ));
+            }
+            p.config = Some(inline_config("--config", config)?)
+        }
         Command::CopyConfig {
             config: Some(config),
             ..
@@ -218,7 +297,7 @@ fn execute(
                 op = op.filter(f);
             }
             if let Some(wd) = with_defaults {
-                op = op.with_defaults((*wd).into());
+                op = op.with_defaults(*wd);
             }
             fetch(format, || client.get(&op))
         }
@@ -232,7 +311,7 @@ fn execute(
                 op = op.filter(f);
             }
             if let Some(wd) = with_defaults {
-                op = op.with_defaults((*wd).into());
+                op = op.with_defaults(*wd);
             }
             fetch(format, || client.get_config(&op))
         }
@@ -254,7 +333,7 @@ fn execute(
                 op = op.max_depth(*d)?;
             }
             if let Some(wd) = with_defaults {
-                op = op.with_defaults((*wd).into());
+                op = op.with_defaults(*wd);
             }
             fetch(format, || client.get_data(&op))
         }
@@ -263,20 +342,33 @@ fn execute(
             default_operation,
             test_option,
             error_option,
+            lock,
+            validate,
+            commit,
             ..
         } => {
             let config = p.config.expect("prepared");
             let mut op = EditConfig::new(target.clone(), config);
             if let Some(d) = default_operation {
-                op = op.default_operation((*d).into());
+                op = op.default_operation(*d);
             }
             if let Some(t) = test_option {
-                op = op.test_option((*t).into());
+                op = op.test_option(*t);
             }
             if let Some(e) = error_option {
-                op = op.error_option((*e).into());
+                op = op.error_option(*e);
             }
-            ok(client.edit_config(&op))
+            let locked = lock.then(|| target.clone());
+            ok(holding(client, locked, |client| {
+                client.edit_config(&op)?;
+                if *validate {
+                    client.validate(&Validate::new(Source::from(target.clone())))?;
+                }
+                if *commit {
+                    client.commit(&Commit::new())?;
+                }
+                Ok(())
+            }))
         }
         Command::CopyConfig { target, source, .. } => {
             let source = match (source, p.config) {
@@ -301,6 +393,7 @@ fn execute(
             confirm_timeout,
             persist,
             persist_id,
+            lock,
         } => {
             if *confirmed && persist.is_none() {
                 eprintln!(
@@ -322,7 +415,8 @@ fn execute(
             if let Some(token) = persist_id {
                 op = op.persist_id(token.clone());
             }
-            ok(client.commit(&op))
+            let locked = lock.then_some(Datastore::Running);
+            ok(holding(client, locked, |client| client.commit(&op)))
         }
         Command::CancelCommit { persist_id } => {
             let mut op = CancelCommit::new();
@@ -344,7 +438,7 @@ fn execute(
                 op = op.version(v.clone());
             }
             if let Some(f) = schema_format {
-                op = op.format((*f).into());
+                op = op.format(*f);
             }
             let text = client.get_schema(&op)?;
             match path {
@@ -413,6 +507,24 @@ fn execute(
                 }
             }
         }
-        Command::Serve(_) | Command::Demo => unreachable!("handled in main"),
+        Command::Serve(_) | Command::Demo | Command::Batch { .. } => {
+            unreachable!("handled in main")
+        }
     }
+}
+
+/// Runs `body` holding a lock on `datastore` (when given): lock, body, unlock, in this
+/// session. The unlock is tried even when the body failed; the body's error comes first.
+fn holding(
+    client: &mut Client,
+    datastore: Option<Datastore>,
+    body: impl FnOnce(&mut Client) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let Some(ds) = datastore else {
+        return body(client);
+    };
+    client.lock(ds.clone())?;
+    let result = body(client);
+    let unlocked = client.unlock(ds);
+    result.and(unlocked)
 }

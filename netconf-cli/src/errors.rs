@@ -15,6 +15,8 @@ pub enum CliError {
     Rpc(Vec<RpcError>),
     /// Anything else (exit 2).
     Fatal(String),
+    /// Already reported on stderr; exit with this status.
+    Reported(u8),
 }
 
 impl CliError {
@@ -26,6 +28,7 @@ impl CliError {
         match self {
             CliError::Rpc(_) => 1,
             CliError::Fatal(_) => 2,
+            CliError::Reported(code) => *code,
         }
     }
 }
@@ -232,7 +235,7 @@ mod tests {
         let t = target();
         let msg = |e| match connect_error(e, &t) {
             CliError::Fatal(m) => m,
-            CliError::Rpc(_) => panic!("not an rpc error"),
+            other => panic!("not a fatal error: {other:?}"),
         };
         assert_eq!(
             msg(Error::Io(std::io::Error::new(

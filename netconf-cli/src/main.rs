@@ -5,20 +5,15 @@
 //! Exit status: 0 success, 1 an `<rpc-error>` reply, 2 anything else.
 
 mod args;
-mod backend;
 mod commands;
-mod datastore;
 mod demo;
 mod errors;
-mod filter;
 mod input;
-mod notify;
 mod output;
 mod pki;
 mod pretty;
 mod sample;
 mod serve;
-mod xmltree;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -58,6 +53,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Demo => demo::run(),
         Command::Serve(args) => serve::run(&serve_options(&cli, &matches), args),
+        Command::Batch { input, keep_going } => commands::run_batch(&cli, input, *keep_going),
         _ => commands::run(&cli),
     };
     match result {
@@ -66,6 +62,7 @@ fn main() -> ExitCode {
             match &e {
                 CliError::Rpc(errors) => eprint!("{}", output::rpc_error_lines(errors)),
                 CliError::Fatal(message) => eprintln!("netconf: {message}"),
+                CliError::Reported(_) => {}
             }
             ExitCode::from(e.exit_code())
         }

@@ -12,7 +12,6 @@ use netconf_proto::Framing;
 
 use crate::args::Format;
 use crate::pretty;
-use crate::xmltree;
 
 /// Replies at least this large get a size and rate line on a terminal.
 const LARGE_REPLY: usize = 1 << 20;
@@ -73,7 +72,7 @@ pub fn rpc_error_lines(errors: &[RpcError]) -> String {
 
 /// `<session-id>3</session-id><bad-element>x</bad-element>` as `session-id 3, bad-element x`.
 fn info_summary(xml: &str) -> Option<String> {
-    let root = xmltree::parse(xml, &[]).ok()?;
+    let root = netconf_server::tree::parse(xml, &[], 8).ok()?;
     let parts: Vec<String> = root
         .children
         .iter()

@@ -117,19 +117,33 @@ fn write_private(path: &Path, pem: &str) -> io::Result<()> {
     io::Write::write_all(&mut options.open(path)?, pem.as_bytes())
 }
 
-/// A fresh directory under the system temp dir, named after the process and the time.
-pub fn temp_dir(prefix: &str) -> io::Result<PathBuf> {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or_default();
-    let dir = std::env::temp_dir().join(format!("{prefix}-{}-{nanos:08x}", std::process::id()));
-    let mut builder = fs::DirBuilder::new();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
+/// The common name of a DER certificate's subject (the last CN if there are several), for
+/// the RFC 7589 username of a session.
+pub fn common_name(der: &[u8]) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let cn = cert.subject().iter_common_name().last()?;
+    cn.as_str().ok().map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn common_names_of_the_throwaway_certificates() {
+        let pki = Pki::generate().unwrap();
+        let der = |pem: &str| {
+            let (_, block) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).unwrap();
+            block.contents
+        };
+        assert_eq!(
+            common_name(&der(&pki.client_cert_pem)).as_deref(),
+            Some("admin")
+        );
+        assert_eq!(
+            common_name(&der(&pki.server_cert_pem)).as_deref(),
+            Some("localhost")
+        );
+        assert_eq!(common_name(b"not a certificate"), None);
     }
-    builder.create(&dir)?;
-    Ok(dir)
 }

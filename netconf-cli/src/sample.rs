@@ -1,6 +1,8 @@
 //! The built-in sample: the configuration `demo` (and `serve` without `--data`) starts
 //! with, and the small YANG module describing it, served by `get-schema`.
 
+use netconf_server::{tree, MemoryBackend, Schema};
+
 /// The sample module's namespace.
 pub const NS: &str = "urn:example:netconf-cli-demo";
 pub const MODULE: &str = "netconf-cli-demo";
@@ -56,3 +58,16 @@ pub const YANG: &str = r#"module netconf-cli-demo {
   }
 }
 "#;
+
+/// The defaults of [`YANG`], as a with-defaults template (see `netconf_server::defaults`).
+pub const DEFAULTS: &str = r#"<interfaces xmlns="urn:example:netconf-cli-demo">
+  <interface><enabled>true</enabled></interface>
+</interfaces>"#;
+
+/// In-memory datastores seeded with `seed` that serve the sample module and its defaults.
+pub fn backend(seed: tree::Element) -> MemoryBackend {
+    let defaults = tree::parse(DEFAULTS, &[], 8).expect("the built-in template is well-formed");
+    MemoryBackend::new(seed)
+        .with_schema(Schema::yang(MODULE, REVISION, NS, PREFIX, YANG))
+        .with_defaults(defaults)
+}

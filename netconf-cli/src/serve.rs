@@ -1,5 +1,5 @@
 //! `netconf serve`: a loopback NETCONF-over-TLS server on the in-memory datastores of
-//! [`crate::backend`], for trying clients and for tests.
+//! `netconf-server`, for trying clients and for tests.
 //!
 //! It binds 127.0.0.1 only. Without --ca/--cert/--key it makes a throwaway PKI, writes it to
 //! a temporary directory and prints the client-side paths, one per line after the address:
@@ -11,23 +11,26 @@
 //! key: DIR/client.key
 //! ```
 //!
-//! The edit rule it applies is documented in [`crate::datastore`].
+//! The blocking adapter runs the sessions; this module mounts `netconf_server::Server` in
+//! its handler, sends the notifications it produces and drives its confirmed-commit
+//! deadline from a timer thread.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
+use std::thread::JoinHandle;
+use std::time::{Instant, SystemTime};
 
 use netconf_blocking::tls::{PemSource, ServerTlsOptions};
-use netconf_blocking::{Config, Server, ServerHandle};
+use netconf_blocking::{Config, Reply, Request, Server, ServerHandle, SessionInfo};
 use netconf_proto::xml::NS_BASE;
+use netconf_server::{tree, Element, MemoryBackend, Notification};
 
 use crate::args::ServeArgs;
-use crate::backend::{self, Backend};
 use crate::errors::CliError;
 use crate::output::print;
 use crate::pki::{self, Pki};
 use crate::sample;
-use crate::xmltree::{self, Element};
 
 /// The connection options `serve` takes, from the command line only.
 #[derive(Debug, Default)]
@@ -38,26 +41,172 @@ pub struct Options {
     pub key: Option<PathBuf>,
 }
 
-/// A running server; dropping it shuts the server down.
-#[derive(Debug)]
-pub struct Running {
-    pub addr: SocketAddr,
-    handle: Arc<ServerHandle>,
+/// What the sessions share: the datastore server and how to reach the sessions.
+struct Shared {
+    datastores: Mutex<netconf_server::Server<MemoryBackend>>,
+    /// Wakes the timer thread when the confirmed-commit deadline may have changed.
+    wake: Condvar,
+    sessions: OnceLock<Weak<ServerHandle>>,
+    stopping: std::sync::atomic::AtomicBool,
+    log: bool,
 }
 
-impl Running {
-    pub fn shutdown(self) {
-        if let Ok(handle) = Arc::try_unwrap(self.handle) {
-            handle.shutdown();
+impl Shared {
+    fn datastores(&self) -> MutexGuard<'_, netconf_server::Server<MemoryBackend>> {
+        self.datastores.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The handler: one request of one session.
+    fn handle(&self, request: &Request, info: &SessionInfo) -> Reply {
+        let who = netconf_server::SessionInfo::new(info.session_id)
+            .with_username(info.username.clone())
+            .with_source_host(info.peer.ip());
+        let mut datastores = self.datastores();
+        let reply = datastores.handle(&who, request, Instant::now());
+        let notes = drain(&mut datastores);
+        drop(datastores);
+        self.wake.notify_all();
+        if self.log {
+            let outcome = match &reply {
+                Reply::Errors(errors) => errors
+                    .iter()
+                    .map(|e| e.tag.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                _ => "ok".into(),
+            };
+            eprintln!(
+                "session {}: {}: {outcome}",
+                info.session_id, request.operation.name
+            );
+        }
+        self.send(notes);
+        reply
+    }
+
+    fn session_ended(&self, info: &SessionInfo) {
+        let mut datastores = self.datastores();
+        let pending = datastores.next_deadline().is_some();
+        datastores.session_ended(info.session_id, Instant::now());
+        let rolled_back = pending && datastores.next_deadline().is_none();
+        let notes = drain(&mut datastores);
+        drop(datastores);
+        self.wake.notify_all();
+        if rolled_back && self.log {
+            eprintln!(
+                "session {} ended before confirming its commit: rolled back",
+                info.session_id
+            );
+        }
+        self.send(notes);
+    }
+
+    /// Sends notifications to the subscribed sessions, stamped now.
+    fn send(&self, notes: Vec<Notification>) {
+        let Some(sessions) = self.sessions.get().and_then(Weak::upgrade) else {
+            return;
+        };
+        for n in notes {
+            let at = netconf_server::event_time(SystemTime::now());
+            if let Err(e) = sessions.notify(&at, n.content()) {
+                eprintln!("netconf serve: notification not sent: {e}");
+            }
+        }
+    }
+
+    /// The timer thread: sleeps until the confirmed-commit deadline (or a change of it)
+    /// and lets the server roll back when it passes.
+    fn drive_deadlines(&self) {
+        use std::sync::atomic::Ordering;
+        let mut datastores = self.datastores();
+        loop {
+            if self.stopping.load(Ordering::SeqCst) {
+                return;
+            }
+            let now = Instant::now();
+            match datastores.next_deadline() {
+                Some(deadline) if deadline <= now => {
+                    datastores.handle_timeout(now);
+                    let notes = drain(&mut datastores);
+                    drop(datastores);
+                    if self.log {
+                        eprintln!("confirmed commit not confirmed in time: rolled back");
+                    }
+                    self.send(notes);
+                    datastores = self.datastores();
+                }
+                Some(deadline) => {
+                    datastores = self
+                        .wake
+                        .wait_timeout(datastores, deadline - now)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0;
+                }
+                None => {
+                    datastores = self
+                        .wake
+                        .wait(datastores)
+                        .unwrap_or_else(|p| p.into_inner());
+                }
+            }
         }
     }
 }
 
-/// The session configuration: base 1.0/1.1 and what the backend implements.
-pub fn config() -> Config {
-    backend::CAPABILITIES
-        .iter()
-        .fold(Config::server(), |c, uri| c.with_capability(*uri))
+fn drain(server: &mut netconf_server::Server<MemoryBackend>) -> Vec<Notification> {
+    std::iter::from_fn(|| server.poll_notification()).collect()
+}
+
+/// A running server; dropping it shuts the server down.
+pub struct Running {
+    pub addr: SocketAddr,
+    handle: Option<Arc<ServerHandle>>,
+    shared: Arc<Shared>,
+    timer: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Running {
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        self.shared
+            .stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        // Take the lock so the timer thread is either waiting (and woken) or will see the flag.
+        drop(self.shared.datastores());
+        self.shared.wake.notify_all();
+        if let Some(t) = self.timer.take() {
+            let _ = t.join();
+        }
+        if let Some(handle) = self.handle.take() {
+            if let Ok(handle) = Arc::try_unwrap(handle) {
+                handle.shutdown();
+            }
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The session configuration: base 1.0/1.1 and what the datastore server implements.
+fn config(capabilities: Vec<String>) -> Config {
+    capabilities
+        .into_iter()
+        .fold(Config::server(), |c, uri| c.with_capability(uri))
 }
 
 /// Starts a server on 127.0.0.1:`port` (0: any free port) over datastores seeded with `seed`.
@@ -67,38 +216,53 @@ pub fn start(
     port: u16,
     log: bool,
 ) -> Result<Running, netconf_blocking::Error> {
-    let backend = Arc::new(Backend::new(seed, log));
-    let handler = backend.clone();
-    let ended = backend.clone();
+    let datastores = netconf_server::Server::new(sample::backend(seed));
+    let capabilities = datastores.capabilities();
+    let shared = Arc::new(Shared {
+        datastores: Mutex::new(datastores),
+        wake: Condvar::new(),
+        sessions: OnceLock::new(),
+        stopping: false.into(),
+        log,
+    });
+    let (handler, ended) = (shared.clone(), shared.clone());
     let server = Server::builder(tls)
-        .config(config())
+        .config(config(capabilities))
         .cert_to_name(|chain| {
-            let cn = chain.first().and_then(|c| backend::common_name(c));
+            let cn = chain.first().and_then(|c| pki::common_name(c));
             Some(cn.unwrap_or_else(|| "unknown".into()))
         })
-        .on_session_end(move |info| ended.session_ended(info.session_id))
+        .on_session_end(move |info| ended.session_ended(info))
         .bind(("127.0.0.1", port), move |request, info| {
             handler.handle(request, info)
         })?;
     let addr = server.local_addr();
     let handle = Arc::new(server.spawn());
-    backend.attach(&handle);
-    Ok(Running { addr, handle })
+    let _ = shared.sessions.set(Arc::downgrade(&handle));
+    let timer_shared = shared.clone();
+    let timer = std::thread::Builder::new()
+        .name("confirmed-commit".into())
+        .spawn(move || timer_shared.drive_deadlines())
+        .map_err(netconf_blocking::Error::Io)?;
+    Ok(Running {
+        addr,
+        handle: Some(handle),
+        shared,
+        timer: Some(timer),
+    })
 }
 
 /// The datastore content in `xml`: its top-level elements, or those inside a single
 /// `<data>` or `<config>` wrapper (base namespace or none).
 pub fn seed(xml: &str) -> Result<Element, String> {
-    let root = xmltree::parse(xml, &[])?;
-    if let [only] = root.children.as_slice() {
+    let mut root =
+        tree::parse(xml, &[], netconf_server::MAX_DEPTH_CEILING).map_err(|e| e.to_string())?;
+    let wrapped = matches!(root.children.as_slice(), [only]
         if matches!(only.name.as_str(), "data" | "config")
-            && (only.ns.is_empty() || only.ns == NS_BASE)
-        {
-            return Ok(Element {
-                children: only.children.clone(),
-                ..Element::root()
-            });
-        }
+            && (only.namespace.is_empty() || only.namespace == NS_BASE));
+    if wrapped {
+        let only = root.children.pop().expect("matched one child");
+        return Ok(only.content_as_root());
     }
     Ok(root)
 }
@@ -125,6 +289,8 @@ pub fn run(options: &Options, args: &ServeArgs) -> Result<(), CliError> {
     })?;
 
     let mut client_files = None;
+    // Kept for the life of the process: the client needs the files while it runs.
+    let mut _temp_dir = None;
     let tls = match (&options.ca, &options.cert, &options.key) {
         (Some(ca), Some(cert), Some(key)) => ServerTlsOptions::new(
             PemSource::pem(read("--cert", cert)?),
@@ -136,9 +302,17 @@ pub fn run(options: &Options, args: &ServeArgs) -> Result<(), CliError> {
                 .map_err(|e| CliError::fatal(format!("cannot generate certificates: {e}")))?;
             let dir = match &args.pki_dir {
                 Some(dir) => dir.clone(),
-                None => pki::temp_dir("netconf-serve").map_err(|e| {
-                    CliError::fatal(format!("cannot create a temporary directory: {e}"))
-                })?,
+                None => {
+                    let temp = tempfile::Builder::new()
+                        .prefix("netconf-serve-")
+                        .tempdir()
+                        .map_err(|e| {
+                            CliError::fatal(format!("cannot create a temporary directory: {e}"))
+                        })?;
+                    let path = temp.path().to_owned();
+                    _temp_dir = Some(temp);
+                    path
+                }
             };
             let files = pki.write_to(&dir).map_err(|e| {
                 CliError::fatal(format!(

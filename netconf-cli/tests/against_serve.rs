@@ -11,6 +11,22 @@ use netconf_blocking::operations::Datastore;
 const NS: &str = "urn:example:netconf-cli-demo";
 const NC: &str = "urn:ietf:params:xml:ns:netconf:base:1.0";
 
+/// The content of the next `n` notifications (RFC 6470 config changes and confirmed-commit
+/// events, in the order the server made them).
+fn notifications(client: &mut netconf_blocking::Client, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|_| {
+            client
+                .next_notification(Some(Duration::from_secs(20)))
+                .unwrap()
+                .expect("a notification in time")
+                .content
+                .as_str()
+                .to_owned()
+        })
+        .collect()
+}
+
 #[test]
 fn hello_groups_capabilities_and_prints_xml_when_piped() {
     let serve = Serve::start(&[]);
@@ -416,16 +432,14 @@ fn confirmed_commit_cancel_and_timeout_rollback() {
             "p3",
         ])
         .ok();
-    let first = watcher
-        .next_notification(Some(Duration::from_secs(20)))
-        .unwrap()
-        .unwrap();
-    assert!(first.content.as_str().contains("<session-id>"));
-    let second = watcher
-        .next_notification(Some(Duration::from_secs(20)))
-        .unwrap()
-        .unwrap();
-    assert!(second.content.as_str().contains("<server/>"), "{second:?}");
+    let seen = notifications(&mut watcher, 4);
+    assert!(seen[0].contains("<netconf-config-change") && seen[0].contains("<session-id>"));
+    assert!(seen[1].contains("<confirm-event>start</confirm-event><timeout>1</timeout>"));
+    assert!(
+        seen[2].contains("<changed-by><server/></changed-by>"),
+        "{seen:?}"
+    );
+    assert!(seen[3].contains("<confirm-event>timeout</confirm-event>"));
     assert!(serve
         .run(&["get-config"])
         .stdout
@@ -446,19 +460,11 @@ fn a_confirmed_commit_without_persist_ends_with_its_session() {
     let out = serve.run(&["commit", "--confirmed"]);
     out.ok();
     assert!(out.stderr.contains("use --persist ID"), "{}", out.stderr);
-    let commit = watcher
-        .next_notification(Some(Duration::from_secs(20)))
-        .unwrap()
-        .unwrap();
-    assert!(commit.content.as_str().contains("<session-id>"));
-    let rollback = watcher
-        .next_notification(Some(Duration::from_secs(20)))
-        .unwrap()
-        .unwrap();
-    assert!(
-        rollback.content.as_str().contains("<server/>"),
-        "{rollback:?}"
-    );
+    let seen = notifications(&mut watcher, 4);
+    assert!(seen[0].contains("<session-id>"));
+    assert!(seen[1].contains("<confirm-event>start</confirm-event>"));
+    assert!(seen[2].contains("<server/>"), "{seen:?}");
+    assert!(seen[3].contains("<confirm-event>cancel</confirm-event>"));
     assert!(serve.run(&["get-config"]).stdout.contains("demo-router"));
 }
 

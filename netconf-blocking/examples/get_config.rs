@@ -29,9 +29,9 @@ fn run(addr: &str, ca: &str, cert: &str, key: &str) -> Result<(), Error> {
     let tls = ClientTlsOptions::new()
         .ca_file(ca)
         .client_cert_files(cert, key);
-    let mut client = Client::connect_tls(addr, &tls)?;
+    let client = Client::connect_tls(addr, &tls)?;
     println!("session-id {}", client.session_id());
-    let data = client.get_config(&GetConfig::new(Datastore::Running))?;
+    let data = client.call(&GetConfig::new(Datastore::Running))?;
     println!("{data}");
     client.close()
 }

@@ -28,6 +28,8 @@ use crate::transport::Transport;
 use crate::writer::Writer;
 
 const READ_BUFFER: usize = 64 * 1024;
+/// A zero read timeout means "forever" to std: a deadline that has just passed waits this.
+const MIN_READ_TIMEOUT: Duration = Duration::from_millis(1);
 
 /// A caller waiting for a result.
 type Ticket = u64;
@@ -411,10 +413,17 @@ impl Client {
     }
 
     /// Ends the session with `<close-session>` and waits until it has closed (at most the
-    /// close timeout), then shuts the connection.
+    /// close timeout), then shuts the connection. Closing a session that has already ended
+    /// (killed, the server went away) is `Ok`.
     pub fn close(&self) -> Result<(), Error> {
         let inner = &self.inner;
         let mut st = inner.lock();
+        if st.ended.is_some() {
+            // Already over (killed, the server left, a stall): closing it is no error.
+            drop(st);
+            inner.transport.shutdown();
+            return Ok(());
+        }
         let ticket = Inner::ticket(&mut st);
         st.core.close(ticket, Instant::now());
         inner.drain(&mut st);
@@ -466,17 +475,42 @@ impl Iterator for Notifications {
     }
 }
 
-/// The reading thread: reads until the session ends, feeding the core.
+/// The reading thread: reads until the session ends, feeding the core. It keeps the
+/// session's deadlines too (a read times out at the next one), so a stall or a close timeout
+/// ends the session even while no caller is waiting for a result.
 fn read_loop(inner: &Inner, mut reader: Box<dyn Transport>) {
     let mut buf = vec![0u8; READ_BUFFER];
     loop {
+        let deadline = inner.lock().deadline;
+        let timeout = deadline.map(|d| {
+            d.saturating_duration_since(Instant::now())
+                .max(MIN_READ_TIMEOUT)
+        });
+        let _ = reader.set_read_timeout(timeout);
         let read = reader.read(&mut buf);
         let mut st = inner.lock();
-        let stop = matches!(read, Ok(0))
-            || matches!(&read, Err(e) if e.kind() != std::io::ErrorKind::Interrupted);
-        st.core.handle_read(read.map(|n| &buf[..n]), Instant::now());
-        inner.drain(&mut st);
-        if stop || st.ended.is_some() {
+        let now = Instant::now();
+        match read {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                st.core.handle_timeout(now);
+                inner.drain(&mut st);
+            }
+            read => {
+                let stop = matches!(read, Ok(0))
+                    || matches!(&read, Err(e) if e.kind() != std::io::ErrorKind::Interrupted);
+                st.core.handle_read(read.map(|n| &buf[..n]), now);
+                inner.drain(&mut st);
+                if stop {
+                    return;
+                }
+            }
+        }
+        if st.ended.is_some() {
             return;
         }
     }

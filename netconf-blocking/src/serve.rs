@@ -78,13 +78,17 @@ struct Live {
     changed: Condvar,
     writer: Arc<Writer>,
     transport: Box<dyn Transport>,
+    /// Marks the session subscribed in the registry. Called inside the drain, before the
+    /// create-subscription reply is queued for writing, so a client that has its `<ok/>` is
+    /// already counted by [`Server::notify`]. (Lock order: a session's core, then the
+    /// registry; never the other way round.)
+    on_subscribed: Box<dyn Fn() + Send + Sync>,
 }
 
 /// What a drain left for the caller to do once the session's lock is released.
 enum Action {
-    Dispatch(RequestId, Request, SessionInfo),
+    Dispatch(RequestId, Box<(Request, SessionInfo)>),
     Kill(RequestId, u32),
-    Subscribed(u32),
 }
 
 impl Live {
@@ -102,19 +106,21 @@ impl Live {
         let result = loop {
             match core.poll() {
                 ServerOutput::Transmit(bytes) => self.writer.push(bytes),
-                ServerOutput::Dispatch { id, request } => {
-                    actions.push(Action::Dispatch(id, request, core.info().clone()))
-                }
+                ServerOutput::Dispatch { id, request } => actions.push(Action::Dispatch(
+                    id,
+                    Box::new((request, core.info().clone())),
+                )),
                 ServerOutput::KillSession { id, target } => actions.push(Action::Kill(id, target)),
-                ServerOutput::Subscribed => {
-                    actions.push(Action::Subscribed(core.info().session_id))
-                }
+                ServerOutput::Subscribed => (self.on_subscribed)(),
                 // The handler's thread cannot be stopped; the core drops its late answer.
                 ServerOutput::Abort(_) => {}
                 ServerOutput::Ended(_) => {
                     self.writer.finish();
                     break None;
                 }
+                // Another thread may have drained the `Ended` (kill-session, shutdown): the
+                // session is over all the same.
+                ServerOutput::Wait(_) if core.is_ended() => break None,
                 ServerOutput::Wait(deadline) => break Some(deadline),
                 _ => {}
             }
@@ -316,7 +322,14 @@ impl Server {
             )?;
             let mut info = SessionInfo::new(id, peer);
             info.username = username;
+            let registry = Arc::downgrade(&self.inner);
+            let on_subscribed = Box::new(move || {
+                if let Some(inner) = registry.upgrade() {
+                    inner.registry().set_subscribed(id);
+                }
+            });
             Ok(Arc::new(Live {
+                on_subscribed,
                 core: Mutex::new(ServerSession::new(machine, info, options, Instant::now())),
                 changed: Condvar::new(),
                 writer,
@@ -404,7 +417,8 @@ impl Server {
     fn act(&self, live: &Arc<Live>, actions: &mut Vec<Action>) {
         for action in actions.drain(..) {
             match action {
-                Action::Dispatch(id, request, info) => {
+                Action::Dispatch(id, job) => {
+                    let (request, info) = *job;
                     let live = live.clone();
                     let handler = self.inner.handler.clone();
                     let server = self.clone();
@@ -439,7 +453,6 @@ impl Server {
                     drop(core);
                     self.act(live, &mut more);
                 }
-                Action::Subscribed(session) => self.inner.registry().set_subscribed(session),
             }
         }
     }
@@ -467,8 +480,12 @@ impl Server {
             if core.notify(event_time, content)? {
                 sent += 1;
             }
-            let mut ignored = Vec::new();
-            live.drain(&mut core, &mut ignored);
+            // A request the session's loop read may be waiting in the core: whoever drains
+            // it must act on it, or it would never be answered.
+            let mut actions = Vec::new();
+            live.drain(&mut core, &mut actions);
+            drop(core);
+            self.act(live, &mut actions);
         }
         Ok(sent)
     }
@@ -483,7 +500,10 @@ impl Server {
             // Wake the accept loop; it sees `stopping` and returns.
             let _ = TcpStream::connect_timeout(&addr, Duration::from_secs(1));
         }
-        for slot in self.inner.registry().shut_down() {
+        // Collected first: ending a session takes its core's lock, which must never wait
+        // while the registry's is held.
+        let sessions = self.inner.registry().shut_down();
+        for slot in sessions {
             slot.end("server shutting down");
         }
         loop {

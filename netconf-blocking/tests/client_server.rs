@@ -13,14 +13,14 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use netconf_blocking::operations::{
-    CancelCommit, Commit, CopyConfig, CreateSubscription, Datastore, EditConfig, EditData, Filter,
-    Get, GetConfig, GetData, GetSchema, InlineConfig, NmdaDatastore, RpcBody, SchemaFormat, Source,
-    Validate,
+    CancelCommit, Commit, CopyConfig, CreateSubscription, Datastore, DeleteConfig, DiscardChanges,
+    EditConfig, EditData, Filter, Get, GetConfig, GetData, GetSchema, InlineConfig, KillSession,
+    Lock, NmdaDatastore, RpcBody, SchemaFormat, Source, Unlock, Validate,
 };
+use netconf_blocking::server::{ServerOptions, SessionInfo};
 use netconf_blocking::tls::{ClientTlsOptions, PemSource, ServerTlsOptions};
 use netconf_blocking::{
-    Client, ClientBuilder, Config, Error, Reply, ReplyContent, Request, RpcError, Server,
-    ServerBuilder, ServerHandle, SessionInfo,
+    Client, ClientOptions, Config, Error, Reply, ReplyContent, Request, RpcError, Server,
 };
 use netconf_proto::message::{ErrorSeverity, ErrorTag, ErrorType};
 use netconf_proto::xml::{escape_text, NS_BASE, NS_MONITORING, NS_NMDA, NS_NOTIFICATION};
@@ -376,17 +376,18 @@ impl Store {
 
 /// A running test server and its datastore.
 struct TestServer {
-    handle: ServerHandle,
+    handle: Server,
+    addr: std::net::SocketAddr,
     store: Arc<Mutex<Store>>,
     pki: TestPki,
 }
 
 impl TestServer {
     fn start() -> TestServer {
-        Self::start_with(|builder| builder)
+        Self::start_with(|options| options)
     }
 
-    fn start_with(setup: impl FnOnce(ServerBuilder) -> ServerBuilder) -> TestServer {
+    fn start_with(setup: impl FnOnce(ServerOptions) -> ServerOptions) -> TestServer {
         let pki = TestPki::new(Pki::generate());
         let store = Arc::new(Mutex::new(Store {
             running: INITIAL_CONFIG.into(),
@@ -397,53 +398,60 @@ impl TestServer {
             .with_capability("urn:ietf:params:netconf:capability:candidate:1.0")
             .with_capability("urn:ietf:params:netconf:capability:xpath:1.0")
             .with_capability("urn:ietf:params:netconf:capability:notification:1.0");
-        let builder = setup(Server::builder(pki.server_tls()).config(config));
+        let options = setup(ServerOptions::new().config(config));
         let handler_store = store.clone();
-        let handle = builder
-            .bind(
-                "127.0.0.1:0",
-                move |request: &Request, info: &SessionInfo| {
-                    let mut store = lock(&handler_store);
-                    store.seen.push(Seen {
-                        namespace: request.operation.namespace.clone(),
-                        name: request.operation.name.clone(),
-                        body: request.body.as_str().to_owned(),
-                        session_id: info.session_id,
-                        username: info.username.clone(),
-                    });
-                    if request.operation.namespace == URN_X && request.operation.name == "slow" {
-                        // Sleep without holding the store, so other sessions are not blocked.
-                        drop(store);
-                        let ms = request
-                            .body
-                            .child_text("ms")
-                            .and_then(|m| m.parse().ok())
-                            .unwrap_or(0);
-                        std::thread::sleep(Duration::from_millis(ms));
-                        return Reply::data("<slow-result xmlns=\"urn:x\"/>").expect("data");
-                    }
-                    store.answer(request, info)
-                },
-            )
-            .expect("binding the server")
-            .spawn();
-        TestServer { handle, store, pki }
+        let handle = Server::new(options, move |request: &Request, info: &SessionInfo| {
+            let mut store = lock(&handler_store);
+            store.seen.push(Seen {
+                namespace: request.operation.namespace.clone(),
+                name: request.operation.name.clone(),
+                body: request.body.as_str().to_owned(),
+                session_id: info.session_id,
+                username: info.username.clone(),
+            });
+            if request.operation.namespace == URN_X && request.operation.name == "slow" {
+                // Sleep without holding the store, so other sessions are not blocked.
+                drop(store);
+                let ms = request
+                    .body
+                    .child_text("ms")
+                    .and_then(|m| m.parse().ok())
+                    .unwrap_or(0);
+                std::thread::sleep(Duration::from_millis(ms));
+                return Reply::data("<slow-result xmlns=\"urn:x\"/>").expect("data");
+            }
+            store.answer(request, info)
+        });
+        let addr = handle
+            .listen_tls("127.0.0.1:0", &pki.server_tls())
+            .expect("binding the server");
+        TestServer {
+            handle,
+            addr,
+            store,
+            pki,
+        }
     }
 
     fn addr(&self) -> String {
-        self.handle.local_addr().to_string()
+        self.addr.to_string()
     }
 
-    fn builder() -> ClientBuilder {
-        Client::builder()
-            .hello_timeout(Duration::from_secs(3))
-            .rpc_timeout(Some(Duration::from_secs(3)))
-            .close_timeout(Duration::from_secs(2))
+    fn options() -> ClientOptions {
+        ClientOptions::new().config(
+            Config::client()
+                .with_hello_timeout(Duration::from_secs(3))
+                .with_rpc_timeout(Some(Duration::from_secs(3)))
+                .with_close_timeout(Duration::from_secs(2)),
+        )
+    }
+
+    fn connect(&self, tls: &ClientTlsOptions, options: &ClientOptions) -> Result<Client, Error> {
+        Client::connect_tls_with(&self.addr(), tls, options)
     }
 
     fn client(&self) -> Client {
-        Self::builder()
-            .connect_tls(&self.addr(), &self.pki.client_tls())
+        self.connect(&self.pki.client_tls(), &Self::options())
             .expect("connecting")
     }
 
@@ -515,14 +523,14 @@ fn hello_capabilities_and_session_id() {
 fn get_and_get_config_with_filters() {
     with_deadline(10, || {
         let server = TestServer::start();
-        let mut client = server.client();
+        let client = server.client();
 
-        let all = client.get(&Get::new()).expect("get");
+        let all = client.call(&Get::new()).expect("get");
         assert_eq!(all.as_str(), format!("{INITIAL_CONFIG}{STATE_DATA}"));
 
         let subtree = Filter::subtree("<top xmlns=\"urn:x\"><v/></top>").expect("filter");
         let filtered = client
-            .get(&Get::new().filter(subtree))
+            .call(&Get::new().filter(subtree))
             .expect("get with a subtree filter");
         assert!(filtered.as_str().contains("<v>1</v>"));
         let body = server.last_body("get");
@@ -532,7 +540,7 @@ fn get_and_get_config_with_filters() {
         );
 
         let running = client
-            .get_config(&GetConfig::new(Datastore::Running))
+            .call(&GetConfig::new(Datastore::Running))
             .expect("get-config");
         assert_eq!(running.as_str(), INITIAL_CONFIG);
         assert_eq!(running.to_string(), INITIAL_CONFIG);
@@ -541,7 +549,7 @@ fn get_and_get_config_with_filters() {
             .with_namespace("x", "urn:x")
             .expect("xpath");
         let candidate = client
-            .get_config(&GetConfig::new(Datastore::Candidate).filter(xpath))
+            .call(&GetConfig::new(Datastore::Candidate).filter(xpath))
             .expect("get-config with an xpath filter");
         assert_eq!(candidate.as_str(), INITIAL_CONFIG);
         let body = server.last_body("get-config");
@@ -552,7 +560,7 @@ fn get_and_get_config_with_filters() {
 
         let subtree = Filter::subtree("<top xmlns=\"urn:x\"/>").expect("filter");
         client
-            .get_config(&GetConfig::new(Datastore::Running).filter(subtree))
+            .call(&GetConfig::new(Datastore::Running).filter(subtree))
             .expect("get-config with a subtree filter");
         assert!(server
             .last_body("get-config")
@@ -565,18 +573,18 @@ fn get_and_get_config_with_filters() {
 fn edit_copy_delete_and_validate() {
     with_deadline(10, || {
         let server = TestServer::start();
-        let mut client = server.client();
+        let client = server.client();
 
         let new = "<top xmlns=\"urn:x\"><v>2</v></top>";
         client
-            .edit_config(&EditConfig::new(Datastore::Running, config(new)))
+            .call(&EditConfig::new(Datastore::Running, config(new)))
             .expect("edit-config");
         assert_eq!(server.store().running, new);
         let body = server.last_body("edit-config");
         assert!(body.contains("<target><running/></target>"), "{body}");
         assert_eq!(
             client
-                .get_config(&GetConfig::new(Datastore::Running))
+                .call(&GetConfig::new(Datastore::Running))
                 .expect("get")
                 .as_str(),
             new
@@ -584,17 +592,17 @@ fn edit_copy_delete_and_validate() {
 
         // copy-config running -> startup, then delete-config startup.
         client
-            .copy_config(&CopyConfig::new(Datastore::Startup, Datastore::Running))
+            .call(&CopyConfig::new(Datastore::Startup, Datastore::Running))
             .expect("copy");
         assert_eq!(server.store().startup.as_deref(), Some(new));
         let startup = client
-            .get_config(&GetConfig::new(Datastore::Startup))
+            .call(&GetConfig::new(Datastore::Startup))
             .expect("startup");
         assert_eq!(startup.as_str(), new);
         // copy-config with inline configuration.
         let inline = "<top xmlns=\"urn:x\"><v>3</v></top>";
         client
-            .copy_config(&CopyConfig::new(
+            .call(&CopyConfig::new(
                 Datastore::Candidate,
                 Source::Config(config(inline)),
             ))
@@ -602,18 +610,18 @@ fn edit_copy_delete_and_validate() {
         assert_eq!(server.store().candidate, inline);
 
         client
-            .delete_config(Datastore::Startup)
+            .call(&DeleteConfig::new(Datastore::Startup))
             .expect("delete-config startup");
         assert_eq!(server.store().startup, None);
-        let errors = rpc_errors(client.delete_config(Datastore::Running));
+        let errors = rpc_errors(client.call(&DeleteConfig::new(Datastore::Running)));
         assert_eq!(errors[0].tag, ErrorTag::OperationFailed);
         assert!(server.last_body("delete-config").contains("<running/>"));
 
         client
-            .validate(&Validate::new(Datastore::Candidate))
+            .call(&Validate::new(Datastore::Candidate))
             .expect("validate candidate");
         let bad = config("<top xmlns=\"urn:x\"><v>invalid</v></top>");
-        let errors = rpc_errors(client.validate(&Validate::new(Source::Config(bad))));
+        let errors = rpc_errors(client.call(&Validate::new(Source::Config(bad))));
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].error_type, ErrorType::Application);
         assert_eq!(errors[0].tag, ErrorTag::InvalidValue);
@@ -622,7 +630,7 @@ fn edit_copy_delete_and_validate() {
 
         // The session is still fine after rpc-errors.
         client
-            .get_config(&GetConfig::new(Datastore::Running))
+            .call(&GetConfig::new(Datastore::Running))
             .expect("get-config after errors");
         client.close().expect("close");
     });
@@ -632,12 +640,12 @@ fn edit_copy_delete_and_validate() {
 fn lock_unlock_and_lock_denied() {
     with_deadline(10, || {
         let server = TestServer::start();
-        let mut a = server.client();
-        let mut b = server.client();
+        let a = server.client();
+        let b = server.client();
         assert_ne!(a.session_id(), b.session_id());
 
-        a.lock(Datastore::Running).expect("A locks");
-        let errors = rpc_errors(b.lock(Datastore::Running));
+        a.call(&Lock::new(Datastore::Running)).expect("A locks");
+        let errors = rpc_errors(b.call(&Lock::new(Datastore::Running)));
         assert_eq!(errors.len(), 1);
         let e = &errors[0];
         assert_eq!(e.error_type, ErrorType::Protocol);
@@ -655,16 +663,16 @@ fn lock_unlock_and_lock_denied() {
 
         // B cannot edit running while A holds the lock, nor unlock A's lock.
         let edit = EditConfig::new(Datastore::Running, config("<top xmlns=\"urn:x\"/>"));
-        assert_eq!(rpc_errors(b.edit_config(&edit))[0].tag, ErrorTag::InUse);
+        assert_eq!(rpc_errors(b.call(&edit))[0].tag, ErrorTag::InUse);
         assert_eq!(
-            rpc_errors(b.unlock(Datastore::Running))[0].tag,
+            rpc_errors(b.call(&Unlock::new(Datastore::Running)))[0].tag,
             ErrorTag::OperationFailed
         );
 
-        a.unlock(Datastore::Running).expect("A unlocks");
-        b.lock(Datastore::Running)
+        a.call(&Unlock::new(Datastore::Running)).expect("A unlocks");
+        b.call(&Lock::new(Datastore::Running))
             .expect("B locks after A unlocked");
-        b.unlock(Datastore::Running).expect("B unlocks");
+        b.call(&Unlock::new(Datastore::Running)).expect("B unlocks");
         assert!(server
             .last_body("lock")
             .contains("<target><running/></target>"));
@@ -677,14 +685,14 @@ fn lock_unlock_and_lock_denied() {
 fn candidate_commit_confirmed_cancel_and_discard() {
     with_deadline(10, || {
         let server = TestServer::start();
-        let mut client = server.client();
+        let client = server.client();
         let v5 = "<top xmlns=\"urn:x\"><v>5</v></top>";
         client
-            .edit_config(&EditConfig::new(Datastore::Candidate, config(v5)))
+            .call(&EditConfig::new(Datastore::Candidate, config(v5)))
             .expect("edit");
         assert_eq!(server.store().running, INITIAL_CONFIG);
 
-        client.commit(&Commit::new()).expect("commit");
+        client.call(&Commit::new()).expect("commit");
         assert_eq!(server.store().running, v5);
         assert_eq!(server.last_body("commit"), "<commit/>");
 
@@ -692,7 +700,7 @@ fn candidate_commit_confirmed_cancel_and_discard() {
             .confirm_timeout(60)
             .expect("timeout")
             .persist("tok");
-        client.commit(&confirmed).expect("confirmed commit");
+        client.call(&confirmed).expect("confirmed commit");
         let body = server.last_body("commit");
         assert!(body.contains("<confirmed/>"), "{body}");
         assert!(
@@ -703,21 +711,23 @@ fn candidate_commit_confirmed_cancel_and_discard() {
         assert!(server.store().confirmed_pending);
 
         client
-            .cancel_commit(&CancelCommit::new().persist_id("tok"))
+            .call(&CancelCommit::new().persist_id("tok"))
             .expect("cancel-commit");
         assert!(server
             .last_body("cancel-commit")
             .contains("<persist-id>tok</persist-id>"));
         assert!(!server.store().confirmed_pending);
-        let errors = rpc_errors(client.cancel_commit(&CancelCommit::new()));
+        let errors = rpc_errors(client.call(&CancelCommit::new()));
         assert_eq!(errors[0].tag, ErrorTag::OperationFailed);
 
         let v6 = "<top xmlns=\"urn:x\"><v>6</v></top>";
         client
-            .edit_config(&EditConfig::new(Datastore::Candidate, config(v6)))
+            .call(&EditConfig::new(Datastore::Candidate, config(v6)))
             .expect("edit");
         assert_eq!(server.store().candidate, v6);
-        client.discard_changes().expect("discard-changes");
+        client
+            .call(&DiscardChanges::new())
+            .expect("discard-changes");
         assert_eq!(server.store().candidate, v5);
         assert_eq!(server.seen("discard-changes").len(), 1);
         client.close().expect("close");
@@ -728,18 +738,19 @@ fn candidate_commit_confirmed_cancel_and_discard() {
 fn kill_session() {
     with_deadline(10, || {
         let server = TestServer::start();
-        let mut a = server.client();
-        let mut b = server.client();
+        let a = server.client();
+        let b = server.client();
         let (a_id, b_id) = (a.session_id(), b.session_id());
 
         // Killing oneself is refused: use close-session.
-        let errors = rpc_errors(a.kill_session(a_id));
+        let errors = rpc_errors(a.call(&KillSession::new(a_id).expect("session-id")));
         assert_eq!(errors[0].tag, ErrorTag::InvalidValue);
         // So is killing a session that does not exist.
-        let errors = rpc_errors(a.kill_session(999_999));
+        let errors = rpc_errors(a.call(&KillSession::new(999_999).expect("session-id")));
         assert_eq!(errors[0].tag, ErrorTag::InvalidValue);
 
-        a.kill_session(b_id).expect("A kills B");
+        a.call(&KillSession::new(b_id).expect("session-id"))
+            .expect("A kills B");
         assert!(
             eventually(Duration::from_secs(2), || !server
                 .handle
@@ -750,7 +761,7 @@ fn kill_session() {
         );
 
         let started = Instant::now();
-        let result = b.get_config(&GetConfig::new(Datastore::Running));
+        let result = b.call(&GetConfig::new(Datastore::Running));
         assert!(
             started.elapsed() < Duration::from_secs(2),
             "{:?}",
@@ -761,7 +772,7 @@ fn kill_session() {
             "B after the kill: {result:?}"
         );
         assert!(b.is_closed());
-        let again = b.get_config(&GetConfig::new(Datastore::Running));
+        let again = b.call(&GetConfig::new(Datastore::Running));
         assert!(
             matches!(again, Err(Error::Closed(_) | Error::Io(_))),
             "{again:?}"
@@ -769,7 +780,7 @@ fn kill_session() {
         b.close().expect("closing a killed session is fine");
 
         // A is unaffected; kill-session never reached the handler.
-        a.get_config(&GetConfig::new(Datastore::Running))
+        a.call(&GetConfig::new(Datastore::Running))
             .expect("A still works");
         assert!(server.seen("kill-session").is_empty());
         assert_eq!(server.handle.sessions(), vec![a_id]);
@@ -781,11 +792,11 @@ fn kill_session() {
 fn get_schema_returns_unescaped_text() {
     with_deadline(10, || {
         let server = TestServer::start();
-        let mut client = server.client();
+        let client = server.client();
         let op = GetSchema::new("example")
             .version("2026-01-01")
             .format(SchemaFormat::Yang);
-        let text = client.get_schema(&op).expect("get-schema");
+        let text = client.call(&op).expect("get-schema");
         assert_eq!(text, YANG);
         let seen = server.seen("get-schema").pop().expect("seen");
         assert_eq!(seen.namespace, NS_MONITORING);
@@ -801,7 +812,7 @@ fn get_schema_returns_unescaped_text() {
         );
         assert!(seen.body.contains("<format>yang</format>"), "{}", seen.body);
 
-        let errors = rpc_errors(client.get_schema(&GetSchema::new("missing")));
+        let errors = rpc_errors(client.call(&GetSchema::new("missing")));
         assert_eq!(errors[0].tag, ErrorTag::InvalidValue);
         client.close().expect("close");
     });
@@ -811,12 +822,12 @@ fn get_schema_returns_unescaped_text() {
 fn nmda_get_data_and_edit_data() {
     with_deadline(10, || {
         let server = TestServer::start();
-        let mut client = server.client();
+        let client = server.client();
         let filter = Filter::subtree("<top xmlns=\"urn:x\"/>").expect("filter");
         let op = GetData::new(NmdaDatastore::Operational)
             .filter(filter)
             .config_filter(true);
-        let got = client.get_data(&op).expect("get-data");
+        let got = client.call(&op).expect("get-data");
         assert_eq!(got.as_str(), format!("{INITIAL_CONFIG}{STATE_DATA}"));
         let seen = server.seen("get-data").pop().expect("seen");
         assert_eq!(seen.namespace, NS_NMDA);
@@ -834,7 +845,7 @@ fn nmda_get_data_and_edit_data() {
 
         let v9 = "<top xmlns=\"urn:x\"><v>9</v></top>";
         client
-            .edit_data(&EditData::new(NmdaDatastore::Running, config(v9)))
+            .call(&EditData::new(NmdaDatastore::Running, config(v9)))
             .expect("edit-data");
         assert_eq!(server.store().running, v9);
         let seen = server.seen("edit-data").pop().expect("seen");
@@ -847,8 +858,8 @@ fn nmda_get_data_and_edit_data() {
 fn notifications() {
     with_deadline(10, || {
         let server = TestServer::start();
-        let mut subscriber = server.client();
-        let mut bystander = server.client();
+        let subscriber = server.client();
+        let bystander = server.client();
         assert_eq!(
             server
                 .handle
@@ -857,8 +868,11 @@ fn notifications() {
             0
         );
 
+        // Subscribe to the client's stream before create-subscription, so nothing is missed.
+        let notifications = subscriber.notifications();
+        let bystander_notifications = bystander.notifications();
         subscriber
-            .create_subscription(&CreateSubscription::new())
+            .call(&CreateSubscription::new())
             .expect("create-subscription");
         let seen = server.seen("create-subscription").pop().expect("seen");
         assert_eq!(seen.namespace, NS_NOTIFICATION);
@@ -872,10 +886,11 @@ fn notifications() {
             .expect("notify");
         assert_eq!(sent, 1, "only the subscribed session gets it");
         let started = Instant::now();
-        let n = subscriber
-            .next_notification(Some(Duration::from_secs(2)))
-            .expect("next_notification")
-            .expect("a notification");
+        let n = notifications
+            .recv_timeout(Duration::from_secs(2))
+            .expect("the session is open")
+            .expect("a notification")
+            .expect("not lagged");
         assert!(started.elapsed() < Duration::from_secs(1));
         assert_eq!(n.event_time, "2026-01-01T00:00:01Z");
         assert!(
@@ -902,19 +917,20 @@ fn notifications() {
                 1
             );
         }
-        let got: Vec<_> = subscriber
-            .notifications()
-            .take(3)
-            .map(|n| n.expect("notification").content.as_str().to_owned())
+        // Each item is Ok: none was dropped (a dropped one would show up as `Err(Lagged)`).
+        let got: Vec<_> = (0..3)
+            .map(|_| {
+                let n = notifications.recv().expect("the session is open");
+                n.expect("notification").content.as_str().to_owned()
+            })
             .collect();
         for (i, content) in got.iter().enumerate() {
             assert!(content.contains(&format!("<n>{}</n>", i + 1)), "{content}");
         }
-        let none = subscriber
-            .next_notification(Some(Duration::from_millis(100)))
+        let none = notifications
+            .recv_timeout(Duration::from_millis(100))
             .expect("no error");
         assert!(none.is_none(), "{none:?}");
-        assert_eq!(subscriber.notifications_dropped(), 0);
 
         // RPCs still work on a subscribed session, with notifications interleaved.
         server
@@ -925,28 +941,31 @@ fn notifications() {
             )
             .expect("notify");
         subscriber
-            .get_config(&GetConfig::new(Datastore::Running))
+            .call(&GetConfig::new(Datastore::Running))
             .expect("get-config");
-        let n = subscriber
-            .next_notification(Some(Duration::from_secs(2)))
+        let n = notifications
+            .recv_timeout(Duration::from_secs(2))
             .expect("ok")
-            .expect("n4");
+            .expect("n4")
+            .expect("not lagged");
         assert!(n.content.as_str().contains("<n>4</n>"));
 
         // The bystander never subscribed and got nothing.
-        let none = bystander
-            .next_notification(Some(Duration::from_millis(50)))
+        let none = bystander_notifications
+            .recv_timeout(Duration::from_millis(50))
             .expect("no error");
         assert!(none.is_none());
 
         // The iterator ends when the session ends.
         let subscriber_id = subscriber.session_id();
         bystander
-            .kill_session(subscriber_id)
+            .call(&KillSession::new(subscriber_id).expect("session-id"))
             .expect("kill the subscriber");
-        let rest: Vec<_> = subscriber.notifications().collect();
-        assert!(rest.iter().all(Result::is_err), "{rest:?}");
-        assert!(subscriber.is_closed());
+        let rest: Vec<_> = notifications.collect();
+        assert!(rest.is_empty(), "{rest:?}");
+        assert!(eventually(Duration::from_secs(2), || subscriber.is_closed()));
+        // A stream taken after the end ends at once.
+        assert!(subscriber.notifications().recv().is_none());
         bystander.close().expect("close");
     });
 }
@@ -955,7 +974,7 @@ fn notifications() {
 fn rpc_raw_and_custom_rpc() {
     with_deadline(10, || {
         let server = TestServer::start();
-        let mut client = server.client();
+        let client = server.client();
         let reply = client
             .rpc_raw("<my-rpc xmlns=\"urn:x\"><arg>21</arg></my-rpc>")
             .expect("rpc_raw");
@@ -1000,7 +1019,7 @@ fn rpc_raw_and_custom_rpc() {
 fn rpc_errors_are_typed() {
     with_deadline(10, || {
         let server = TestServer::start();
-        let mut client = server.client();
+        let client = server.client();
         let err = client
             .rpc_raw("<fail xmlns=\"urn:x\"/>")
             .expect_err("an rpc-error");
@@ -1045,7 +1064,7 @@ fn rpc_errors_are_typed() {
 fn pipelining_replies_matched_in_any_order() {
     with_deadline(10, || {
         let server = TestServer::start();
-        let mut client = server.client();
+        let client = server.client();
         let ids: Vec<_> = (0..20)
             .map(|i| {
                 let body =
@@ -1096,7 +1115,7 @@ fn cert_to_name_username_reaches_the_handler() {
                 (!chain.is_empty()).then(|| "admin".to_owned())
             })
         });
-        let mut client = server.client();
+        let client = server.client();
         let reply = client.rpc_raw("<whoami xmlns=\"urn:x\"/>").expect("whoami");
         match &reply.content {
             ReplyContent::Other(p) => assert_eq!(p.as_str(), "<user xmlns=\"urn:x\">admin</user>"),
@@ -1123,8 +1142,8 @@ fn cert_to_name_none_disconnects() {
         let started = Instant::now();
         // RFC 7589: the certificate is mapped before our hello goes out, so an unmapped
         // client never even learns the server's capabilities: connecting itself fails.
-        let outcome = TestServer::builder()
-            .connect_tls(&server.addr(), &server.pki.client_tls())
+        let outcome = server
+            .connect(&server.pki.client_tls(), &TestServer::options())
             .map(|client| client.session_id());
         assert!(
             started.elapsed() < Duration::from_secs(2),
@@ -1159,8 +1178,11 @@ fn wrong_ca_is_refused() {
             .ca_file(&other.files.ca_cert)
             .client_cert_files(&server.pki.files.client_cert, &server.pki.files.client_key);
         let started = Instant::now();
-        match TestServer::builder().connect_tls(&server.addr(), &tls) {
-            Err(Error::Tls(msg)) => assert!(msg.to_lowercase().contains("certificate"), "{msg}"),
+        match server.connect(&tls, &TestServer::options()) {
+            Err(Error::Tls(e)) => {
+                let msg = e.to_string();
+                assert!(msg.to_lowercase().contains("certificate"), "{msg}")
+            }
             other => panic!("expected a TLS error, got {other:?}"),
         }
         assert!(started.elapsed() < Duration::from_secs(2));
@@ -1180,9 +1202,9 @@ fn client_certificate_from_another_ca_is_refused() {
             .ca_file(&server.pki.files.ca_cert)
             .client_cert_files(&other.files.client_cert, &other.files.client_key);
         let started = Instant::now();
-        let outcome = TestServer::builder()
-            .connect_tls(&server.addr(), &tls)
-            .and_then(|mut client| client.get_config(&GetConfig::new(Datastore::Running)));
+        let outcome = server
+            .connect(&tls, &TestServer::options())
+            .and_then(|client| client.call(&GetConfig::new(Datastore::Running)));
         assert!(
             started.elapsed() < Duration::from_secs(2),
             "{:?}",
@@ -1205,16 +1227,19 @@ fn missing_client_certificate_is_refused() {
         let server = TestServer::start();
         let tls = ClientTlsOptions::new().ca_file(&server.pki.files.ca_cert);
         let started = Instant::now();
-        let outcome = TestServer::builder()
-            .connect_tls(&server.addr(), &tls)
-            .and_then(|mut client| client.get_config(&GetConfig::new(Datastore::Running)));
+        let outcome = server
+            .connect(&tls, &TestServer::options())
+            .and_then(|client| client.call(&GetConfig::new(Datastore::Running)));
         assert!(
             started.elapsed() < Duration::from_secs(2),
             "not a hang: {:?}",
             started.elapsed()
         );
         match outcome {
-            Err(Error::Tls(msg)) => assert!(msg.to_lowercase().contains("certificate"), "{msg}"),
+            Err(Error::Tls(e)) => {
+                let msg = e.to_string();
+                assert!(msg.to_lowercase().contains("certificate"), "{msg}")
+            }
             other => panic!("expected a TLS error, got {other:?}"),
         }
         assert!(server.store().seen.is_empty());
@@ -1229,9 +1254,11 @@ fn slow_handler_times_out_and_the_session_stays_usable() {
     with_deadline(10, || {
         let server = TestServer::start();
         let rpc_timeout = Duration::from_millis(300);
-        let mut client = TestServer::builder()
-            .rpc_timeout(Some(rpc_timeout))
-            .connect_tls(&server.addr(), &server.pki.client_tls())
+        let client = server
+            .connect(
+                &server.pki.client_tls(),
+                &TestServer::options().rpc_timeout(Some(rpc_timeout)),
+            )
             .expect("connect");
 
         let started = Instant::now();
@@ -1260,7 +1287,7 @@ fn slow_handler_times_out_and_the_session_stays_usable() {
 
         // And with the default (short) timeout again, now that the server is idle.
         let data = client
-            .get_config(&GetConfig::new(Datastore::Running))
+            .call(&GetConfig::new(Datastore::Running))
             .expect("get-config");
         assert_eq!(data.as_str(), INITIAL_CONFIG);
         client.close().expect("close");
@@ -1308,14 +1335,15 @@ fn server_shutdown_ends_client_sessions() {
     with_deadline(10, || {
         let TestServer {
             handle,
+            addr,
             store: _store,
             pki,
         } = TestServer::start();
-        let mut client = TestServer::builder()
-            .connect_tls(&handle.local_addr().to_string(), &pki.client_tls())
-            .expect("connect");
+        let client =
+            Client::connect_tls_with(&addr.to_string(), &pki.client_tls(), &TestServer::options())
+                .expect("connect");
         client
-            .get_config(&GetConfig::new(Datastore::Running))
+            .call(&GetConfig::new(Datastore::Running))
             .expect("get-config");
         let started = Instant::now();
         handle.shutdown();
@@ -1324,7 +1352,7 @@ fn server_shutdown_ends_client_sessions() {
             "shutdown took {:?}",
             started.elapsed()
         );
-        let result = client.get_config(&GetConfig::new(Datastore::Running));
+        let result = client.call(&GetConfig::new(Datastore::Running));
         assert!(
             matches!(result, Err(Error::Closed(_) | Error::Io(_))),
             "{result:?}"
@@ -1354,19 +1382,17 @@ fn plain_tcp_peer(
             loop {
                 match session.poll_output() {
                     Output::Transmit(bytes) => socket.write_all(&bytes).expect("write"),
-                    Output::Event(Event::Rpc { request }) => {
+                    Output::Event(Event::Rpc { id, request }) => {
                         seen.push(request.operation.name.clone());
                         let reply = Reply::data(data).expect("data");
-                        session
-                            .send_reply(&request.message_id, &reply)
-                            .expect("reply");
+                        session.send_reply(id, reply).expect("reply");
                     }
                     Output::Event(Event::Closed { reason }) => {
                         // Everything queued before Closed has been written above.
                         return (seen, reason);
                     }
-                    Output::Event(_) => {}
                     Output::Wait(_) => break,
+                    _ => {}
                 }
             }
             match socket.read(&mut buf) {
@@ -1389,18 +1415,20 @@ fn from_stream_over_plain_tcp() {
         let peer = plain_tcp_peer(listener, data);
 
         let stream = TcpStream::connect(addr).expect("connect");
-        let mut client = Client::builder()
-            .hello_timeout(Duration::from_secs(3))
-            .rpc_timeout(Some(Duration::from_secs(3)))
-            .from_stream(stream)
-            .expect("hello over plain TCP");
+        let client = Client::from_stream_with(
+            stream,
+            &ClientOptions::new()
+                .hello_timeout(Duration::from_secs(3))
+                .rpc_timeout(Some(Duration::from_secs(3))),
+        )
+        .expect("hello over plain TCP");
         assert_eq!(client.session_id(), 77);
         assert_eq!(client.framing(), netconf_proto::Framing::Chunked);
         let got = client
-            .get_config(&GetConfig::new(Datastore::Running))
+            .call(&GetConfig::new(Datastore::Running))
             .expect("get-config");
         assert_eq!(got.as_str(), data);
-        let got = client.get(&Get::new()).expect("get");
+        let got = client.call(&Get::new()).expect("get");
         assert_eq!(got.as_str(), data);
         client.close().expect("close");
 

@@ -8,8 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use netconf_blocking::server::{ServerOptions, SessionInfo};
 use netconf_blocking::tls::{PemSource, ServerTlsOptions};
-use netconf_blocking::{Reply, Request, Server, ServerHandle, SessionInfo};
+use netconf_blocking::{Reply, Request, Server};
 use netconf_tests::certs::{Pki, PkiFiles};
 
 const DATA: &str = "<top xmlns=\"urn:x\"><v>1</v></top>";
@@ -69,7 +70,7 @@ impl Drop for TestPki {
 type Seen = Arc<Mutex<Vec<(u32, String)>>>;
 
 /// Our server, answering get-config with [`DATA`] and recording what it saw.
-fn start_server(pki: &TestPki) -> (ServerHandle, Seen) {
+fn start_server(pki: &TestPki) -> (Server, std::net::SocketAddr, Seen) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let handler_seen = seen.clone();
     let tls = ServerTlsOptions::new(
@@ -77,24 +78,22 @@ fn start_server(pki: &TestPki) -> (ServerHandle, Seen) {
         PemSource::file(&pki.files.server_key),
         PemSource::file(&pki.files.ca_cert),
     );
-    let handle = Server::builder(tls)
-        .bind(
-            "127.0.0.1:0",
-            move |request: &Request, info: &SessionInfo| {
-                handler_seen
-                    .lock()
-                    .expect("seen")
-                    .push((info.session_id, request.operation.name.clone()));
-                if request.operation.is_base("get-config") {
-                    Reply::data(DATA).expect("data")
-                } else {
-                    Reply::Ok
-                }
-            },
-        )
-        .expect("bind")
-        .spawn();
-    (handle, seen)
+    let server = Server::new(
+        ServerOptions::new(),
+        move |request: &Request, info: &SessionInfo| {
+            handler_seen
+                .lock()
+                .expect("seen")
+                .push((info.session_id, request.operation.name.clone()));
+            if request.operation.is_base("get-config") {
+                Reply::data(DATA).expect("data")
+            } else {
+                Reply::Ok
+            }
+        },
+    );
+    let addr = server.listen_tls("127.0.0.1:0", &tls).expect("bind");
+    (server, addr, seen)
 }
 
 struct Run {
@@ -185,8 +184,8 @@ fn path(p: &std::path::Path) -> &str {
 fn example_prints_session_id_and_config() {
     with_deadline(CARGO_RUN_LIMIT.as_secs() + 20, || {
         let pki = TestPki::new(&Pki::generate());
-        let (handle, seen) = start_server(&pki);
-        let addr = handle.local_addr().to_string();
+        let (handle, addr, seen) = start_server(&pki);
+        let addr = addr.to_string();
         let run = run_example(&[
             &addr,
             path(&pki.files.ca_cert),
@@ -219,6 +218,7 @@ fn example_prints_session_id_and_config() {
             std::thread::sleep(Duration::from_millis(10));
         }
         assert!(handle.sessions().is_empty(), "{:?}", handle.sessions());
+        handle.shutdown();
     });
 }
 
@@ -227,8 +227,8 @@ fn example_fails_with_a_wrong_ca() {
     with_deadline(CARGO_RUN_LIMIT.as_secs() + 20, || {
         let pki = TestPki::new(&Pki::generate());
         let other = TestPki::new(&Pki::other_ca());
-        let (handle, seen) = start_server(&pki);
-        let addr = handle.local_addr().to_string();
+        let (handle, addr, seen) = start_server(&pki);
+        let addr = addr.to_string();
         let run = run_example(&[
             &addr,
             path(&other.files.ca_cert),
@@ -253,6 +253,7 @@ fn example_fails_with_a_wrong_ca() {
             run.stdout
         );
         assert!(seen.lock().expect("seen").is_empty());
+        handle.shutdown();
     });
 }
 

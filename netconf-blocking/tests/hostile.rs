@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use netconf_blocking::operations::{Datastore, GetConfig};
 use netconf_blocking::tls::ClientTlsOptions;
-use netconf_blocking::{Client, Error};
+use netconf_blocking::{Client, ClientOptions, Config, Notifications, TimeoutKind};
 use netconf_proto::Framing;
 use netconf_tests::certs::Pki;
 use netconf_tests::hostile_tls::{self, Hostile, HostileServer, Outcome};
@@ -83,21 +83,42 @@ fn expected_data(mode: Hostile, index: usize) -> String {
         .to_owned()
 }
 
-/// Connects to a hostile server, asserting the 2 s establishment guard.
-fn connect(server: &HostileServer, tls: &ClientTlsOptions, rpc_timeout: Duration) -> Client {
+/// Connects to a hostile server, asserting the 2 s establishment guard. The notification
+/// stream is taken at once, so nothing the server sends is missed.
+fn connect(
+    server: &HostileServer,
+    tls: &ClientTlsOptions,
+    rpc_timeout: Duration,
+) -> (Client, Notifications) {
+    connect_with(
+        server,
+        tls,
+        Config::client()
+            .with_hello_timeout(Duration::from_secs(5))
+            .with_rpc_timeout(Some(rpc_timeout)),
+    )
+}
+
+fn connect_with(
+    server: &HostileServer,
+    tls: &ClientTlsOptions,
+    config: Config,
+) -> (Client, Notifications) {
     let started = Instant::now();
-    let client = Client::builder()
-        .hello_timeout(Duration::from_secs(5))
-        .rpc_timeout(Some(rpc_timeout))
-        .connect_tls(&server.addr().to_string(), tls)
-        .unwrap_or_else(|e| panic!("{:?}: connect failed: {e}", server.mode()));
+    let client = Client::connect_tls_with(
+        &server.addr().to_string(),
+        tls,
+        &ClientOptions::new().config(config),
+    )
+    .unwrap_or_else(|e| panic!("{:?}: connect failed: {e}", server.mode()));
     let elapsed = started.elapsed();
     assert!(
         elapsed < Duration::from_secs(2),
         "{:?}: establishing took {elapsed:?} (drainage deadlock?)",
         server.mode()
     );
-    client
+    let notifications = client.notifications();
+    (client, notifications)
 }
 
 /// The full conversation with a mode that answers rpcs: hello, two get-configs, close.
@@ -106,7 +127,7 @@ fn converses(mode: Hostile) {
     with_deadline(10, move || {
         let pki = TestPki::new(&format!("{mode:?}"));
         let server = HostileServer::start(mode, &pki.pki).expect("starting the hostile server");
-        let mut client = connect(&server, &pki.client_tls(), Duration::from_secs(3));
+        let (client, notifications) = connect(&server, &pki.client_tls(), Duration::from_secs(3));
         assert_eq!(client.session_id(), hostile_tls::DEFAULT_SESSION_ID);
         assert!(!client.is_closed());
         let expected_framing = if mode.offers_base_1_1() {
@@ -124,7 +145,7 @@ fn converses(mode: Hostile) {
         for index in 0..2 {
             let started = Instant::now();
             let data = client
-                .get_config(&GetConfig::new(Datastore::Running))
+                .call(&GetConfig::new(Datastore::Running))
                 .unwrap_or_else(|e| panic!("{mode:?}: get-config #{index} failed: {e}"));
             assert!(
                 started.elapsed() < Duration::from_secs(2),
@@ -142,10 +163,11 @@ fn converses(mode: Hostile) {
             if mode == Hostile::ReplyAndNotification && index == 0 {
                 // The notification rode in the same TLS record as this reply.
                 let started = Instant::now();
-                let notification = client
-                    .next_notification(Some(Duration::from_secs(1)))
-                    .expect("next_notification")
-                    .expect("the notification that shared the reply's record");
+                let notification = notifications
+                    .recv_timeout(Duration::from_secs(1))
+                    .expect("the session is open")
+                    .expect("the notification that shared the reply's record")
+                    .expect("not lagged");
                 assert!(
                     started.elapsed() < Duration::from_millis(500),
                     "it was already received"
@@ -162,8 +184,8 @@ fn converses(mode: Hostile) {
             }
         }
         if mode == Hostile::ReplyAndNotification {
-            let none = client
-                .next_notification(Some(Duration::from_millis(50)))
+            let none = notifications
+                .recv_timeout(Duration::from_millis(50))
                 .expect("no error");
             assert!(none.is_none(), "only one notification was sent: {none:?}");
         }
@@ -226,7 +248,7 @@ fn big_hello_capabilities_are_unescaped() {
     with_deadline(10, || {
         let pki = TestPki::new("big-hello-caps");
         let server = HostileServer::start(Hostile::BigHello, &pki.pki).expect("server");
-        let client = connect(&server, &pki.client_tls(), Duration::from_secs(3));
+        let (client, _notifications) = connect(&server, &pki.client_tls(), Duration::from_secs(3));
         let uri = "urn:example:yang:module-079?module=example-module-079&revision=2026-01-01";
         assert!(
             client.capabilities().contains_uri(uri),
@@ -261,20 +283,35 @@ fn every_answering_mode_is_covered() {
     }
 }
 
+/// The peer stops in the middle of a reply. The old client tied this to the RPC timeout;
+/// the core now has a stall timeout of its own (no byte for that long in the middle of a
+/// message), so it is set short here and the RPC timeout long: the stall, not the RPC
+/// timeout, must end the call and the session.
 #[test]
 fn stall_mid_reply_times_out_and_closes() {
     with_deadline(10, || {
         let pki = TestPki::new("stall");
         let server = HostileServer::start(Hostile::StallMidReply, &pki.pki).expect("server");
-        let rpc_timeout = Duration::from_millis(300);
-        let mut client = connect(&server, &pki.client_tls(), rpc_timeout);
+        let stall_timeout = Duration::from_millis(300);
+        let (client, notifications) = connect_with(
+            &server,
+            &pki.client_tls(),
+            Config::client()
+                .with_hello_timeout(Duration::from_secs(5))
+                .with_rpc_timeout(Some(Duration::from_secs(5)))
+                .with_stall_timeout(Some(stall_timeout)),
+        );
         assert_eq!(client.session_id(), hostile_tls::DEFAULT_SESSION_ID);
 
         let started = Instant::now();
-        let result = client.get_config(&GetConfig::new(Datastore::Running));
+        let result = client.call(&GetConfig::new(Datastore::Running));
         let elapsed = started.elapsed();
-        assert!(matches!(result, Err(Error::Timeout(_))), "{result:?}");
-        assert!(elapsed >= rpc_timeout, "timed out early: {elapsed:?}");
+        assert_eq!(
+            result.as_ref().err().and_then(|e| e.timeout_kind()),
+            Some(TimeoutKind::Stall),
+            "{result:?}"
+        );
+        assert!(elapsed >= stall_timeout, "timed out early: {elapsed:?}");
         assert!(
             elapsed < Duration::from_secs(2),
             "timed out late: {elapsed:?}"
@@ -286,7 +323,7 @@ fn stall_mid_reply_times_out_and_closes() {
             "the session must close after a stall mid-message"
         );
         let started = Instant::now();
-        let later = client.get_config(&GetConfig::new(Datastore::Running));
+        let later = client.call(&GetConfig::new(Datastore::Running));
         assert!(
             started.elapsed() < Duration::from_millis(200),
             "a closed session answers at once"
@@ -301,7 +338,8 @@ fn stall_mid_reply_times_out_and_closes() {
             }
             Ok(data) => panic!("a stalled session answered: {data:?}"),
         }
-        let note = client.next_notification(Some(Duration::from_millis(100)));
+        // The notification stream has ended with the session.
+        let note = notifications.recv_timeout(Duration::from_millis(100));
         assert!(note.is_err(), "{note:?}");
 
         let started = Instant::now();

@@ -1,10 +1,11 @@
-//! `ClientBuilder::on_progress` reports a large reply as it arrives, then 0 when complete.
+//! `ClientOptions::on_progress` reports a large reply as it arrives, then 0 when complete.
 
 use std::sync::{Arc, Mutex};
 
 use netconf_blocking::operations::{Datastore, GetConfig};
+use netconf_blocking::server::ServerOptions;
 use netconf_blocking::tls::{ClientTlsOptions, PemSource, ServerTlsOptions};
-use netconf_blocking::{Client, Reply, Server};
+use netconf_blocking::{Client, ClientOptions, Reply, Server};
 use netconf_tests::certs::Pki;
 
 #[test]
@@ -12,27 +13,30 @@ fn progress_grows_while_a_large_reply_arrives() {
     let pki = Pki::generate();
     let data = format!("<big xmlns=\"urn:x\">{}</big>", "y".repeat(4 << 20));
     let reply = Reply::data(data.clone()).unwrap();
-    let server = Server::builder(ServerTlsOptions::new(
-        PemSource::pem(pki.server_cert_pem.clone()),
-        PemSource::pem(pki.server_key_pem.clone()),
-        PemSource::pem(pki.ca_pem.clone()),
-    ))
-    .bind("127.0.0.1:0", move |_, _| reply.clone())
-    .unwrap()
-    .spawn();
+    let server = Server::new(ServerOptions::new(), move |_, _| reply.clone());
+    let addr = server
+        .listen_tls(
+            "127.0.0.1:0",
+            &ServerTlsOptions::new(
+                PemSource::pem(pki.server_cert_pem.clone()),
+                PemSource::pem(pki.server_key_pem.clone()),
+                PemSource::pem(pki.ca_pem.clone()),
+            ),
+        )
+        .unwrap();
     let tls = ClientTlsOptions::new()
         .ca_pem(pki.ca_pem.clone())
         .client_cert_pem(pki.client_cert_pem.clone(), pki.client_key_pem.clone());
     let seen = Arc::new(Mutex::new(Vec::new()));
     let record = seen.clone();
-    let mut client = Client::builder()
-        .on_progress(move |n| record.lock().unwrap().push(n))
-        .connect_tls(&server.local_addr().to_string(), &tls)
-        .unwrap();
+    let client = Client::connect_tls_with(
+        &addr.to_string(),
+        &tls,
+        &ClientOptions::new().on_progress(move |p| record.lock().unwrap().push(p.received)),
+    )
+    .unwrap();
     seen.lock().unwrap().clear();
-    let got = client
-        .get_config(&GetConfig::new(Datastore::Running))
-        .unwrap();
+    let got = client.call(&GetConfig::new(Datastore::Running)).unwrap();
     assert_eq!(got.as_str(), data);
     let seen = seen.lock().unwrap().clone();
     let partial: Vec<usize> = seen.iter().copied().filter(|&n| n > 0).collect();
@@ -51,4 +55,5 @@ fn progress_grows_while_a_large_reply_arrives() {
         "the last call reports the message complete"
     );
     client.close().unwrap();
+    server.shutdown();
 }

@@ -32,9 +32,7 @@ async fn run(addr: &str, ca: &str, cert: &str, key: &str) -> Result<(), Error> {
         .client_cert_files(cert, key);
     let client = Client::connect_tls(addr, &tls).await?;
     println!("session-id {}", client.session_id());
-    let data = client
-        .get_config(&GetConfig::new(Datastore::Running))
-        .await?;
+    let data = client.call(&GetConfig::new(Datastore::Running)).await?;
     println!("{data}");
     client.close().await
 }

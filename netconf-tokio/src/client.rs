@@ -29,6 +29,9 @@ use crate::link::{sleep, AsyncStream, Link};
 
 type Waiter = oneshot::Sender<Result<RpcReply, Error>>;
 type Core = ClientCore<Waiter, Sink>;
+/// A `close()` caller, answered only once the driver has finished (so `is_closed()` holds
+/// when `close()` returns), with what the core said about its close-session.
+type Closing = (Waiter, oneshot::Receiver<Result<RpcReply, Error>>);
 
 enum Command {
     Rpc {
@@ -276,30 +279,50 @@ impl Client {
     pub fn notifications(&self) -> Notifications {
         let (tx, rx) = mpsc::channel(self.shared.notification_buffer);
         let _ = self.cmds.send(Command::Subscribe(Sink(tx)));
-        Notifications { rx }
+        Notifications {
+            rx,
+            shared: self.shared.clone(),
+        }
     }
 
     /// Ends the session with `<close-session>` and waits until the driver has closed it.
+    /// A session that has already ended, however it ended, has nothing left to close: `Ok`.
     pub async fn close(&self) -> Result<(), Error> {
+        if self.is_closed() {
+            return Ok(());
+        }
         let (reply, rx) = oneshot::channel();
         if self.cmds.send(Command::Close { reply }).is_err() {
-            return close_result(Err(self.shared.ended_error()));
+            return Ok(()); // the driver is gone: so is the session
         }
         close_result(rx.await.unwrap_or_else(|_| Err(self.shared.ended_error())))
     }
 }
 
 /// A stream of notifications; see [`Client::notifications`]. It ends with the session.
-#[derive(Debug)]
 pub struct Notifications {
     rx: mpsc::Receiver<NotificationItem>,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Notifications {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Notifications").finish_non_exhaustive()
+    }
 }
 
 impl Stream for Notifications {
     type Item = NotificationItem;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.rx.poll_recv(cx)
+        let next = self.rx.poll_recv(cx);
+        if let Poll::Ready(None) = next {
+            // Only the end of the session drops our queue's sender (the core lets go of its
+            // subscribers as the session closes, before the driver is done): whoever sees
+            // the stream end must also see `is_closed()`.
+            self.shared.closed.store(true, Ordering::SeqCst);
+        }
+        next
     }
 }
 
@@ -311,7 +334,7 @@ async fn establish(
 ) -> Result<(Client, Driver), Error> {
     let mut core = Core::new(machine, options);
     let mut link = Link::new(stream, options.get_write_timeout());
-    if let Some(end) = run(&mut core, &mut link, None, true).await {
+    if let Some(end) = run(&mut core, &mut link, None, &mut Vec::new(), true).await {
         link.shutdown().await;
         return Err(end.error());
     }
@@ -338,7 +361,8 @@ async fn drive(
     mut cmds: mpsc::UnboundedReceiver<Command>,
     shared: Arc<Shared>,
 ) {
-    let end = run(&mut core, &mut link, Some(&mut cmds), false)
+    let mut closing = Vec::new();
+    let end = run(&mut core, &mut link, Some(&mut cmds), &mut closing, false)
         .await
         .unwrap_or(SessionEnd::Close(CloseReason::Local));
     // Record the end before anyone is told, so `is_closed()` and later calls agree.
@@ -348,13 +372,21 @@ async fn drive(
     // Commands queued behind the end get the same answer, never silence.
     while let Ok(cmd) = cmds.try_recv() {
         match cmd {
-            Command::Rpc { reply, .. } | Command::Close { reply } => {
+            Command::Rpc { reply, .. } => {
                 let _ = reply.send(Err(end.error()));
+            }
+            // The session is over: nothing is left to close (`close_result` takes a local
+            // close as success).
+            Command::Close { reply } => {
+                let _ = reply.send(Err(Error::Closed(CloseReason::Local)));
             }
             Command::Subscribe(_) => {}
         }
     }
     link.shutdown().await;
+    for (reply, mut result) in closing {
+        let _ = reply.send(result.try_recv().unwrap_or_else(|_| Err(end.error())));
+    }
 }
 
 /// The loop: until the session ends (returns how), or until it is established when
@@ -363,6 +395,7 @@ async fn run(
     core: &mut Core,
     link: &mut Link,
     mut cmds: Option<&mut mpsc::UnboundedReceiver<Command>>,
+    closing: &mut Vec<Closing>,
     until_established: bool,
 ) -> Option<SessionEnd> {
     let mut handles_alive = cmds.is_some();
@@ -402,7 +435,11 @@ async fn run(
                         core.submit(&body, timeout, reply, Instant::now());
                     }
                 }
-                Some(Command::Close { reply }) => core.close(reply, Instant::now()),
+                Some(Command::Close { reply }) => {
+                    let (waiter, result) = oneshot::channel();
+                    core.close(waiter, Instant::now());
+                    closing.push((reply, result));
+                }
                 Some(Command::Subscribe(sink)) => core.subscribe(sink),
                 None => {
                     // Every handle is gone: end the session politely.

@@ -18,6 +18,9 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin> AsyncStream for T {}
 
 const READ_BUFFER: usize = 64 * 1024;
 
+/// Where a write that keeps reading hands what it read.
+pub(crate) type OnRead<'a> = &'a mut (dyn FnMut(io::Result<&[u8]>) + Send);
+
 pub(crate) struct Link {
     reader: ReadHalf<Box<dyn AsyncStream>>,
     writer: WriteHalf<Box<dyn AsyncStream>>,
@@ -62,7 +65,7 @@ impl Link {
     pub async fn write_all(
         &mut self,
         bytes: &[u8],
-        mut on_read: Option<&mut (dyn FnMut(io::Result<&[u8]>) + Send)>,
+        mut on_read: Option<OnRead<'_>>,
     ) -> io::Result<()> {
         let mut written = 0;
         let deadline = |t: Option<Duration>| t.map(|t| Instant::now() + t);

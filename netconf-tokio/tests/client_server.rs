@@ -14,14 +14,15 @@ use netconf_proto::xml::{escape_text, NS_BASE, NS_MONITORING, NS_NMDA, NS_NOTIFI
 use netconf_proto::{CloseReason, Event, Output, Session};
 use netconf_tests::certs::{Pki, PkiFiles};
 use netconf_tokio::operations::{
-    CancelCommit, Commit, CopyConfig, CreateSubscription, Datastore, DefaultOperation, EditConfig,
-    EditData, ErrorOption, Filter, Get, GetConfig, GetData, GetSchema, InlineConfig, NmdaDatastore,
-    SchemaFormat, TestOption, Validate,
+    CancelCommit, Commit, CopyConfig, CreateSubscription, Datastore, DefaultOperation,
+    DeleteConfig, DiscardChanges, EditConfig, EditData, ErrorOption, Filter, Get, GetConfig,
+    GetData, GetSchema, InlineConfig, KillSession, Lock, NmdaDatastore, SchemaFormat, TestOption,
+    Unlock, Validate,
 };
+use netconf_tokio::server::{ServerOptions, SessionInfo};
 use netconf_tokio::tls::{ClientTlsOptions, PemSource, ServerTlsOptions};
 use netconf_tokio::{
-    Client, ClientBuilder, Config, Error, Reply, ReplyContent, Request, RpcError, Server,
-    ServerBuilder, ServerHandle, SessionInfo,
+    Client, ClientOptions, Config, Error, Reply, ReplyContent, Request, RpcError, Server,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_stream::Stream;
@@ -213,18 +214,18 @@ async fn handle(request: Request, info: SessionInfo, recorder: Arc<Recorder>) ->
 struct Harness {
     pki: TestPki,
     recorder: Arc<Recorder>,
-    server: ServerHandle,
+    server: Server,
     addr: String,
 }
 
 impl Harness {
     async fn start(tag: &str) -> Harness {
-        Self::start_with(tag, |b| b).await
+        Self::start_with(tag, |o| o).await
     }
 
     async fn start_with(
         tag: &str,
-        customize: impl FnOnce(ServerBuilder) -> ServerBuilder,
+        customize: impl FnOnce(ServerOptions) -> ServerOptions,
     ) -> Harness {
         let pki = TestPki::new(tag);
         let recorder = Arc::new(Recorder::default());
@@ -232,14 +233,15 @@ impl Harness {
         let config = Config::server()
             .with_capability("urn:ietf:params:netconf:capability:candidate:1.0")
             .with_capability("urn:ietf:params:netconf:capability:notification:1.0");
-        let server = customize(Server::builder(pki.server_tls()).config(config))
-            .bind("127.0.0.1:0", move |request, info| {
-                handle(request, info, r.clone())
-            })
+        let server = Server::new(
+            customize(ServerOptions::new().config(config)),
+            move |request, info| handle(request, info, r.clone()),
+        );
+        let addr = server
+            .listen_tls("127.0.0.1:0", &pki.server_tls())
             .await
             .expect("bind")
-            .spawn();
-        let addr = server.local_addr().to_string();
+            .to_string();
         Harness {
             pki,
             recorder,
@@ -249,12 +251,11 @@ impl Harness {
     }
 
     async fn client(&self) -> Client {
-        self.client_with(Client::builder()).await
+        self.client_with(ClientOptions::new()).await
     }
 
-    async fn client_with(&self, builder: ClientBuilder) -> Client {
-        builder
-            .connect_tls(&self.addr, &self.pki.client_tls())
+    async fn client_with(&self, options: ClientOptions) -> Client {
+        Client::connect_tls_with(&self.addr, &self.pki.client_tls(), &options)
             .await
             .expect("connect")
     }
@@ -279,7 +280,7 @@ async fn every_operation_reaches_the_handler() {
 
         // get with a subtree filter, then with an XPath filter.
         let filter = Filter::subtree(format!("<state xmlns=\"{NS}\"><uptime/></state>")).unwrap();
-        let data = client.get(&Get::new().filter(filter)).await.expect("get");
+        let data = client.call(&Get::new().filter(filter)).await.expect("get");
         assert_eq!(data.child_text("uptime").as_deref(), Some("42"));
         assert_eq!(last_op(), (NS_BASE.to_owned(), "get".to_owned()));
         let body = last_body();
@@ -293,7 +294,7 @@ async fn every_operation_reaches_the_handler() {
             .with_namespace("t", NS)
             .unwrap();
         client
-            .get(&Get::new().filter(filter))
+            .call(&Get::new().filter(filter))
             .await
             .expect("get xpath");
         let body = last_body();
@@ -306,7 +307,7 @@ async fn every_operation_reaches_the_handler() {
 
         // get-config
         let data = client
-            .get_config(&GetConfig::new(Datastore::Running))
+            .call(&GetConfig::new(Datastore::Running))
             .await
             .expect("get-config");
         assert_eq!(
@@ -321,7 +322,7 @@ async fn every_operation_reaches_the_handler() {
         ))
         .unwrap();
         client
-            .edit_config(
+            .call(
                 &EditConfig::new(Datastore::Candidate, config)
                     .default_operation(DefaultOperation::Replace)
                     .test_option(TestOption::TestThenSet)
@@ -354,7 +355,7 @@ async fn every_operation_reaches_the_handler() {
 
         // copy-config, delete-config
         client
-            .copy_config(&CopyConfig::new(Datastore::Startup, Datastore::Running))
+            .call(&CopyConfig::new(Datastore::Startup, Datastore::Running))
             .await
             .expect("copy-config");
         let body = last_body();
@@ -364,24 +365,30 @@ async fn every_operation_reaches_the_handler() {
             "{body}"
         );
         client
-            .delete_config(Datastore::Startup)
+            .call(&DeleteConfig::new(Datastore::Startup))
             .await
             .expect("delete-config");
         assert_eq!(last_op().1, "delete-config");
         assert!(last_body().contains("<target><startup/></target>"));
 
         // lock / unlock
-        client.lock(Datastore::Candidate).await.expect("lock");
+        client
+            .call(&Lock::new(Datastore::Candidate))
+            .await
+            .expect("lock");
         assert_eq!(last_op(), (NS_BASE.to_owned(), "lock".to_owned()));
         assert!(last_body().contains("<target><candidate/></target>"));
-        client.unlock(Datastore::Candidate).await.expect("unlock");
+        client
+            .call(&Unlock::new(Datastore::Candidate))
+            .await
+            .expect("unlock");
         assert_eq!(last_op().1, "unlock");
 
         // commit: plain, confirmed with timeout and persist, confirming by persist-id
-        client.commit(&Commit::new()).await.expect("commit");
+        client.call(&Commit::new()).await.expect("commit");
         assert_eq!(last_op().1, "commit");
         client
-            .commit(
+            .call(
                 &Commit::confirmed()
                     .confirm_timeout(30)
                     .unwrap()
@@ -397,7 +404,7 @@ async fn every_operation_reaches_the_handler() {
         );
         assert_eq!(request.body.child_text("persist").as_deref(), Some("tok-1"));
         client
-            .commit(&Commit::new().persist_id("tok-1"))
+            .call(&Commit::new().persist_id("tok-1"))
             .await
             .expect("confirming commit");
         assert_eq!(
@@ -407,7 +414,7 @@ async fn every_operation_reaches_the_handler() {
 
         // cancel-commit, discard-changes, validate
         client
-            .cancel_commit(&CancelCommit::new().persist_id("tok-2"))
+            .call(&CancelCommit::new().persist_id("tok-2"))
             .await
             .expect("cancel-commit");
         assert_eq!(last_op().1, "cancel-commit");
@@ -415,10 +422,13 @@ async fn every_operation_reaches_the_handler() {
             h.recorder.last().0.body.child_text("persist-id").as_deref(),
             Some("tok-2")
         );
-        client.discard_changes().await.expect("discard-changes");
+        client
+            .call(&DiscardChanges::new())
+            .await
+            .expect("discard-changes");
         assert_eq!(last_op().1, "discard-changes");
         client
-            .validate(&Validate::new(Datastore::Candidate))
+            .call(&Validate::new(Datastore::Candidate))
             .await
             .expect("validate");
         assert_eq!(last_op().1, "validate");
@@ -426,7 +436,7 @@ async fn every_operation_reaches_the_handler() {
 
         // get-schema: the text comes back unescaped
         let schema = client
-            .get_schema(
+            .call(
                 &GetSchema::new("ex")
                     .version("2026-01-01")
                     .format(SchemaFormat::Yang),
@@ -447,7 +457,7 @@ async fn every_operation_reaches_the_handler() {
         // get-data / edit-data (NMDA)
         let filter = Filter::subtree(format!("<interfaces xmlns=\"{NS}\"/>")).unwrap();
         let data = client
-            .get_data(&GetData::new(NmdaDatastore::Operational).filter(filter))
+            .call(&GetData::new(NmdaDatastore::Operational).filter(filter))
             .await
             .expect("get-data");
         assert_eq!(data.child_text("if").as_deref(), Some("eth0"));
@@ -459,7 +469,7 @@ async fn every_operation_reaches_the_handler() {
         );
         assert!(request.body.as_str().contains("<subtree-filter>"));
         client
-            .edit_data(&EditData::new(
+            .call(&EditData::new(
                 NmdaDatastore::Running,
                 InlineConfig::new(format!("<top xmlns=\"{NS}\"><hostname>r3</hostname></top>"))
                     .unwrap(),
@@ -474,7 +484,7 @@ async fn every_operation_reaches_the_handler() {
         // create-subscription, then notifications
         let mut notifications = client.notifications();
         client
-            .create_subscription(&CreateSubscription::new().stream("NETCONF"))
+            .call(&CreateSubscription::new().stream("NETCONF"))
             .await
             .expect("create-subscription");
         let (request, _) = h.recorder.last();
@@ -561,10 +571,10 @@ async fn rpc_error_becomes_a_typed_error() {
         assert_eq!(errors[1].severity, ErrorSeverity::Warning);
 
         // The typed helpers fail the same way.
-        let err = client.lock(Datastore::Running).await;
+        let err = client.call(&Lock::new(Datastore::Running)).await;
         assert!(err.is_ok());
         let other = h.client().await;
-        match other.lock(Datastore::Running).await {
+        match other.call(&Lock::new(Datastore::Running)).await {
             Err(Error::Rpc(errors)) => {
                 assert_eq!(errors[0].tag, ErrorTag::LockDenied);
                 let holder = errors[0]
@@ -576,7 +586,7 @@ async fn rpc_error_becomes_a_typed_error() {
             other => panic!("expected lock-denied, got {other:?}"),
         }
         let e = other
-            .unlock(Datastore::Running)
+            .call(&Unlock::new(Datastore::Running))
             .await
             .expect_err("not the holder");
         assert!(e.rpc_errors().is_some());
@@ -590,9 +600,12 @@ async fn rpc_error_becomes_a_typed_error() {
         assert!(!reply.has_errors());
 
         // The session is fine after rpc-errors.
-        client.unlock(Datastore::Running).await.expect("unlock");
         client
-            .get_config(&GetConfig::new(Datastore::Running))
+            .call(&Unlock::new(Datastore::Running))
+            .await
+            .expect("unlock");
+        client
+            .call(&GetConfig::new(Datastore::Running))
             .await
             .expect("get-config");
         client.close().await.expect("close");
@@ -614,24 +627,30 @@ async fn kill_session_ends_the_other_session() {
 
         // A session cannot kill itself, nor an unknown one.
         let e = killer
-            .kill_session(killer.session_id())
+            .call(&KillSession::new(killer.session_id()).expect("a valid session-id"))
             .await
             .expect_err("self-kill");
         assert_eq!(e.rpc_errors().unwrap()[0].tag, ErrorTag::InvalidValue);
         let e = killer
-            .kill_session(9999)
+            .call(&KillSession::new(9999).expect("a valid session-id"))
             .await
             .expect_err("unknown session");
         assert_eq!(e.rpc_errors().unwrap()[0].tag, ErrorTag::InvalidValue);
         // kill-session 0 is refused by the builder.
-        assert!(matches!(killer.kill_session(0).await, Err(Error::Usage(_))));
+        assert!(matches!(
+            KillSession::new(0).map_err(Error::from),
+            Err(Error::Usage(_))
+        ));
 
-        killer.kill_session(victim_id).await.expect("kill-session");
+        killer
+            .call(&KillSession::new(victim_id).expect("a valid session-id"))
+            .await
+            .expect("kill-session");
         assert!(
             eventually(|| victim.is_closed()).await,
             "the victim's session stayed open"
         );
-        let result = victim.get_config(&GetConfig::new(Datastore::Running)).await;
+        let result = victim.call(&GetConfig::new(Datastore::Running)).await;
         assert!(result.is_err(), "{result:?}");
         assert!(eventually(|| h.server.sessions() == vec![killer.session_id()]).await);
         // The handler never saw kill-session.
@@ -644,7 +663,7 @@ async fn kill_session_ends_the_other_session() {
             .all(|(r, _)| r.operation.name != "kill-session"));
 
         killer
-            .get_config(&GetConfig::new(Datastore::Running))
+            .call(&GetConfig::new(Datastore::Running))
             .await
             .expect("killer lives");
         killer.close().await.expect("close");
@@ -678,7 +697,7 @@ async fn cert_to_name_username_reaches_the_handler() {
         let (_, info) = h.recorder.last();
         assert_eq!(info.username.as_deref(), Some("admin-from-cert"));
         assert_eq!(info.session_id, client.session_id());
-        assert!(info.peer.ip().is_loopback());
+        assert!(info.peer.expect("a TCP peer").ip().is_loopback());
         client.close().await.expect("close");
         h.server.shutdown().await;
     })
@@ -694,7 +713,7 @@ async fn cert_to_name_none_disconnects() {
         match Client::connect_tls(&h.addr, &h.pki.client_tls()).await {
             Err(e) => eprintln!("connect refused: {e}"),
             Ok(client) => {
-                let result = client.get_config(&GetConfig::new(Datastore::Running)).await;
+                let result = client.call(&GetConfig::new(Datastore::Running)).await;
                 assert!(
                     result.is_err(),
                     "an unmapped client got an answer: {result:?}"
@@ -770,7 +789,7 @@ async fn stalled_handler_times_out_and_the_session_stays_usable() {
     guarded(async {
         let h = Harness::start("stall").await;
         let client = h
-            .client_with(Client::builder().rpc_timeout(Some(Duration::from_millis(200))))
+            .client_with(ClientOptions::new().rpc_timeout(Some(Duration::from_millis(200))))
             .await;
         let started = Instant::now();
         match client.rpc_raw(&format!("<stall xmlns=\"{NS}\"/>")).await {
@@ -795,7 +814,7 @@ async fn stalled_handler_times_out_and_the_session_stays_usable() {
         );
         // And with the default timeout again, now that the server is idle.
         client
-            .get_config(&GetConfig::new(Datastore::Running))
+            .call(&GetConfig::new(Datastore::Running))
             .await
             .expect("get-config");
         client.close().await.expect("close");
@@ -817,10 +836,7 @@ async fn close_and_graceful_server_shutdown() {
         a.close().await.expect("close");
         a.close().await.expect("second close");
         assert!(a.is_closed());
-        assert!(a
-            .get_config(&GetConfig::new(Datastore::Running))
-            .await
-            .is_err());
+        assert!(a.call(&GetConfig::new(Datastore::Running)).await.is_err());
         assert!(eventually(|| h.server.sessions().len() == 2).await);
 
         // Shutdown ends every session; clients see it without sending anything.
@@ -833,7 +849,7 @@ async fn close_and_graceful_server_shutdown() {
             "clients did not see the shutdown"
         );
         let e = b
-            .get_config(&GetConfig::new(Datastore::Running))
+            .call(&GetConfig::new(Datastore::Running))
             .await
             .expect_err("after shutdown");
         eprintln!("after shutdown: {e}");
@@ -871,7 +887,7 @@ async fn dropping_every_client_closes_the_session() {
         let client = h.client().await;
         let clone = client.clone();
         client
-            .get_config(&GetConfig::new(Datastore::Running))
+            .call(&GetConfig::new(Datastore::Running))
             .await
             .expect("get-config");
         assert_eq!(h.server.sessions().len(), 1);
@@ -880,7 +896,7 @@ async fn dropping_every_client_closes_the_session() {
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert_eq!(h.server.sessions().len(), 1);
         clone
-            .get_config(&GetConfig::new(Datastore::Running))
+            .call(&GetConfig::new(Datastore::Running))
             .await
             .expect("clone still works");
         drop(clone);
@@ -907,10 +923,11 @@ async fn plain_peer(listener: tokio::net::TcpListener) -> (Vec<String>, CloseRea
         loop {
             match session.poll_output() {
                 Output::Transmit(bytes) => socket.write_all(&bytes).await.expect("write"),
-                Output::Event(Event::Rpc { request }) => requests.push(request),
+                Output::Event(Event::Rpc { id, request }) => requests.push((id, request)),
                 Output::Event(Event::Closed { reason }) => closed = Some(reason),
                 Output::Event(_) => {}
                 Output::Wait(_) => break,
+                _ => {}
             }
         }
         if let Some(reason) = closed {
@@ -918,16 +935,14 @@ async fn plain_peer(listener: tokio::net::TcpListener) -> (Vec<String>, CloseRea
             return (seen, reason);
         }
         if !requests.is_empty() {
-            for request in requests {
+            for (id, request) in requests {
                 seen.push(request.operation.name.clone());
                 let reply = Reply::data(format!(
                     "<plain xmlns=\"{NS}\"><op>{}</op></plain>",
                     request.operation.name
                 ))
                 .expect("data");
-                session
-                    .send_reply(&request.message_id, &reply)
-                    .expect("send_reply");
+                session.send_reply(id, reply).expect("send_reply");
             }
             continue;
         }
@@ -956,13 +971,13 @@ async fn from_stream_over_plain_tcp() {
         assert_eq!(client.framing(), netconf_proto::Framing::Chunked);
 
         let data = client
-            .get_config(&GetConfig::new(Datastore::Running))
+            .call(&GetConfig::new(Datastore::Running))
             .await
             .expect("get-config");
         assert_eq!(data.child_text("op").as_deref(), Some("get-config"));
         let get = Get::new();
         let custom = format!("<custom xmlns=\"{NS}\"/>");
-        let (a, b) = tokio::join!(client.get(&get), client.rpc_raw(&custom));
+        let (a, b) = tokio::join!(client.call(&get), client.rpc_raw(&custom));
         assert_eq!(a.expect("get").child_text("op").as_deref(), Some("get"));
         assert_eq!(
             b.expect("custom")
@@ -988,12 +1003,11 @@ async fn from_stream_with_driver_over_plain_tcp() {
         let addr = listener.local_addr().expect("addr");
         let peer = tokio::spawn(plain_peer(listener));
         let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-        let (client, driver) = Client::builder()
-            .from_stream_with_driver(stream)
+        let (client, driver) = Client::from_stream_with_driver(stream, &ClientOptions::new())
             .await
             .expect("hello exchange");
         let driver = tokio::spawn(driver);
-        let data = client.get(&Get::new()).await.expect("get");
+        let data = client.call(&Get::new()).await.expect("get");
         assert_eq!(data.child_text("op").as_deref(), Some("get"));
         client.close().await.expect("close");
         driver.await.expect("driver");
@@ -1018,7 +1032,7 @@ async fn notifications_only_reach_subscribed_sessions() {
             .notify("2026-01-01T00:00:00Z", &format!("<early xmlns=\"{NS}\"/>"))
             .expect("notify");
         subscribed
-            .create_subscription(&CreateSubscription::new())
+            .call(&CreateSubscription::new())
             .await
             .expect("subscribe");
         h.server
@@ -1050,7 +1064,7 @@ async fn notify_counts_only_subscribed_sessions() {
         let subscribed = h.client().await;
         let idle = h.client().await;
         subscribed
-            .create_subscription(&CreateSubscription::new())
+            .call(&CreateSubscription::new())
             .await
             .expect("subscribe");
         let count = h
@@ -1087,16 +1101,16 @@ async fn panicking_handler_fails_only_its_request() {
             other => panic!("expected operation-failed, got {other:?}"),
         }
         victim
-            .get_config(&GetConfig::new(Datastore::Running))
+            .call(&GetConfig::new(Datastore::Running))
             .await
             .expect("the session survives its handler's panic");
         other
-            .get_config(&GetConfig::new(Datastore::Running))
+            .call(&GetConfig::new(Datastore::Running))
             .await
             .expect("other sessions are unaffected");
         let third = h.client().await;
         third
-            .get_config(&GetConfig::new(Datastore::Running))
+            .call(&GetConfig::new(Datastore::Running))
             .await
             .expect("new sessions are accepted");
         let alive = vec![victim.session_id(), other.session_id(), third.session_id()];

@@ -15,9 +15,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use netconf_tests::certs::{Pki, PkiFiles};
 use netconf_tokio::operations::{CreateSubscription, RpcBody};
+use netconf_tokio::server::ServerOptions;
 use netconf_tokio::tls::{ClientTlsOptions, PemSource, ServerTlsOptions};
 use netconf_tokio::{
-    Client, ClientBuilder, Error, Lagged, Reply, Request, RpcReply, Server, ServerHandle,
+    Client, ClientOptions, Config, Error, Lagged, Reply, Request, RpcReply, Server,
 };
 use tokio::sync::{Notify, Semaphore};
 use tokio_stream::Stream;
@@ -137,19 +138,37 @@ async fn handle(request: Request, state: Arc<State>) -> Reply {
     .expect("well-formed reply")
 }
 
-async fn start_server(pki: &TestPki, state: Arc<State>) -> ServerHandle {
-    Server::builder(pki.server_tls())
-        .bind("127.0.0.1:0", move |request, _info| {
-            handle(request, state.clone())
-        })
-        .await
-        .expect("bind")
-        .spawn()
+/// The server and the address it listens on.
+struct TestServer {
+    server: Server,
+    addr: String,
 }
 
-async fn connect(pki: &TestPki, server: &ServerHandle, builder: ClientBuilder) -> Client {
-    builder
-        .connect_tls(&server.local_addr().to_string(), &pki.client_tls())
+impl std::ops::Deref for TestServer {
+    type Target = Server;
+    fn deref(&self) -> &Server {
+        &self.server
+    }
+}
+
+async fn start_server(pki: &TestPki, state: Arc<State>) -> TestServer {
+    // A hundred tasks pipeline on one session: let every request wait for its handler
+    // instead of being refused with resource-denied beyond the default 64.
+    let config = Config::server().with_max_pending_requests(1024);
+    let server = Server::new(
+        ServerOptions::new().config(config),
+        move |request, _info| handle(request, state.clone()),
+    );
+    let addr = server
+        .listen_tls("127.0.0.1:0", &pki.server_tls())
+        .await
+        .expect("bind")
+        .to_string();
+    TestServer { server, addr }
+}
+
+async fn connect(pki: &TestPki, server: &TestServer, options: ClientOptions) -> Client {
+    Client::connect_tls_with(&server.addr, &pki.client_tls(), &options)
         .await
         .expect("connect")
 }
@@ -179,7 +198,7 @@ async fn thousand_rpcs_from_hundred_tasks_each_get_their_own_reply() {
         let pki = TestPki::new("thousand");
         let state = Arc::new(State::default());
         let server = start_server(&pki, state.clone()).await;
-        let client = connect(&pki, &server, Client::builder()).await;
+        let client = connect(&pki, &server, ClientOptions::new()).await;
 
         let mut tasks = Vec::new();
         for task in 0..100 {
@@ -214,7 +233,7 @@ async fn thousand_rpcs_on_the_current_thread_runtime() {
         let pki = TestPki::new("thousand-ct");
         let state = Arc::new(State::default());
         let server = start_server(&pki, state.clone()).await;
-        let client = connect(&pki, &server, Client::builder()).await;
+        let client = connect(&pki, &server, ClientOptions::new()).await;
         let mut tasks = tokio::task::JoinSet::new();
         for task in 0..100 {
             let client = client.clone();
@@ -242,7 +261,7 @@ async fn cancelled_requests_do_not_steal_later_replies() {
         let pki = TestPki::new("cancel");
         let state = Arc::new(State::default());
         let server = start_server(&pki, state.clone()).await;
-        let client = connect(&pki, &server, Client::builder()).await;
+        let client = connect(&pki, &server, ClientOptions::new()).await;
         let mut slow_sent = 0;
 
         // 1. A slow request, dropped (select!) once the server is working on it: its reply
@@ -327,7 +346,7 @@ async fn per_rpc_timeout_then_session_still_usable() {
         let client = connect(
             &pki,
             &server,
-            Client::builder().rpc_timeout(Some(Duration::from_secs(5))),
+            ClientOptions::new().rpc_timeout(Some(Duration::from_secs(5))),
         )
         .await;
 
@@ -367,7 +386,7 @@ async fn per_rpc_timeout_then_session_still_usable() {
         assert_eq!(state.slow_handled.load(Ordering::SeqCst), 1);
 
         // A gated rpc timing out with the client's default timeout.
-        let short = Client::builder().rpc_timeout(Some(Duration::from_millis(150)));
+        let short = ClientOptions::new().rpc_timeout(Some(Duration::from_millis(150)));
         let client2 = connect(&pki, &server, short).await;
         match client2.rpc_raw(&echo("slow-2", "slow")).await {
             Err(Error::Timeout(_)) => {}
@@ -404,11 +423,11 @@ async fn notifications_interleaved_with_replies_arrive_in_order() {
         let pki = TestPki::new("notif");
         let state = Arc::new(State::default());
         let server = start_server(&pki, state.clone()).await;
-        let client = connect(&pki, &server, Client::builder()).await;
+        let client = connect(&pki, &server, ClientOptions::new()).await;
 
         let mut notifications = client.notifications();
         client
-            .create_subscription(&CreateSubscription::new())
+            .call(&CreateSubscription::new())
             .await
             .expect("subscribe");
 
@@ -480,10 +499,10 @@ async fn notification_stream_ends_with_the_session() {
         let pki = TestPki::new("notif-end");
         let state = Arc::new(State::default());
         let server = start_server(&pki, state.clone()).await;
-        let client = connect(&pki, &server, Client::builder()).await;
+        let client = connect(&pki, &server, ClientOptions::new()).await;
         let mut notifications = client.notifications();
         client
-            .create_subscription(&CreateSubscription::new())
+            .call(&CreateSubscription::new())
             .await
             .expect("subscribe");
         server
@@ -505,7 +524,7 @@ async fn notification_stream_ends_with_the_session() {
 
         // Same after a clean close.
         let server = start_server(&pki, state.clone()).await;
-        let client = connect(&pki, &server, Client::builder()).await;
+        let client = connect(&pki, &server, ClientOptions::new()).await;
         let mut notifications = client.notifications();
         client.close().await.expect("close");
         let end = tokio::time::timeout(Duration::from_secs(2), next(&mut notifications))
@@ -523,45 +542,46 @@ async fn slow_notification_consumer_lags_then_continues() {
         let pki = TestPki::new("lag");
         let state = Arc::new(State::default());
         let server = start_server(&pki, state.clone()).await;
-        let client = connect(&pki, &server, Client::builder().notification_buffer(4)).await;
+        let client = connect(&pki, &server, ClientOptions::new().notification_buffer(4)).await;
 
         let mut slow = client.notifications();
-        // A second subscriber that keeps up, to learn when everything has arrived.
-        let mut watcher = client.notifications();
         client
-            .create_subscription(&CreateSubscription::new())
+            .call(&CreateSubscription::new())
             .await
             .expect("subscribe");
 
         const SENT: usize = 20;
+        const BUFFER: usize = 4;
         for i in 0..SENT {
             server
                 .notify(&event_time(i), &seq_content(i))
                 .expect("notify");
         }
-        loop {
-            match next(&mut watcher).await.expect("watcher stream ended") {
-                Ok(n) if n.content.child_text("n") == Some((SENT - 1).to_string()) => break,
-                Ok(_) | Err(Lagged(_)) => {}
-            }
-        }
+        // A round trip: the server writes the notifications it queued before this reply, so
+        // once the reply is here every notification has reached the unread subscriber.
+        let reply = client.rpc_raw(&echo("barrier", "fast")).await.expect("rpc");
+        check_echo(&reply, "barrier");
 
-        // The slow consumer lost all but the newest 4, is told how many, and goes on.
-        match next(&mut slow).await.expect("stream ended") {
-            Err(Lagged(n)) => assert_eq!(n, (SENT - 4) as u64),
-            Ok(n) => panic!("expected Lagged first, got {n:?}"),
-        }
-        for i in SENT - 4..SENT {
+        // The slow consumer's bounded queue kept the first 4; the other 16 were dropped, not
+        // buffered without bound.
+        for i in 0..BUFFER {
             let n = next(&mut slow)
                 .await
                 .expect("stream ended")
-                .expect("lagged twice");
+                .unwrap_or_else(|lag| panic!("lagged before the queue was read: {lag}"));
             assert_eq!(n.content.child_text("n"), Some(i.to_string()));
         }
+        // It is told how many it lost before its next notification, and goes on.
         for i in SENT..SENT + 3 {
             server
                 .notify(&event_time(i), &seq_content(i))
                 .expect("notify");
+            if i == SENT {
+                match next(&mut slow).await.expect("stream ended") {
+                    Err(Lagged(n)) => assert_eq!(n, (SENT - BUFFER) as u64),
+                    Ok(n) => panic!("expected Lagged first, got {n:?}"),
+                }
+            }
             let n = tokio::time::timeout(Duration::from_secs(2), next(&mut slow))
                 .await
                 .expect("no notification after the lag")
@@ -629,7 +649,7 @@ async fn throughput_64_in_flight() {
         let pki = TestPki::new("throughput");
         let state = Arc::new(State::default());
         let server = start_server(&pki, state.clone()).await;
-        let client = connect(&pki, &server, Client::builder()).await;
+        let client = connect(&pki, &server, ClientOptions::new()).await;
         // Warm-up.
         run_pipelined(&client, 200, 64, 0).await;
         const TOTAL: usize = 2000;
@@ -654,7 +674,7 @@ async fn large_requests_and_replies_few_in_flight() {
         let pki = TestPki::new("large-few");
         let state = Arc::new(State::default());
         let server = start_server(&pki, state.clone()).await;
-        let client = connect(&pki, &server, Client::builder()).await;
+        let client = connect(&pki, &server, ClientOptions::new()).await;
         let elapsed = run_pipelined(&client, 16, 4, 1 << 20).await;
         eprintln!("16 x 1 MiB requests and replies, 4 in flight: {elapsed:?}");
         client.close().await.expect("close");
@@ -673,7 +693,7 @@ async fn large_pipelined_requests_and_replies_do_not_deadlock() {
         let pki = TestPki::new("large");
         let state = Arc::new(State::default());
         let server = start_server(&pki, state.clone()).await;
-        let client = connect(&pki, &server, Client::builder()).await;
+        let client = connect(&pki, &server, ClientOptions::new()).await;
         const SIZE: usize = 1 << 20;
         let elapsed = run_pipelined(&client, 48, 48, SIZE).await;
         eprintln!("48 x 1 MiB requests and replies, all in flight: {elapsed:?}");

@@ -14,10 +14,11 @@ use netconf_proto::message::{ErrorTag, ErrorType};
 use netconf_proto::xml::escape_text;
 use netconf_tests::certs::{Pki, PkiFiles};
 use netconf_tokio::operations::{
-    CreateSubscription, Datastore, EditConfig, GetConfig, InlineConfig,
+    CreateSubscription, Datastore, EditConfig, GetConfig, InlineConfig, KillSession, Lock, Unlock,
 };
+use netconf_tokio::server::ServerOptions;
 use netconf_tokio::tls::{ClientTlsOptions, PemSource, ServerTlsOptions};
-use netconf_tokio::{Config, Error, Reply, Request, RpcError};
+use netconf_tokio::{ClientOptions, Config, Error, Reply, Request, RpcError};
 use tokio_stream::Stream;
 
 const GUARD: Duration = Duration::from_secs(10);
@@ -199,15 +200,15 @@ async fn tokio_client_against_blocking_server() {
     let pki = TestPki::new("tokio-to-blocking");
     let store = Store::new();
     let s = store.clone();
-    let server = netconf_blocking::Server::builder(pki.server_tls())
-        .config(server_config())
-        .bind("127.0.0.1:0", move |request, info| {
-            s.answer(request, info.session_id)
-        })
+    let server = netconf_blocking::Server::new(
+        ServerOptions::new().config(server_config()),
+        move |request, info| s.answer(request, info.session_id),
+    );
+    let addr = server
+        .listen_tls("127.0.0.1:0", &pki.server_tls())
         .expect("bind")
-        .spawn();
+        .to_string();
     let server = Arc::new(server);
-    let addr = server.local_addr().to_string();
 
     // hello
     let client = netconf_tokio::Client::connect_tls(&addr, &pki.client_tls())
@@ -221,21 +222,24 @@ async fn tokio_client_against_blocking_server() {
 
     // get-config, edit-config, get-config
     let get = GetConfig::new(Datastore::Running);
-    let data = client.get_config(&get).await.expect("get-config");
+    let data = client.call(&get).await.expect("get-config");
     assert_eq!(hostname(&data).as_deref(), Some("r1"));
     client
-        .edit_config(&edit_hostname("edge <1> & co"))
+        .call(&edit_hostname("edge <1> & co"))
         .await
         .expect("edit-config");
-    let data = client.get_config(&get).await.expect("get-config");
+    let data = client.call(&get).await.expect("get-config");
     assert_eq!(hostname(&data).as_deref(), Some("edge <1> & co"));
 
     // lock / unlock, with a second (tokio) session denied meanwhile
-    client.lock(Datastore::Running).await.expect("lock");
+    client
+        .call(&Lock::new(Datastore::Running))
+        .await
+        .expect("lock");
     let second = netconf_tokio::Client::connect_tls(&addr, &pki.client_tls())
         .await
         .expect("second connect");
-    match second.lock(Datastore::Running).await {
+    match second.call(&Lock::new(Datastore::Running)).await {
         Err(Error::Rpc(errors)) => {
             assert_eq!(errors[0].tag, ErrorTag::LockDenied);
             let holder = errors[0]
@@ -246,18 +250,24 @@ async fn tokio_client_against_blocking_server() {
         }
         other => panic!("expected lock-denied, got {other:?}"),
     }
-    client.unlock(Datastore::Running).await.expect("unlock");
+    client
+        .call(&Unlock::new(Datastore::Running))
+        .await
+        .expect("unlock");
     second
-        .lock(Datastore::Running)
+        .call(&Lock::new(Datastore::Running))
         .await
         .expect("lock after unlock");
-    second.unlock(Datastore::Running).await.expect("unlock");
+    second
+        .call(&Unlock::new(Datastore::Running))
+        .await
+        .expect("unlock");
     second.close().await.expect("close");
 
     // notifications, pushed by the blocking server from another thread
     let mut notifications = client.notifications();
     client
-        .create_subscription(&CreateSubscription::new())
+        .call(&CreateSubscription::new())
         .await
         .expect("create-subscription");
     let notifier = {
@@ -279,7 +289,7 @@ async fn tokio_client_against_blocking_server() {
     }
     assert_eq!(notifier.await.expect("notifier"), vec![1; 5]);
     // An rpc after the notifications still gets its reply.
-    let data = client.get_config(&get).await.expect("get-config");
+    let data = client.call(&get).await.expect("get-config");
     assert_eq!(hostname(&data).as_deref(), Some("edge <1> & co"));
 
     // close
@@ -315,37 +325,41 @@ async fn blocking_client_against_tokio_server() {
     let pki = TestPki::new("blocking-to-tokio");
     let store = Store::new();
     let s = store.clone();
-    let server = netconf_tokio::Server::builder(pki.server_tls())
-        .config(server_config())
-        .bind("127.0.0.1:0", move |request, info| {
+    let server = netconf_tokio::Server::new(
+        ServerOptions::new().config(server_config()),
+        move |request, info| {
             let reply = s.answer(&request, info.session_id);
             async move { reply }
-        })
+        },
+    );
+    let addr = server
+        .listen_tls("127.0.0.1:0", &pki.server_tls())
         .await
         .expect("bind")
-        .spawn();
-    let addr = server.local_addr().to_string();
+        .to_string();
     let tls = pki.client_tls();
 
     let (subscribed_tx, subscribed_rx) = tokio::sync::oneshot::channel::<u32>();
     let blocking = tokio::task::spawn_blocking(move || {
         // hello
-        let mut client = netconf_blocking::Client::builder()
-            .rpc_timeout(Some(Duration::from_secs(5)))
-            .connect_tls(&addr, &tls)
-            .expect("blocking connect");
+        let client = netconf_blocking::Client::connect_tls_with(
+            &addr,
+            &tls,
+            &ClientOptions::new().rpc_timeout(Some(Duration::from_secs(5))),
+        )
+        .expect("blocking connect");
         assert!(client.session_id() >= 1);
         assert!(client.capabilities().contains_uri(CAPABILITY));
         assert_eq!(client.framing(), netconf_proto::Framing::Chunked);
 
         // get-config, edit-config, get-config
         let get = GetConfig::new(Datastore::Running);
-        let data = client.get_config(&get).expect("get-config");
+        let data = client.call(&get).expect("get-config");
         assert_eq!(hostname(&data).as_deref(), Some("r1"));
         client
-            .edit_config(&edit_hostname("core & <2>"))
+            .call(&edit_hostname("core & <2>"))
             .expect("edit-config");
-        let data = client.get_config(&get).expect("get-config");
+        let data = client.call(&get).expect("get-config");
         assert_eq!(hostname(&data).as_deref(), Some("core & <2>"));
 
         // pipelined: two requests out, replies collected in reverse order
@@ -361,32 +375,34 @@ async fn blocking_client_against_tokio_server() {
         );
 
         // lock / unlock, and an rpc-error for unlocking what we do not hold
-        client.lock(Datastore::Running).expect("lock");
-        client.unlock(Datastore::Running).expect("unlock");
-        match client.unlock(Datastore::Running) {
+        client.call(&Lock::new(Datastore::Running)).expect("lock");
+        client
+            .call(&Unlock::new(Datastore::Running))
+            .expect("unlock");
+        match client.call(&Unlock::new(Datastore::Running)) {
             Err(Error::Rpc(errors)) => assert_eq!(errors[0].tag, ErrorTag::OperationFailed),
             other => panic!("expected an rpc-error, got {other:?}"),
         }
 
         // notifications
+        let notifications = client.notifications();
         client
-            .create_subscription(&CreateSubscription::new())
+            .call(&CreateSubscription::new())
             .expect("create-subscription");
         subscribed_tx
             .send(client.session_id())
             .expect("the test is waiting");
         for i in 0..5 {
-            let n = client
-                .next_notification(Some(Duration::from_secs(5)))
-                .expect("notification")
-                .unwrap_or_else(|| panic!("notification {i} did not arrive"));
+            let n = notifications
+                .recv_timeout(Duration::from_secs(5))
+                .expect("the session ended")
+                .unwrap_or_else(|| panic!("notification {i} did not arrive"))
+                .expect("no lag");
             assert_eq!(n.event_time, event_time(i));
             assert_eq!(n.content.child_text("seq"), Some(i.to_string()));
             assert_eq!(n.content.child_text("who").as_deref(), Some("a & b"));
         }
-        let data = client
-            .get_config(&get)
-            .expect("get-config after notifications");
+        let data = client.call(&get).expect("get-config after notifications");
         assert_eq!(hostname(&data).as_deref(), Some("core-3"));
 
         // close
@@ -442,16 +458,18 @@ async fn tokio_client_kills_a_blocking_clients_session() {
         let pki = TestPki::new("kill");
         let store = Store::new();
         let s = store.clone();
-        let server = netconf_tokio::Server::builder(pki.server_tls())
-            .config(server_config())
-            .bind("127.0.0.1:0", move |request, info| {
+        let server = netconf_tokio::Server::new(
+            ServerOptions::new().config(server_config()),
+            move |request, info| {
                 let reply = s.answer(&request, info.session_id);
                 async move { reply }
-            })
+            },
+        );
+        let addr = server
+            .listen_tls("127.0.0.1:0", &pki.server_tls())
             .await
             .expect("bind")
-            .spawn();
-        let addr = server.local_addr().to_string();
+            .to_string();
         let tls = pki.client_tls();
         let (id_tx, id_rx) = tokio::sync::oneshot::channel::<u32>();
         let (killed_tx, killed_rx) = std::sync::mpsc::channel::<()>();
@@ -459,22 +477,27 @@ async fn tokio_client_kills_a_blocking_clients_session() {
             let addr = addr.clone();
             let tls = tls.clone();
             tokio::task::spawn_blocking(move || {
-                let mut client = netconf_blocking::Client::builder()
-                    .rpc_timeout(Some(Duration::from_secs(5)))
-                    .connect_tls(&addr, &tls)
-                    .expect("connect");
+                let client = netconf_blocking::Client::connect_tls_with(
+                    &addr,
+                    &tls,
+                    &ClientOptions::new().rpc_timeout(Some(Duration::from_secs(5))),
+                )
+                .expect("connect");
                 id_tx.send(client.session_id()).expect("send id");
                 killed_rx
                     .recv_timeout(Duration::from_secs(5))
                     .expect("kill signal");
-                client.get_config(&GetConfig::new(Datastore::Running))
+                client.call(&GetConfig::new(Datastore::Running))
             })
         };
         let victim = id_rx.await.expect("blocking client connected");
         let killer = netconf_tokio::Client::connect_tls(&addr, &tls)
             .await
             .expect("connect");
-        killer.kill_session(victim).await.expect("kill-session");
+        killer
+            .call(&KillSession::new(victim).expect("a valid session-id"))
+            .await
+            .expect("kill-session");
         assert!(eventually(|| server.sessions() == vec![killer.session_id()]).await);
         killed_tx.send(()).expect("signal");
         let result = blocking.await.expect("blocking thread");

@@ -20,7 +20,7 @@ use netconf_tests::hostile_tls::{
 };
 use netconf_tokio::operations::{Datastore, GetConfig};
 use netconf_tokio::tls::ClientTlsOptions;
-use netconf_tokio::{Client, Error};
+use netconf_tokio::{Client, ClientOptions, Config, Error};
 use tokio_stream::Stream;
 
 /// Deadlock guard around every test body.
@@ -164,7 +164,7 @@ async fn answers_get_config(mode: Hostile) {
     let mut notifications = client.notifications();
     let get = GetConfig::new(Datastore::Running);
     let data = client
-        .get_config(&get)
+        .call(&get)
         .await
         .unwrap_or_else(|e| panic!("{mode:?}: get-config failed: {e}"));
     check_data(data.as_str(), mode, 0);
@@ -186,13 +186,13 @@ async fn answers_get_config(mode: Hostile) {
     }
 
     // A second rpc on the same session (after the hostile first reply).
-    let data = client.get_config(&get).await.expect("second get-config");
+    let data = client.call(&get).await.expect("second get-config");
     check_data(data.as_str(), mode, 1);
 
     client.close().await.expect("close");
     assert!(client.is_closed() || wait_closed(&client).await);
     assert!(
-        client.get_config(&get).await.is_err(),
+        client.call(&get).await.is_err(),
         "an rpc after close must fail"
     );
     assert_eq!(
@@ -220,16 +220,22 @@ async fn wait_closed(client: &Client) -> bool {
 }
 
 /// The server stops in the middle of the first reply: the rpc times out, and since nothing
-/// can follow a half message the session ends; later calls fail at once instead of hanging.
+/// can follow a half message the session ends once the peer has been silent mid-message for
+/// the stall timeout (an RPC timeout alone fails only its RPC); later calls fail at once
+/// instead of hanging.
 async fn stall_mid_reply() {
     let pki = TestPki::new("stall");
     let server = Arc::new(HostileServer::start(Hostile::StallMidReply, &pki.pki).expect("server"));
     let addr = server.addr().to_string();
     let client = tokio::time::timeout(
         ESTABLISH_WITHIN,
-        Client::builder()
-            .rpc_timeout(Some(Duration::from_millis(300)))
-            .connect_tls(&addr, &pki.client_tls()),
+        Client::connect_tls_with(
+            &addr,
+            &pki.client_tls(),
+            &ClientOptions::new()
+                .config(Config::client().with_stall_timeout(Some(Duration::from_millis(600))))
+                .rpc_timeout(Some(Duration::from_millis(300))),
+        ),
     )
     .await
     .expect("not established within 2 s")
@@ -238,7 +244,7 @@ async fn stall_mid_reply() {
 
     let get = GetConfig::new(Datastore::Running);
     let started = Instant::now();
-    match client.get_config(&get).await {
+    match client.call(&get).await {
         Err(Error::Timeout(_)) => {}
         other => panic!("expected Error::Timeout, got {other:?}"),
     }
@@ -251,7 +257,7 @@ async fn stall_mid_reply() {
     // The session is over: nothing can come after half a message.
     assert!(wait_closed(&client).await, "the session stayed open");
     let started = Instant::now();
-    let later = client.get_config(&get).await;
+    let later = client.call(&get).await;
     assert!(
         later.is_err(),
         "an rpc after the stall succeeded: {later:?}"
@@ -284,7 +290,7 @@ async fn driver_spawned_by_test(mode: Hostile) {
     let addr = server.addr().to_string();
     let (client, driver) = tokio::time::timeout(
         ESTABLISH_WITHIN,
-        Client::builder().connect_tls_with_driver(&addr, &pki.client_tls()),
+        Client::connect_tls_with_driver(&addr, &pki.client_tls(), &ClientOptions::new()),
     )
     .await
     .expect("not established within 2 s")
@@ -295,7 +301,7 @@ async fn driver_spawned_by_test(mode: Hostile) {
     // Pipelined from two clones.
     let other = client.clone();
     let get = GetConfig::new(Datastore::Running);
-    let (a, b) = tokio::join!(client.get_config(&get), other.get_config(&get));
+    let (a, b) = tokio::join!(client.call(&get), other.call(&get));
     let (a, b) = (a.expect("first"), b.expect("second"));
     let both = format!("{a}{b}");
     assert_ne!(a, b, "two rpcs got the same reply");
@@ -312,7 +318,7 @@ async fn driver_spawned_by_test(mode: Hostile) {
         .expect("the driver did not finish after close")
         .expect("the driver panicked");
     assert!(client.is_closed());
-    assert!(other.get_config(&get).await.is_err());
+    assert!(other.call(&get).await.is_err());
     assert_eq!(
         first_outcome(&server).await,
         Some(Outcome::ClosedAfterCloseSession)
@@ -325,14 +331,14 @@ async fn driver_dropped(mode: Hostile) {
     let pki = TestPki::new("driver-dropped");
     let server = Arc::new(HostileServer::start(mode, &pki.pki).expect("server"));
     let addr = server.addr().to_string();
-    let (client, driver) = Client::builder()
-        .connect_tls_with_driver(&addr, &pki.client_tls())
-        .await
-        .expect("connect");
+    let (client, driver) =
+        Client::connect_tls_with_driver(&addr, &pki.client_tls(), &ClientOptions::new())
+            .await
+            .expect("connect");
     drop(driver);
     let result = tokio::time::timeout(
         Duration::from_secs(2),
-        client.get_config(&GetConfig::new(Datastore::Running)),
+        client.call(&GetConfig::new(Datastore::Running)),
     )
     .await
     .expect("an rpc without a driver hung");

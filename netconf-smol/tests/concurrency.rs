@@ -18,11 +18,12 @@ use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_lite::StreamExt;
+use netconf_blocking::server::{ServerOptions, SessionInfo};
 use netconf_blocking::tls::{PemSource, ServerTlsOptions};
-use netconf_blocking::{Server, ServerHandle, SessionInfo};
+use netconf_blocking::Server;
 use netconf_smol::operations::{CreateSubscription, Datastore, GetConfig, RpcBody};
 use netconf_smol::tls::ClientTlsOptions;
-use netconf_smol::{Client, ClientBuilder, Error, Lagged, Reply, Request, RpcReply};
+use netconf_smol::{Client, ClientOptions, Error, Lagged, Reply, Request, RpcReply};
 use netconf_tests::certs::{Pki, PkiFiles};
 use netconf_tests::hostile_tls::{Hostile, HostileServer, Outcome};
 
@@ -194,21 +195,37 @@ fn handle(request: &Request, state: &State) -> Reply {
     .expect("well-formed reply")
 }
 
-fn start_server(pki: &TestPki, state: &Arc<State>) -> ServerHandle {
-    let state = state.clone();
-    Server::builder(pki.server_tls())
-        .bind("127.0.0.1:0", move |request: &Request, _: &SessionInfo| {
-            handle(request, &state)
-        })
-        .expect("bind")
-        .spawn()
+/// The server and the address it listens on.
+struct TestServer {
+    server: Server,
+    addr: String,
 }
 
-async fn connect(pki: &TestPki, server: &ServerHandle, builder: ClientBuilder) -> Client {
+impl std::ops::Deref for TestServer {
+    type Target = Server;
+    fn deref(&self) -> &Server {
+        &self.server
+    }
+}
+
+fn start_server(pki: &TestPki, state: &Arc<State>) -> TestServer {
+    let state = state.clone();
+    let server = Server::new(
+        ServerOptions::new(),
+        move |request: &Request, _: &SessionInfo| handle(request, &state),
+    );
+    let addr = server
+        .listen_tls("127.0.0.1:0", &pki.server_tls())
+        .expect("bind")
+        .to_string();
+    TestServer { server, addr }
+}
+
+async fn connect(pki: &TestPki, server: &TestServer, options: ClientOptions) -> Client {
     within(
         Duration::from_secs(2),
         "establishing the session",
-        builder.connect_tls(&server.local_addr().to_string(), &pki.client_tls()),
+        Client::connect_tls_with(&server.addr, &pki.client_tls(), &options),
     )
     .await
     .expect("connect")
@@ -234,7 +251,7 @@ fn check_echo(reply: &RpcReply, tag: &str) -> String {
 }
 
 /// Polls the server's session list until it is empty, for up to `limit`.
-async fn sessions_empty_within(server: &ServerHandle, limit: Duration) -> bool {
+async fn sessions_empty_within(server: &Server, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
         if server.sessions().is_empty() {
@@ -253,7 +270,7 @@ fn five_hundred_rpcs_from_fifty_smol_tasks_each_get_their_own_reply() {
         let server = start_server(&pki, &state);
         let _open = OpenGateOnDrop(state.clone());
         smol::block_on(async {
-            let client = connect(&pki, &server, Client::builder()).await;
+            let client = connect(&pki, &server, ClientOptions::new()).await;
             let tasks: Vec<_> = (0..50)
                 .map(|task| {
                     let client = client.clone();
@@ -291,7 +308,7 @@ fn cancelled_requests_do_not_desynchronise_later_ones() {
         let server = start_server(&pki, &state);
         let _open = OpenGateOnDrop(state.clone());
         smol::block_on(async {
-            let client = connect(&pki, &server, Client::builder()).await;
+            let client = connect(&pki, &server, ClientOptions::new()).await;
             let mut slow_sent = 0;
 
             // 1. A slow request, dropped once the server is working on it: its reply is
@@ -378,7 +395,7 @@ fn per_rpc_timeout_then_session_still_usable() {
             let client = connect(
                 &pki,
                 &server,
-                Client::builder().rpc_timeout(Some(Duration::from_secs(5))),
+                ClientOptions::new().rpc_timeout(Some(Duration::from_secs(5))),
             )
             .await;
 
@@ -421,7 +438,7 @@ fn per_rpc_timeout_then_session_still_usable() {
             assert_eq!(state.slow_handled.load(Ordering::SeqCst), 1);
 
             // A gated rpc timing out with the client's default timeout.
-            let short = Client::builder().rpc_timeout(Some(Duration::from_millis(150)));
+            let short = ClientOptions::new().rpc_timeout(Some(Duration::from_millis(150)));
             let client2 = connect(&pki, &server, short).await;
             let started = Instant::now();
             match client2.rpc_raw(&echo("slow-2", "slow")).await {
@@ -462,10 +479,10 @@ fn notifications_interleaved_with_replies_arrive_in_order() {
         let server = start_server(&pki, &state);
         let _open = OpenGateOnDrop(state.clone());
         smol::block_on(async {
-            let client = connect(&pki, &server, Client::builder()).await;
+            let client = connect(&pki, &server, ClientOptions::new()).await;
             let mut notifications = client.notifications();
             client
-                .create_subscription(&CreateSubscription::new())
+                .call(&CreateSubscription::new())
                 .await
                 .expect("subscribe");
 
@@ -534,54 +551,49 @@ fn slow_notification_consumer_lags_then_continues() {
         let server = start_server(&pki, &state);
         let _open = OpenGateOnDrop(state.clone());
         smol::block_on(async {
-            let client = connect(&pki, &server, Client::builder().notification_buffer(4)).await;
+            let client = connect(&pki, &server, ClientOptions::new().notification_buffer(4)).await;
             let mut slow = client.notifications();
-            // A second subscriber that keeps up, to learn when everything has arrived.
-            let mut watcher = client.notifications();
             client
-                .create_subscription(&CreateSubscription::new())
+                .call(&CreateSubscription::new())
                 .await
                 .expect("subscribe");
 
             const SENT: usize = 20;
+            const BUFFER: usize = 4;
             for i in 0..SENT {
                 server
                     .notify(&event_time(i), &seq_content(i))
                     .expect("notify");
             }
-            within(
-                Duration::from_secs(2),
-                "the watcher seeing the last one",
-                async {
-                    loop {
-                        match watcher.next().await.expect("watcher stream ended") {
-                            Ok(n) if n.content.child_text("n") == Some((SENT - 1).to_string()) => {
-                                break
-                            }
-                            Ok(_) | Err(Lagged(_)) => {}
-                        }
-                    }
-                },
-            )
-            .await;
+            // A round trip: the server wrote the notifications before this reply, so once the
+            // reply is here every notification has reached the unread subscriber.
+            let reply = client.rpc_raw(&echo("barrier", "fast")).await.expect("rpc");
+            check_echo(&reply, "barrier");
 
-            // The slow consumer lost all but the newest 4, is told how many, and goes on.
-            match slow.next().await.expect("stream ended") {
-                Err(Lagged(n)) => assert_eq!(n, (SENT - 4) as u64),
-                Ok(n) => panic!("expected Lagged first, got {n:?}"),
-            }
-            for i in SENT - 4..SENT {
+            // The slow consumer's bounded queue kept the first 4; the other 16 were dropped,
+            // not buffered without bound.
+            for i in 0..BUFFER {
                 let n = slow
                     .next()
                     .await
                     .expect("stream ended")
-                    .expect("lagged twice");
+                    .unwrap_or_else(|lag| panic!("lagged before the queue was read: {lag}"));
                 assert_eq!(n.content.child_text("n"), Some(i.to_string()));
             }
+            // It is told how many it lost before its next notification, and goes on.
             for i in SENT..SENT + 3 {
                 server
                     .notify(&event_time(i), &seq_content(i))
                     .expect("notify");
+                if i == SENT {
+                    match within(Duration::from_secs(2), "the lag report", slow.next())
+                        .await
+                        .expect("stream ended")
+                    {
+                        Err(Lagged(n)) => assert_eq!(n, (SENT - BUFFER) as u64),
+                        Ok(n) => panic!("expected Lagged first, got {n:?}"),
+                    }
+                }
                 let n = within(
                     Duration::from_secs(2),
                     "a notification after the lag",
@@ -614,7 +626,7 @@ fn dropping_every_client_closes_the_session() {
         let server = start_server(&pki, &state);
         let _open = OpenGateOnDrop(state.clone());
         smol::block_on(async {
-            let client = connect(&pki, &server, Client::builder()).await;
+            let client = connect(&pki, &server, ClientOptions::new()).await;
             let clones: Vec<Client> = (0..5).map(|_| client.clone()).collect();
             let tasks: Vec<_> = clones
                 .into_iter()
@@ -661,7 +673,7 @@ fn dropping_every_client_sends_close_session() {
             .expect("connect");
             let other = client.clone();
             other
-                .get_config(&GetConfig::new(Datastore::Running))
+                .call(&GetConfig::new(Datastore::Running))
                 .await
                 .expect("get-config");
             drop(other);
@@ -686,10 +698,10 @@ fn notification_stream_ends_with_the_session() {
         let server = start_server(&pki, &state);
         let _open = OpenGateOnDrop(state.clone());
         smol::block_on(async {
-            let client = connect(&pki, &server, Client::builder()).await;
+            let client = connect(&pki, &server, ClientOptions::new()).await;
             let mut notifications = client.notifications();
             client
-                .create_subscription(&CreateSubscription::new())
+                .call(&CreateSubscription::new())
                 .await
                 .expect("subscribe");
             client.close().await.expect("close");

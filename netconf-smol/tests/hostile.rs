@@ -21,7 +21,7 @@ use futures_lite::StreamExt;
 use netconf_proto::Framing;
 use netconf_smol::operations::{Datastore, GetConfig};
 use netconf_smol::tls::ClientTlsOptions;
-use netconf_smol::{Client, ClientBuilder, Error};
+use netconf_smol::{Client, ClientOptions, Config, Error};
 use netconf_tests::certs::{Pki, PkiFiles};
 use netconf_tests::hostile_tls::{
     Hostile, HostileServer, Outcome, BIG_HELLO_MODULES, DEFAULT_SESSION_ID,
@@ -129,33 +129,37 @@ enum DriverTask {
     AsyncStd(async_std::task::JoinHandle<()>),
 }
 
-/// Connects within [`ESTABLISH_WITHIN`] on `exec`, with `rpc_timeout` if given.
+/// Connects within [`ESTABLISH_WITHIN`] on `exec`, with `options` if given.
 async fn connect(
     exec: Exec,
     addr: &str,
     tls: &ClientTlsOptions,
-    rpc_timeout: Option<Duration>,
+    options: Option<ClientOptions>,
     mode: Hostile,
 ) -> (Client, DriverTask) {
     let what = format!("{mode:?} on {exec:?}: establishing the session");
-    let builder = || match rpc_timeout {
-        Some(t) => Client::builder().rpc_timeout(Some(t)),
-        None => ClientBuilder::default(),
-    };
     match exec {
         Exec::Smol => {
-            let client = match rpc_timeout {
+            let client = match &options {
                 None => within(ESTABLISH_WITHIN, &what, Client::connect_tls(addr, tls)).await,
-                Some(_) => within(ESTABLISH_WITHIN, &what, builder().connect_tls(addr, tls)).await,
+                Some(options) => {
+                    within(
+                        ESTABLISH_WITHIN,
+                        &what,
+                        Client::connect_tls_with(addr, tls, options),
+                    )
+                    .await
+                }
             }
             .unwrap_or_else(|e| panic!("{what}: {e}"));
             (client, DriverTask::Detached)
         }
         Exec::AsyncStd => {
+            let options = options.unwrap_or_default();
             let (client, driver) = within(
                 ESTABLISH_WITHIN,
                 &what,
-                builder().connect_tls_with_driver(addr, tls),
+                Client::connect_tls_with_driver(addr, tls, &options),
             )
             .await
             .unwrap_or_else(|e| panic!("{what}: {e}"));
@@ -272,7 +276,7 @@ async fn answers_get_config(exec: Exec, mode: Hostile) {
     // Subscribed before the first rpc: the notification may ride in the reply's record.
     let mut notifications = client.notifications();
     let get = GetConfig::new(Datastore::Running);
-    let data = within(GUARD / 2, "the first get-config", client.get_config(&get))
+    let data = within(GUARD / 2, "the first get-config", client.call(&get))
         .await
         .unwrap_or_else(|e| panic!("{mode:?} on {exec:?}: get-config failed: {e}"));
     check_data(data.as_str(), mode, 0);
@@ -297,7 +301,7 @@ async fn answers_get_config(exec: Exec, mode: Hostile) {
     }
 
     // A second rpc on the same session (after the hostile first reply).
-    let data = within(GUARD / 2, "the second get-config", client.get_config(&get))
+    let data = within(GUARD / 2, "the second get-config", client.call(&get))
         .await
         .expect("second get-config");
     check_data(data.as_str(), mode, 1);
@@ -309,7 +313,7 @@ async fn answers_get_config(exec: Exec, mode: Hostile) {
     let after = within(
         Duration::from_secs(1),
         "an rpc after close",
-        client.get_config(&get),
+        client.call(&get),
     )
     .await;
     assert!(after.is_err(), "an rpc after close must fail: {after:?}");
@@ -328,7 +332,9 @@ async fn answers_get_config(exec: Exec, mode: Hostile) {
 }
 
 /// The server stops in the middle of the first reply: the rpc times out, and since nothing
-/// can follow a half message the session ends; later calls fail at once instead of hanging.
+/// can follow a half message the session ends once the peer has been silent mid-message for
+/// the stall timeout (an RPC timeout alone fails only its RPC); later calls fail at once
+/// instead of hanging.
 async fn stall_mid_reply(exec: Exec) {
     let mode = Hostile::StallMidReply;
     let pki = TestPki::new(&format!("stall-{exec:?}"));
@@ -338,7 +344,11 @@ async fn stall_mid_reply(exec: Exec) {
         exec,
         &addr,
         &pki.client_tls(),
-        Some(Duration::from_millis(300)),
+        Some(
+            ClientOptions::new()
+                .config(Config::client().with_stall_timeout(Some(Duration::from_millis(600))))
+                .rpc_timeout(Some(Duration::from_millis(300))),
+        ),
         mode,
     )
     .await;
@@ -346,13 +356,7 @@ async fn stall_mid_reply(exec: Exec) {
 
     let get = GetConfig::new(Datastore::Running);
     let started = Instant::now();
-    match within(
-        Duration::from_secs(3),
-        "the stalled rpc",
-        client.get_config(&get),
-    )
-    .await
-    {
+    match within(Duration::from_secs(3), "the stalled rpc", client.call(&get)).await {
         Err(Error::Timeout(_)) => {}
         other => panic!("expected Error::Timeout, got {other:?}"),
     }
@@ -368,7 +372,7 @@ async fn stall_mid_reply(exec: Exec) {
     let later = within(
         Duration::from_secs(1),
         "an rpc after the stall",
-        client.get_config(&get),
+        client.call(&get),
     )
     .await;
     assert!(
@@ -410,7 +414,7 @@ async fn driver_spawned_by_test(mode: Hostile) {
     let (client, driver) = within(
         ESTABLISH_WITHIN,
         "establishing the session",
-        Client::builder().connect_tls_with_driver(&addr, &pki.client_tls()),
+        Client::connect_tls_with_driver(&addr, &pki.client_tls(), &ClientOptions::new()),
     )
     .await
     .expect("connect");
@@ -422,7 +426,7 @@ async fn driver_spawned_by_test(mode: Hostile) {
     let (a, b) = within(
         GUARD / 2,
         "two pipelined get-configs",
-        futures_lite::future::zip(client.get_config(&get), other.get_config(&get)),
+        futures_lite::future::zip(client.call(&get), other.call(&get)),
     )
     .await;
     let (a, b) = (a.expect("first"), b.expect("second"));
@@ -438,7 +442,7 @@ async fn driver_spawned_by_test(mode: Hostile) {
     client.close().await.expect("close");
     within(Duration::from_secs(2), "the driver finishing", driver).await;
     assert!(client.is_closed());
-    assert!(other.get_config(&get).await.is_err());
+    assert!(other.call(&get).await.is_err());
     assert_eq!(
         first_outcome(&server).await,
         Some(Outcome::ClosedAfterCloseSession)
@@ -454,7 +458,7 @@ async fn driver_dropped() {
     let (client, driver) = within(
         ESTABLISH_WITHIN,
         "establishing the session",
-        Client::builder().connect_tls_with_driver(&addr, &pki.client_tls()),
+        Client::connect_tls_with_driver(&addr, &pki.client_tls(), &ClientOptions::new()),
     )
     .await
     .expect("connect");
@@ -462,7 +466,7 @@ async fn driver_dropped() {
     let result = within(
         Duration::from_secs(2),
         "an rpc without a driver",
-        client.get_config(&GetConfig::new(Datastore::Running)),
+        client.call(&GetConfig::new(Datastore::Running)),
     )
     .await;
     assert!(result.is_err(), "{result:?}");

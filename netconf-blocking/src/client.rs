@@ -244,6 +244,16 @@ impl Client {
         let write_half = transport.try_clone_transport()?;
         // The writer reports a failed write to the session it serves, once that exists.
         let session: Arc<OnceLock<Weak<Inner>>> = Arc::default();
+        // Callers of `send` wait for their bytes to be written: wake them.
+        let on_written = {
+            let session = session.clone();
+            move || {
+                if let Some(inner) = session.get().and_then(Weak::upgrade) {
+                    let _guard = inner.lock();
+                    inner.changed.notify_all();
+                }
+            }
+        };
         let on_error = {
             let session = session.clone();
             move |e: std::io::Error| {
@@ -254,7 +264,12 @@ impl Client {
                 }
             }
         };
-        let writer = Writer::spawn(write_half, options.get_write_timeout(), || {}, on_error)?;
+        let writer = Writer::spawn(
+            write_half,
+            options.get_write_timeout(),
+            on_written,
+            on_error,
+        )?;
         let inner = Arc::new({
             Inner {
                 state: Mutex::new(State {
@@ -359,8 +374,10 @@ impl Client {
         self.rpc(&RpcBody::raw(xml)?)
     }
 
-    /// Sends an RPC without waiting (pipelining); collect its reply with [`Client::recv`].
-    /// Errors only if it could not be sent at all.
+    /// Sends an RPC without waiting for its reply (pipelining); collect the reply with
+    /// [`Client::recv`]. Returns once the request is written to the transport (the reading
+    /// thread goes on reading meanwhile, so replies to earlier requests never stall a large
+    /// write); a request whose write failed is an error, never `Ok`.
     pub fn send(&self, op: &(impl Operation + ?Sized)) -> Result<MessageId, Error> {
         self.send_with_timeout(op, self.rpc_timeout)
     }
@@ -376,17 +393,30 @@ impl Client {
         let ticket = Inner::ticket(&mut st);
         let id = st.core.submit(op, timeout, ticket, Instant::now());
         inner.drain(&mut st);
-        match id {
-            Some(id) => {
-                st.sent.insert(id, ticket);
-                Ok(id)
-            }
-            None => Err(st
+        let Some(id) = id else {
+            return Err(st
                 .results
                 .remove(&ticket)
                 .and_then(Result::err)
-                .unwrap_or_else(|| Inner::ended_error(&st))),
+                .unwrap_or_else(|| Inner::ended_error(&st)));
+        };
+        st.sent.insert(id, ticket);
+        // Wait until our bytes are out (bounded memory: a caller cannot queue without end),
+        // or the session ended without them.
+        let mark = inner.writer.mark();
+        let mut st = inner.wait_until(st, |st| {
+            inner.writer.is_written(mark) != Some(false) || st.ended.is_some()
+        });
+        if inner.writer.is_written(mark) == Some(true) {
+            return Ok(id);
         }
+        // Not written: the request is lost with the session; forget it.
+        st.sent.remove(&id);
+        let result = st.results.remove(&ticket);
+        Err(match result {
+            Some(Err(e)) => e,
+            _ => Inner::ended_error(&st),
+        })
     }
 
     /// Waits for the reply to an RPC sent with [`Client::send`]. Asking for an id that was

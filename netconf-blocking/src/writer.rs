@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -17,6 +17,12 @@ pub(crate) struct Writer {
     ready: Condvar,
     /// Bytes queued and not yet written: what a slow reader costs us.
     queued: AtomicUsize,
+    /// Bytes ever queued, and ever written: a caller that queued up to `pushed` knows its
+    /// bytes are out once `written` reaches that.
+    pushed: AtomicU64,
+    written: AtomicU64,
+    /// The writes failed: nothing queued will be written any more.
+    failed: AtomicBool,
 }
 
 struct Queue {
@@ -46,6 +52,9 @@ impl Writer {
             }),
             ready: Condvar::new(),
             queued: AtomicUsize::new(0),
+            pushed: AtomicU64::new(0),
+            written: AtomicU64::new(0),
+            failed: AtomicBool::new(false),
         });
         let w = writer.clone();
         std::thread::Builder::new()
@@ -58,6 +67,7 @@ impl Writer {
     pub fn push(&self, bytes: Bytes) {
         self.queued.fetch_add(bytes.len(), Ordering::SeqCst);
         let mut q = self.lock();
+        self.pushed.fetch_add(bytes.len() as u64, Ordering::SeqCst);
         q.pieces.push_back(bytes);
         drop(q);
         self.ready.notify_all();
@@ -66,6 +76,23 @@ impl Writer {
     /// Bytes queued and not yet written.
     pub fn backlog(&self) -> usize {
         self.queued.load(Ordering::SeqCst)
+    }
+
+    /// How many bytes were ever queued: pass it to [`Writer::is_written`] later.
+    pub fn mark(&self) -> u64 {
+        self.pushed.load(Ordering::SeqCst)
+    }
+
+    /// Whether everything queued up to `mark` was written (`Some(true)`), is still waiting
+    /// (`Some(false)`), or never will be: the writes failed (`None`).
+    pub fn is_written(&self, mark: u64) -> Option<bool> {
+        if self.written.load(Ordering::SeqCst) >= mark {
+            Some(true)
+        } else if self.failed.load(Ordering::SeqCst) {
+            None
+        } else {
+            Some(false)
+        }
     }
 
     /// Writes what is queued, then shuts the transport down and ends the thread.
@@ -103,6 +130,11 @@ impl Writer {
             let Some(piece) = next else { break };
             let result = transport.write_all(&piece).and_then(|()| transport.flush());
             self.queued.fetch_sub(piece.len(), Ordering::SeqCst);
+            if result.is_ok() {
+                self.written.fetch_add(piece.len() as u64, Ordering::SeqCst);
+            } else {
+                self.failed.store(true, Ordering::SeqCst);
+            }
             on_written();
             if let Err(e) = result {
                 let e = match e.kind() {
@@ -118,8 +150,10 @@ impl Writer {
                     let dropped: usize = q.pieces.drain(..).map(|p| p.len()).sum();
                     self.queued.fetch_sub(dropped, Ordering::SeqCst);
                 }
-                transport.shutdown();
+                // The session hears why first: shutting the transport wakes the reading
+                // thread with an end of stream, which would otherwise be taken as the cause.
                 on_error(e);
+                transport.shutdown();
                 return;
             }
         }

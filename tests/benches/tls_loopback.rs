@@ -36,11 +36,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use netconf_blocking::operations::{Datastore, Get, GetConfig};
+use netconf_blocking::server::ServerOptions;
 use netconf_blocking::tls::{
     ClientTlsOptions, PemSource, ServerTlsOptions, CLIENT_FRIENDLY_RECORD,
 };
 use netconf_blocking::Reply;
-use netconf_proto::{Config, Event, Output, TlsSession};
+use netconf_proto::{Config, Event, Output, RequestId, TlsSession};
 use netconf_tests::certs::Pki;
 use rustls::pki_types::ServerName;
 use rustls::{
@@ -185,17 +186,21 @@ fn raw_connect(
 }
 
 /// A netconf-blocking server answering get-config with `data` and anything else with `<ok/>`.
-fn spawn_blocking_server(tls: ServerTlsOptions, data: Bytes) -> netconf_blocking::ServerHandle {
-    netconf_blocking::Server::builder(tls)
-        .bind("127.0.0.1:0", move |req, _info| {
-            if req.operation.name == "get-config" {
-                Reply::data_unchecked(data.clone())
-            } else {
-                Reply::Ok
-            }
-        })
-        .expect("bind blocking server")
-        .spawn()
+fn spawn_blocking_server(
+    tls: ServerTlsOptions,
+    data: Bytes,
+) -> (netconf_blocking::Server, SocketAddr) {
+    let server = netconf_blocking::Server::new(ServerOptions::new(), move |req, _info| {
+        if req.operation.name == "get-config" {
+            Reply::data_unchecked(data.clone())
+        } else {
+            Reply::Ok
+        }
+    });
+    let addr = server
+        .listen_tls("127.0.0.1:0", &tls)
+        .expect("bind blocking server");
+    (server, addr)
 }
 
 fn tiny_request() -> [u8; TINY] {
@@ -217,6 +222,7 @@ fn drain_tls(m: &mut TlsSession) -> (Vec<u8>, Vec<Event>) {
             Output::Transmit(b) => wire.extend_from_slice(&b),
             Output::Event(e) => events.push(e),
             Output::Wait(_) => return (wire, events),
+            _ => {}
         }
     }
 }
@@ -253,8 +259,8 @@ impl TlsPair {
         panic!("in-memory TLS pair did not establish");
     }
 
-    /// Sends a get-config from the client; returns the message-id the server saw.
-    fn deliver_rpc(&mut self) -> String {
+    /// Sends a get-config from the client; returns the request the server saw.
+    fn deliver_rpc(&mut self) -> RequestId {
         let now = Instant::now();
         self.client
             .session_mut()
@@ -268,7 +274,7 @@ impl TlsPair {
         events
             .into_iter()
             .find_map(|e| match e {
-                Event::Rpc { request } => Some(request.message_id),
+                Event::Rpc { id, .. } => Some(id),
                 _ => None,
             })
             .expect("the rpc")
@@ -280,7 +286,7 @@ impl TlsPair {
         let t = Instant::now();
         self.server
             .session_mut()
-            .send_reply(&id, reply)
+            .send_reply(id, reply.clone())
             .expect("reply");
         let mut pieces = Vec::new();
         while let Output::Transmit(b) = self.server.poll_output() {
@@ -421,7 +427,7 @@ fn bench_in_memory(c: &mut Criterion) {
         let t = Instant::now();
         pair.server
             .session_mut()
-            .send_reply(&id, &reply)
+            .send_reply(id, reply.clone())
             .expect("reply");
         let mut sizes = Vec::new();
         let mut first_after = None;
@@ -474,10 +480,12 @@ fn bench_all(c: &mut Criterion) {
     let raw4_addr = raw_server(setup.server_4k.clone(), setup.data.clone());
 
     // netconf-blocking servers: the default (4 KiB records) and one with 16 KiB records.
-    let blocking_server = spawn_blocking_server(setup.server_tls(), setup.data.clone());
-    let blocking_addr = format!("127.0.0.1:{}", blocking_server.local_addr().port());
-    let blocking_server_16k = spawn_blocking_server(setup.server_tls_16k(), setup.data.clone());
-    let blocking_16k_addr = format!("127.0.0.1:{}", blocking_server_16k.local_addr().port());
+    let (blocking_server, blocking_addr) =
+        spawn_blocking_server(setup.server_tls(), setup.data.clone());
+    let blocking_addr = format!("127.0.0.1:{}", blocking_addr.port());
+    let (blocking_server_16k, blocking_16k_addr) =
+        spawn_blocking_server(setup.server_tls_16k(), setup.data.clone());
+    let blocking_16k_addr = format!("127.0.0.1:{}", blocking_16k_addr.port());
 
     // netconf-tokio server, on its own runtime (as if it were another process).
     let server_rt = tokio::runtime::Builder::new_multi_thread()
@@ -488,23 +496,20 @@ fn bench_all(c: &mut Criterion) {
         .expect("server runtime");
     let data = setup.data.clone();
     let server_tls = setup.server_tls();
-    let tokio_server = server_rt.block_on(async move {
-        netconf_tokio::Server::builder(server_tls)
-            .bind("127.0.0.1:0", move |req, _info| {
-                let data = data.clone();
-                async move {
-                    if req.operation.name == "get-config" {
-                        Reply::data_unchecked(data)
-                    } else {
-                        Reply::Ok
-                    }
-                }
-            })
-            .await
-            .expect("bind tokio server")
-            .spawn()
+    let tokio_server = netconf_tokio::Server::new(ServerOptions::new(), move |req, _info| {
+        let data = data.clone();
+        async move {
+            if req.operation.name == "get-config" {
+                Reply::data_unchecked(data)
+            } else {
+                Reply::Ok
+            }
+        }
     });
-    let tokio_addr = format!("127.0.0.1:{}", tokio_server.local_addr().port());
+    let tokio_addr = server_rt
+        .block_on(tokio_server.listen_tls("127.0.0.1:0", &server_tls))
+        .expect("bind tokio server");
+    let tokio_addr = format!("127.0.0.1:{}", tokio_addr.port());
 
     // The tokio client runtime: what `#[tokio::main]` gives on this 2-core machine.
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -529,17 +534,17 @@ fn bench_all(c: &mut Criterion) {
         raw.conn.protocol_version(),
         raw.conn.negotiated_cipher_suite().map(|s| s.suite())
     );
-    let mut blocking =
+    let blocking =
         netconf_blocking::Client::connect_tls(&blocking_addr, &tls).expect("blocking client");
     let tokio_client = rt
         .block_on(netconf_tokio::Client::connect_tls(&tokio_addr, &tls))
         .expect("tokio client");
-    let mut blocking_16k =
+    let blocking_16k =
         netconf_blocking::Client::connect_tls(&blocking_16k_addr, &tls).expect("blocking client");
     let tokio_ct = rt_ct
         .block_on(netconf_tokio::Client::connect_tls(&tokio_addr, &tls))
         .expect("tokio client");
-    let mut blocking_x =
+    let blocking_x =
         netconf_blocking::Client::connect_tls(&tokio_addr, &tls).expect("blocking client");
     let tokio_x = rt
         .block_on(netconf_tokio::Client::connect_tls(&blocking_addr, &tls))
@@ -575,23 +580,21 @@ fn bench_all(c: &mut Criterion) {
         let op = GetConfig::new(Datastore::Running);
         g.bench_function("blocking", |b| {
             b.iter(|| {
-                let data = blocking.get_config(&op).expect("get-config");
+                let data = blocking.call(&op).expect("get-config");
                 assert_eq!(data.len(), SIZE);
                 data
             })
         });
         g.bench_function("tokio", |b| {
             b.iter(|| {
-                let data = rt
-                    .block_on(tokio_client.get_config(&op))
-                    .expect("get-config");
+                let data = rt.block_on(tokio_client.call(&op)).expect("get-config");
                 assert_eq!(data.len(), SIZE);
                 data
             })
         });
         g.bench_function("blocking_16k", |b| {
             b.iter(|| {
-                let data = blocking_16k.get_config(&op).expect("get-config");
+                let data = blocking_16k.call(&op).expect("get-config");
                 assert_eq!(data.len(), SIZE);
                 data
             })
@@ -599,14 +602,14 @@ fn bench_all(c: &mut Criterion) {
         // Crossed pairs, to tell a client's cost from a server's.
         g.bench_function("blocking_client_tokio_server", |b| {
             b.iter(|| {
-                let data = blocking_x.get_config(&op).expect("get-config");
+                let data = blocking_x.call(&op).expect("get-config");
                 assert_eq!(data.len(), SIZE);
                 data
             })
         });
         g.bench_function("tokio_client_blocking_server", |b| {
             b.iter(|| {
-                let data = rt.block_on(tokio_x.get_config(&op)).expect("get-config");
+                let data = rt.block_on(tokio_x.call(&op)).expect("get-config");
                 assert_eq!(data.len(), SIZE);
                 data
             })
@@ -630,18 +633,18 @@ fn bench_all(c: &mut Criterion) {
             })
         });
         let get = Get::new();
-        g.bench_function("blocking", |b| b.iter(|| blocking.get(&get).expect("get")));
+        g.bench_function("blocking", |b| b.iter(|| blocking.call(&get).expect("get")));
         g.bench_function("tokio", |b| {
-            b.iter(|| rt.block_on(tokio_client.get(&get)).expect("get"))
+            b.iter(|| rt.block_on(tokio_client.call(&get)).expect("get"))
         });
         g.bench_function("tokio_current_thread", |b| {
-            b.iter(|| rt_ct.block_on(tokio_ct.get(&get)).expect("get"))
+            b.iter(|| rt_ct.block_on(tokio_ct.call(&get)).expect("get"))
         });
         g.bench_function("blocking_client_tokio_server", |b| {
-            b.iter(|| blocking_x.get(&get).expect("get"))
+            b.iter(|| blocking_x.call(&get).expect("get"))
         });
         g.bench_function("tokio_client_blocking_server", |b| {
-            b.iter(|| rt.block_on(tokio_x.get(&get)).expect("get"))
+            b.iter(|| rt.block_on(tokio_x.call(&get)).expect("get"))
         });
         g.finish();
     }
@@ -677,7 +680,7 @@ fn bench_all(c: &mut Criterion) {
                         let client = tokio_client.clone();
                         tasks.spawn(async move {
                             for _ in 0..PIPELINE_TOTAL / PIPELINE_DEPTH {
-                                client.get(&Get::new()).await.expect("get");
+                                client.call(&Get::new()).await.expect("get");
                             }
                         });
                     }
@@ -695,7 +698,7 @@ fn bench_all(c: &mut Criterion) {
                         let client = tokio_ct.clone();
                         tasks.spawn(async move {
                             for _ in 0..PIPELINE_TOTAL / PIPELINE_DEPTH {
-                                client.get(&Get::new()).await.expect("get");
+                                client.call(&Get::new()).await.expect("get");
                             }
                         });
                     }

@@ -707,12 +707,15 @@ pub fn client_tls(scratch: &Scratch) -> netconf_proto::tls::ClientTlsOptions {
 
 /// One of our servers, running in this process on 127.0.0.1, answering with a [`ToyStore`].
 /// Dropping it shuts it down.
-pub enum OurServer {
-    Blocking(Option<netconf_blocking::ServerHandle>),
-    Tokio(
-        Option<netconf_tokio::ServerHandle>,
-        Option<tokio::runtime::Runtime>,
-    ),
+pub struct OurServer {
+    addr: SocketAddr,
+    kind: Kind,
+}
+
+enum Kind {
+    Blocking(netconf_blocking::Server),
+    Tokio(netconf_tokio::Server, Option<tokio::runtime::Runtime>),
+    Smol(netconf_smol::Server),
 }
 
 impl std::fmt::Debug for OurServer {
@@ -721,22 +724,33 @@ impl std::fmt::Debug for OurServer {
     }
 }
 
+/// Our servers' options for the interop peers.
+pub fn server_options(store: &ToyStore) -> netconf_proto::server::ServerOptions {
+    netconf_proto::server::ServerOptions::new().config(server_config(store))
+}
+
 impl OurServer {
     pub fn name(&self) -> &'static str {
-        match self {
-            OurServer::Blocking(..) => "netconf-blocking",
-            OurServer::Tokio(..) => "netconf-tokio",
+        match self.kind {
+            Kind::Blocking(..) => "netconf-blocking",
+            Kind::Tokio(..) => "netconf-tokio",
+            Kind::Smol(..) => "netconf-smol",
         }
     }
 
     /// Starts the blocking server on a free port.
     pub fn blocking(scratch: &Scratch, store: &ToyStore) -> OurServer {
-        let store = store.clone();
-        let server = netconf_blocking::Server::builder(server_tls(scratch))
-            .config(server_config(&store))
-            .bind("127.0.0.1:0", move |req, _info| store.answer(req))
+        let handler_store = store.clone();
+        let server = netconf_blocking::Server::new(server_options(store), move |req, _info| {
+            handler_store.answer(req)
+        });
+        let addr = server
+            .listen_tls("127.0.0.1:0", &server_tls(scratch))
             .expect("binding the blocking server on 127.0.0.1");
-        OurServer::Blocking(Some(server.spawn()))
+        OurServer {
+            addr,
+            kind: Kind::Blocking(server),
+        }
     }
 
     /// Starts the tokio server on a free port, on a runtime of its own.
@@ -746,58 +760,68 @@ impl OurServer {
             .enable_all()
             .build()
             .expect("a tokio runtime");
-        let store = store.clone();
-        let server = rt
-            .block_on(
-                netconf_tokio::Server::builder(server_tls(scratch))
-                    .config(server_config(&store))
-                    .bind("127.0.0.1:0", move |req, _info| {
-                        let store = store.clone();
-                        async move { store.answer(&req) }
-                    }),
-            )
+        let handler_store = store.clone();
+        let server = netconf_tokio::Server::new(server_options(store), move |req, _info| {
+            let store = handler_store.clone();
+            async move { store.answer(&req) }
+        });
+        let addr = rt
+            .block_on(server.listen_tls("127.0.0.1:0", &server_tls(scratch)))
             .expect("binding the tokio server on 127.0.0.1");
-        let handle = {
-            let _guard = rt.enter();
-            server.spawn()
-        };
-        OurServer::Tokio(Some(handle), Some(rt))
+        OurServer {
+            addr,
+            kind: Kind::Tokio(server, Some(rt)),
+        }
+    }
+
+    /// Starts the smol server on a free port, on smol's global executor.
+    pub fn smol(scratch: &Scratch, store: &ToyStore) -> OurServer {
+        let handler_store = store.clone();
+        let server = netconf_smol::Server::new(server_options(store), move |req, _info| {
+            let store = handler_store.clone();
+            async move { store.answer(&req) }
+        });
+        let addr = smol::block_on(server.listen_tls("127.0.0.1:0", &server_tls(scratch)))
+            .expect("binding the smol server on 127.0.0.1");
+        OurServer {
+            addr,
+            kind: Kind::Smol(server),
+        }
     }
 
     pub fn port(&self) -> u16 {
-        match self {
-            OurServer::Blocking(Some(h)) => h.local_addr().port(),
-            OurServer::Tokio(Some(h), _) => h.local_addr().port(),
-            _ => unreachable!("a server is running until dropped"),
-        }
+        self.addr.port()
     }
 
     /// Session-ids still open on the server.
     pub fn sessions(&self) -> Vec<u32> {
-        match self {
-            OurServer::Blocking(Some(h)) => h.sessions(),
-            OurServer::Tokio(Some(h), _) => h.sessions(),
-            _ => Vec::new(),
+        match &self.kind {
+            Kind::Blocking(s) => s.sessions(),
+            Kind::Tokio(s, _) => s.sessions(),
+            Kind::Smol(s) => s.sessions(),
         }
     }
 }
 
 impl Drop for OurServer {
     fn drop(&mut self) {
-        match self {
-            OurServer::Blocking(h) => {
-                if let Some(h) = h.take() {
-                    h.shutdown();
-                }
-            }
-            OurServer::Tokio(h, rt) => {
-                if let (Some(h), Some(rt)) = (h.take(), rt.take()) {
+        match &mut self.kind {
+            Kind::Blocking(s) => s.shutdown(),
+            Kind::Tokio(s, rt) => {
+                if let Some(rt) = rt.take() {
                     rt.block_on(async {
-                        let _ = tokio::time::timeout(Duration::from_secs(10), h.shutdown()).await;
+                        let _ = tokio::time::timeout(Duration::from_secs(10), s.shutdown()).await;
                     });
                     rt.shutdown_timeout(Duration::from_secs(2));
                 }
             }
+            Kind::Smol(s) => smol::block_on(async {
+                let stop = s.shutdown();
+                let limit = async {
+                    smol::Timer::after(Duration::from_secs(10)).await;
+                };
+                futures_lite::future::or(stop, limit).await
+            }),
         }
     }
 }

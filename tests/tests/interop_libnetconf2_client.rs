@@ -1,5 +1,5 @@
 //! Interop: libnetconf2 2.0.24's client API (`tests/interop/nc_client.c`, compiled by the
-//! test, connecting with `nc_connect_tls`) against our blocking and tokio servers.
+//! test, connecting with `nc_connect_tls`) against our blocking, tokio and smol servers.
 //!
 //! libnetconf2 builds a YANG context before it sends anything. It finds the modules either
 //! in its search path (a scratch copy of `tests/interop/yang/`) or, when the server announces
@@ -157,5 +157,31 @@ fn libnetconf2_client_10mb_get_config_from_tokio_server() {
     big(
         "libnetconf2_client_10mb_get_config_from_tokio_server",
         OurServer::tokio,
+    );
+}
+
+#[test]
+fn libnetconf2_client_operations_against_smol_server() {
+    operations(
+        "libnetconf2_client_operations_against_smol_server",
+        OurServer::smol,
+        Schemas::Shipped,
+    );
+}
+
+#[test]
+fn libnetconf2_client_fetches_schemas_from_smol_server() {
+    operations(
+        "libnetconf2_client_fetches_schemas_from_smol_server",
+        OurServer::smol,
+        Schemas::Fetched,
+    );
+}
+
+#[test]
+fn libnetconf2_client_10mb_get_config_from_smol_server() {
+    big(
+        "libnetconf2_client_10mb_get_config_from_smol_server",
+        OurServer::smol,
     );
 }

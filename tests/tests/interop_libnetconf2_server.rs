@@ -13,9 +13,11 @@ mod harness;
 use std::time::{Duration, Instant};
 
 use harness::{Scratch, BIG_BYTES};
+use netconf_proto::client::ClientOptions;
 use netconf_proto::message::ErrorTag;
 use netconf_proto::operations::{
-    Commit, Datastore, EditConfig, Get, GetConfig, GetSchema, InlineConfig, SchemaFormat, Validate,
+    Commit, Datastore, DiscardChanges, EditConfig, Get, GetConfig, GetSchema, InlineConfig, Lock,
+    Rpc, SchemaFormat, Unlock, Validate,
 };
 use netconf_proto::{Error, Framing};
 
@@ -92,10 +94,12 @@ fn blocking_client_operations_against_libnetconf2() {
     };
     let tls = harness::client_tls(&scratch);
     let t = Instant::now();
-    let mut c = Client::builder()
-        .hello_timeout(Duration::from_secs(5))
-        .connect_tls(&format!("127.0.0.1:{port}"), &tls)
-        .unwrap_or_else(|e| panic!("hello with libnetconf2: {e}\n{}", server.log_text()));
+    let c = Client::connect_tls_with(
+        &format!("127.0.0.1:{port}"),
+        &tls,
+        &ClientOptions::new().hello_timeout(Duration::from_secs(5)),
+    )
+    .unwrap_or_else(|e| panic!("hello with libnetconf2: {e}\n{}", server.log_text()));
     let took = t.elapsed();
     println!("blocking: established in {took:?}");
     // libnetconf2's hello comes in three TLS records, `]]>]]>` alone in the last one: the
@@ -107,52 +111,73 @@ fn blocking_client_operations_against_libnetconf2() {
     assert_eq!(c.framing(), Framing::Chunked);
 
     let running = GetConfig::new(Datastore::Running);
-    let data = c.get_config(&running).expect("get-config");
+    let data = c.call(&running).expect("get-config");
     assert!(data.as_str().contains(SERVER_GREETING), "{data}");
-    let state = c.get(&Get::new()).expect("get");
+    let state = c.call(&Get::new()).expect("get");
     assert!(state.as_str().contains("<uptime>42</uptime>"), "{state}");
 
-    c.edit_config(&EditConfig::new(
+    c.call(&EditConfig::new(
         Datastore::Running,
         greeting("set by blocking"),
     ))
     .expect("edit-config running");
-    let data = c.get_config(&running).expect("get-config after edit");
+    let data = c.call(&running).expect("get-config after edit");
     assert!(data.as_str().contains("set by blocking"), "{data}");
 
-    c.lock(Datastore::Running).expect("lock");
-    c.unlock(Datastore::Running).expect("unlock");
+    c.call(&Lock::new(Datastore::Running)).expect("lock");
+    c.call(&Unlock::new(Datastore::Running)).expect("unlock");
 
-    c.edit_config(&EditConfig::new(
+    c.call(&EditConfig::new(
         Datastore::Candidate,
         greeting("committed by blocking"),
     ))
     .expect("edit-config candidate");
-    c.commit(&Commit::new()).expect("commit");
-    let data = c.get_config(&running).expect("get-config after commit");
+    c.call(&Commit::new()).expect("commit");
+    let data = c.call(&running).expect("get-config after commit");
     assert!(data.as_str().contains("committed by blocking"), "{data}");
-    c.discard_changes().expect("discard-changes");
-    c.validate(&Validate::new(Datastore::Running))
+    c.call(&DiscardChanges::new()).expect("discard-changes");
+    c.call(&Validate::new(Datastore::Running))
         .expect("validate");
 
+    check_schema(&c.call(&GetSchema::new("ietf-netconf")).expect("get-schema"));
     check_schema(
-        &c.get_schema(&GetSchema::new("ietf-netconf"))
-            .expect("get-schema"),
-    );
-    check_schema(
-        &c.get_schema(
+        &c.call(
             &GetSchema::new("ietf-netconf")
                 .version("2013-09-29")
                 .format(SchemaFormat::Yang),
         )
         .expect("get-schema again, with version and format"),
     );
-    check_unknown_schema(c.get_schema(&GetSchema::new("no-such-module")));
+    check_unknown_schema(c.call(&GetSchema::new("no-such-module")));
     // The session survives an rpc-error.
-    c.get_config(&running)
-        .expect("get-config after an rpc-error");
+    c.call(&running).expect("get-config after an rpc-error");
+
+    // Pipelining against a real server: three requests in flight on one session, their
+    // replies collected in the other order.
+    let ids = [
+        c.send(&running).expect("send get-config"),
+        c.send(&Get::new()).expect("send get"),
+        c.send(&GetSchema::new("ietf-netconf-monitoring"))
+            .expect("send get-schema"),
+    ];
+    let schema = c.recv(ids[2]).expect("pipelined get-schema");
+    assert!(GetSchema::output(schema)
+        .expect("schema text")
+        .contains("module ietf-netconf-monitoring"),);
+    let state = c.recv(ids[1]).expect("pipelined get");
+    assert!(state
+        .data()
+        .is_some_and(|d| d.as_str().contains("<uptime>")));
+    let config = c.recv(ids[0]).expect("pipelined get-config");
+    assert!(config
+        .data()
+        .is_some_and(|d| d.as_str().contains("committed by blocking")));
 
     c.close().expect("close-session");
+    assert!(
+        c.call(&Get::new()).is_err(),
+        "a closed client still answers"
+    );
     drop(server);
 }
 
@@ -163,11 +188,11 @@ fn blocking_client_10mb_get_config_from_libnetconf2() {
     let Some((scratch, _server, port)) = setup(test, Some(BIG_BYTES)) else {
         return;
     };
-    let mut c = Client::connect_tls(&format!("127.0.0.1:{port}"), &harness::client_tls(&scratch))
+    let c = Client::connect_tls(&format!("127.0.0.1:{port}"), &harness::client_tls(&scratch))
         .expect("hello");
     let t = Instant::now();
     let data = c
-        .get_config(&GetConfig::new(Datastore::Running))
+        .call(&GetConfig::new(Datastore::Running))
         .expect("10 MB get-config");
     let took = t.elapsed();
     check_big(data.as_str(), "netconf-blocking", took);
@@ -189,11 +214,13 @@ macro_rules! async_operations {
     ($client:ty, $name:literal, $port:expr, $scratch:expr, $server:expr) => {{
         let tls = harness::client_tls($scratch);
         let t = Instant::now();
-        let c = <$client>::builder()
-            .hello_timeout(Duration::from_secs(5))
-            .connect_tls(&format!("127.0.0.1:{}", $port), &tls)
-            .await
-            .unwrap_or_else(|e| panic!("hello with libnetconf2: {e}\n{}", $server.log_text()));
+        let c = <$client>::connect_tls_with(
+            &format!("127.0.0.1:{}", $port),
+            &tls,
+            &ClientOptions::new().hello_timeout(Duration::from_secs(5)),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("hello with libnetconf2: {e}\n{}", $server.log_text()));
         let took = t.elapsed();
         println!("{}: established in {took:?}", $name);
         assert!(took < HELLO_LIMIT, "hello took {took:?}");
@@ -203,43 +230,44 @@ macro_rules! async_operations {
         assert_eq!(c.framing(), Framing::Chunked);
 
         let running = GetConfig::new(Datastore::Running);
-        let data = c.get_config(&running).await.expect("get-config");
+        let data = c.call(&running).await.expect("get-config");
         assert!(data.as_str().contains(SERVER_GREETING), "{data}");
-        let state = c.get(&Get::new()).await.expect("get");
+        let state = c.call(&Get::new()).await.expect("get");
         assert!(state.as_str().contains("<uptime>42</uptime>"), "{state}");
 
         let set = concat!("set by ", $name);
-        c.edit_config(&EditConfig::new(Datastore::Running, greeting(set)))
+        c.call(&EditConfig::new(Datastore::Running, greeting(set)))
             .await
             .expect("edit-config running");
-        let data = c.get_config(&running).await.expect("get-config after edit");
+        let data = c.call(&running).await.expect("get-config after edit");
         assert!(data.as_str().contains(set), "{data}");
 
-        c.lock(Datastore::Running).await.expect("lock");
-        c.unlock(Datastore::Running).await.expect("unlock");
+        c.call(&Lock::new(Datastore::Running)).await.expect("lock");
+        c.call(&Unlock::new(Datastore::Running))
+            .await
+            .expect("unlock");
 
         let committed = concat!("committed by ", $name);
-        c.edit_config(&EditConfig::new(Datastore::Candidate, greeting(committed)))
+        c.call(&EditConfig::new(Datastore::Candidate, greeting(committed)))
             .await
             .expect("edit-config candidate");
-        c.commit(&Commit::new()).await.expect("commit");
-        let data = c
-            .get_config(&running)
-            .await
-            .expect("get-config after commit");
+        c.call(&Commit::new()).await.expect("commit");
+        let data = c.call(&running).await.expect("get-config after commit");
         assert!(data.as_str().contains(committed), "{data}");
-        c.discard_changes().await.expect("discard-changes");
-        c.validate(&Validate::new(Datastore::Running))
+        c.call(&DiscardChanges::new())
+            .await
+            .expect("discard-changes");
+        c.call(&Validate::new(Datastore::Running))
             .await
             .expect("validate");
 
         check_schema(
-            &c.get_schema(&GetSchema::new("ietf-netconf"))
+            &c.call(&GetSchema::new("ietf-netconf"))
                 .await
                 .expect("get-schema"),
         );
         check_schema(
-            &c.get_schema(
+            &c.call(
                 &GetSchema::new("ietf-netconf")
                     .version("2013-09-29")
                     .format(SchemaFormat::Yang),
@@ -247,17 +275,17 @@ macro_rules! async_operations {
             .await
             .expect("get-schema again, with version and format"),
         );
-        check_unknown_schema(c.get_schema(&GetSchema::new("no-such-module")).await);
-        c.get_config(&running)
+        check_unknown_schema(c.call(&GetSchema::new("no-such-module")).await);
+        c.call(&running)
             .await
             .expect("get-config after an rpc-error");
 
         // Pipelining against a real server: three requests in flight on one session.
         println!("step: pipelined get-config, get, get-schema");
         let (a, b, d) = futures_join3(
-            c.get_config(&running),
-            c.get(&Get::new()),
-            c.get_schema(&GetSchema::new("ietf-netconf-monitoring")),
+            c.call(&running),
+            c.call(&Get::new()),
+            c.call(&GetSchema::new("ietf-netconf-monitoring")),
         )
         .await;
         assert!(a
@@ -271,7 +299,7 @@ macro_rules! async_operations {
 
         c.close().await.expect("close-session");
         assert!(
-            c.get(&Get::new()).await.is_err(),
+            c.call(&Get::new()).await.is_err(),
             "a closed client still answers"
         );
     }};
@@ -342,7 +370,7 @@ fn tokio_client_10mb_get_config_from_libnetconf2() {
         .expect("hello");
         let t = Instant::now();
         let data = c
-            .get_config(&GetConfig::new(Datastore::Running))
+            .call(&GetConfig::new(Datastore::Running))
             .await
             .expect("10 MB get-config");
         check_big(data.as_str(), "netconf-tokio", t.elapsed());
@@ -387,7 +415,7 @@ fn smol_client_10mb_get_config_from_libnetconf2() {
         .expect("hello");
         let t = Instant::now();
         let data = c
-            .get_config(&GetConfig::new(Datastore::Running))
+            .call(&GetConfig::new(Datastore::Running))
             .await
             .expect("10 MB get-config");
         check_big(data.as_str(), "netconf-smol", t.elapsed());

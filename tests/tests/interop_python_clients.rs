@@ -1,5 +1,5 @@
 //! Interop: the Python clients ncclient 0.7.x (`manager.connect_tls`) and netconf-client 3.6.x
-//! (`connect_tls` + `Manager`) against our blocking and tokio servers, driven by
+//! (`connect_tls` + `Manager`) against our blocking, tokio and smol servers, driven by
 //! `tests/interop/py_client.py` in the venv that `tests/interop/install` makes.
 //!
 //! Runs only with `NETCONF_INTEROP=1` or `=require`; see `tests/interop/harness.rs`.
@@ -70,14 +70,14 @@ fn wait_sessions_gone(server: &OurServer) {
 /// After a client finished (or was killed), the server still serves: our own blocking client
 /// gets the 10 MB reply from it.
 fn server_still_serves(scratch: &Scratch, server: &OurServer) {
-    let mut c = netconf_blocking::Client::connect_tls(
+    let c = netconf_blocking::Client::connect_tls(
         &format!("127.0.0.1:{}", server.port()),
         &harness::client_tls(scratch),
     )
     .expect("a new session after the Python client");
     let t = Instant::now();
     let data = c
-        .get_config(&GetConfig::new(Datastore::Running))
+        .call(&GetConfig::new(Datastore::Running))
         .expect("get-config after the Python client");
     assert!(data.len() >= BIG_BYTES);
     harness::record_timing(
@@ -264,5 +264,41 @@ fn netconf_client_10mb_get_config_from_tokio_server() {
         "netconf_client_10mb_get_config_from_tokio_server",
         "netconf-client",
         OurServer::tokio,
+    );
+}
+
+#[test]
+fn ncclient_operations_against_smol_server() {
+    operations(
+        "ncclient_operations_against_smol_server",
+        "ncclient",
+        OurServer::smol,
+    );
+}
+
+#[test]
+fn netconf_client_operations_against_smol_server() {
+    operations(
+        "netconf_client_operations_against_smol_server",
+        "netconf-client",
+        OurServer::smol,
+    );
+}
+
+#[test]
+fn ncclient_10mb_get_config_from_smol_server() {
+    big(
+        "ncclient_10mb_get_config_from_smol_server",
+        "ncclient",
+        OurServer::smol,
+    );
+}
+
+#[test]
+fn netconf_client_10mb_get_config_from_smol_server() {
+    big(
+        "netconf_client_10mb_get_config_from_smol_server",
+        "netconf-client",
+        OurServer::smol,
     );
 }

@@ -7,8 +7,9 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use netconf_proto::client::ClientOptions;
 use netconf_proto::operations::RpcBody;
-use netconf_proto::Error;
+use netconf_proto::{Error, TimeoutKind};
 
 const SERVER_HELLO: &str = "<hello xmlns=\"urn:ietf:params:xml:ns:netconf:base:1.0\"><capabilities>\
 <capability>urn:ietf:params:netconf:base:1.0</capability></capabilities><session-id>9</session-id></hello>]]>]]>";
@@ -39,22 +40,30 @@ fn big_rpc() -> RpcBody {
 }
 
 fn is_write_timeout(e: &Error) -> bool {
-    matches!(e, Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut || io.to_string().contains("stopped reading"))
+    matches!(e, Error::Timeout(TimeoutKind::Write))
 }
 
 #[test]
 fn blocking_client_write_times_out() {
     let (addr, stop) = silent_peer();
     let stream = TcpStream::connect(&addr).unwrap();
-    let mut client = netconf_blocking::Client::builder()
-        .write_timeout(Some(Duration::from_millis(300)))
-        .from_stream(stream)
-        .unwrap();
+    let client = netconf_blocking::Client::from_stream_with(
+        stream,
+        &ClientOptions::new().write_timeout(Some(Duration::from_millis(300))),
+    )
+    .unwrap();
     let op = big_rpc();
     let started = Instant::now();
+    // `send` returns once its bytes are written, so this loop cannot queue without bound:
+    // a few sends fill the socket buffers, the next one waits and fails.
+    let mut sent = 0;
     let error = loop {
         match client.send(&op) {
-            Ok(_) => assert!(started.elapsed() < Duration::from_secs(10), "never blocked"),
+            Ok(_) => {
+                sent += 1;
+                assert!(started.elapsed() < Duration::from_secs(10), "never blocked");
+                assert!(sent < 1000, "1 GB accepted by a peer that never reads");
+            }
             Err(e) => break e,
         }
     };
@@ -75,12 +84,14 @@ fn tokio_client_write_times_out() {
         .unwrap();
     rt.block_on(async {
         let stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
-        let client = netconf_tokio::Client::builder()
-            .write_timeout(Some(Duration::from_millis(300)))
-            .rpc_timeout(None)
-            .from_stream(stream)
-            .await
-            .unwrap();
+        let client = netconf_tokio::Client::from_stream_with(
+            stream,
+            &ClientOptions::new()
+                .write_timeout(Some(Duration::from_millis(300)))
+                .rpc_timeout(None),
+        )
+        .await
+        .unwrap();
         let op = big_rpc();
         let result = tokio::time::timeout(Duration::from_secs(10), async {
             // Many writers at once: the driver must not take more than it can write.

@@ -6,6 +6,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use netconf_blocking::server::ServerOptions;
 use netconf_blocking::tls::{PemSource, ServerTlsOptions, CLIENT_FRIENDLY_RECORD};
 use netconf_blocking::{Reply, Server};
 use netconf_tests::certs::Pki;
@@ -23,16 +24,19 @@ fn every_server_record_fits_one_4096_byte_read() {
     let pki = Pki::generate();
     let data = format!("<big xmlns=\"urn:x\">{}</big>", "z".repeat(200_000));
     let reply = Reply::data(data).unwrap();
-    let server = Server::builder(ServerTlsOptions::new(
-        PemSource::pem(pki.server_cert_pem.clone()),
-        PemSource::pem(pki.server_key_pem.clone()),
-        PemSource::pem(pki.ca_pem.clone()),
-    ))
-    .bind("127.0.0.1:0", move |_, _| reply.clone())
-    .unwrap()
-    .spawn();
+    let server = Server::new(ServerOptions::new(), move |_, _| reply.clone());
+    let addr = server
+        .listen_tls(
+            "127.0.0.1:0",
+            &ServerTlsOptions::new(
+                PemSource::pem(pki.server_cert_pem.clone()),
+                PemSource::pem(pki.server_key_pem.clone()),
+                PemSource::pem(pki.ca_pem.clone()),
+            ),
+        )
+        .unwrap();
 
-    let mut tcp = TcpStream::connect(server.local_addr()).unwrap();
+    let mut tcp = TcpStream::connect(addr).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut tls = rustls::ClientConnection::new(
         pki.client_config(true),

@@ -104,6 +104,16 @@ impl Link {
     }
 }
 
+/// `fut`'s output if it is ready at once; `None` (and `fut` dropped) if it would wait.
+pub(crate) async fn now_or_never<F: std::future::Future>(fut: F) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(|cx| match fut.as_mut().poll(cx) {
+        std::task::Poll::Ready(v) => std::task::Poll::Ready(Some(v)),
+        std::task::Poll::Pending => std::task::Poll::Ready(None),
+    })
+    .await
+}
+
 /// Waits until `deadline`, or forever.
 pub(crate) async fn sleep(deadline: Option<Instant>) {
     match deadline {

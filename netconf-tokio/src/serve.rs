@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -19,7 +20,7 @@ use tokio::net::{TcpListener, ToSocketAddrs};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::{AbortHandle, JoinSet};
 
-use crate::link::{sleep, AsyncStream, Link};
+use crate::link::{now_or_never, sleep, AsyncStream, Link};
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 type Handler = dyn Fn(Request, SessionInfo) -> BoxFuture<Reply> + Send + Sync;
@@ -245,22 +246,60 @@ impl Server {
         } = admitted;
         let id = info.session_id;
         let options = &self.inner.options;
-        let mut core = ServerSession::new(machine, info, options, Instant::now());
+        // Leaves the registry and runs the session-end hook however this task ends.
+        let mut live = Live {
+            core: ServerSession::new(machine, info, options, Instant::now()),
+            inner: self.inner.clone(),
+        };
+        let core = &mut live.core;
         let mut link = Link::new(stream, options.get_write_timeout());
         let mut handlers: JoinSet<(RequestId, Reply)> = JoinSet::new();
         let mut running: Vec<(RequestId, AbortHandle)> = Vec::new();
+        // Ending on our side (killed, shut down, a subscriber too slow): no write may wait
+        // for the peer any more. `Broken` once a write was cut short: nothing more is sent.
+        let mut stop = Stop::Running;
         loop {
             let deadline = loop {
                 match core.poll() {
-                    ServerOutput::Transmit(bytes) => {
-                        if let Err(e) = link.write_all(&bytes, None).await {
-                            core.handle_write_error(&e);
+                    ServerOutput::Transmit(bytes) => match stop {
+                        Stop::Running => {
+                            // A peer that does not read must not keep a kill or a shutdown
+                            // waiting for the write timeout.
+                            tokio::select! {
+                                biased;
+                                () = kill.notified() => {
+                                    stop = Stop::Broken;
+                                    core.abort("killed");
+                                }
+                                written = link.write_all(&bytes, None) => {
+                                    if let Err(e) = written {
+                                        core.handle_write_error(&e);
+                                    }
+                                }
+                            }
                         }
-                    }
+                        Stop::Stopping => {
+                            // What fits now goes out (our close_notify, say); nothing waits.
+                            match now_or_never(link.write_all(&bytes, None)).await {
+                                Some(Ok(())) => {}
+                                Some(Err(e)) => core.handle_write_error(&e),
+                                None => stop = Stop::Broken,
+                            }
+                        }
+                        Stop::Broken => {}
+                    },
                     ServerOutput::Dispatch { id, request } => {
-                        let reply = (self.inner.handler)(request, core.info().clone());
-                        let task = handlers.spawn(async move { (id, reply.await) });
-                        running.push((id, task));
+                        // The handler's own code (before its future) may panic too: that
+                        // costs the request, not the session.
+                        let info = core.info().clone();
+                        let handler = &self.inner.handler;
+                        match catch_unwind(AssertUnwindSafe(|| handler(request, info))) {
+                            Ok(reply) => {
+                                let task = handlers.spawn(async move { (id, reply.await) });
+                                running.push((id, task));
+                            }
+                            Err(_) => core.handler_failed(id, "the handler panicked"),
+                        }
                     }
                     ServerOutput::KillSession { id, target } => {
                         let found = self.inner.registry().kill(target);
@@ -293,7 +332,10 @@ impl Server {
             let reading = core.wants_read() && link.can_read();
             tokio::select! {
                 biased;
-                () = kill.notified() => core.abort("killed"),
+                () = kill.notified() => {
+                    stop = stop.max(Stop::Stopping);
+                    core.abort("killed");
+                }
                 done = handlers.join_next_with_id(), if !handlers.is_empty() => match done {
                     Some(Ok((task, (request, reply)))) => {
                         running.retain(|(_, h)| h.id() != task);
@@ -316,16 +358,24 @@ impl Server {
                             tracing::warn!(session_id = id, error = %e, "notification not sent");
                         }
                     }
-                    None => core.abort("server gone"),
+                    None => {
+                        stop = stop.max(Stop::Stopping);
+                        core.abort("server gone");
+                    }
                 },
                 read = link.read(), if reading => core.handle_read(link.bytes(read), Instant::now()),
                 () = sleep(deadline) => core.handle_timeout(Instant::now()),
             }
         }
         handlers.abort_all();
-        self.inner.registry().remove(id);
-        link.shutdown().await;
-        options.session_ended(core.info());
+        match stop {
+            Stop::Running => link.shutdown().await,
+            Stop::Stopping => {
+                let _ = now_or_never(link.shutdown()).await;
+            }
+            Stop::Broken => {}
+        }
+        drop(live);
     }
 
     /// The session-ids of the sessions now open.
@@ -368,6 +418,30 @@ impl Server {
             }
             while tasks.join_next().await.is_some() {}
         }
+    }
+}
+
+/// How far a session's end on our side has gone; see `run_session`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Stop {
+    Running,
+    Stopping,
+    Broken,
+}
+
+/// A running session's core; dropping it (at the end, or when the task panics or is
+/// cancelled) takes the session out of the registry and runs the session-end hook, so no
+/// path leaves a stale entry.
+struct Live {
+    core: ServerSession,
+    inner: Arc<Inner>,
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        let info = self.core.info();
+        self.inner.registry().remove(info.session_id);
+        self.inner.options.session_ended(info);
     }
 }
 

@@ -27,6 +27,8 @@ const MAX_BACKLOG: usize = 1 << 20;
 /// Bytes a subscriber's queue may hold per allowed notification before it counts as not
 /// keeping up.
 const NOTIFICATION_BYTES: usize = 4096;
+/// The shortest read timeout the session loop sets (a deadline that has just passed).
+const MIN_READ_TIMEOUT: Duration = Duration::from_millis(1);
 
 struct Inner {
     options: ServerOptions,
@@ -395,8 +397,13 @@ impl Server {
                 self.act(live, &mut actions);
                 continue;
             }
-            let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            let _ = reader.set_read_timeout(timeout.filter(|t| !t.is_zero()));
+            // Never a zero timeout: to std that means none, and a deadline passing just now
+            // would wait for the next byte from the client.
+            let timeout = deadline.map(|d| {
+                d.saturating_duration_since(Instant::now())
+                    .max(MIN_READ_TIMEOUT)
+            });
+            let _ = reader.set_read_timeout(timeout);
             let read = reader.read(&mut buf);
             let mut core = live.lock();
             match read {
@@ -477,8 +484,16 @@ impl Server {
                 continue;
             }
             let mut core = live.lock();
-            if core.notify(event_time, content)? {
-                sent += 1;
+            match core.notify(event_time, content) {
+                Ok(true) => sent += 1,
+                Ok(false) => {}
+                // This session cannot take it (a base:1.0 session and content holding its
+                // delimiter): the others still get it.
+                Err(e) => tracing::warn!(
+                    session_id = core.info().session_id,
+                    error = %e,
+                    "notification not sent"
+                ),
             }
             // A request the session's loop read may be waiting in the core: whoever drains
             // it must act on it, or it would never be answered.

@@ -1,5 +1,6 @@
 //! A peer that never reads must not make us buffer without bound: our writes block on TCP
-//! backpressure and then fail with a clear write-timeout error, for every adapter.
+//! backpressure and then fail with a clear write-timeout error, for every adapter. And we
+//! are never such a peer ourselves: the blocking client reads while it writes.
 
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
@@ -113,4 +114,148 @@ fn tokio_client_write_times_out() {
         assert!(client.is_closed());
     });
     drop(stop);
+}
+
+// ---------------------------------------------------------------------------------------------
+// ... and we never stop reading while we write.
+
+/// The get's reply: a few MB, more than the socket buffers hold, so that the server is still
+/// writing it while the client writes its 32 MB request.
+const GET_REPLY_BYTES: usize = 4 << 20;
+/// The pipelined edit-config.
+const EDIT_BYTES: usize = 32 << 20;
+
+fn big_answer(request: &netconf_proto::Request, data: &bytes::Bytes) -> netconf_proto::Reply {
+    match request.operation.name.as_str() {
+        "get" => netconf_proto::Reply::data_unchecked(data.clone()),
+        "edit-config" if request.body.as_str().len() >= EDIT_BYTES => netconf_proto::Reply::Ok,
+        _ => netconf_proto::Reply::error(
+            netconf_proto::RpcError::new(
+                netconf_proto::message::ErrorType::Application,
+                netconf_proto::message::ErrorTag::OperationFailed,
+            )
+            .with_message("unexpected request"),
+        ),
+    }
+}
+
+fn big_server_options() -> netconf_proto::server::ServerOptions {
+    // The default request limit is 16 MiB: this test sends 32.
+    netconf_proto::server::ServerOptions::new()
+        .config(netconf_proto::Config::server().with_max_message_size(64 << 20))
+}
+
+fn get_reply_data() -> bytes::Bytes {
+    let mut data = String::with_capacity(GET_REPLY_BYTES + 64);
+    data.push_str("<big xmlns=\"urn:x\">");
+    while data.len() < GET_REPLY_BYTES {
+        data.push_str("<item>0123456789abcdef0123456789abcdef</item>");
+    }
+    data.push_str("</big>");
+    bytes::Bytes::from(data)
+}
+
+/// Pipelines `send(get)` then `send(32 MB edit-config)` from the blocking client to `addr`;
+/// both replies must arrive.
+fn pipelined_get_and_big_edit(addr: std::net::SocketAddr, pki: &netconf_tests::certs::Pki) {
+    use netconf_proto::operations::{Datastore, EditConfig, Get, InlineConfig};
+    let tls = netconf_proto::tls::ClientTlsOptions::new()
+        .ca_pem(pki.ca_pem.clone())
+        .client_cert_pem(pki.client_cert_pem.clone(), pki.client_key_pem.clone());
+    let client = netconf_blocking::Client::connect_tls_with(
+        &addr.to_string(),
+        &tls,
+        &ClientOptions::new().rpc_timeout(Some(Duration::from_secs(120))),
+    )
+    .expect("connect");
+    let config = InlineConfig::new(format!(
+        "<top xmlns=\"urn:x\"><blob>{}</blob></top>",
+        "e".repeat(EDIT_BYTES)
+    ))
+    .expect("config");
+    let edit = EditConfig::new(Datastore::Running, config);
+    let get_id = client.send(&Get::new()).expect("send get");
+    let edit_id = client.send(&edit).expect("send the 32 MB edit-config");
+    let got = client.recv(get_id).expect("the get's reply");
+    // The <data> payload is the handler's document, whole.
+    assert_eq!(
+        got.data().map(|d| d.as_str().len()),
+        Some(get_reply_data().len())
+    );
+    client.recv(edit_id).expect("the edit-config's reply (ok)");
+    client.close().expect("close");
+}
+
+/// Runs `body` on a thread; a hang becomes a failure after `secs` seconds.
+fn guarded(secs: u64, body: impl FnOnce() + Send + 'static) {
+    let (done, finished) = mpsc::channel();
+    let worker = thread::spawn(move || {
+        body();
+        let _ = done.send(());
+    });
+    match finished.recv_timeout(Duration::from_secs(secs)) {
+        Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => {
+            if let Err(panic) = worker.join() {
+                std::panic::resume_unwind(panic)
+            }
+        }
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            panic!("deadlock guard: not finished within {secs} s")
+        }
+    }
+}
+
+/// Issue 12: the blocking client pipelines `send(get)` then `send(32 MB edit-config)` to our
+/// blocking server, whose handler answers the get with 4 MB. The old client never read while
+/// it wrote: the get's reply filled the socket buffers, the server stopped reading while its
+/// reply waited, the client's write of the edit-config blocked, and the session died at the
+/// write timeout (60 s: this test's guard fired first) with the get's reply lost. Now a
+/// reading thread reads while `send` writes, and both replies arrive.
+#[test]
+fn blocking_client_pipelines_a_32mb_edit_behind_a_get_blocking_server() {
+    guarded(120, || {
+        let pki = netconf_tests::certs::Pki::generate();
+        let data = get_reply_data();
+        let server = netconf_blocking::Server::new(big_server_options(), move |request, _info| {
+            big_answer(request, &data)
+        });
+        let addr = server
+            .listen_tls("127.0.0.1:0", &server_tls(&pki))
+            .expect("listen");
+        pipelined_get_and_big_edit(addr, &pki);
+        server.shutdown();
+    });
+}
+
+/// The same against our tokio server (see the blocking-server test for the old failure).
+#[test]
+fn blocking_client_pipelines_a_32mb_edit_behind_a_get_tokio_server() {
+    guarded(120, || {
+        let pki = netconf_tests::certs::Pki::generate();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let data = get_reply_data();
+        let server = netconf_tokio::Server::new(big_server_options(), move |request, _info| {
+            let reply = big_answer(&request, &data);
+            async move { reply }
+        });
+        let addr = rt
+            .block_on(server.listen_tls("127.0.0.1:0", &server_tls(&pki)))
+            .expect("listen");
+        pipelined_get_and_big_edit(addr, &pki);
+        rt.block_on(server.shutdown());
+        rt.shutdown_timeout(Duration::from_secs(2));
+    });
+}
+
+fn server_tls(pki: &netconf_tests::certs::Pki) -> netconf_proto::tls::ServerTlsOptions {
+    use netconf_proto::tls::{PemSource, ServerTlsOptions};
+    ServerTlsOptions::new(
+        PemSource::pem(pki.server_cert_pem.clone()),
+        PemSource::pem(pki.server_key_pem.clone()),
+        PemSource::pem(pki.ca_pem.clone()),
+    )
 }

@@ -6,13 +6,14 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use async_channel::{Receiver, Sender, TrySendError};
-use futures_lite::FutureExt;
+use futures_lite::{future, FutureExt};
 use netconf_proto::rustls::ServerConfig;
 use netconf_proto::server::{
     KillOutcome, Registry, ServerOptions, ServerOutput, ServerSession, SessionInfo,
@@ -275,20 +276,58 @@ impl Server {
         } = admitted;
         let id = info.session_id;
         let options = &self.inner.options;
-        let mut core = ServerSession::new(machine, info, options, Instant::now());
+        // Leaves the registry and runs the session-end hook however this task ends.
+        let mut live = Live {
+            core: ServerSession::new(machine, info, options, Instant::now()),
+            inner: self.inner.clone(),
+        };
+        let core = &mut live.core;
         let mut link = Link::new(stream, options.get_write_timeout());
         let mut handlers = Handlers::default();
+        // Ending on our side (killed, shut down, a subscriber too slow): no write may wait
+        // for the peer any more. `Broken` once a write was cut short: nothing more is sent.
+        let mut stop = Stop::Running;
         loop {
             let deadline = loop {
                 match core.poll() {
-                    ServerOutput::Transmit(bytes) => {
-                        if let Err(e) = link.write_all(&bytes, None).await {
-                            core.handle_write_error(&e);
+                    ServerOutput::Transmit(bytes) => match stop {
+                        Stop::Running => {
+                            // A peer that does not read must not keep a kill or a shutdown
+                            // waiting for the write timeout.
+                            let written = async {
+                                let _ = killed.recv().await;
+                                None
+                            }
+                            .or(async { Some(link.write_all(&bytes, None).await) })
+                            .await;
+                            match written {
+                                None => {
+                                    stop = Stop::Broken;
+                                    core.abort("killed");
+                                }
+                                Some(Ok(())) => {}
+                                Some(Err(e)) => core.handle_write_error(&e),
+                            }
                         }
-                    }
+                        Stop::Stopping => {
+                            // What fits now goes out (our close_notify, say); nothing waits.
+                            match future::poll_once(link.write_all(&bytes, None)).await {
+                                Some(Ok(())) => {}
+                                Some(Err(e)) => core.handle_write_error(&e),
+                                None => stop = Stop::Broken,
+                            }
+                        }
+                        Stop::Broken => {}
+                    },
                     ServerOutput::Dispatch { id, request } => {
-                        let reply = (self.inner.handler)(request, core.info().clone());
-                        handlers.push(id, reply);
+                        // The handler's own code (before its future) may panic too: that
+                        // costs the request, not the session.
+                        let info = core.info().clone();
+                        let handler = &self.inner.handler;
+                        match catch_unwind(AssertUnwindSafe(|| handler(request, info))) {
+                            Ok(reply) => handlers.push(id, reply),
+                            Err(_) => core.handler_failed(id, "the handler panicked"),
+                        }
                     }
                     ServerOutput::KillSession { id, target } => {
                         let existed = match self.inner.registry().kill(target) {
@@ -330,7 +369,10 @@ impl Server {
             })
             .await;
             match step {
-                Step::Killed => core.abort("killed"),
+                Step::Killed => {
+                    stop = stop.max(Stop::Stopping);
+                    core.abort("killed");
+                }
                 Step::Handler(request, Ok(reply)) => core.reply(request, reply),
                 Step::Handler(request, Err(_)) => {
                     core.handler_failed(request, "the handler panicked")
@@ -340,15 +382,23 @@ impl Server {
                         tracing::warn!(session_id = id, error = %e, "notification not sent");
                     }
                 }
-                Step::Notification(None) => core.abort("server gone"),
+                Step::Notification(None) => {
+                    stop = stop.max(Stop::Stopping);
+                    core.abort("server gone");
+                }
                 Step::Read(read) => core.handle_read(link.bytes(read), Instant::now()),
                 Step::Timeout => core.handle_timeout(Instant::now()),
             }
         }
         drop(handlers);
-        self.inner.registry().remove(id);
-        link.shutdown().await;
-        options.session_ended(core.info());
+        match stop {
+            Stop::Running => link.shutdown().await,
+            Stop::Stopping => {
+                let _ = future::poll_once(link.shutdown()).await;
+            }
+            Stop::Broken => {}
+        }
+        drop(live);
     }
 
     /// The session-ids of the sessions now open.
@@ -397,6 +447,30 @@ impl Server {
 
 fn refused() -> Error {
     Error::Io(io::Error::other("the server refused the session"))
+}
+
+/// How far a session's end on our side has gone; see `run_session`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Stop {
+    Running,
+    Stopping,
+    Broken,
+}
+
+/// A running session's core; dropping it (at the end, or when the task panics or is
+/// cancelled) takes the session out of the registry and runs the session-end hook, so no
+/// path leaves a stale entry.
+struct Live {
+    core: ServerSession,
+    inner: Arc<Inner>,
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        let info = self.core.info();
+        self.inner.registry().remove(info.session_id);
+        self.inner.options.session_ended(info);
+    }
 }
 
 struct Admitted {

@@ -1,8 +1,9 @@
-//! The smol client against the other adapters' servers, over real TLS on loopback: the
-//! tokio `Server` (on a multi-thread tokio runtime owned by the test) and the blocking
-//! `Server` (threads only). One scenario runs against both: hello, get-config, edit-config,
-//! lock/unlock (with a second session holding the lock), create-subscription and a
-//! notification, kill-session of one session by another, close.
+//! The smol client against every adapter's server, over real TLS on loopback: the tokio
+//! `Server` (on a multi-thread tokio runtime owned by the test), the blocking `Server`
+//! (threads only) and the smol `Server` (on smol's global executor). One scenario runs
+//! against each: hello, get-config, edit-config, lock/unlock (with a second session holding
+//! the lock), create-subscription and a notification, kill-session of one session by
+//! another, close.
 //!
 //! Then `from_stream_with_driver` over a plain `async_net::TcpStream` to a peer written here:
 //! a `netconf_proto::Session` in the server role, driven by hand on a std thread.
@@ -445,6 +446,34 @@ fn tokio_server_notify_counts_subscribed_sessions_only() {
         });
         runtime.block_on(server.shutdown());
         runtime.shutdown_timeout(Duration::from_secs(1));
+    })
+}
+
+#[test]
+fn smol_client_against_the_smol_server() {
+    guarded(|| {
+        let pki = TestPki::new("smol");
+        let store = Arc::new(Store::default());
+        let server = netconf_smol::Server::new(
+            ServerOptions::new().config(server_config()),
+            move |request, info| {
+                let store = store.clone();
+                async move { handle(&request, info.session_id, &store) }
+            },
+        );
+        let addr = smol::block_on(server.listen_tls("127.0.0.1:0", &pki.server_tls()))
+            .expect("bind")
+            .to_string();
+        smol::block_on(scenario(
+            &addr,
+            &pki,
+            ServerOps {
+                notify: &|time, content| server.notify(time, content).expect("notify"),
+                sessions: &|| server.sessions(),
+                notify_counts_subscribers_only: true,
+            },
+        ));
+        smol::block_on(server.shutdown());
     })
 }
 

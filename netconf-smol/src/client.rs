@@ -157,7 +157,7 @@ impl Client {
             .await
             .ok_or(Error::Timeout(TimeoutKind::Connect))??;
         stream.set_nodelay(true)?;
-        Client::tls_over_with_driver(stream, host, tls, options).await
+        Client::connect_tls_over_with_driver(stream, host, tls, options).await
     }
 
     /// NETCONF over TLS on a stream the caller already has (a connection a device opened to
@@ -171,13 +171,13 @@ impl Client {
         options: &ClientOptions,
     ) -> Result<Client, Error> {
         let (client, driver) =
-            Client::tls_over_with_driver(stream, server_name, tls, options).await?;
+            Client::connect_tls_over_with_driver(stream, server_name, tls, options).await?;
         smol::spawn(driver).detach();
         Ok(client)
     }
 
     /// Like [`Client::connect_tls_over`], returning the driver instead of spawning it.
-    pub async fn tls_over_with_driver(
+    pub async fn connect_tls_over_with_driver(
         stream: impl AsyncStream + 'static,
         server_name: &str,
         tls: &ClientTlsOptions,

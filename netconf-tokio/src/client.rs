@@ -152,7 +152,7 @@ impl Client {
         .await
         .map_err(|_| Error::Timeout(TimeoutKind::Connect))??;
         stream.set_nodelay(true)?;
-        Client::tls_over_with_driver(stream, host, tls, options).await
+        Client::connect_tls_over_with_driver(stream, host, tls, options).await
     }
 
     /// NETCONF over TLS on a stream the caller already has (a connection a device opened to
@@ -165,12 +165,13 @@ impl Client {
         options: &ClientOptions,
     ) -> Result<Client, Error> {
         let (client, driver) =
-            Client::tls_over_with_driver(stream, server_name, tls, options).await?;
+            Client::connect_tls_over_with_driver(stream, server_name, tls, options).await?;
         tokio::spawn(driver);
         Ok(client)
     }
 
-    async fn tls_over_with_driver(
+    /// Like [`Client::connect_tls_over`], returning the driver instead of spawning it.
+    pub async fn connect_tls_over_with_driver(
         stream: impl AsyncStream + 'static,
         server_name: &str,
         tls: &ClientTlsOptions,

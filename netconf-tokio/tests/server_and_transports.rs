@@ -479,7 +479,7 @@ async fn a_tls_handshake_that_never_starts_is_closed_after_the_handshake_timeout
         let (probe, _) = Probe::new();
         let options = ServerOptions::new()
             .max_sessions(1)
-            .handshake_timeout(Duration::from_millis(300));
+            .handshake_timeout(Duration::from_secs(1));
         let server = new_server(options, &probe);
         let addr = listen(&server, &tls).await;
 
@@ -687,8 +687,9 @@ async fn progress_is_reported_with_growing_byte_counts_during_a_large_reply() {
         // Reads while the reply was arriving report how much of it had arrived.
         let arriving: Vec<usize> = seen.iter().copied().filter(|&n| n > 0).collect();
         assert!(arriving.len() >= 2, "progress calls: {seen:?}");
+        // (A read that ends inside a TLS record may add no plaintext: never less, though.)
         assert!(
-            arriving.windows(2).all(|w| w[0] < w[1]),
+            arriving.windows(2).all(|w| w[0] <= w[1]) && arriving[0] < arriving[arriving.len() - 1],
             "the byte counts did not grow: {arriving:?}"
         );
         assert!(

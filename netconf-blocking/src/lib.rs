@@ -25,6 +25,7 @@
 mod client;
 mod serve;
 mod transport;
+mod workers;
 mod writer;
 
 pub use client::{Client, Ended, Notifications, DEFAULT_TLS_PORT};

@@ -17,6 +17,7 @@ use netconf_proto::tls::ServerTlsOptions;
 use netconf_proto::{Error, Machine, Reply, Request, RequestId, Session, TlsSession};
 
 use crate::transport::Transport;
+use crate::workers::Workers;
 use crate::writer::Writer;
 
 type Handler = dyn Fn(&Request, &SessionInfo) -> Reply + Send + Sync;
@@ -38,6 +39,8 @@ struct Inner {
     /// Listener addresses, to wake their accept loops at shutdown.
     listeners: Mutex<Vec<SocketAddr>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// The threads request handlers run on.
+    workers: Arc<Workers>,
 }
 
 impl Inner {
@@ -174,6 +177,7 @@ impl Server {
                 stopping: AtomicBool::new(false),
                 listeners: Mutex::new(Vec::new()),
                 threads: Mutex::new(Vec::new()),
+                workers: Arc::default(),
             }),
         }
     }
@@ -429,7 +433,7 @@ impl Server {
                     let live = live.clone();
                     let handler = self.inner.handler.clone();
                     let server = self.clone();
-                    self.inner.spawn("netconf-request", move || {
+                    self.inner.workers.run(move || {
                         let reply = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                             handler(&request, &info)
                         }));
@@ -521,15 +525,15 @@ impl Server {
         for slot in sessions {
             slot.end("server shutting down");
         }
+        // Handlers still running are not waited for (their answers are dropped); idle
+        // handler threads end now.
+        self.inner.workers.stop();
         loop {
             let threads: Vec<_> = std::mem::take(&mut *lock(&self.inner.threads));
             if threads.is_empty() {
                 return;
             }
             for t in threads {
-                if t.thread().name() == Some("netconf-request") {
-                    continue;
-                }
                 let _ = t.join();
             }
         }

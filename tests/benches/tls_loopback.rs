@@ -24,7 +24,8 @@
 //! - `rpc_tiny`: one ~100-byte request, ~100-byte answer: raw rustls, then `<get/>` answered
 //!   with `<ok/>` (blocking, tokio, and the crossed pairs).
 //! - `pipelined_64`: 1024 tiny request/answers with 64 in flight: raw rustls (one thread,
-//!   keeping 64 requests ahead) and the tokio client (64 tasks sharing one session).
+//!   keeping 64 requests ahead), the tokio client (64 tasks sharing one session) and the
+//!   blocking client (64 threads sharing one session).
 //!
 //! `tests/bench/run` turns criterion's estimates into the ratios in BENCHMARKS.md.
 
@@ -686,6 +687,21 @@ fn bench_all(c: &mut Criterion) {
                     }
                     while let Some(done) = tasks.join_next().await {
                         done.expect("task");
+                    }
+                })
+            })
+        });
+        // The blocking client is Clone + Sync: 64 threads share one session.
+        g.bench_function("blocking", |b| {
+            b.iter(|| {
+                std::thread::scope(|scope| {
+                    for _ in 0..PIPELINE_DEPTH {
+                        let client = blocking.clone();
+                        scope.spawn(move || {
+                            for _ in 0..PIPELINE_TOTAL / PIPELINE_DEPTH {
+                                client.call(&Get::new()).expect("get");
+                            }
+                        });
                     }
                 })
             })

@@ -1,0 +1,97 @@
+//! The threads a server's request handlers run on: one per running handler, reused once it
+//! is done (starting a thread costs more than a small RPC), never waited for. A job never
+//! waits for a free thread: with none idle, a new one starts, so a handler that never
+//! returns holds only its own thread.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// How long an idle thread waits for work before it ends.
+const IDLE: Duration = Duration::from_secs(10);
+
+#[derive(Default)]
+pub(crate) struct Workers {
+    /// Threads waiting for a job, each by id with the sender of its queue. `None` ends it.
+    idle: Mutex<Vec<(u64, Sender<Option<Job>>)>>,
+    next_id: AtomicU64,
+    stopping: AtomicBool,
+}
+
+impl Workers {
+    fn idle(&self) -> MutexGuard<'_, Vec<(u64, Sender<Option<Job>>)>> {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `job` on an idle thread, or on a new one.
+    pub fn run(self: &Arc<Self>, job: impl FnOnce() + Send + 'static) {
+        let mut job: Job = Box::new(job);
+        loop {
+            let Some((_, worker)) = self.idle().pop() else {
+                break;
+            };
+            match worker.send(Some(job)) {
+                Ok(()) => return,
+                // That thread has just ended: try the next.
+                Err(mpsc::SendError(returned)) => match returned {
+                    Some(j) => job = j,
+                    None => return,
+                },
+            }
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::channel();
+        let workers = self.clone();
+        let started = std::thread::Builder::new()
+            .name("netconf-request".into())
+            .spawn(move || workers.work(id, tx, rx, job));
+        if let Err(e) = started {
+            tracing::error!(error = %e, "cannot start a thread for a request handler");
+        }
+    }
+
+    fn work(&self, id: u64, tx: Sender<Option<Job>>, rx: mpsc::Receiver<Option<Job>>, job: Job) {
+        let mut job = job;
+        loop {
+            job();
+            if self.stopping.load(Ordering::SeqCst) {
+                return;
+            }
+            self.idle().push((id, tx.clone()));
+            if self.stopping.load(Ordering::SeqCst) {
+                // `stop` may have drained the idle list just before we joined it.
+                self.idle().retain(|(i, _)| *i != id);
+                return;
+            }
+            let next = match rx.recv_timeout(IDLE) {
+                Ok(next) => next,
+                Err(RecvTimeoutError::Disconnected) => return,
+                Err(RecvTimeoutError::Timeout) => {
+                    let mut idle = self.idle();
+                    if let Some(at) = idle.iter().position(|(i, _)| *i == id) {
+                        idle.swap_remove(at);
+                        return;
+                    }
+                    drop(idle);
+                    // A job was handed to us just as we timed out: it is on its way.
+                    rx.recv().ok().flatten()
+                }
+            };
+            match next {
+                Some(next) => job = next,
+                None => return,
+            }
+        }
+    }
+
+    /// Ends the idle threads; busy ones end when their handler returns.
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        for (_, worker) in self.idle().drain(..) {
+            let _ = worker.send(None);
+        }
+    }
+}

@@ -1308,6 +1308,12 @@ fn close_sends_close_session_and_the_server_forgets_the_session() {
             started.elapsed() < Duration::from_secs(1),
             "close-session answered at once"
         );
+        // `close` used to consume the client; now it takes `&self` (clones share the
+        // session), so what follows a close must fail at once instead of being impossible.
+        assert!(client.is_closed());
+        let after = client.call(&GetConfig::new(Datastore::Running));
+        assert!(matches!(after, Err(Error::Closed(_))), "{after:?}");
+        client.close().expect("closing twice is fine");
         assert!(
             eventually(Duration::from_secs(2), || !server
                 .handle

@@ -370,7 +370,10 @@ impl Server {
             let deadline = {
                 let mut core = live.lock();
                 loop {
-                    let Some(deadline) = live.drain(&mut core, &mut actions) else {
+                    // Ended here, or already in a drain on another thread (kill-session,
+                    // shutdown): either way the loop is over.
+                    let drained = live.drain(&mut core, &mut actions);
+                    let Some(deadline) = drained.filter(|_| !core.is_ended()) else {
                         drop(core);
                         self.act(live, &mut actions);
                         return;

@@ -5,11 +5,12 @@ use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use netconf_blocking::operations::{
-    CancelCommit, Commit, CopyConfig, CreateSubscription, Datastore, EditConfig, Filter, Get,
-    GetConfig, GetData, GetSchema, InlineConfig, Source, Validate,
+    CancelCommit, Commit, CopyConfig, CreateSubscription, Datastore, DeleteConfig, DiscardChanges,
+    EditConfig, Filter, Get, GetConfig, GetData, GetSchema, InlineConfig, KillSession, Lock,
+    Source, Unlock, Validate,
 };
 use netconf_blocking::tls::ClientTlsOptions;
-use netconf_blocking::{Client, Error, ReplyContent, XmlPayload};
+use netconf_blocking::{Client, ClientOptions, Error, ReplyContent, XmlPayload};
 
 use clap::Parser as _;
 
@@ -25,8 +26,8 @@ pub fn run(cli: &Cli) -> Result<(), CliError> {
     let target = target(g);
     // Arguments are read before connecting, so a bad file costs no connection.
     let prepared = prepare(&cli.command)?;
-    let mut client = connect(g, &target)?;
-    let result = execute(&mut client, &cli.command, prepared, format)
+    let client = connect(g, &target)?;
+    let result = execute(&client, &cli.command, prepared, format)
         .map_err(|e| errors::from_error(e, &target));
     close(client);
     result
@@ -74,10 +75,10 @@ pub fn run_batch(cli: &Cli, input: &str, keep_going: bool) -> Result<(), CliErro
         })?;
         steps.push((n + 1, parsed.command, prepared));
     }
-    let mut client = connect(g, &target)?;
+    let client = connect(g, &target)?;
     let mut first_failure = None;
     for (line, command, prepared) in steps {
-        if let Err(e) = execute(&mut client, &command, prepared, format) {
+        if let Err(e) = execute(&client, &command, prepared, format) {
             let e = errors::from_error(e, &target);
             match &e {
                 CliError::Rpc(errors) => {
@@ -137,13 +138,13 @@ pub fn connect(g: &Global, target: &Target<'_>) -> Result<Client, CliError> {
     if let Some(name) = &g.server_name {
         tls = tls.server_name(name.clone());
     }
-    let mut builder = Client::builder();
+    let mut options = ClientOptions::new();
     if std::io::stderr().is_terminal() {
-        builder = builder.on_progress(output::progress_reporter());
+        options = options.on_progress(output::progress_reporter());
     }
     if let Some(secs) = g.timeout {
         let t = Duration::from_secs(secs);
-        builder = builder
+        options = options
             .connect_timeout(t)
             .hello_timeout(t)
             .rpc_timeout(Some(t));
@@ -153,9 +154,7 @@ pub fn connect(g: &Global, target: &Target<'_>) -> Result<Client, CliError> {
     } else {
         format!("{}:{}", g.host, g.port)
     };
-    builder
-        .connect_tls(&addr, &tls)
-        .map_err(|e| errors::connect_error(e, target))
+    Client::connect_tls_with(&addr, &tls, &options).map_err(|e| errors::connect_error(e, target))
 }
 
 /// What a command needs from files and arguments, checked before connecting.
@@ -274,12 +273,7 @@ fn fetch(format: Format, call: impl FnOnce() -> Result<XmlPayload, Error>) -> Re
     Ok(())
 }
 
-fn execute(
-    client: &mut Client,
-    command: &Command,
-    p: Prepared,
-    format: Format,
-) -> Result<(), Error> {
+fn execute(client: &Client, command: &Command, p: Prepared, format: Format) -> Result<(), Error> {
     let ok = |r: Result<(), Error>| r.map(|()| print(output::ok(format)));
     match command {
         Command::Hello => {
@@ -299,7 +293,7 @@ fn execute(
             if let Some(wd) = with_defaults {
                 op = op.with_defaults(*wd);
             }
-            fetch(format, || client.get(&op))
+            fetch(format, || client.call(&op))
         }
         Command::GetConfig {
             source,
@@ -313,7 +307,7 @@ fn execute(
             if let Some(wd) = with_defaults {
                 op = op.with_defaults(*wd);
             }
-            fetch(format, || client.get_config(&op))
+            fetch(format, || client.call(&op))
         }
         Command::GetData {
             datastore,
@@ -335,7 +329,7 @@ fn execute(
             if let Some(wd) = with_defaults {
                 op = op.with_defaults(*wd);
             }
-            fetch(format, || client.get_data(&op))
+            fetch(format, || client.call(&op))
         }
         Command::EditConfig {
             target,
@@ -360,12 +354,12 @@ fn execute(
             }
             let locked = lock.then(|| target.clone());
             ok(holding(client, locked, |client| {
-                client.edit_config(&op)?;
+                client.call(&op)?;
                 if *validate {
-                    client.validate(&Validate::new(Source::from(target.clone())))?;
+                    client.call(&Validate::new(Source::from(target.clone())))?;
                 }
                 if *commit {
-                    client.commit(&Commit::new())?;
+                    client.call(&Commit::new())?;
                 }
                 Ok(())
             }))
@@ -376,17 +370,17 @@ fn execute(
                 (Some(ds), None) => Source::from(ds.clone()),
                 (None, None) => unreachable!("clap requires --source or --config"),
             };
-            ok(client.copy_config(&CopyConfig::new(target.clone(), source)))
+            ok(client.call(&CopyConfig::new(target.clone(), source)))
         }
-        Command::DeleteConfig { target } => ok(client.delete_config(target.clone())),
-        Command::Lock { target } => ok(client.lock(target.clone())),
-        Command::Unlock { target } => ok(client.unlock(target.clone())),
+        Command::DeleteConfig { target } => ok(client.call(&DeleteConfig::new(target.clone()))),
+        Command::Lock { target } => ok(client.call(&Lock::new(target.clone()))),
+        Command::Unlock { target } => ok(client.call(&Unlock::new(target.clone()))),
         Command::Validate { source, .. } => {
             let source = match p.config {
                 Some(config) => Source::from(config),
                 None => Source::from(source.clone()),
             };
-            ok(client.validate(&Validate::new(source)))
+            ok(client.call(&Validate::new(source)))
         }
         Command::Commit {
             confirmed,
@@ -416,17 +410,17 @@ fn execute(
                 op = op.persist_id(token.clone());
             }
             let locked = lock.then_some(Datastore::Running);
-            ok(holding(client, locked, |client| client.commit(&op)))
+            ok(holding(client, locked, |client| client.call(&op)))
         }
         Command::CancelCommit { persist_id } => {
             let mut op = CancelCommit::new();
             if let Some(token) = persist_id {
                 op = op.persist_id(token.clone());
             }
-            ok(client.cancel_commit(&op))
+            ok(client.call(&op))
         }
-        Command::DiscardChanges => ok(client.discard_changes()),
-        Command::KillSession { session_id } => ok(client.kill_session(*session_id)),
+        Command::DiscardChanges => ok(client.call(&DiscardChanges::new())),
+        Command::KillSession { session_id } => ok(client.call(&KillSession::new(*session_id)?)),
         Command::GetSchema {
             identifier,
             version,
@@ -440,7 +434,7 @@ fn execute(
             if let Some(f) = schema_format {
                 op = op.format(*f);
             }
-            let text = client.get_schema(&op)?;
+            let text = client.call(&op)?;
             match path {
                 Some(path) => std::fs::write(path, &text).map_err(|e| {
                     Error::Io(std::io::Error::new(
@@ -464,7 +458,7 @@ fn execute(
                     print(&output::xml(format, d.as_str()));
                 }
                 ReplyContent::Other(x) => print(&output::xml(format, x.as_str())),
-                ReplyContent::Empty => {}
+                _ => {}
             }
             for w in reply.errors.iter().filter(|e| !e.is_error()) {
                 eprint!("{}", output::rpc_error_lines(std::slice::from_ref(w)));
@@ -491,7 +485,8 @@ fn execute(
             if let Some(t) = stop_time {
                 op = op.stop_time(t.clone())?;
             }
-            client.create_subscription(&op)?;
+            let notifications = client.notifications();
+            client.call(&op)?;
             eprintln!(
                 "subscribed to {}; waiting for notifications (Ctrl-C to stop)",
                 stream.as_deref().unwrap_or("the NETCONF stream")
@@ -501,9 +496,14 @@ fn execute(
                 if count.is_some_and(|c| seen >= c) {
                     return Ok(());
                 }
-                if let Some(n) = client.next_notification(None)? {
-                    print(&output::notification(format, &n));
-                    seen += 1;
+                match notifications.recv() {
+                    Some(Ok(n)) => {
+                        print(&output::notification(format, &n));
+                        seen += 1;
+                    }
+                    Some(Err(lagged)) => eprintln!("netconf: {lagged}"),
+                    // The session ended: say why (the next call reports it).
+                    None => return client.call(&Get::new()).map(drop),
                 }
             }
         }
@@ -516,15 +516,15 @@ fn execute(
 /// Runs `body` holding a lock on `datastore` (when given): lock, body, unlock, in this
 /// session. The unlock is tried even when the body failed; the body's error comes first.
 fn holding(
-    client: &mut Client,
+    client: &Client,
     datastore: Option<Datastore>,
-    body: impl FnOnce(&mut Client) -> Result<(), Error>,
+    body: impl FnOnce(&Client) -> Result<(), Error>,
 ) -> Result<(), Error> {
     let Some(ds) = datastore else {
         return body(client);
     };
-    client.lock(ds.clone())?;
+    client.call(&Lock::new(ds.clone()))?;
     let result = body(client);
-    let unlocked = client.unlock(ds);
+    let unlocked = client.call(&Unlock::new(ds));
     result.and(unlocked)
 }

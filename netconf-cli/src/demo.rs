@@ -9,7 +9,7 @@ use netconf_blocking::operations::{
     Commit, CreateSubscription, Datastore, EditConfig, Filter, GetConfig, InlineConfig,
 };
 use netconf_blocking::tls::{ClientTlsOptions, PemSource, ServerTlsOptions};
-use netconf_blocking::Client;
+use netconf_blocking::{Client, ClientOptions};
 
 use crate::args::Format;
 use crate::errors::{self, CliError, Target};
@@ -87,9 +87,8 @@ pub fn run() -> Result<(), CliError> {
         server_name: None,
         timeout: None,
     };
-    let mut client = Client::builder()
-        .rpc_timeout(Some(Duration::from_secs(10)))
-        .connect_tls(&addr.to_string(), &client_tls)
+    let options = ClientOptions::new().rpc_timeout(Some(Duration::from_secs(10)));
+    let client = Client::connect_tls_with(&addr.to_string(), &client_tls, &options)
         .map_err(|e| errors::connect_error(e, &target))?;
     print(&indented(&output::hello(
         Format::Pretty,
@@ -100,13 +99,14 @@ pub fn run() -> Result<(), CliError> {
 
     step(4, "<get-config> running");
     let config = client
-        .get_config(&GetConfig::new(Datastore::Running))
+        .call(&GetConfig::new(Datastore::Running))
         .map_err(fatal("get-config"))?;
     print(&indented(&output::xml(Format::Pretty, config.as_str())));
 
     step(5, "<create-subscription> to the NETCONF stream");
+    let notifications = client.notifications();
     client
-        .create_subscription(&CreateSubscription::new())
+        .call(&CreateSubscription::new())
         .map_err(fatal("create-subscription"))?;
     print("   ok: configuration changes will arrive as notifications\n");
 
@@ -114,10 +114,10 @@ pub fn run() -> Result<(), CliError> {
     print(&indented(EDIT));
     let edit = InlineConfig::new(EDIT).map_err(|e| CliError::fatal(format!("demo: {e}")))?;
     client
-        .edit_config(&EditConfig::new(Datastore::Candidate, edit))
+        .call(&EditConfig::new(Datastore::Candidate, edit))
         .map_err(fatal("edit-config"))?;
     print("   edit-config: ok\n");
-    client.commit(&Commit::new()).map_err(fatal("commit"))?;
+    client.call(&Commit::new()).map_err(fatal("commit"))?;
     print("   commit: ok (candidate is now running)\n");
 
     step(
@@ -126,20 +126,22 @@ pub fn run() -> Result<(), CliError> {
     );
     let filter = Filter::subtree(FILTER).map_err(|e| CliError::fatal(format!("demo: {e}")))?;
     let changed = client
-        .get_config(&GetConfig::new(Datastore::Running).filter(filter))
+        .call(&GetConfig::new(Datastore::Running).filter(filter))
         .map_err(fatal("get-config"))?;
     print(&indented(&output::xml(Format::Pretty, changed.as_str())));
 
     step(8, "The notification the commit caused");
-    let notification = client
-        .next_notification(Some(NOTIFICATION_WAIT))
-        .map_err(fatal("waiting for the notification"))?
-        .ok_or_else(|| {
-            CliError::fatal(format!(
-                "demo: no notification within {} s of the commit",
-                NOTIFICATION_WAIT.as_secs()
-            ))
-        })?;
+    let missing = || {
+        CliError::fatal(format!(
+            "demo: no notification within {} s of the commit",
+            NOTIFICATION_WAIT.as_secs()
+        ))
+    };
+    let notification = match notifications.recv_timeout(NOTIFICATION_WAIT) {
+        Ok(Some(Ok(n))) => n,
+        Ok(Some(Err(lagged))) => return Err(CliError::fatal(format!("demo: {lagged}"))),
+        Ok(None) | Err(_) => return Err(missing()),
+    };
     print(&indented(&output::notification(
         Format::Pretty,
         &notification,

@@ -103,7 +103,7 @@ pub fn connect_error(e: Error, t: &Target<'_>) -> CliError {
 pub fn from_error(e: Error, t: &Target<'_>) -> CliError {
     match e {
         Error::Rpc(errors) => CliError::Rpc(errors),
-        Error::Tls(what) => CliError::fatal(tls_message(&what, t)),
+        Error::Tls(what) => CliError::fatal(tls_message(&what.to_string(), t)),
         Error::TlsConfig(c) => CliError::fatal(tls_config_message(&c, t)),
         Error::Io(io) => CliError::fatal(format!("connection to {} failed: {io}", t.addr())),
         Error::Timeout(what) => CliError::fatal(format!("timed out: {what}{}", timeout_hint(t))),
@@ -244,12 +244,14 @@ mod tests {
             ))),
             "cannot connect to 127.0.0.1:6513: connection refused"
         );
-        assert!(
-            msg(Error::Tls("invalid peer certificate: UnknownIssuer".into()))
-                .starts_with("server certificate not trusted by --ca ca.pem")
-        );
-        assert!(msg(Error::Tls("received fatal alert: UnknownCA".into()))
-            .starts_with("the server refused our client certificate --cert client.pem"));
+        assert!(msg(Error::Tls(netconf_blocking::TlsError::new(
+            "invalid peer certificate: UnknownIssuer"
+        )))
+        .starts_with("server certificate not trusted by --ca ca.pem"));
+        assert!(msg(Error::Tls(netconf_blocking::TlsError::new(
+            "received fatal alert: UnknownCA"
+        )))
+        .starts_with("the server refused our client certificate --cert client.pem"));
         assert!(msg(Error::TlsConfig(TlsConfigError::NoRoots)).contains("--ca"));
     }
 }

@@ -98,6 +98,7 @@ pub fn hello(format: Format, session_id: u32, framing: Framing, caps: &Capabilit
     let framing = match framing {
         Framing::Chunked => "chunked (base:1.1)",
         Framing::EndOfMessage => "end-of-message ]]>]]> (base:1.0)",
+        _ => "unknown",
     };
     let mut out = format!("session-id: {session_id}\nframing:    {framing}\n");
     out.push_str(&capabilities(caps));
@@ -177,10 +178,11 @@ pub fn notification(format: Format, n: &Notification) -> String {
 /// A live progress line on stderr while a large reply arrives (the caller installs it only
 /// when stderr is a terminal): bytes so far and the rate, redrawn at most ten times a second
 /// and erased when the message is complete.
-pub fn progress_reporter() -> impl Fn(usize) + Send + Sync + 'static {
+pub fn progress_reporter() -> impl Fn(netconf_blocking::Progress) + Send + Sync + 'static {
     use std::io::Write as _;
     let state = std::sync::Mutex::new(None::<(std::time::Instant, std::time::Instant)>);
-    move |received| {
+    move |progress| {
+        let received = progress.received;
         let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
         let now = std::time::Instant::now();
         if received == 0 {

@@ -17,12 +17,13 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Instant, SystemTime};
 
+use netconf_blocking::server::{ServerOptions, SessionInfo};
 use netconf_blocking::tls::{PemSource, ServerTlsOptions};
-use netconf_blocking::{Config, Reply, Request, Server, ServerHandle, SessionInfo};
+use netconf_blocking::{Config, Reply, Request, Server};
 use netconf_proto::xml::NS_BASE;
 use netconf_server::{tree, Element, MemoryBackend, Notification};
 
@@ -46,7 +47,8 @@ struct Shared {
     datastores: Mutex<netconf_server::Server<MemoryBackend>>,
     /// Wakes the timer thread when the confirmed-commit deadline may have changed.
     wake: Condvar,
-    sessions: OnceLock<Weak<ServerHandle>>,
+    /// The server, to notify its sessions; taken out when stopping (it holds us too).
+    sessions: Mutex<Option<Server>>,
     stopping: std::sync::atomic::AtomicBool,
     log: bool,
 }
@@ -60,7 +62,7 @@ impl Shared {
     fn handle(&self, request: &Request, info: &SessionInfo) -> Reply {
         let who = netconf_server::SessionInfo::new(info.session_id)
             .with_username(info.username.clone())
-            .with_source_host(info.peer.ip());
+            .with_source_host(info.peer.map(|p| p.ip()));
         let mut datastores = self.datastores();
         let reply = datastores.handle(&who, request, Instant::now());
         let notes = drain(&mut datastores);
@@ -103,7 +105,12 @@ impl Shared {
 
     /// Sends notifications to the subscribed sessions, stamped now.
     fn send(&self, notes: Vec<Notification>) {
-        let Some(sessions) = self.sessions.get().and_then(Weak::upgrade) else {
+        let Some(sessions) = self
+            .sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        else {
             return;
         };
         for n in notes {
@@ -160,7 +167,7 @@ fn drain(server: &mut netconf_server::Server<MemoryBackend>) -> Vec<Notification
 /// A running server; dropping it shuts the server down.
 pub struct Running {
     pub addr: SocketAddr,
-    handle: Option<Arc<ServerHandle>>,
+    handle: Option<Server>,
     shared: Arc<Shared>,
     timer: Option<JoinHandle<()>>,
 }
@@ -188,10 +195,13 @@ impl Running {
         if let Some(t) = self.timer.take() {
             let _ = t.join();
         }
-        if let Some(handle) = self.handle.take() {
-            if let Ok(handle) = Arc::try_unwrap(handle) {
-                handle.shutdown();
-            }
+        self.shared
+            .sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(server) = self.handle.take() {
+            server.shutdown();
         }
     }
 }
@@ -221,24 +231,22 @@ pub fn start(
     let shared = Arc::new(Shared {
         datastores: Mutex::new(datastores),
         wake: Condvar::new(),
-        sessions: OnceLock::new(),
+        sessions: Mutex::new(None),
         stopping: false.into(),
         log,
     });
     let (handler, ended) = (shared.clone(), shared.clone());
-    let server = Server::builder(tls)
+    let options = ServerOptions::new()
         .config(config(capabilities))
         .cert_to_name(|chain| {
             let cn = chain.first().and_then(|c| pki::common_name(c));
             Some(cn.unwrap_or_else(|| "unknown".into()))
         })
-        .on_session_end(move |info| ended.session_ended(info))
-        .bind(("127.0.0.1", port), move |request, info| {
-            handler.handle(request, info)
-        })?;
-    let addr = server.local_addr();
-    let handle = Arc::new(server.spawn());
-    let _ = shared.sessions.set(Arc::downgrade(&handle));
+        .on_session_end(move |info| ended.session_ended(info));
+    let server = Server::new(options, move |request, info| handler.handle(request, info));
+    let addr = server.listen_tls(("127.0.0.1", port), &tls)?;
+    *shared.sessions.lock().unwrap_or_else(|p| p.into_inner()) = Some(server.clone());
+    let handle = server;
     let timer_shared = shared.clone();
     let timer = std::thread::Builder::new()
         .name("confirmed-commit".into())

@@ -8,14 +8,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{lines_of, netconf, run, run_with_stdin, wait_for, ChildGuard, Out, TempDir};
+use netconf_blocking::server::ServerOptions;
 use netconf_blocking::tls::{PemSource, ServerTlsOptions};
-use netconf_blocking::{Config, Reply, RpcError, Server, ServerHandle};
+use netconf_blocking::{Config, Reply, RpcError, Server};
 use netconf_proto::message::{ErrorSeverity, ErrorTag, ErrorType};
 use netconf_tests::certs::{Pki, PkiFiles};
 
 /// A library server on 127.0.0.1 with a recording handler.
 struct Lib {
-    server: ServerHandle,
+    server: Server,
+    port: u16,
     files: PkiFiles,
     _dir: TempDir,
     seen: Arc<Mutex<Vec<String>>>,
@@ -65,17 +67,18 @@ impl Lib {
             .with_capability("urn:ietf:params:netconf:capability:xpath:1.0")
             .with_capability("urn:ietf:params:netconf:capability:candidate:1.0")
             .with_capability("urn:x:m?module=m&revision=2020-02-02&features=f1,f2");
-        let server = Server::builder(tls)
-            .config(config)
-            .bind("127.0.0.1:0", move |request, _info| {
+        let server = Server::new(
+            ServerOptions::new().config(config),
+            move |request, _info| {
                 let body = request.body.as_str().to_owned();
                 log.lock().unwrap().push(body.clone());
                 answer(&request.operation.name)
-            })
-            .unwrap()
-            .spawn();
+            },
+        );
+        let port = server.listen_tls("127.0.0.1:0", &tls).unwrap().port();
         Lib {
             server,
+            port,
             files,
             _dir: dir,
             seen,
@@ -84,7 +87,7 @@ impl Lib {
 
     fn cmd(&self, args: &[&str]) -> std::process::Command {
         let mut cmd = netconf();
-        cmd.args(["--port", &self.server.local_addr().port().to_string()])
+        cmd.args(["--port", &self.port.to_string()])
             .arg("--ca")
             .arg(&self.files.ca_cert)
             .arg("--cert")

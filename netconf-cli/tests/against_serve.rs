@@ -6,20 +6,28 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::{lines_of, netconf, run, run_with_stdin, wait_for, ChildGuard, Serve, TempDir};
-use netconf_blocking::operations::Datastore;
+use netconf_blocking::operations::{CreateSubscription, Datastore, Lock};
 
 const NS: &str = "urn:example:netconf-cli-demo";
 const NC: &str = "urn:ietf:params:xml:ns:netconf:base:1.0";
 
+/// Subscribes `client` to notifications (RFC 5277 create-subscription).
+fn subscribe(client: &netconf_blocking::Client) -> netconf_blocking::Notifications {
+    let notifications = client.notifications();
+    client.call(&CreateSubscription::new()).unwrap();
+    notifications
+}
+
 /// The content of the next `n` notifications (RFC 6470 config changes and confirmed-commit
 /// events, in the order the server made them).
-fn notifications(client: &mut netconf_blocking::Client, n: usize) -> Vec<String> {
+fn notifications(subscription: &netconf_blocking::Notifications, n: usize) -> Vec<String> {
     (0..n)
         .map(|_| {
-            client
-                .next_notification(Some(Duration::from_secs(20)))
-                .unwrap()
+            subscription
+                .recv_timeout(Duration::from_secs(20))
+                .expect("the session is open")
                 .expect("a notification in time")
+                .expect("no notification lost")
                 .content
                 .as_str()
                 .to_owned()
@@ -321,9 +329,9 @@ fn copy_and_delete_config() {
 #[test]
 fn locks_are_enforced_per_session_and_kill_session_releases_them() {
     let serve = Serve::start(&[]);
-    let mut holder = serve.library_client();
+    let holder = serve.library_client();
     holder
-        .lock(Datastore::Candidate)
+        .call(&Lock::new(Datastore::Candidate))
         .expect("library client locks candidate");
     let id = holder.session_id().to_string();
 
@@ -365,8 +373,8 @@ fn locks_are_enforced_per_session_and_kill_session_releases_them() {
 #[test]
 fn a_lock_of_a_closed_session_is_released() {
     let serve = Serve::start(&[]);
-    let mut holder = serve.library_client();
-    holder.lock(Datastore::Running).unwrap();
+    let holder = serve.library_client();
+    holder.call(&Lock::new(Datastore::Running)).unwrap();
     serve.run(&["lock"]).code(1);
     holder.close().unwrap();
     serve.run(&["lock"]).ok();
@@ -409,10 +417,8 @@ fn confirmed_commit_cancel_and_timeout_rollback() {
     assert!(serve.run(&["get-config"]).stdout.contains("new"));
 
     // A confirmed commit not confirmed in time is rolled back, which subscribers see.
-    let mut watcher = serve.library_client();
-    watcher
-        .create_subscription(&netconf_blocking::operations::CreateSubscription::new())
-        .unwrap();
+    let watcher = serve.library_client();
+    let subscription = subscribe(&watcher);
     serve
         .run(&[
             "edit-config",
@@ -432,7 +438,7 @@ fn confirmed_commit_cancel_and_timeout_rollback() {
             "p3",
         ])
         .ok();
-    let seen = notifications(&mut watcher, 4);
+    let seen = notifications(&subscription, 4);
     assert!(seen[0].contains("<netconf-config-change") && seen[0].contains("<session-id>"));
     assert!(seen[1].contains("<confirm-event>start</confirm-event><timeout>1</timeout>"));
     assert!(
@@ -449,10 +455,8 @@ fn confirmed_commit_cancel_and_timeout_rollback() {
 #[test]
 fn a_confirmed_commit_without_persist_ends_with_its_session() {
     let serve = Serve::start(&[]);
-    let mut watcher = serve.library_client();
-    watcher
-        .create_subscription(&netconf_blocking::operations::CreateSubscription::new())
-        .unwrap();
+    let watcher = serve.library_client();
+    let subscription = subscribe(&watcher);
     let change = format!("<system xmlns=\"{NS}\"><hostname>fleeting</hostname></system>");
     serve
         .run(&["edit-config", "--target", "candidate", "--config", &change])
@@ -460,7 +464,7 @@ fn a_confirmed_commit_without_persist_ends_with_its_session() {
     let out = serve.run(&["commit", "--confirmed"]);
     out.ok();
     assert!(out.stderr.contains("use --persist ID"), "{}", out.stderr);
-    let seen = notifications(&mut watcher, 4);
+    let seen = notifications(&subscription, 4);
     assert!(seen[0].contains("<session-id>"));
     assert!(seen[1].contains("<confirm-event>start</confirm-event>"));
     assert!(seen[2].contains("<server/>"), "{seen:?}");

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{run_with_stdin, Serve, TempDir};
-use netconf_blocking::operations::Datastore;
+use netconf_blocking::operations::{Datastore, Lock, Unlock};
 use netconf_blocking::Error;
 use netconf_proto::message::ErrorTag;
 
@@ -19,7 +19,7 @@ fn hostname(name: &str) -> String {
 #[test]
 fn a_60000_deep_request_gets_an_error_and_serve_keeps_serving() {
     let serve = Serve::start(&[]);
-    let mut client = serve.library_client();
+    let client = serve.library_client();
     let depth = 60_000;
     let deep = format!("{}{}", "<a>".repeat(depth), "</a>".repeat(depth));
     let request = format!(
@@ -36,8 +36,8 @@ fn a_60000_deep_request_gets_an_error_and_serve_keeps_serving() {
         Err(other) => panic!("expected an rpc-error, got {other}"),
     }
     // The same session and a new one are both still served.
-    client.lock(Datastore::Running).unwrap();
-    client.unlock(Datastore::Running).unwrap();
+    client.call(&Lock::new(Datastore::Running)).unwrap();
+    client.call(&Unlock::new(Datastore::Running)).unwrap();
     let out = serve.run(&["get-config", "--subtree", "<system/>"]);
     out.ok();
     assert!(out.stdout.contains("demo-router"));
@@ -65,8 +65,8 @@ fn edit_config_lock_holds_the_target_for_edit_validate_and_commit() {
         .ok();
     assert!(serve.run(&["get-config"]).stdout.contains("locked-edit"));
     // Nothing stays locked after the command.
-    let mut other = serve.library_client();
-    other.lock(Datastore::Candidate).unwrap();
+    let other = serve.library_client();
+    other.call(&Lock::new(Datastore::Candidate)).unwrap();
     // While someone else holds the lock, --lock fails before editing anything.
     let out = serve.run(&[
         "edit-config",
@@ -78,7 +78,7 @@ fn edit_config_lock_holds_the_target_for_edit_validate_and_commit() {
     ]);
     out.code(1);
     assert!(out.stderr.contains("lock-denied"), "{}", out.stderr);
-    other.unlock(Datastore::Candidate).unwrap();
+    other.call(&Unlock::new(Datastore::Candidate)).unwrap();
     assert!(!serve
         .run(&["get-config", "--source", "candidate"])
         .stdout
@@ -101,16 +101,16 @@ fn commit_lock_locks_running_around_the_commit() {
             &hostname("c"),
         ])
         .ok();
-    let mut holder = serve.library_client();
-    holder.lock(Datastore::Running).unwrap();
+    let holder = serve.library_client();
+    holder.call(&Lock::new(Datastore::Running)).unwrap();
     serve.run(&["commit", "--lock"]).code(1);
-    holder.unlock(Datastore::Running).unwrap();
+    holder.call(&Unlock::new(Datastore::Running)).unwrap();
     serve.run(&["commit", "--lock"]).ok();
     assert!(serve
         .run(&["get-config"])
         .stdout
         .contains("<hostname>c</hostname>"));
-    holder.lock(Datastore::Running).unwrap();
+    holder.call(&Lock::new(Datastore::Running)).unwrap();
 }
 
 #[test]

@@ -274,8 +274,11 @@ pub struct ClientCore<W, S = ()> {
     waiters: HashMap<MessageId, W>,
     /// Requests answered without reaching the session (it had ended, or the call was wrong).
     done: VecDeque<(W, Result<RpcReply, Error>)>,
-    /// Waiters of `close()` when no close-session could be sent: answered at the end.
-    close_waiters: Vec<W>,
+    /// Waiters of `close()`, answered when the session has ended (with the close-session
+    /// reply once it came), so a caller of `close()` never sees the session still open.
+    close_waiters: Vec<(W, Option<Result<RpcReply, Error>>)>,
+    /// The close-session we sent.
+    close_id: Option<MessageId>,
     fanout: Fanout<S>,
     progress: Option<ProgressFn>,
     /// Set when the transport failed or a write timed out (the session says only "Local").
@@ -304,6 +307,7 @@ impl<W, S: NotificationSink> ClientCore<W, S> {
             waiters: HashMap::new(),
             done: VecDeque::new(),
             close_waiters: Vec::new(),
+            close_id: None,
             fanout: Fanout::default(),
             progress: options.progress.clone(),
             transport_end: None,
@@ -390,20 +394,20 @@ impl<W, S: NotificationSink> ClientCore<W, S> {
         }
     }
 
-    /// Ends the session with `<close-session>`. `waiter` completes with the close-session
-    /// reply, or with how the session ended; [`close_result`] turns either into what a
-    /// caller of `close()` expects.
+    /// Ends the session with `<close-session>`. `waiter` completes once the session has
+    /// ended: with the close-session reply, or with how it ended; [`close_result`] turns
+    /// either into what a caller of `close()` expects (a session that had already ended
+    /// counts as closed).
     pub fn close(&mut self, waiter: W, now: Instant) {
         if self.ended.is_some() {
-            self.close_waiters.push(waiter);
+            self.done
+                .push_back((waiter, Err(Error::Closed(CloseReason::Local))));
             return;
         }
-        match self.machine.session_mut().close(now) {
-            Some(id) => {
-                self.waiters.insert(id, waiter);
-            }
-            None => self.close_waiters.push(waiter),
+        if let Some(id) = self.machine.session_mut().close(now) {
+            self.close_id = Some(id);
         }
+        self.close_waiters.push((waiter, None));
     }
 
     /// Ends the session now, without a close-session exchange.
@@ -499,11 +503,12 @@ impl<W, S: NotificationSink> ClientCore<W, S> {
                 return ClientOutput::Complete(w, Err(end.error()));
             }
         }
-        if let Some(w) = self.close_waiters.pop() {
-            return ClientOutput::Complete(w, Err(end.error()));
+        if let Some((w, reply)) = self.close_waiters.pop() {
+            return ClientOutput::Complete(w, reply.unwrap_or_else(|| Err(end.error())));
         }
         if !self.reported_end {
             self.reported_end = true;
+            self.fanout.clear();
             return ClientOutput::Ended(end);
         }
         ClientOutput::Wait(None)
@@ -514,6 +519,12 @@ impl<W, S: NotificationSink> ClientCore<W, S> {
             Event::Established { .. } if !self.reported_established => {
                 self.reported_established = true;
                 Some(ClientOutput::Established)
+            }
+            Event::Reply { id, reply } if self.close_id == Some(id) => {
+                for (_, slot) in &mut self.close_waiters {
+                    *slot = Some(check_reply(reply.clone()));
+                }
+                None
             }
             Event::Reply { id, reply } => {
                 let w = self.waiters.remove(&id)?;
@@ -540,7 +551,6 @@ impl<W, S: NotificationSink> ClientCore<W, S> {
                     .take()
                     .unwrap_or(SessionEnd::Close(reason));
                 self.ended = Some(end);
-                self.fanout.clear();
                 None
             }
             _ => None,

@@ -50,6 +50,10 @@ impl NotificationSink for Sink {
 struct State {
     core: ClientCore<Ticket, Sink>,
     results: HashMap<Ticket, Result<RpcReply, Error>>,
+    /// The callers waiting for a result, each woken alone when its result arrives (with
+    /// many callers in flight, waking them all for every reply would cost each reply as
+    /// many wake-ups as there are callers).
+    wakers: HashMap<Ticket, Arc<Condvar>>,
     /// Requests sent with [`Client::send`], awaiting [`Client::recv`].
     sent: HashMap<MessageId, Ticket>,
     next_ticket: Ticket,
@@ -80,6 +84,9 @@ impl Inner {
                 ClientOutput::Established => st.established = true,
                 ClientOutput::Complete(ticket, result) => {
                     st.results.insert(ticket, result);
+                    if let Some(waker) = st.wakers.get(&ticket) {
+                        waker.notify_one();
+                    }
                 }
                 ClientOutput::Ended(end) => {
                     st.ended = Some(end);
@@ -98,6 +105,31 @@ impl Inner {
     /// Waits, keeping the deadlines, until `done` holds.
     fn wait_until<'a>(
         &'a self,
+        st: MutexGuard<'a, State>,
+        done: impl FnMut(&mut State) -> bool,
+    ) -> MutexGuard<'a, State> {
+        self.wait_on(&self.changed, st, done)
+    }
+
+    /// Waits, keeping the deadlines, for the result of `ticket`, and takes it.
+    fn wait_result(
+        &self,
+        mut st: MutexGuard<'_, State>,
+        ticket: Ticket,
+    ) -> Result<RpcReply, Error> {
+        let waker = Arc::new(Condvar::new());
+        st.wakers.insert(ticket, waker.clone());
+        let mut st = self.wait_on(&waker, st, |st| st.results.contains_key(&ticket));
+        st.wakers.remove(&ticket);
+        st.results
+            .remove(&ticket)
+            .unwrap_or_else(|| Err(Inner::ended_error(&st)))
+    }
+
+    /// [`Inner::wait_until`] on a given condition variable.
+    fn wait_on<'a>(
+        &'a self,
+        changed: &Condvar,
         mut st: MutexGuard<'a, State>,
         mut done: impl FnMut(&mut State) -> bool,
     ) -> MutexGuard<'a, State> {
@@ -113,12 +145,12 @@ impl Inner {
                     st
                 }
                 Some(d) => {
-                    self.changed
+                    changed
                         .wait_timeout(st, d - now)
                         .unwrap_or_else(|p| p.into_inner())
                         .0
                 }
-                None => self.changed.wait(st).unwrap_or_else(|p| p.into_inner()),
+                None => changed.wait(st).unwrap_or_else(|p| p.into_inner()),
             };
         }
     }
@@ -275,6 +307,7 @@ impl Client {
                 state: Mutex::new(State {
                     core: ClientCore::new(machine, options),
                     results: HashMap::new(),
+                    wakers: HashMap::new(),
                     sent: HashMap::new(),
                     next_ticket: 0,
                     deadline: None,
@@ -363,10 +396,7 @@ impl Client {
         let ticket = Inner::ticket(&mut st);
         st.core.submit(op, timeout, ticket, Instant::now());
         inner.drain(&mut st);
-        let mut st = inner.wait_until(st, |st| st.results.contains_key(&ticket));
-        st.results
-            .remove(&ticket)
-            .unwrap_or_else(|| Err(Inner::ended_error(&st)))
+        inner.wait_result(st, ticket)
     }
 
     /// Sends raw XML (the operation element) and waits for the reply.
@@ -427,10 +457,7 @@ impl Client {
         let Some(ticket) = st.sent.remove(&id) else {
             return Err(UsageError::UnknownMessageId(id.0).into());
         };
-        st = inner.wait_until(st, |st| st.results.contains_key(&ticket));
-        st.results
-            .remove(&ticket)
-            .unwrap_or_else(|| Err(Inner::ended_error(&st)))
+        inner.wait_result(st, ticket)
     }
 
     /// The notifications that arrive from now on, in a bounded queue of their own: one
@@ -457,12 +484,8 @@ impl Client {
         let ticket = Inner::ticket(&mut st);
         st.core.close(ticket, Instant::now());
         inner.drain(&mut st);
-        let mut st = inner.wait_until(st, |st| st.results.contains_key(&ticket));
-        let result = st
-            .results
-            .remove(&ticket)
-            .unwrap_or_else(|| Err(Inner::ended_error(&st)));
-        let st = inner.wait_until(st, |st| st.ended.is_some());
+        let result = inner.wait_result(st, ticket);
+        let st = inner.wait_until(inner.lock(), |st| st.ended.is_some());
         drop(st);
         inner.transport.shutdown();
         close_result(result)

@@ -134,10 +134,7 @@ fn encode(case: &Case) -> (Pair, Vec<u8>, Vec<netconf_proto::MessageId>) {
     let server_config = if case.chunked {
         Config::server()
     } else {
-        Config {
-            capabilities: Capabilities::new([BASE_1_0]),
-            ..Config::server()
-        }
+        Config::server().with_capabilities(Capabilities::new([BASE_1_0]))
     };
     let mut pair = Pair::new(Config::client(), server_config);
     pair.establish();
@@ -149,7 +146,7 @@ fn encode(case: &Case) -> (Pair, Vec<u8>, Vec<netconf_proto::MessageId>) {
         .take_server_events()
         .into_iter()
         .map(|ev| match ev {
-            Event::Rpc { request } => request,
+            Event::Rpc { id, .. } => id,
             other => panic!("{other:?}"),
         })
         .collect();
@@ -161,9 +158,9 @@ fn encode(case: &Case) -> (Pair, Vec<u8>, Vec<netconf_proto::MessageId>) {
                 pair.server.send_notification(time, content).unwrap()
             }
             (_, Some(reply)) => {
-                let request = &requests[case.order[next_reply]];
+                let request = requests[case.order[next_reply]];
                 next_reply += 1;
-                pair.server.send_reply(&request.message_id, &reply).unwrap();
+                pair.server.send_reply(request, reply).unwrap();
             }
             (_, None) => unreachable!(),
         }

@@ -97,6 +97,8 @@ fn kind(e: &ProtocolError) -> (&'static str, Option<u64>) {
         ProtocolError::HelloTimeout => ("HelloTimeout", None),
         ProtocolError::StalledMidMessage { offset, .. } => ("StalledMidMessage", Some(*offset)),
         ProtocolError::Tls(_) => ("Tls", None),
+        ProtocolError::HelloTooLarge { .. } => ("HelloTooLarge", None),
+        ProtocolError::TooManyCapabilities { .. } => ("TooManyCapabilities", None),
         _ => ("unknown", None),
     }
 }
@@ -299,7 +301,7 @@ fn messages_larger_than_the_limit() {
     );
     assert_eq!(kind(&assert_failed(&fed)), ("MessageTooLarge", Some(base)));
 
-    // The hello is held to the limit too.
+    // The hello is held to the limit too, and to its own (smaller) one.
     let hello = server_hello(BOTH);
     let small = Config::client().with_max_message_size(hello.len() - 1);
     let (events, error) = fails_in_every_split(
@@ -307,7 +309,18 @@ fn messages_larger_than_the_limit() {
         &eom(&hello),
     );
     assert!(events.is_empty());
-    assert_eq!(kind(&error), ("MessageTooLarge", Some(0)));
+    assert_eq!(kind(&error), ("HelloTooLarge", None));
+    let small_hello = Config::client().with_max_hello_size(hello.len() - 1);
+    let (_, error) = fails_in_every_split(
+        || Session::client(small_hello.clone(), Instant::now()),
+        &eom(&hello),
+    );
+    assert_eq!(
+        error,
+        ProtocolError::HelloTooLarge {
+            limit: hello.len() - 1
+        }
+    );
 }
 
 #[test]
@@ -577,10 +590,7 @@ fn a_second_hello() {
 
 #[test]
 fn no_common_base_version() {
-    let base10_client = Config {
-        capabilities: Capabilities::new([BASE_1_0]),
-        ..Config::client()
-    };
+    let base10_client = Config::client().with_capabilities(Capabilities::new([BASE_1_0]));
     let cases = [
         (Config::client(), server_hello(&[]), ""),
         (
@@ -790,7 +800,7 @@ fn rpc_timeout_then_late_reply_is_discarded() {
     let id = pair.client_rpc(&Get::new());
     assert_eq!(pair.client.next_deadline(), Some(t0 + timeout));
     let request = match pair.take_server_events().as_slice() {
-        [Event::Rpc { request }] => request.clone(),
+        [Event::Rpc { id, .. }] => *id,
         other => panic!("{other:?}"),
     };
 
@@ -803,9 +813,7 @@ fn rpc_timeout_then_late_reply_is_discarded() {
     assert_eq!(pair.client.next_deadline(), None);
 
     // The late reply is dropped without a word.
-    pair.server
-        .send_reply(&request.message_id, &Reply::Ok)
-        .unwrap();
+    pair.server.send_reply(request, Reply::Ok).unwrap();
     pair.drive();
     assert!(pair.take_client_events().is_empty());
     assert!(pair.client.is_established());
@@ -860,39 +868,96 @@ fn cancelled_rpc_reply_is_discarded() {
     assert_eq!(pair.client.next_deadline(), None);
 }
 
+/// Issue 11 item 1: an RPC timeout fails that RPC only. A `lock` with a short timeout
+/// queued behind a large reply that is still arriving times out, and the large reply still
+/// arrives (before the fix, the session closed with StalledMidMessage and lost it).
 #[test]
-fn rpc_timeout_while_the_peer_is_mid_message() {
+fn rpc_timeout_while_the_peer_is_mid_message_fails_only_that_rpc() {
     for framing_bases in [&[BASE_1_0][..], BOTH] {
-        let timeout = Duration::from_secs(5);
         let mut pair = Pair::new(
-            Config::client().with_rpc_timeout(Some(timeout)),
-            Config {
-                capabilities: Capabilities::new(framing_bases.iter().copied()),
-                ..Config::server()
-            },
+            Config::client()
+                .with_rpc_timeout(Some(Duration::from_secs(60)))
+                .with_stall_timeout(Some(Duration::from_secs(30))),
+            Config::server().with_capabilities(Capabilities::new(framing_bases.iter().copied())),
         );
         pair.establish();
-        let id = pair.client_rpc(&Get::new());
-        // The server answers, but only half the reply reaches the client.
+        let get = pair.client_rpc(&Get::new());
+        let lock = pair
+            .client
+            .send_rpc_with_timeout(
+                &netconf_proto::operations::Lock::new(Datastore::Running),
+                Some(Duration::from_secs(5)),
+                pair.now,
+            )
+            .unwrap();
+        pair.drive();
+        let requests: Vec<_> = pair
+            .take_server_events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Rpc { id, .. } => Some(id),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(requests.len(), 2);
+        let big = format!("<x xmlns=\"urn:x\">{}</x>", "y".repeat(100_000));
+        pair.server
+            .send_reply(requests[0], Reply::data(big.clone()).unwrap())
+            .unwrap();
+        pair.server.send_reply(requests[1], Reply::Ok).unwrap();
+        let replies = drain(&mut pair.server).transmitted;
+        // The large reply trickles in: a piece every second, 10 s in all.
+        let pieces: Vec<&[u8]> = replies.chunks(replies.len() / 10 + 1).collect();
+        let mut events = Vec::new();
+        for piece in pieces {
+            pair.advance(Duration::from_secs(1));
+            events.extend(pair.take_client_events());
+            pair.client.handle_input(piece, pair.now).unwrap();
+            events.extend(drain(&mut pair.client).events);
+        }
+        assert_eq!(events[0], Event::RpcTimedOut { id: lock }, "{events:?}");
+        assert!(
+            matches!(&events[1], Event::Reply { id, reply } if *id == get
+                && reply.data().unwrap().as_str() == big),
+            "{events:?}"
+        );
+        // The lock's late reply was dropped without a word; the session goes on.
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert_eq!(pair.client.state(), State::Established);
+    }
+}
+
+/// A stall is its own deadline: no byte for the stall timeout while in the middle of a
+/// message, whatever the RPC timeouts.
+#[test]
+fn a_peer_silent_mid_message_for_the_stall_timeout_stalls_the_session() {
+    for framing_bases in [&[BASE_1_0][..], BOTH] {
+        let stall = Duration::from_secs(20);
+        let mut pair = Pair::new(
+            Config::client()
+                .with_rpc_timeout(None)
+                .with_stall_timeout(Some(stall)),
+            Config::server().with_capabilities(Capabilities::new(framing_bases.iter().copied())),
+        );
+        pair.establish();
+        pair.client_rpc(&Get::new());
         let request = match pair.take_server_events().as_slice() {
-            [Event::Rpc { request }] => request.clone(),
+            [Event::Rpc { id, .. }] => *id,
             other => panic!("{other:?}"),
         };
         pair.server
-            .send_reply(
-                &request.message_id,
-                &Reply::data("<x xmlns=\"urn:x\"/>").unwrap(),
-            )
+            .send_reply(request, Reply::data("<x xmlns=\"urn:x\"/>").unwrap())
             .unwrap();
         let reply = drain(&mut pair.server).transmitted;
         let half = &reply[..reply.len() / 2];
         pair.client.handle_input(half, pair.now).unwrap();
         assert!(pair.client.is_receiving());
-        assert!(drain(&mut pair.client).events.is_empty());
+        assert_eq!(pair.client.next_deadline(), Some(pair.now + stall));
 
-        pair.advance(timeout);
+        pair.advance(stall - Duration::from_millis(1));
+        assert!(pair.take_client_events().is_empty());
+        pair.advance(Duration::from_millis(1));
         let events = pair.take_client_events();
-        assert_eq!(events[0], Event::RpcTimedOut { id });
         let Some(Event::Closed {
             reason: CloseReason::Protocol(error),
         }) = events.last()
@@ -900,11 +965,12 @@ fn rpc_timeout_while_the_peer_is_mid_message() {
             panic!("{events:?}")
         };
         assert!(
-            matches!(error, ProtocolError::StalledMidMessage { received, .. } if *received > 0),
+            matches!(error, ProtocolError::StalledMidMessage { received, idle, .. }
+                if *received > 0 && *idle == stall),
             "{error:?}"
         );
         assert_closed_last(&events, &CloseReason::Protocol(error.clone()));
-        assert_eq!(events.len(), 2);
+        assert_eq!(events.len(), 1);
     }
 }
 
@@ -940,16 +1006,25 @@ fn close_session_round_trip() {
 
 #[test]
 fn close_without_an_answer_and_before_establishment() {
-    // The close-session reply never comes: the session closes locally at the rpc timeout.
-    let (mut client, _) = established_client(&Config::client(), BOTH, 0);
+    // The close-session reply never comes: the session closes at the close timeout, which
+    // applies whatever the RPC timeout (issue 11 item 6: with no RPC timeout it waited
+    // forever).
+    for rpc_timeout in [None, Some(Duration::from_secs(600))] {
+        let close = Duration::from_secs(3);
+        let config = Config::client()
+            .with_rpc_timeout(rpc_timeout)
+            .with_close_timeout(close);
+        let (mut client, _) = established_client(&config, BOTH, 0);
+        let now = Instant::now();
+        client.close(now).unwrap();
+        let d = drain(&mut client);
+        assert!(String::from_utf8_lossy(&d.transmitted).contains("<close-session/>"));
+        assert!(d.events.is_empty());
+        assert_eq!(d.deadline, Some(now + close));
+        client.handle_timeout(now + close);
+        assert_closed_last(&drain(&mut client).events, &CloseReason::CloseTimedOut);
+    }
     let now = Instant::now();
-    client.close(now).unwrap();
-    let d = drain(&mut client);
-    assert!(String::from_utf8_lossy(&d.transmitted).contains("<close-session/>"));
-    assert!(d.events.is_empty());
-    let deadline = d.deadline.expect("close-session has a deadline");
-    client.handle_timeout(deadline);
-    assert_closed_last(&drain(&mut client).events, &CloseReason::Local);
 
     // Before the hello exchange, and on a server, close() ends the session at once.
     let mut client = Session::client(Config::client(), now);
@@ -1015,7 +1090,8 @@ fn usage_errors_change_nothing() {
     drain(&mut client);
 
     // The server's commands on a client.
-    let e = misuse(&mut client, |s| s.send_reply("1", &Reply::Ok));
+    let stray = server_request_id();
+    let e = misuse(&mut client, |s| s.send_reply(stray, Reply::Ok));
     assert_eq!(e, UsageError::WrongRole("send_reply", "server"));
     let e = misuse(&mut client, |s| s.send_notification(time, event));
     assert_eq!(e, UsageError::WrongRole("send_notification", "server"));
@@ -1030,25 +1106,22 @@ fn usage_errors_change_nothing() {
 
     let mut pair = Pair::new(Config::client(), Config::server());
     pair.establish();
-    let e = misuse(&mut pair.server, |s| s.send_reply("42", &Reply::Ok));
-    assert_eq!(e, UsageError::UnknownRequest("42".into()));
+    // A handle from another session names no request here.
+    let e = misuse(&mut pair.server, |s| s.send_reply(stray, Reply::Ok));
+    assert_eq!(e, UsageError::UnknownRequest(stray));
     let e = misuse(&mut pair.server, |s| s.send_notification(time, "<e>"));
     assert!(matches!(e, UsageError::MalformedXml(_)), "{e:?}");
 
     // A request can be answered once.
-    let id = pair.client_rpc(&GetConfig::new(Datastore::Running));
+    pair.client_rpc(&GetConfig::new(Datastore::Running));
     let request = match pair.take_server_events().as_slice() {
-        [Event::Rpc { request }] => request.clone(),
+        [Event::Rpc { id, .. }] => *id,
         other => panic!("{other:?}"),
     };
-    pair.server
-        .send_reply(&request.message_id, &Reply::Ok)
-        .unwrap();
+    pair.server.send_reply(request, Reply::Ok).unwrap();
     pair.drive();
-    let e = misuse(&mut pair.server, |s| {
-        s.send_reply(&request.message_id, &Reply::Ok)
-    });
-    assert_eq!(e, UsageError::UnknownRequest(id.to_string()));
+    let e = misuse(&mut pair.server, |s| s.send_reply(request, Reply::Ok));
+    assert_eq!(e, UsageError::UnknownRequest(request));
 
     // After closing.
     pair.client.close(pair.now).unwrap();
@@ -1056,9 +1129,7 @@ fn usage_errors_change_nothing() {
     assert!(pair.client.is_closed() && pair.server.is_closed());
     let e = misuse(&mut pair.client, |s| s.send_rpc(&get, now));
     assert_eq!(e, UsageError::Closed);
-    let e = misuse(&mut pair.server, |s| {
-        s.send_reply(&request.message_id, &Reply::Ok)
-    });
+    let e = misuse(&mut pair.server, |s| s.send_reply(request, Reply::Ok));
     assert_eq!(e, UsageError::Closed);
     let e = misuse(&mut pair.server, |s| s.send_notification(time, event));
     assert_eq!(e, UsageError::Closed);
@@ -1180,4 +1251,15 @@ fn closed_is_reported_exactly_once() {
     pair.drive();
     assert_closed_last(&pair.take_client_events(), &CloseReason::CloseSession);
     assert_closed_last(&pair.take_server_events(), &CloseReason::CloseSession);
+}
+
+/// A request handle from a session of its own (valid there, unknown anywhere else).
+fn server_request_id() -> netconf_proto::RequestId {
+    let mut pair = Pair::new(Config::client(), Config::server());
+    pair.establish();
+    pair.client_rpc(&Get::new());
+    match pair.take_server_events().as_slice() {
+        [Event::Rpc { id, .. }] => *id,
+        other => panic!("{other:?}"),
+    }
 }

@@ -147,6 +147,7 @@ fn describe(ev: &Event) -> String {
                 ReplyContent::Data(d) => format!("reply {id} data {d}"),
                 ReplyContent::Other(x) => format!("reply {id} other {x}"),
                 ReplyContent::Empty => format!("reply {id} empty"),
+                other => format!("reply {id} {other:?}"),
             };
             for e in &reply.errors {
                 s.push_str(&format!(" error {e}"));
@@ -154,7 +155,7 @@ fn describe(ev: &Event) -> String {
             s
         }
         Event::Notification(n) => format!("notification {} {}", n.event_time, n.content),
-        Event::Rpc { request } => format!(
+        Event::Rpc { request, .. } => format!(
             "rpc {} {}{} {}",
             request.message_id,
             if request.operation.namespace == NS {
@@ -168,6 +169,7 @@ fn describe(ev: &Event) -> String {
         Event::RpcTimedOut { id } => format!("timed out {id}"),
         Event::MessageRejected { error } => format!("rejected {error}"),
         Event::Closed { reason } => format!("closed {reason:?}"),
+        other => format!("{other:?}"),
     }
 }
 
@@ -271,10 +273,7 @@ fn strings(v: &[&str]) -> Vec<String> {
 }
 
 fn base10_only() -> Config {
-    Config {
-        capabilities: Capabilities::new([BASE_1_0]),
-        ..Config::client()
-    }
+    Config::client().with_capabilities(Capabilities::new([BASE_1_0]))
 }
 
 #[test]

@@ -197,7 +197,7 @@ fn closed_reason(drained: &Drained) -> CloseReason {
 /// The TLS error text of a `Closed` event, panicking on any other reason.
 fn closed_tls_error(drained: &Drained) -> String {
     match closed_reason(drained) {
-        CloseReason::Protocol(ProtocolError::Tls(what)) => what,
+        CloseReason::Protocol(ProtocolError::Tls(what)) => what.to_string(),
         other => panic!("expected Closed with a TLS error, got {other:?}"),
     }
 }
@@ -811,7 +811,7 @@ fn garbage_instead_of_tls_sends_an_alert_then_closes() {
         // Before the handshake, alerts are plaintext records: content type 21.
         assert_eq!(out.ciphertext().first(), Some(&21), "{out:?}");
         let what = closed_tls_error(&out);
-        assert_eq!(err, ProtocolError::Tls(what));
+        assert_eq!(err.to_string(), format!("TLS: {what}"));
         assert_eq!(ours.handle_ciphertext(b"more", now), Err(err));
         assert!(drain(&mut ours, now).outputs.is_empty());
     }
@@ -1002,8 +1002,20 @@ fn server_refuses_a_client_without_certificate() {
     let err = run_handshake_to_failure(&mut ours, &mut peer, now);
     let out = drain(&mut ours, now);
     let what = closed_tls_error(&out);
-    assert_eq!(err, ProtocolError::Tls(what.clone()));
+    assert_eq!(err.to_string(), format!("TLS: {what}"));
     assert!(what.contains("certificate"), "{what}");
+    // The rustls error itself is kept, as the error's source (issue 11 item 9).
+    let ProtocolError::Tls(tls) = &err else {
+        panic!("{err:?}")
+    };
+    assert!(tls.rustls_error().is_some(), "{tls:?}");
+    let client_error = netconf_proto::Error::from(err.clone());
+    let source = std::error::Error::source(&client_error).expect("a source");
+    assert!(
+        std::error::Error::source(source)
+            .is_some_and(|s| s.downcast_ref::<rustls::Error>().is_some()),
+        "{client_error:?}"
+    );
     let (transmit, closed) = out.transmit_and_closed_positions();
     assert!(transmit.is_some() && transmit < closed, "{out:?}");
     assert!(
@@ -1029,7 +1041,7 @@ fn server_refuses_a_client_certificate_from_another_ca() {
     let err = run_handshake_to_failure(&mut ours, &mut peer, now);
     let out = drain(&mut ours, now);
     let what = closed_tls_error(&out);
-    assert_eq!(err, ProtocolError::Tls(what.clone()));
+    assert_eq!(err.to_string(), format!("TLS: {what}"));
     assert!(what.contains("certificate"), "{what}");
 }
 
@@ -1045,7 +1057,7 @@ fn client_refuses_a_server_certificate_from_another_ca() {
     let err = run_handshake_to_failure(&mut ours, &mut peer, now);
     let out = drain(&mut ours, now);
     let what = closed_tls_error(&out);
-    assert_eq!(err, ProtocolError::Tls(what.clone()));
+    assert_eq!(err.to_string(), format!("TLS: {what}"));
     assert!(what.contains("certificate"), "{what}");
     let (transmit, closed) = out.transmit_and_closed_positions();
     assert!(transmit.is_some() && transmit < closed, "{out:?}");
@@ -1133,9 +1145,10 @@ fn server_gets_client_hello_and_first_rpc_in_one_record() {
             session_id: 7,
             framing: WireFraming::Chunked,
             ..
-        }, Event::Rpc { request }] => request.clone(),
+        }, Event::Rpc { id, request }] => (*id, request.clone()),
         other => panic!("expected Established and the rpc, got {other:?}"),
     };
+    let (request_id, request) = request;
     assert_eq!(request.message_id, "101");
     assert!(request.operation.is_base("get-config"));
 
@@ -1143,7 +1156,7 @@ fn server_gets_client_hello_and_first_rpc_in_one_record() {
     peer.receive(&out.ciphertext()).expect("valid records");
     let reply = Reply::data("<top xmlns=\"urn:example\"/>").expect("well-formed");
     ours.session_mut()
-        .send_reply(&request.message_id, &reply)
+        .send_reply(request_id, reply)
         .expect("a pending request");
     peer.receive(&drain(&mut ours, now).ciphertext())
         .expect("valid records");

@@ -79,6 +79,8 @@ pub(crate) fn parse_message(message: Bytes, limits: &ParseLimits) -> Result<Mess
         reader: NsReader::from_str(text),
         limits,
         scope: None,
+        declares: Vec::new(),
+        generation: 0,
     };
     p.reader.config_mut().check_end_names = true;
     p.reader
@@ -112,9 +114,16 @@ struct Parser<'a> {
     message: &'a Bytes,
     reader: NsReader<&'a [u8]>,
     limits: &'a ParseLimits,
-    /// The last snapshot of in-scope namespace declarations, shared by every payload taken
-    /// in the same scope (20,000 `<error-info>`s under one `<rpc-reply>` share one).
-    scope: Option<Arc<[NamespaceBinding]>>,
+    /// The last snapshot of in-scope namespace declarations and the `generation` it was
+    /// taken at, shared by every payload taken in the same scope (20,000 `<error-info>`s
+    /// under one `<rpc-reply>` share one).
+    scope: Option<(u64, Arc<[NamespaceBinding]>)>,
+    /// For each element open now, whether it declared namespaces.
+    declares: Vec<bool>,
+    /// Changes whenever the in-scope declarations may have: an element that declares
+    /// namespaces was opened or closed. Taking a snapshot costs quick-xml's binding
+    /// iteration (quadratic in the declarations), so it is taken again only then.
+    generation: u64,
 }
 
 impl<'a> Parser<'a> {
@@ -125,7 +134,21 @@ impl<'a> Parser<'a> {
     fn next(&mut self) -> Result<Event<'a>> {
         match self.reader.read_event() {
             Ok(Event::DocType(_)) => Err(ParseError::Doctype),
-            Ok(ev) => Ok(ev),
+            Ok(ev) => {
+                match &ev {
+                    Event::Start(s) => {
+                        let declares = declares_namespaces(s);
+                        self.generation += u64::from(declares);
+                        self.declares.push(declares);
+                    }
+                    Event::Empty(s) => self.generation += 2 * u64::from(declares_namespaces(s)),
+                    Event::End(_) => {
+                        self.generation += u64::from(self.declares.pop().unwrap_or(true));
+                    }
+                    _ => {}
+                }
+                Ok(ev)
+            }
             Err(e) => Err(malformed(format!(
                 "{e} (at byte {} of the message)",
                 self.reader.error_position()
@@ -181,6 +204,8 @@ impl<'a> Parser<'a> {
 
     /// Skips the rest of the element just opened.
     fn skip(&mut self, start: &BytesStart<'_>) -> Result<()> {
+        // The skipped element closes inside `read_to_end`: its declarations leave scope.
+        self.generation += u64::from(self.declares.pop().unwrap_or(true));
         let name = start.name().0.to_owned();
         self.reader
             .read_to_end(QName(&name))
@@ -213,36 +238,30 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// The declarations in scope now, as a shared snapshot: compared with the last one
-    /// without allocating, and reused when equal, so memory stays linear in the message.
+    /// The declarations in scope now, as a shared snapshot taken again only when an element
+    /// that declares namespaces was opened or closed since the last one, so memory and time
+    /// stay linear in the message.
     fn namespaces(&mut self) -> Arc<[NamespaceBinding]> {
-        let in_scope = || {
-            self.reader
-                .resolver()
-                .bindings()
-                .filter_map(|(prefix, uri)| match prefix {
-                    PrefixDeclaration::Default => Some(("", uri.0)),
-                    PrefixDeclaration::Named("xml") => None,
-                    PrefixDeclaration::Named(p) => Some((p, uri.0)),
-                })
-        };
-        if let Some(scope) = &self.scope {
-            let same = scope.len() == in_scope().count()
-                && scope
-                    .iter()
-                    .zip(in_scope())
-                    .all(|(b, (prefix, uri))| b.prefix == prefix && b.uri == uri);
-            if same {
+        if let Some((generation, scope)) = &self.scope {
+            if *generation == self.generation {
                 return scope.clone();
             }
         }
-        let snapshot: Arc<[NamespaceBinding]> = in_scope()
+        let snapshot: Arc<[NamespaceBinding]> = self
+            .reader
+            .resolver()
+            .bindings()
+            .filter_map(|(prefix, uri)| match prefix {
+                PrefixDeclaration::Default => Some(("", uri.0)),
+                PrefixDeclaration::Named("xml") => None,
+                PrefixDeclaration::Named(p) => Some((p, uri.0)),
+            })
             .map(|(prefix, uri)| NamespaceBinding {
                 prefix: prefix.to_owned(),
                 uri: uri.to_owned(),
             })
             .collect();
-        self.scope = Some(snapshot.clone());
+        self.scope = Some((self.generation, snapshot.clone()));
         snapshot
     }
 
@@ -607,6 +626,14 @@ fn message_id(start: &BytesStart<'_>) -> Result<Option<String>> {
         }
     }
     Ok(id)
+}
+
+/// Whether the element carries an `xmlns` or `xmlns:*` attribute.
+fn declares_namespaces(start: &BytesStart<'_>) -> bool {
+    start.attributes().flatten().any(|a| {
+        let key = a.key.0;
+        key == "xmlns" || key.starts_with("xmlns:")
+    })
 }
 
 fn parse_session_id(text: &str) -> Result<u32> {

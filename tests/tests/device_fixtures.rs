@@ -401,6 +401,7 @@ fn hello_token(framing: Framing, caps: &netconf_proto::Capabilities) -> String {
     let framing = match framing {
         Framing::EndOfMessage => "eom",
         Framing::Chunked => "chunked",
+        _ => "other",
     };
     let caps_list = if names.is_empty() {
         "none".to_owned()
@@ -450,6 +451,7 @@ fn outcome(row: &Row, r: &Replay) -> String {
                     ReplyContent::Data(_) => "data",
                     ReplyContent::Other(_) => "other",
                     ReplyContent::Empty => "empty",
+                    _ => "unknown",
                 };
                 format!("reply:{content}{}", error_counts(&reply.errors))
             }
@@ -464,6 +466,7 @@ fn outcome(row: &Row, r: &Replay) -> String {
             Event::Closed { reason } => format!("closed:{reason:?}"),
             Event::RpcTimedOut { .. } => "timeout".to_owned(),
             Event::Rpc { .. } => "rpc".to_owned(),
+            other => format!("{other:?}"),
         };
         tokens.push(token);
     }

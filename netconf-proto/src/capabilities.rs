@@ -12,6 +12,12 @@ pub const BASE_1_1: &str = "urn:ietf:params:netconf:base:1.1";
 
 const CAP_PREFIX: &str = "urn:ietf:params:netconf:capability:";
 
+/// The base URN before RFC 4741 was published, still offered by older Junos releases
+/// (as the XML namespace it also is, it may carry `?module=` for ietf-netconf).
+pub const PRE_RFC_BASE_1_0: &str = "urn:ietf:params:xml:ns:netconf:base:1.0";
+/// The capability prefix before RFC 4741 (`urn:ietf:params:xml:ns:netconf:capability:`).
+pub const PRE_RFC_CAP_PREFIX: &str = "urn:ietf:params:xml:ns:netconf:capability:";
+
 /// A NETCONF base protocol version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum BaseVersion {
@@ -102,15 +108,20 @@ pub enum Capability {
 
 impl Capability {
     /// Parses one capability URI. Never fails: unknown URIs become [`Capability::Other`].
+    /// The pre-RFC 4741 spellings (`urn:ietf:params:xml:ns:netconf:base:1.0`,
+    /// `urn:ietf:params:xml:ns:netconf:capability:NAME:1.0`) are aliases of the RFC ones.
     pub fn parse(uri: &str) -> Capability {
         let uri = uri.trim();
         match uri {
-            BASE_1_0 => return Capability::Base(BaseVersion::V1_0),
+            BASE_1_0 | PRE_RFC_BASE_1_0 => return Capability::Base(BaseVersion::V1_0),
             BASE_1_1 => return Capability::Base(BaseVersion::V1_1),
             _ => {}
         }
         let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
-        if let Some(name) = path.strip_prefix(CAP_PREFIX) {
+        let name = path
+            .strip_prefix(CAP_PREFIX)
+            .or_else(|| path.strip_prefix(PRE_RFC_CAP_PREFIX));
+        if let Some(name) = name {
             let known = match name {
                 "writable-running:1.0" => Some(Capability::WritableRunning),
                 "candidate:1.0" => Some(Capability::Candidate),
@@ -250,6 +261,13 @@ impl Capabilities {
     /// Whether `cap` is present, comparing typed values.
     pub fn contains(&self, cap: &Capability) -> bool {
         self.parsed.contains(cap)
+    }
+
+    /// The pre-RFC 4741 spellings among the URIs, if any (for quirk reports).
+    pub fn pre_rfc_spellings(&self) -> (bool, bool) {
+        let base = self.seen.contains(PRE_RFC_BASE_1_0);
+        let caps = self.uris.iter().any(|u| u.starts_with(PRE_RFC_CAP_PREFIX));
+        (base, caps)
     }
 
     /// The base versions offered.
@@ -402,6 +420,33 @@ mod tests {
             ))
         );
         assert!(caps.contains_uri("urn:ietf:params:netconf:capability:url:1.0"));
+    }
+
+    /// Issue 13: older Junos offers only the pre-RFC URNs; they mean the same.
+    #[test]
+    fn pre_rfc_urns_are_aliases() {
+        let caps = Capabilities::new([
+            "urn:ietf:params:xml:ns:netconf:base:1.0",
+            "urn:ietf:params:xml:ns:netconf:capability:candidate:1.0",
+            "urn:ietf:params:xml:ns:netconf:capability:confirmed-commit:1.0",
+            "urn:ietf:params:xml:ns:netconf:capability:validate:1.0",
+            "urn:ietf:params:xml:ns:netconf:capability:url:1.0?scheme=http,ftp,file",
+        ]);
+        assert!(caps.supports(BaseVersion::V1_0));
+        assert!(caps.has_candidate());
+        assert_eq!(caps.confirmed_commit(), Some(BaseVersion::V1_0));
+        assert_eq!(caps.validate(), Some(BaseVersion::V1_0));
+        assert_eq!(caps.url_schemes().map(<[String]>::len), Some(3));
+        assert_eq!(caps.pre_rfc_spellings(), (true, true));
+        // The base namespace with a module query is ietf-netconf's module capability.
+        assert!(matches!(
+            Capability::parse("urn:ietf:params:xml:ns:netconf:base:1.0?module=ietf-netconf&revision=2011-06-01"),
+            Capability::Module(m) if m.module == "ietf-netconf"
+        ));
+        assert_eq!(
+            Capabilities::client_default().pre_rfc_spellings(),
+            (false, false)
+        );
     }
 
     #[test]

@@ -81,6 +81,7 @@ impl From<ProtocolError> for Error {
             ProtocolError::Tls(e) => Error::Tls(e),
             ProtocolError::HelloTimeout => Error::Timeout(TimeoutKind::Hello),
             ProtocolError::HandshakeTimeout => Error::Timeout(TimeoutKind::Handshake),
+            ProtocolError::StalledMidMessage { .. } => Error::Timeout(TimeoutKind::Stall),
             e => Error::Protocol(e),
         }
     }

@@ -82,6 +82,13 @@ pub enum ProtocolError {
     /// [`Config::with_max_capabilities`](crate::Config::with_max_capabilities) allows.
     #[error("the peer's <hello> lists more than {limit} capabilities")]
     TooManyCapabilities { limit: usize },
+    /// Strict mode ([`Config::strict`](crate::Config::strict)) refuses what is otherwise
+    /// tolerated.
+    #[error("strict mode: {} (message at byte {offset})", quirk.describe())]
+    Quirk {
+        offset: u64,
+        quirk: crate::quirks::Quirk,
+    },
     /// The TLS layer failed (bad record, bad certificate, truncated stream, ...).
     #[error("TLS: {0}")]
     Tls(TlsError),

@@ -83,6 +83,7 @@ pub mod framing;
 pub mod machine;
 pub mod message;
 pub mod operations;
+pub mod quirks;
 pub mod xml;
 
 pub use error::{ProtocolError, TlsError, UsageError};
@@ -98,6 +99,7 @@ pub use config::Config;
 pub use framing::Framing;
 pub use machine::Machine;
 pub use message::{Notification, Reply, ReplyContent, Request, RpcError, RpcReply, XmlPayload};
+pub use quirks::{Quirk, QuirkCounts};
 #[cfg(feature = "rustls")]
 pub use rustls;
 pub use session::{CloseReason, Event, MessageId, Output, RequestId, Role, Session, State};

@@ -21,6 +21,11 @@ use crate::message::{
     self, Message, Notification, ParseError, ParseLimits, Reply, Request, RpcReply,
 };
 use crate::operations::{Operation, RpcBody};
+use crate::quirks::{Quirk, QuirkCounts};
+
+/// Text after the last message tolerated before the end of the stream (a "Connection
+/// closed" line); more than this is a protocol error after all.
+const MAX_TRAILING_GARBAGE: usize = 4096;
 
 /// Which end of the session this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,6 +171,12 @@ pub struct Session {
     close_requested: bool,
     /// The fatal error, kept so later input reports it again.
     error: Option<ProtocolError>,
+    /// Quirks tolerated so far.
+    quirks: QuirkCounts,
+    /// Text that is not a chunk header where a message should start: held (as the error it
+    /// would be, and how many bytes of it came) until the end of the stream shows it was
+    /// trailing garbage.
+    garbage: Option<(ProtocolError, usize)>,
 }
 
 impl Session {
@@ -203,6 +214,8 @@ impl Session {
             unanswered: 0,
             close_requested: false,
             error: None,
+            quirks: QuirkCounts::default(),
+            garbage: None,
         };
         let hello = message::write_hello(&s.config.capabilities, session_id);
         // Capability text is escaped, so the hello cannot hold the delimiter.
@@ -271,6 +284,11 @@ impl Session {
         self.requests.len() < 2 * self.config.max_pending_requests
     }
 
+    /// The quirks of the peer this session tolerated, with how often (see [`Quirk`]).
+    pub fn quirks(&self) -> &QuirkCounts {
+        &self.quirks
+    }
+
     /// The fatal protocol error, once there is one.
     pub fn error(&self) -> Option<&ProtocolError> {
         self.error.as_ref()
@@ -304,12 +322,29 @@ impl Session {
         if !data.is_empty() {
             self.last_input = Some(now);
         }
+        if let Some((error, seen)) = &mut self.garbage {
+            *seen += data.len();
+            if *seen > MAX_TRAILING_GARBAGE {
+                let e = error.clone();
+                return Err(self.fail(e));
+            }
+            return Ok(());
+        }
         while !data.is_empty() && self.state != State::Closed && !self.close_requested {
+            let at_start = !self.decoder.is_mid_message();
             let (n, piece) = match self.decoder.decode(data) {
                 Ok(step) => step,
                 Err(ProtocolError::MessageTooLarge { .. }) if self.state == State::Hello => {
                     let limit = self.config.max_hello_size;
                     return Err(self.fail(ProtocolError::HelloTooLarge { limit }));
+                }
+                // Text where a chunk should start, after a complete message: perhaps what a
+                // device prints as it closes. Held until the end of the stream says so.
+                Err(e @ ProtocolError::BadChunkHeader { .. })
+                    if at_start && !self.config.strict && data.len() <= MAX_TRAILING_GARBAGE =>
+                {
+                    self.garbage = Some((e, data.len()));
+                    return Ok(());
                 }
                 Err(e) => return Err(self.fail(e)),
             };
@@ -322,6 +357,9 @@ impl Session {
                 }
             }
         }
+        if self.decoder.fell_back_to_end_of_message() {
+            self.quirk(Quirk::EndOfMessageAfterBase11, 0)?;
+        }
         Ok(())
     }
 
@@ -330,7 +368,25 @@ impl Session {
         if self.state == State::Closed {
             return;
         }
+        if self.garbage.take().is_some() {
+            if self.quirk(Quirk::TrailingGarbage, 0).is_ok() {
+                self.finish(CloseReason::Eof);
+            }
+            return;
+        }
         if self.decoder.is_mid_message() {
+            // Text that cannot be the start of a message (no markup at all) after the last
+            // message: what some devices print as they close.
+            let trailing_text = self.state != State::Hello
+                && self.decoder.framing() == Framing::EndOfMessage
+                && !self.message.contains(&b'<');
+            if trailing_text && self.quirk(Quirk::TrailingGarbage, 0).is_ok() {
+                self.finish(CloseReason::Eof);
+                return;
+            }
+            if self.state == State::Closed {
+                return;
+            }
             let e = ProtocolError::TruncatedMessage {
                 offset: self.decoder.message_start(),
                 received: self.decoder.message_len(),
@@ -592,12 +648,33 @@ impl Session {
         }
         let limits = ParseLimits {
             max_capabilities: self.config.max_capabilities,
+            strict: self.config.strict,
         };
-        let parsed = match message::parse_message(message, &limits) {
+        let parsed = match message::parse_message(message.clone(), &limits) {
             Ok(m) => m,
+            Err(ParseError::Malformed(what))
+                if self.state == State::Hello
+                    && self.role == Role::Client
+                    && what.starts_with("content before the root element") =>
+            {
+                // A login banner before the server's hello (some SSH servers print one).
+                let Some(at) = hello_start(&message) else {
+                    return self.parse_failure(ParseError::Malformed(what), offset);
+                };
+                match message::parse_message(message.slice(at..), &limits) {
+                    Ok(m) => {
+                        self.quirk(Quirk::BannerBeforeHello, offset)?;
+                        m
+                    }
+                    Err(e) => return self.parse_failure(e, offset),
+                }
+            }
             Err(e) => return self.parse_failure(e, offset),
         };
-        match (self.state, parsed) {
+        for q in parsed.quirks {
+            self.quirk(q, offset)?;
+        }
+        match (self.state, parsed.message) {
             (State::Hello, Message::Hello(hello)) => self.on_hello(hello, now),
             (State::Hello, other) => Err(self.fail(ProtocolError::ExpectedHello {
                 offset,
@@ -641,6 +718,7 @@ impl Session {
             ParseError::TooManyCapabilities { limit } => {
                 ProtocolError::TooManyCapabilities { limit }
             }
+            ParseError::Strict(quirk) => ProtocolError::Quirk { offset, quirk },
             ParseError::MissingRpcMessageId
                 if self.role == Role::Server && self.is_established() =>
             {
@@ -692,6 +770,13 @@ impl Session {
             }
             (Role::Server, None) => {}
         }
+        let (pre_rfc_base, pre_rfc_caps) = hello.capabilities.pre_rfc_spellings();
+        if pre_rfc_base {
+            self.quirk(Quirk::PreRfcBaseUrn, 0)?;
+        }
+        if pre_rfc_caps {
+            self.quirk(Quirk::PreRfcCapabilityUrn, 0)?;
+        }
         let ours = &self.config.capabilities;
         let theirs = &hello.capabilities;
         let common = |v| ours.supports(v) && theirs.supports(v);
@@ -723,7 +808,13 @@ impl Session {
         Ok(())
     }
 
-    fn on_reply(&mut self, reply: RpcReply, offset: u64) {
+    fn on_reply(&mut self, mut reply: RpcReply, offset: u64) {
+        if reply.message_id.is_none() && self.pending.len() == 1 && !self.config.strict {
+            // Unambiguous: only one RPC can be answered.
+            if self.quirk(Quirk::MissingMessageId, offset).is_ok() {
+                reply.message_id = self.pending.keys().next().map(u64::to_string);
+            }
+        }
         let Some(raw_id) = reply.message_id.as_deref() else {
             self.events.push_back(Event::MessageRejected {
                 error: ProtocolError::MissingMessageId { offset },
@@ -844,6 +935,46 @@ impl Session {
             // delimiter (their text is escaped).
             tracing::error!(error = %e, "a reply could not be framed; it was not sent");
         }
+    }
+}
+
+impl Session {
+    /// Counts a tolerated quirk, logging its first occurrence; in strict mode it is a
+    /// protocol error instead.
+    fn quirk(&mut self, quirk: Quirk, offset: u64) -> Result<(), ProtocolError> {
+        if self.config.strict {
+            return Err(self.fail(ProtocolError::Quirk { offset, quirk }));
+        }
+        if self.quirks.record(quirk) {
+            tracing::warn!(
+                quirk = quirk.as_str(),
+                "tolerating a NETCONF peer quirk: {}",
+                quirk.describe()
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Where the XML of a hello starts after a banner: its declaration, or its root element
+/// (any prefix).
+fn hello_start(message: &[u8]) -> Option<usize> {
+    use memchr::memmem::find;
+    let decl = find(message, b"<?xml");
+    let root = (0..message.len())
+        .filter(|&i| message[i] == b'<')
+        .find(|&i| {
+            let name = &message[i + 1..];
+            let local = name
+                .iter()
+                .position(|b| *b == b':' || b.is_ascii_whitespace() || *b == b'>')
+                .and_then(|end| (name.get(end) == Some(&b':')).then_some(end + 1))
+                .unwrap_or(0);
+            name[local..].starts_with(b"hello")
+        });
+    match (decl, root) {
+        (Some(d), Some(r)) => Some(d.min(r)),
+        (d, r) => d.or(r),
     }
 }
 

@@ -21,6 +21,7 @@ use super::payload::{NamespaceBinding, XmlPayload};
 use super::rpc_error::{ErrorMessage, ErrorSeverity, ErrorTag, ErrorType, RpcError};
 use super::{Hello, Message, Notification, OperationName, ReplyContent, Request, RpcReply};
 use crate::capabilities::Capabilities;
+use crate::quirks::Quirk;
 use crate::xml::{resolve_reference, NS_BASE, NS_NOTIFICATION};
 
 /// Why a message could not be parsed. The session adds the message's stream offset.
@@ -41,20 +42,31 @@ pub(crate) enum ParseError {
     TooManyCapabilities {
         limit: usize,
     },
+    /// Strict mode refused something otherwise tolerated.
+    Strict(Quirk),
 }
 
-/// Limits the parser enforces on what the peer sends.
+/// Limits the parser enforces on what the peer sends, and whether it tolerates quirks.
 #[derive(Debug, Clone)]
 pub(crate) struct ParseLimits {
     pub max_capabilities: usize,
+    pub strict: bool,
 }
 
 impl Default for ParseLimits {
     fn default() -> Self {
         ParseLimits {
             max_capabilities: crate::config::DEFAULT_MAX_CAPABILITIES,
+            strict: false,
         }
     }
+}
+
+/// A parsed message and the quirks tolerated in it.
+#[derive(Debug)]
+pub(crate) struct Parsed {
+    pub message: Message,
+    pub quirks: Vec<Quirk>,
 }
 
 /// In-scope namespace declarations accepted at once. quick-xml's default (128) refuses
@@ -69,11 +81,16 @@ fn malformed(what: impl Into<String>) -> ParseError {
 }
 
 /// Parses one complete message.
-pub(crate) fn parse_message(message: Bytes, limits: &ParseLimits) -> Result<Message> {
+pub(crate) fn parse_message(message: Bytes, limits: &ParseLimits) -> Result<Parsed> {
+    let mut quirks = Vec::new();
+    if let Some(encoding) = declared_encoding(&message) {
+        check_encoding(&encoding, &message, limits, &mut quirks)?;
+    }
     let text = std::str::from_utf8(&message).map_err(|e| ParseError::InvalidUtf8 {
         error_offset: e.valid_up_to(),
     })?;
     let mut p = Parser {
+        quirks,
         text,
         message: &message,
         reader: NsReader::from_str(text),
@@ -87,8 +104,24 @@ pub(crate) fn parse_message(message: Bytes, limits: &ParseLimits) -> Result<Mess
         .resolver_mut()
         .set_max_namespace_bindings(MAX_NAMESPACE_BINDINGS);
     let (root, empty) = p.root()?;
-    let (ns, name) = p.resolve(&root)?;
+    let (mut ns, name) = p.resolve(&root)?;
     let root_qname = root.name().0.to_owned();
+    // An envelope element in no namespace means what its name says (older Junos, Juniper
+    // SRC, some NX-OS replies).
+    if ns.is_empty()
+        && matches!(
+            name.as_str(),
+            "hello" | "rpc" | "rpc-reply" | "notification"
+        )
+    {
+        p.tolerate(Quirk::NoNamespaceEnvelope)?;
+        ns = if name == "notification" {
+            NS_NOTIFICATION
+        } else {
+            NS_BASE
+        }
+        .to_owned();
+    }
     let msg = match (ns.as_str(), name.as_str()) {
         (NS_BASE, "hello") if !empty => Message::Hello(p.hello()?),
         (NS_BASE, "rpc") => Message::Rpc(p.rpc(&root, &root_qname, empty)?),
@@ -106,7 +139,56 @@ pub(crate) fn parse_message(message: Bytes, limits: &ParseLimits) -> Result<Mess
             })
         }
     };
-    Ok(msg)
+    Ok(Parsed {
+        message: msg,
+        quirks: p.quirks,
+    })
+}
+
+/// The `encoding` of an XML declaration at the start of the message (after a byte-order
+/// mark or whitespace), if it names one.
+fn declared_encoding(message: &[u8]) -> Option<String> {
+    let head = &message[..message.len().min(512)];
+    let head = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
+    let start = head.iter().position(|b| !b.is_ascii_whitespace())?;
+    let decl = head[start..].strip_prefix(b"<?xml")?;
+    let end = memchr::memmem::find(decl, b"?>")?;
+    let decl = std::str::from_utf8(&decl[..end]).ok()?;
+    let (_, after) = decl.split_once("encoding")?;
+    let after = after.trim_start().strip_prefix('=')?.trim_start();
+    let quote = after.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+    let value = after[1..].split(quote).next()?;
+    Some(value.to_ascii_lowercase())
+}
+
+/// NETCONF is UTF-8 (RFC 6241 section 3). Devices that declare ISO-8859-1 or US-ASCII
+/// while sending ASCII mean the same bytes; anything else is refused, by name.
+fn check_encoding(
+    encoding: &str,
+    message: &[u8],
+    limits: &ParseLimits,
+    quirks: &mut Vec<Quirk>,
+) -> Result<()> {
+    match encoding {
+        "utf-8" | "utf8" => Ok(()),
+        "iso-8859-1" | "latin1" | "latin-1" | "us-ascii" | "ascii" | "iso-8859-15" => {
+            if let Some(at) = message.iter().position(|b| !b.is_ascii()) {
+                return Err(malformed(format!(
+                    "the message declares encoding {encoding:?} and has a non-ASCII byte at \
+                     byte {at}; NETCONF messages are UTF-8 (RFC 6241 section 3)"
+                )));
+            }
+            if limits.strict {
+                return Err(ParseError::Strict(Quirk::NonUtf8EncodingDeclared));
+            }
+            quirks.push(Quirk::NonUtf8EncodingDeclared);
+            Ok(())
+        }
+        other => Err(malformed(format!(
+            "the message declares encoding {other:?}; NETCONF messages are UTF-8 \
+             (RFC 6241 section 3)"
+        ))),
+    }
 }
 
 struct Parser<'a> {
@@ -120,6 +202,8 @@ struct Parser<'a> {
     scope: Option<(u64, Arc<[NamespaceBinding]>)>,
     /// For each element open now, whether it declared namespaces.
     declares: Vec<bool>,
+    /// Quirks tolerated so far.
+    quirks: Vec<Quirk>,
     /// Changes whenever the in-scope declarations may have: an element that declares
     /// namespaces was opened or closed. Taking a snapshot costs quick-xml's binding
     /// iteration (quadratic in the declarations), so it is taken again only then.
@@ -156,20 +240,56 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// The element's namespace and local name.
-    fn resolve(&self, start: &BytesStart<'_>) -> Result<(String, String)> {
+    /// Records a tolerated quirk, or refuses it in strict mode.
+    fn tolerate(&mut self, quirk: Quirk) -> Result<()> {
+        if self.limits.strict {
+            return Err(ParseError::Strict(quirk));
+        }
+        if !self.quirks.contains(&quirk) {
+            self.quirks.push(quirk);
+        }
+        Ok(())
+    }
+
+    /// The element's namespace and local name. A prefix never declared leaves the element
+    /// in no namespace, for the envelope to recognise by its local name (a quirk).
+    fn resolve(&mut self, start: &BytesStart<'_>) -> Result<(String, String)> {
         let (ns, local) = self.reader.resolver().resolve_element(start.name());
         let ns = match ns {
-            ResolveResult::Bound(ns) => ns.0.to_owned(),
-            ResolveResult::Unbound => String::new(),
-            ResolveResult::Unknown(prefix) => {
-                return Err(malformed(format!(
-                    "undeclared namespace prefix {prefix:?} on <{}>",
-                    start.name().0
-                )))
-            }
+            ResolveResult::Bound(ns) => Ok(ns.0.to_owned()),
+            ResolveResult::Unbound => Ok(String::new()),
+            ResolveResult::Unknown(prefix) => Err(prefix),
         };
-        Ok((ns, local.into_inner().to_owned()))
+        let local = local.into_inner().to_owned();
+        match ns {
+            Ok(ns) => Ok((ns, local)),
+            Err(prefix) => {
+                if self.limits.strict {
+                    return Err(malformed(format!(
+                        "undeclared namespace prefix {prefix:?} on <{}>",
+                        start.name().0
+                    )));
+                }
+                self.tolerate(Quirk::UndeclaredPrefix)?;
+                Ok((String::new(), local))
+            }
+        }
+    }
+
+    /// Whether `(ns, name)` is the envelope element `want` of namespace `in_ns`; in no
+    /// namespace it is, as a quirk.
+    fn is(&mut self, (ns, name): &(String, String), in_ns: &str, want: &str) -> Result<bool> {
+        if name != want {
+            return Ok(false);
+        }
+        if ns == in_ns {
+            return Ok(true);
+        }
+        if ns.is_empty() {
+            self.tolerate(Quirk::NoNamespaceEnvelope)?;
+            return Ok(true);
+        }
+        Ok(false)
     }
 
     /// Skips the prolog (declaration, comments, PIs, whitespace) and returns the root start tag.
@@ -283,12 +403,12 @@ impl<'a> Parser<'a> {
         let mut saw_capabilities = false;
         loop {
             match self.next()? {
-                Event::Start(s) => match self.resolve(&s)? {
-                    (ns, name) if ns == NS_BASE && name == "capabilities" => {
+                Event::Start(s) => {
+                    let element = self.resolve(&s)?;
+                    if self.is(&element, NS_BASE, "capabilities")? {
                         saw_capabilities = true;
                         self.capabilities(&mut capabilities)?;
-                    }
-                    (ns, name) if ns == NS_BASE && name == "session-id" => {
+                    } else if self.is(&element, NS_BASE, "session-id")? {
                         let text = self.text_content("session-id")?;
                         if session_id.is_some() {
                             return Err(ParseError::BadSessionId(
@@ -296,17 +416,18 @@ impl<'a> Parser<'a> {
                             ));
                         }
                         session_id = Some(parse_session_id(&text)?);
+                    } else {
+                        self.skip(&s)?;
                     }
-                    _ => self.skip(&s)?,
-                },
+                }
                 Event::Empty(s) => {
-                    let (ns, name) = self.resolve(&s)?;
-                    if ns == NS_BASE && name == "session-id" {
+                    let element = self.resolve(&s)?;
+                    if self.is(&element, NS_BASE, "session-id")? {
                         return Err(ParseError::BadSessionId(
                             "<hello> has an empty <session-id>".into(),
                         ));
                     }
-                    saw_capabilities |= ns == NS_BASE && name == "capabilities";
+                    saw_capabilities |= self.is(&element, NS_BASE, "capabilities")?;
                 }
                 Event::End(_) => break,
                 Event::Eof => return Err(malformed("<hello> is not closed")),
@@ -327,8 +448,9 @@ impl<'a> Parser<'a> {
         let mut seen = 0usize;
         loop {
             match self.next()? {
-                Event::Start(s) => match self.resolve(&s)? {
-                    (ns, name) if ns == NS_BASE && name == "capability" => {
+                Event::Start(s) => {
+                    let element = self.resolve(&s)?;
+                    if self.is(&element, NS_BASE, "capability")? {
                         seen += 1;
                         if seen > self.limits.max_capabilities {
                             return Err(ParseError::TooManyCapabilities {
@@ -336,9 +458,10 @@ impl<'a> Parser<'a> {
                             });
                         }
                         caps.push(self.text_content("capability")?)
+                    } else {
+                        self.skip(&s)?;
                     }
-                    _ => self.skip(&s)?,
-                },
+                }
                 Event::End(_) => return Ok(()),
                 Event::Eof => return Err(malformed("<capabilities> is not closed")),
                 _ => {}
@@ -402,7 +525,7 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn operation_name(&self, start: &BytesStart<'_>) -> Result<OperationName> {
+    fn operation_name(&mut self, start: &BytesStart<'_>) -> Result<OperationName> {
         let (namespace, name) = self.resolve(start)?;
         Ok(OperationName { namespace, name })
     }
@@ -427,25 +550,28 @@ impl<'a> Parser<'a> {
         loop {
             let before = self.pos();
             match self.next()? {
-                Event::Empty(s) => match self.resolve(&s)? {
-                    (ns, name) if ns == NS_BASE && name == "ok" => reply.content = ReplyContent::Ok,
-                    (ns, name) if ns == NS_BASE && name == "rpc-error" => {
-                        return Err(malformed("empty <rpc-error>"));
-                    }
-                    (_, name) if name == "data" => {
+                Event::Empty(s) => {
+                    let element = self.resolve(&s)?;
+                    if self.is(&element, NS_BASE, "ok")? {
+                        reply.content = ReplyContent::Ok;
+                    } else if self.is(&element, NS_BASE, "rpc-error")? {
+                        self.tolerate(Quirk::RpcErrorMissingLeaves)?;
+                        reply.errors.push(unknown_rpc_error());
+                    } else if element.1 == "data" {
                         reply.content = ReplyContent::Data(self.payload(0..0))
+                    } else {
+                        return self.other_output(reply, before, root_qname, None);
                     }
-                    _ => return self.other_output(reply, before, root_qname),
-                },
-                Event::Start(s) => match self.resolve(&s)? {
-                    (ns, name) if ns == NS_BASE && name == "ok" => {
+                }
+                Event::Start(s) => {
+                    let element = self.resolve(&s)?;
+                    if self.is(&element, NS_BASE, "ok")? {
                         self.skip(&s)?;
                         reply.content = ReplyContent::Ok;
-                    }
-                    (ns, name) if ns == NS_BASE && name == "rpc-error" => {
-                        reply.errors.push(self.rpc_error()?)
-                    }
-                    (_, name) if name == "data" => {
+                    } else if self.is(&element, NS_BASE, "rpc-error")? {
+                        let error = self.rpc_error()?;
+                        reply.errors.push(error);
+                    } else if element.1 == "data" {
                         let start = self.pos();
                         let qname = s.name().0.to_owned();
                         if let Some((data_close, _)) = self.tail(&qname, root_qname, start) {
@@ -462,9 +588,10 @@ impl<'a> Parser<'a> {
                             self.message.slice(start..end),
                             namespaces,
                         ));
+                    } else {
+                        return self.other_output(reply, before, root_qname, Some(&s));
                     }
-                    _ => return self.other_output(reply, before, root_qname),
-                },
+                }
                 Event::End(_) => break,
                 Event::Text(t) if is_blank(&t.xml10_content()) => {}
                 Event::Comment(_) | Event::PI(_) => {}
@@ -477,27 +604,54 @@ impl<'a> Parser<'a> {
     }
 
     /// Output of a custom RPC: everything from `start` to the end of `<rpc-reply>`, raw.
+    /// `<rpc-error>`s among it at the top level (Junos mixes warnings into its output) are
+    /// also delivered typed; the search for them is one `memmem` pass when there are none.
     fn other_output(
         &mut self,
         mut reply: RpcReply,
         start: usize,
         root_qname: &str,
+        opened: Option<&BytesStart<'_>>,
     ) -> Result<RpcReply> {
         let namespaces = self.namespaces();
         let end = match end_tag_before(self.text, root_qname, self.text.len()) {
             Some(root_close) => root_close,
             None => return Err(malformed("<rpc-reply> does not end with its end tag")),
         };
-        reply.content = ReplyContent::Other(XmlPayload::new(
-            self.message.slice(
-                start
-                    ..self.text[..end]
-                        .trim_end_matches(is_xml_space)
-                        .len()
-                        .max(start),
-            ),
-            namespaces,
-        ));
+        let end = self.text[..end]
+            .trim_end_matches(is_xml_space)
+            .len()
+            .max(start);
+        if memchr::memmem::find(self.text[start..end].as_bytes(), b"rpc-error").is_some() {
+            if let Some(s) = opened {
+                self.skip(s)?;
+            }
+            loop {
+                match self.next()? {
+                    Event::Start(s) => {
+                        let element = self.resolve(&s)?;
+                        if self.is(&element, NS_BASE, "rpc-error")? {
+                            let error = self.rpc_error()?;
+                            reply.errors.push(error);
+                        } else {
+                            self.skip(&s)?;
+                        }
+                    }
+                    Event::Empty(s) => {
+                        let element = self.resolve(&s)?;
+                        if self.is(&element, NS_BASE, "rpc-error")? {
+                            self.tolerate(Quirk::RpcErrorMissingLeaves)?;
+                            reply.errors.push(unknown_rpc_error());
+                        }
+                    }
+                    Event::End(_) => break,
+                    Event::Eof => return Err(malformed("<rpc-reply> is not closed")),
+                    _ => {}
+                }
+            }
+        }
+        reply.content =
+            ReplyContent::Other(XmlPayload::new(self.message.slice(start..end), namespaces));
         Ok(reply)
     }
 
@@ -509,7 +663,9 @@ impl<'a> Parser<'a> {
         loop {
             match self.next()? {
                 Event::Start(s) => {
-                    let (_, name) = self.resolve(&s)?;
+                    // By local name: the leaves are known, and devices get their namespaces
+                    // wrong more often than their names.
+                    let name = s.local_name().into_inner().to_owned();
                     match name.as_str() {
                         "error-type" => {
                             error_type = Some(ErrorType::parse(&self.text_content(&name)?))
@@ -558,23 +714,28 @@ impl<'a> Parser<'a> {
                 _ => {}
             }
         }
-        error.error_type =
-            error_type.ok_or_else(|| malformed("<rpc-error> without <error-type>"))?;
-        error.tag = tag.ok_or_else(|| malformed("<rpc-error> without <error-tag>"))?;
-        error.severity =
-            severity.ok_or_else(|| malformed("<rpc-error> without <error-severity>"))?;
+        // A leaf the RFC requires but the device left out stays visible as unknown (an empty
+        // `Other`), and a missing severity counts as an error (fail closed).
+        if error_type.is_none() || tag.is_none() || severity.is_none() {
+            self.tolerate(Quirk::RpcErrorMissingLeaves)?;
+        }
+        let unknown = unknown_rpc_error();
+        error.error_type = error_type.unwrap_or(unknown.error_type);
+        error.tag = tag.unwrap_or(unknown.tag);
+        error.severity = severity.unwrap_or(unknown.severity);
         Ok(error)
     }
 
     fn notification(&mut self, root_qname: &str) -> Result<Notification> {
         let event_time = loop {
             match self.next()? {
-                Event::Start(s) => match self.resolve(&s)? {
-                    (ns, name) if ns == NS_NOTIFICATION && name == "eventTime" => {
+                Event::Start(s) => {
+                    let element = self.resolve(&s)?;
+                    if self.is(&element, NS_NOTIFICATION, "eventTime")? {
                         break self.text_content("eventTime")?.trim().to_owned();
                     }
-                    _ => return Err(malformed("<notification> must start with <eventTime>")),
-                },
+                    return Err(malformed("<notification> must start with <eventTime>"));
+                }
                 Event::Text(t) if is_blank(&t.xml10_content()) => {}
                 Event::Comment(_) | Event::PI(_) => {}
                 _ => return Err(malformed("<notification> must start with <eventTime>")),
@@ -626,6 +787,15 @@ fn message_id(start: &BytesStart<'_>) -> Result<Option<String>> {
         }
     }
     Ok(id)
+}
+
+/// An `<rpc-error>` whose leaves are all unknown: type, tag and severity empty `Other`s.
+fn unknown_rpc_error() -> RpcError {
+    RpcError::new(
+        ErrorType::Other(String::new()),
+        ErrorTag::Other(String::new()),
+    )
+    .with_severity(ErrorSeverity::Other(String::new()))
 }
 
 /// Whether the element carries an `xmlns` or `xmlns:*` attribute.

@@ -2,12 +2,14 @@ use bytes::Bytes;
 
 use super::*;
 use crate::capabilities::BaseVersion;
+use crate::quirks::Quirk;
 
 fn parse(xml: &str) -> Result<Message, ParseError> {
     parse_message(
         Bytes::copy_from_slice(xml.as_bytes()),
         &ParseLimits::default(),
     )
+    .map(|p| p.message)
 }
 
 fn reply(xml: &str) -> RpcReply {
@@ -256,10 +258,24 @@ fn refusals() {
         parse("<foo xmlns='urn:x'/>"),
         Err(ParseError::Unexpected { .. })
     ));
-    assert!(
-        matches!(parse("<rpc-reply/>"), Err(ParseError::Unexpected { .. })),
-        "no namespace: not NETCONF"
-    );
+    // An envelope in no namespace is tolerated (issue 13: older Junos), but not in strict
+    // mode, and an unknown root in no namespace is still not NETCONF.
+    let strict = ParseLimits {
+        strict: true,
+        ..ParseLimits::default()
+    };
+    assert!(matches!(
+        parse_message(Bytes::from_static(b"<rpc-reply/>"), &ParseLimits::default()),
+        Ok(Parsed { message: Message::RpcReply(_), quirks }) if quirks == [Quirk::NoNamespaceEnvelope]
+    ));
+    assert!(matches!(
+        parse_message(Bytes::from_static(b"<rpc-reply/>"), &strict),
+        Err(ParseError::Strict(Quirk::NoNamespaceEnvelope))
+    ));
+    assert!(matches!(
+        parse("<foo/>"),
+        Err(ParseError::Unexpected { .. })
+    ));
     assert!(matches!(parse(""), Err(ParseError::Malformed(_))));
     assert_eq!(
         parse("<rpc xmlns='urn:ietf:params:xml:ns:netconf:base:1.0'><get/></rpc>"),

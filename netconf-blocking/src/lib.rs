@@ -21,9 +21,52 @@
 //! client.close()?;
 //! # Ok::<(), netconf_blocking::Error>(())
 //! ```
+//!
+//! Over SSH (feature `ssh`, on by default), the transport nearly every device speaks. The
+//! SSH connection lives on a small tokio runtime that `netconf-ssh` keeps on two threads
+//! of its own (russh needs tokio); the session's threads read and write it directly (see
+//! [`ssh`]):
+//!
+//! ```no_run
+//! use netconf_blocking::operations::{Datastore, GetConfig};
+//! use netconf_blocking::ssh::SshClientOptions;
+//! use netconf_blocking::Client;
+//!
+//! // Host keys are checked against this known_hosts file; `.password(..)`,
+//! // `.key_file(..)` and `.agent(true)` choose how to log in.
+//! let ssh = SshClientOptions::new("admin")
+//!     .password("secret")
+//!     .known_hosts("/home/ops/.ssh/known_hosts");
+//! let client = Client::connect_ssh("192.0.2.1", &ssh)?; // port 830
+//! println!("{}", client.call(&GetConfig::new(Datastore::Running))?);
+//! client.close()?;
+//! # Ok::<(), netconf_blocking::Error>(())
+//! ```
+//!
+//! A server with one handler for TLS and SSH listeners side by side; the SSH user name is
+//! the session's `username`:
+//!
+//! ```no_run
+//! use netconf_blocking::server::ServerOptions;
+//! use netconf_blocking::ssh::{HostKey, SshServer, SshServerOptions, StaticAuth};
+//! use netconf_blocking::{Reply, Server};
+//!
+//! let server = Server::new(ServerOptions::new(), |request, session| {
+//!     println!("{:?} asks for {}", session.username, request.operation.name);
+//!     Reply::Ok
+//! });
+//! let ssh = SshServer::new(
+//!     SshServerOptions::default().host_key(HostKey::file("/etc/netconf/ssh_host_ed25519_key")),
+//!     StaticAuth::new().user("admin", "secret"),
+//! )?;
+//! server.listen_ssh("0.0.0.0:830", &ssh)?;
+//! # Ok::<(), netconf_blocking::Error>(())
+//! ```
 
 mod client;
 mod serve;
+#[cfg(feature = "ssh")]
+pub mod ssh;
 mod transport;
 mod workers;
 mod writer;

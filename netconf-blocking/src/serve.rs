@@ -41,6 +41,9 @@ struct Inner {
     threads: Mutex<Vec<JoinHandle<()>>>,
     /// The threads request handlers run on.
     workers: Arc<Workers>,
+    /// SSH listeners' stop switches, pulled at shutdown.
+    #[cfg(feature = "ssh")]
+    ssh_stops: Mutex<Vec<netconf_ssh::blocking::ListenerStop>>,
 }
 
 impl Inner {
@@ -178,6 +181,8 @@ impl Server {
                 listeners: Mutex::new(Vec::new()),
                 threads: Mutex::new(Vec::new()),
                 workers: Arc::default(),
+                #[cfg(feature = "ssh")]
+                ssh_stops: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -198,6 +203,28 @@ impl Server {
             server.accept_loop(listener, config)
         });
         Ok(local)
+    }
+
+    /// Runs `f` on a thread that shutdown waits for.
+    #[cfg(feature = "ssh")]
+    pub(crate) fn spawn_thread(&self, name: &str, f: impl FnOnce() + Send + 'static) {
+        self.inner.spawn(name, f);
+    }
+
+    /// Set once shutdown began.
+    #[cfg(feature = "ssh")]
+    pub(crate) fn stopping(&self) -> &AtomicBool {
+        &self.inner.stopping
+    }
+
+    /// Registers an SSH listener's stop switch (pulled now if shutdown already began).
+    #[cfg(feature = "ssh")]
+    pub(crate) fn add_ssh_stop(&self, stop: netconf_ssh::blocking::ListenerStop) {
+        let mut stops = lock(&self.inner.ssh_stops);
+        stops.push(stop);
+        if self.inner.stopping.load(Ordering::SeqCst) {
+            stops.drain(..).for_each(|s| s.stop());
+        }
     }
 
     fn accept_loop(self, listener: TcpListener, tls: Arc<ServerConfig>) {
@@ -521,6 +548,10 @@ impl Server {
         for addr in lock(&self.inner.listeners).drain(..) {
             // Wake the accept loop; it sees `stopping` and returns.
             let _ = TcpStream::connect_timeout(&addr, Duration::from_secs(1));
+        }
+        #[cfg(feature = "ssh")]
+        for stop in lock(&self.inner.ssh_stops).drain(..) {
+            stop.stop();
         }
         // Collected first: ending a session takes its core's lock, which must never wait
         // while the registry's is held.

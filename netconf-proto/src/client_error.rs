@@ -27,6 +27,12 @@ pub enum Error {
     /// its [`source`](std::error::Error::source) when rustls reported it.
     #[error("TLS: {0}")]
     Tls(#[source] TlsError),
+    /// The SSH transport failed (host key refused, authentication failed, subsystem refused,
+    /// key exchange failed...). The `netconf_ssh::Error` is the source: downcast it
+    /// (`e.downcast_ref::<netconf_ssh::Error>()`) to match on the cause. SSH timeouts are
+    /// [`Error::Timeout`], TCP connect failures [`Error::Io`].
+    #[error("SSH: {0}")]
+    Ssh(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The peer broke the NETCONF protocol.
     #[error("protocol: {0}")]
     Protocol(#[source] ProtocolError),
@@ -59,6 +65,10 @@ pub enum TimeoutKind {
     Write,
     /// The peer stopped sending in the middle of a message.
     Stall,
+    /// SSH user authentication did not finish.
+    Auth,
+    /// The SSH server did not start the NETCONF subsystem.
+    Subsystem,
 }
 
 impl std::fmt::Display for TimeoutKind {
@@ -71,6 +81,8 @@ impl std::fmt::Display for TimeoutKind {
             TimeoutKind::Close => "no reply to <close-session> within the close timeout",
             TimeoutKind::Write => "the peer stopped reading: a write could not finish",
             TimeoutKind::Stall => "the peer stopped sending in the middle of a message",
+            TimeoutKind::Auth => "SSH authentication did not finish",
+            TimeoutKind::Subsystem => "the SSH server did not start the NETCONF subsystem",
         })
     }
 }

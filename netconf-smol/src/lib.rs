@@ -21,10 +21,48 @@
 //! client.close().await
 //! # }) }
 //! ```
+//!
+//! Over SSH (feature `ssh`, on by default), the transport nearly every device speaks. The
+//! SSH connection lives on a small tokio runtime that `netconf-ssh` keeps on two threads
+//! of its own (russh needs tokio); the session runs on your executor (see [`ssh`]):
+//!
+//! ```no_run
+//! # fn main() -> Result<(), netconf_smol::Error> { smol::block_on(async {
+//! use netconf_smol::operations::{Datastore, GetConfig};
+//! use netconf_smol::ssh::SshClientOptions;
+//!
+//! let ssh = SshClientOptions::new("admin")
+//!     .password("secret")
+//!     .known_hosts("/home/ops/.ssh/known_hosts");
+//! let client = netconf_smol::Client::connect_ssh("192.0.2.1", &ssh).await?; // port 830
+//! println!("{}", client.call(&GetConfig::new(Datastore::Running)).await?);
+//! client.close().await
+//! # }) }
+//! ```
+//!
+//! A server with one handler for TLS and SSH listeners side by side:
+//!
+//! ```no_run
+//! # fn main() -> Result<(), netconf_smol::Error> { smol::block_on(async {
+//! use netconf_smol::server::ServerOptions;
+//! use netconf_smol::ssh::{SshServer, SshServerOptions, StaticAuth};
+//! use netconf_smol::{Reply, Server};
+//!
+//! let server = Server::new(ServerOptions::new(), |request, session| async move {
+//!     println!("{:?} asks for {}", session.username, request.operation.name);
+//!     Reply::Ok
+//! });
+//! let ssh = SshServer::new(SshServerOptions::default(), StaticAuth::new().user("admin", "secret"))?;
+//! println!("host key {}", ssh.host_key_fingerprint());
+//! server.listen_ssh("127.0.0.1:830", &ssh).await?;
+//! # Ok(()) }) }
+//! ```
 
 mod client;
 mod link;
 mod serve;
+#[cfg(feature = "ssh")]
+pub mod ssh;
 
 pub use client::{Client, Driver, Notifications, DEFAULT_TLS_PORT};
 pub use link::AsyncStream;

@@ -132,6 +132,18 @@ impl Server {
         Ok(local)
     }
 
+    /// Runs `task` as one of the server's tasks (shutdown waits for it).
+    #[cfg_attr(not(feature = "ssh"), allow(dead_code))]
+    pub(crate) fn spawn_task(&self, task: impl Future<Output = ()> + Send + 'static) {
+        self.inner.spawn(task);
+    }
+
+    /// Closed when the server shuts down: accept loops stop.
+    #[cfg_attr(not(feature = "ssh"), allow(dead_code))]
+    pub(crate) fn stop_signal(&self) -> Receiver<()> {
+        self.inner.stop.1.clone()
+    }
+
     async fn accept_loop(self, listener: async_net::TcpListener, tls: Arc<ServerConfig>) {
         let mut failures = 0u32;
         let stop = self.inner.stop.1.clone();

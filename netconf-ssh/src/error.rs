@@ -193,3 +193,25 @@ impl From<Error> for io::Error {
         io::Error::new(kind, e)
     }
 }
+
+impl From<Error> for netconf_proto::Error {
+    /// What the adapters return: a deadline is a `Timeout` of the matching kind (the peer
+    /// and the duration are logged, since the kind has no room for them), a failed TCP
+    /// connect is `Io` as for TLS, everything else is `Ssh` with this error as its source.
+    fn from(e: Error) -> Self {
+        use netconf_proto::TimeoutKind as Kind;
+        match e {
+            Error::Timeout { kind, peer, after } => {
+                tracing::debug!(%peer, ?after, "SSH {kind} timed out");
+                netconf_proto::Error::Timeout(match kind {
+                    TimeoutKind::Connect => Kind::Connect,
+                    TimeoutKind::Auth => Kind::Auth,
+                    TimeoutKind::Subsystem => Kind::Subsystem,
+                    TimeoutKind::Handshake => Kind::Handshake,
+                })
+            }
+            Error::Connect { .. } => netconf_proto::Error::Io(io::Error::from(e)),
+            e => netconf_proto::Error::Ssh(Box::new(e)),
+        }
+    }
+}

@@ -31,6 +31,14 @@
 //! (smol through `async-compat`) and dropped on any thread, as long as that
 //! runtime keeps running (the blocking adapter keeps one on a helper thread).
 //!
+//! The smol and blocking adapters, which have no tokio runtime of their own, use the
+//! [shared runtime](runtime) this crate keeps on two threads of its own.
+//!
+//! # Errors in the adapters
+//! `From<Error> for netconf_proto::Error`: a timeout becomes `Error::Timeout` with the
+//! matching kind, a failed TCP connect `Error::Io` (same `io::ErrorKind`, this error
+//! inside), anything else `Error::Ssh` with this error as its source.
+//!
 //! # Example
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -65,11 +73,15 @@
 
 mod algorithms;
 mod auth;
+pub mod blocking;
 pub mod channel;
 mod client;
+#[cfg(feature = "futures-io")]
+pub mod compat;
 mod error;
 pub mod keys;
 pub mod known_hosts;
+pub mod runtime;
 mod server;
 
 pub use algorithms::Algorithms;

@@ -146,6 +146,16 @@ pub enum HostKey {
     Generate,
 }
 
+impl HostKey {
+    /// An unencrypted OpenSSH or PEM private key file.
+    pub fn file(path: impl Into<PathBuf>) -> Self {
+        HostKey::File {
+            path: path.into(),
+            passphrase: None,
+        }
+    }
+}
+
 impl std::fmt::Debug for HostKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -387,6 +397,19 @@ impl SshServer {
             }
         });
         SshListener { rx, task, local }
+    }
+
+    /// [`SshServer::listen`] on a `std` listener (made non-blocking here), for callers
+    /// without tokio: run it inside the runtime that is to own the connections (e.g.
+    /// through [`runtime::run`](crate::runtime::run)).
+    pub fn listen_std(&self, listener: std::net::TcpListener) -> Result<SshListener, Error> {
+        let io = |source| Error::Io {
+            what: "preparing the SSH listener".into(),
+            source,
+        };
+        listener.set_nonblocking(true).map_err(io)?;
+        let listener = TcpListener::from_std(listener).map_err(io)?;
+        Ok(self.listen(listener))
     }
 }
 

@@ -19,6 +19,24 @@
 //! # }
 //! ```
 //!
+//! Over SSH (feature `ssh`, on by default), the transport nearly every device speaks:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), netconf_tokio::Error> {
+//! use netconf_tokio::operations::{Datastore, GetConfig};
+//! use netconf_tokio::ssh::SshClientOptions;
+//!
+//! // Host keys are checked against this known_hosts file; `.password(..)`, `.key_file(..)`
+//! // and `.agent(true)` choose how to log in.
+//! let ssh = SshClientOptions::new("admin")
+//!     .password("secret")
+//!     .known_hosts("/home/ops/.ssh/known_hosts");
+//! let client = netconf_tokio::Client::connect_ssh("192.0.2.1", &ssh).await?; // port 830
+//! println!("{}", client.call(&GetConfig::new(Datastore::Running)).await?);
+//! client.close().await
+//! # }
+//! ```
+//!
 //! A [`Server`] serves TLS listeners and streams the caller hands it with one handler:
 //!
 //! ```no_run
@@ -40,6 +58,15 @@
 //! });
 //! let addr = server.listen_tls("127.0.0.1:6513", &tls).await?;
 //! # let _ = addr;
+//!
+//! // The same handler over SSH (feature `ssh`), side by side with TLS; the SSH user name
+//! // is the session's `username`.
+//! use netconf_tokio::ssh::{HostKey, SshServer, SshServerOptions, StaticAuth};
+//! let ssh = SshServer::new(
+//!     SshServerOptions::default().host_key(HostKey::file("ssh_host_ed25519_key")),
+//!     StaticAuth::new().user("admin", "secret"),
+//! )?;
+//! server.listen_ssh("127.0.0.1:830", &ssh).await?;
 //! # Ok(())
 //! # }
 //! ```
@@ -47,6 +74,8 @@
 mod client;
 mod link;
 mod serve;
+#[cfg(feature = "ssh")]
+pub mod ssh;
 
 pub use client::{Client, Driver, Notifications, DEFAULT_TLS_PORT};
 pub use link::AsyncStream;

@@ -107,6 +107,18 @@ impl Server {
         Ok(local)
     }
 
+    /// Runs `task` as one of the server's tasks (shutdown waits for it).
+    #[cfg_attr(not(feature = "ssh"), allow(dead_code))]
+    pub(crate) fn spawn_task(&self, task: impl Future<Output = ()> + Send + 'static) {
+        self.inner.spawn(task);
+    }
+
+    /// Turns `true` when the server shuts down: accept loops stop.
+    #[cfg_attr(not(feature = "ssh"), allow(dead_code))]
+    pub(crate) fn stop_signal(&self) -> watch::Receiver<bool> {
+        self.inner.stop.subscribe()
+    }
+
     async fn accept_loop(self, listener: TcpListener, tls: Arc<ServerConfig>) {
         let mut backoff = Backoff::default();
         let mut stop = self.inner.stop.subscribe();

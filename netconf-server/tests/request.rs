@@ -16,6 +16,7 @@ fn pump(from: &mut Session, to: &mut Session, now: Instant) -> Vec<Event> {
             Output::Transmit(bytes) => to.handle_input(&bytes, now).expect("valid peer"),
             Output::Event(ev) => events.push(ev),
             Output::Wait(_) => return events,
+            other => panic!("{other:?}"),
         }
     }
 }
@@ -36,7 +37,7 @@ fn request_for(op: &dyn Operation) -> Request {
     pump(&mut server, &mut client, now)
         .into_iter()
         .find_map(|ev| match ev {
-            Event::Rpc { request } => Some(request),
+            Event::Rpc { request, .. } => Some(request),
             _ => None,
         })
         .expect("the server session delivers the rpc")

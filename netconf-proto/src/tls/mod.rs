@@ -49,7 +49,15 @@ pub struct TlsSession {
     authorization: Authorization,
     /// When the handshake must have finished (see [`TlsSession::set_handshake_timeout`]).
     handshake_deadline: Option<Instant>,
+    /// Session output not yet given to rustls: encrypted a slice at a time, so each
+    /// `Transmit` is bounded and the first bytes of a large reply leave while the rest is
+    /// still being encrypted.
+    plaintext: Bytes,
 }
+
+/// Plaintext encrypted per `Transmit`: large enough for few syscalls, small enough that
+/// encryption overlaps transfer and memory stays flat.
+const TRANSMIT_PLAINTEXT: usize = 128 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Authorization {
@@ -133,6 +141,7 @@ impl TlsSession {
             records: RecordBoundary::default(),
             authorization: Authorization::NotRequired,
             handshake_deadline: None,
+            plaintext: Bytes::new(),
         }
     }
 
@@ -315,18 +324,27 @@ impl TlsSession {
     /// `Transmit` before acting on `Event::Closed` never drops our last reply or the
     /// close_notify alert.
     pub fn poll_output(&mut self) -> Output {
-        let holding = self.authorization == Authorization::Pending && !self.session.is_closed();
-        if !holding {
-            self.pull_session_output();
-        }
-        if self.tls.wants_write() {
-            let mut out = Vec::new();
-            while self.tls.wants_write() {
-                if self.tls.write_tls(&mut out).is_err() {
-                    break; // writing into a Vec cannot fail
+        loop {
+            if self.tls.wants_write() {
+                let mut out = Vec::with_capacity(TRANSMIT_PLAINTEXT + 4096);
+                while self.tls.wants_write() && out.len() < TRANSMIT_PLAINTEXT {
+                    if self.tls.write_tls(&mut out).is_err() {
+                        break; // writing into a Vec cannot fail
+                    }
                 }
+                return Output::Transmit(Bytes::from(out));
             }
-            return Output::Transmit(Bytes::from(out));
+            if !self.plaintext.is_empty() {
+                let n = self.plaintext.len().min(TRANSMIT_PLAINTEXT);
+                let slice = self.plaintext.split_to(n);
+                self.write_plaintext(&slice);
+                continue;
+            }
+            let holding =
+                self.authorization == Authorization::Pending && !self.session.is_closed();
+            if holding || !self.pull_session_output() {
+                break;
+            }
         }
         if let Some(ev) = self.events.pop_front() {
             return Output::Event(ev);
@@ -334,21 +352,24 @@ impl TlsSession {
         Output::Wait(self.next_deadline())
     }
 
-    /// Moves the session's bytes into TLS and its events into our queue, in order.
-    fn pull_session_output(&mut self) {
-        loop {
-            match self.session.poll_output() {
-                // A refused peer gets nothing but the close_notify.
-                Output::Transmit(_) if self.authorization == Authorization::Refused => {}
-                Output::Transmit(plain) => self.write_plaintext(&plain),
-                Output::Event(ev) => {
-                    if matches!(ev, Event::Closed { .. }) {
-                        self.tls.send_close_notify();
-                    }
-                    self.events.push_back(ev);
-                }
-                Output::Wait(_) => return,
+    /// Takes the session's next output: plaintext to encrypt, or an event to hold until the
+    /// ciphertext before it is out. Returns false when the session has nothing more.
+    fn pull_session_output(&mut self) -> bool {
+        match self.session.poll_output() {
+            // A refused peer gets nothing but the close_notify.
+            Output::Transmit(_) if self.authorization == Authorization::Refused => true,
+            Output::Transmit(plain) => {
+                self.plaintext = plain;
+                true
             }
+            Output::Event(ev) => {
+                if matches!(ev, Event::Closed { .. }) {
+                    self.tls.send_close_notify();
+                }
+                self.events.push_back(ev);
+                true
+            }
+            Output::Wait(_) => false,
         }
     }
 

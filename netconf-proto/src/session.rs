@@ -341,7 +341,10 @@ impl Session {
                 // Text where a chunk should start, after a complete message: perhaps what a
                 // device prints as it closes. Held until the end of the stream says so.
                 Err(e @ ProtocolError::BadChunkHeader { .. })
-                    if at_start && !self.config.strict && data.len() <= MAX_TRAILING_GARBAGE =>
+                    if at_start
+                        && !self.config.strict
+                        && data.len() <= MAX_TRAILING_GARBAGE
+                        && looks_like_text(data) =>
                 {
                     self.garbage = Some((e, data.len()));
                     return Ok(());
@@ -954,6 +957,14 @@ impl Session {
         }
         Ok(())
     }
+}
+
+/// Whether bytes where a chunk should start are text (a closing remark), not a broken chunk
+/// header or markup: the first byte after whitespace is neither `#` nor `<`.
+fn looks_like_text(data: &[u8]) -> bool {
+    data.iter()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n' | 0))
+        .is_some_and(|b| *b != b'#' && *b != b'<')
 }
 
 /// Where the XML of a hello starts after a banner: its declaration, or its root element

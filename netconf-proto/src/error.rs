@@ -179,6 +179,9 @@ pub enum UsageError {
     /// the rest pass for another message). Nothing was sent.
     #[error("the message contains the end-of-message delimiter ]]>]]>, which base:1.0 framing cannot carry")]
     DelimiterInMessage,
+    /// A streamed reply is being sent: nothing else can go out until it ends.
+    #[error("a streamed reply is being sent; wait for its end")]
+    StreamInProgress,
     /// The message-id was never sent, or its reply was already delivered.
     #[error("no RPC with message-id {0} is waiting for a reply")]
     UnknownMessageId(u64),

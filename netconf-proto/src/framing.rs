@@ -105,6 +105,14 @@ pub fn check_end_of_message(parts: &[&[u8]]) -> Result<(), UsageError> {
     Ok(())
 }
 
+/// Writes the header of a chunk of `len` bytes (`len` at most [`MAX_CHUNK_SIZE`], not 0).
+pub fn write_chunk_header(len: usize, out: &mut BytesMut) {
+    debug_assert!(len > 0 && len as u64 <= MAX_CHUNK_SIZE);
+    out.put_slice(b"\n#");
+    out.put_slice(len.to_string().as_bytes());
+    out.put_u8(b'\n');
+}
+
 /// Writes `data` as chunks of at most RFC 6242's maximum size.
 fn write_chunks(data: &[u8], out: &mut BytesMut) {
     for chunk in data.chunks(MAX_CHUNK_SIZE as usize) {

@@ -90,6 +90,7 @@ pub use error::{ProtocolError, TlsError, UsageError};
 pub mod config;
 pub mod server;
 pub mod session;
+mod stream;
 #[cfg(feature = "rustls")]
 pub mod tls;
 

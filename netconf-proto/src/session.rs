@@ -8,7 +8,7 @@
 //! - output: [`Session::poll_output`], drained after every input and command until it
 //!   returns [`Output::Wait`].
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -22,6 +22,7 @@ use crate::message::{
 };
 use crate::operations::{Operation, RpcBody};
 use crate::quirks::{Quirk, QuirkCounts};
+use crate::stream::{sniff, DataStream, Sniff, StreamError};
 
 /// Text after the last message tolerated before the end of the stream (a "Connection
 /// closed" line); more than this is a protocol error after all.
@@ -98,6 +99,13 @@ pub enum Event {
     },
     /// A reply to one of our RPCs (client role).
     Reply { id: MessageId, reply: RpcReply },
+    /// The reply to a streamed RPC ([`Session::send_rpc_streamed`]) carries `<data>`: its
+    /// content follows in [`Event::DataPiece`]s, then [`Event::DataEnd`].
+    DataStart { id: MessageId },
+    /// More content of a streamed `<data>` (valid UTF-8, the envelope stripped).
+    DataPiece { id: MessageId, data: Bytes },
+    /// The streamed reply is complete.
+    DataEnd { id: MessageId },
     /// A request from the client (server role). Answer it with [`Session::send_reply`]
     /// and this `id`.
     Rpc { id: RequestId, request: Request },
@@ -135,6 +143,8 @@ struct PendingReply {
     reply_close: String,
     /// The answer, once given.
     reply: Option<Reply>,
+    /// Answered with a `<data>` payload that follows piece by piece.
+    stream: bool,
     /// Sending this reply ends the session (close-session).
     closes: bool,
 }
@@ -173,6 +183,19 @@ pub struct Session {
     error: Option<ProtocolError>,
     /// Quirks tolerated so far.
     quirks: QuirkCounts,
+    /// Output in order: shared payload pieces queued as they are (never copied), with the
+    /// small writes between them gathered in `out`.
+    queue: VecDeque<Bytes>,
+    /// RPCs whose `<data>` replies are handed out as they arrive (client).
+    streamed: HashSet<u64>,
+    /// The message now arriving, when it is a streamed `<data>` reply (client): its id and
+    /// the content not handed out yet. `None` inside while discarding a cancelled one.
+    incoming: Option<(u64, Option<DataStream>)>,
+    /// The current message was looked at and is not one to stream.
+    received_whole: bool,
+    /// The streamed reply being sent (server), and the last bytes sent of it (for the
+    /// end-of-message delimiter check across pieces).
+    outgoing: Option<(RequestId, Vec<u8>)>,
     /// Text that is not a chunk header where a message should start: held (as the error it
     /// would be, and how many bytes of it came) until the end of the stream shows it was
     /// trailing garbage.
@@ -216,6 +239,11 @@ impl Session {
             error: None,
             quirks: QuirkCounts::default(),
             garbage: None,
+            queue: VecDeque::new(),
+            streamed: HashSet::new(),
+            incoming: None,
+            received_whole: false,
+            outgoing: None,
         };
         let hello = message::write_hello(&s.config.capabilities, session_id);
         // Capability text is escaped, so the hello cannot hold the delimiter.
@@ -353,8 +381,13 @@ impl Session {
             };
             data = &data[n..];
             match piece {
-                Piece::Data(bytes) => self.message.extend_from_slice(bytes),
+                Piece::Data(bytes) => self.receive(bytes)?,
                 Piece::End => {
+                    self.received_whole = false;
+                    if let Some((id, stream)) = self.incoming.take() {
+                        self.end_stream(id, stream)?;
+                        continue;
+                    }
                     let message = take_message(&mut self.message);
                     self.process_message(message, now)?;
                 }
@@ -488,9 +521,32 @@ impl Session {
         Ok(MessageId(id))
     }
 
-    /// Forgets an in-flight RPC (its caller went away); its reply will be discarded.
-    /// Returns whether it was in flight.
+    /// Sends an RPC whose reply, when it carries `<data>`, is handed out as it arrives
+    /// ([`Event::DataStart`], [`Event::DataPiece`]s, [`Event::DataEnd`]) instead of whole:
+    /// the session never holds the message, whatever its size. Any other reply (`<ok/>`,
+    /// `<rpc-error>`) comes as [`Event::Reply`]. The timeout runs until the data starts;
+    /// after that only the stall timeout applies.
+    pub fn send_rpc_streamed(
+        &mut self,
+        op: &(impl Operation + ?Sized),
+        timeout: Option<Duration>,
+        now: Instant,
+    ) -> Result<MessageId, UsageError> {
+        let id = self.send_rpc_with_timeout(op, timeout, now)?;
+        self.streamed.insert(id.0);
+        Ok(id)
+    }
+
+    /// Forgets an in-flight RPC (its caller went away); its reply will be discarded (the
+    /// rest of a streamed reply already arriving too). Returns whether it was in flight.
     pub fn cancel_rpc(&mut self, id: MessageId) -> bool {
+        self.streamed.remove(&id.0);
+        if let Some((streaming, stream)) = &mut self.incoming {
+            if *streaming == id.0 && stream.is_some() {
+                *stream = None;
+                return true;
+            }
+        }
         match self.pending.remove(&id.0) {
             Some(deadline) => {
                 if let Some(d) = deadline {
@@ -519,7 +575,7 @@ impl Session {
             return Err(UsageError::UnknownRequest(id));
         };
         let pending = &self.requests[at];
-        if pending.reply.is_some() {
+        if pending.reply.is_some() || pending.stream {
             return Err(UsageError::UnknownRequest(id));
         }
         if self.out_framing == Framing::EndOfMessage {
@@ -538,12 +594,109 @@ impl Session {
         Ok(())
     }
 
+    /// Answers the request `id` with a `<data>` payload that follows piece by piece, for
+    /// replies too large to hold: once [`Session::stream_ready`] names `id` (the replies
+    /// before it have gone out), give the pieces to [`Session::send_reply_piece`] and end
+    /// with [`Session::end_reply_stream`]. Later replies (and notifications) wait until then.
+    pub fn send_reply_streamed(&mut self, id: RequestId) -> Result<(), UsageError> {
+        if self.role != Role::Server {
+            return Err(UsageError::WrongRole("send_reply_streamed", "server"));
+        }
+        if self.state == State::Closed {
+            return Err(UsageError::Closed);
+        }
+        let Ok(at) = self.requests.binary_search_by_key(&id, |p| p.id) else {
+            return Err(UsageError::UnknownRequest(id));
+        };
+        let pending = &mut self.requests[at];
+        if pending.reply.is_some() || pending.stream {
+            return Err(UsageError::UnknownRequest(id));
+        }
+        pending.stream = true;
+        self.unanswered = self.unanswered.saturating_sub(1);
+        self.send_answered_replies();
+        Ok(())
+    }
+
+    /// The streamed reply whose pieces may be sent now (server).
+    pub fn stream_ready(&self) -> Option<RequestId> {
+        self.outgoing.as_ref().map(|(id, _)| *id)
+    }
+
+    /// Sends the next piece of the streamed reply `id`: the bytes themselves are queued for
+    /// the transport (never copied here). Under base:1.0 framing a piece that would complete
+    /// `]]>]]>` is refused: the reply cannot be finished, so end the session.
+    pub fn send_reply_piece(&mut self, id: RequestId, piece: Bytes) -> Result<(), UsageError> {
+        let Some((streaming, tail)) = &mut self.outgoing else {
+            return Err(UsageError::UnknownRequest(id));
+        };
+        if *streaming != id {
+            return Err(UsageError::UnknownRequest(id));
+        }
+        if piece.is_empty() {
+            return Ok(());
+        }
+        if piece.len() as u64 > framing::MAX_CHUNK_SIZE {
+            let mut piece = piece;
+            while !piece.is_empty() {
+                let n = piece.len().min(framing::MAX_CHUNK_SIZE as usize);
+                self.send_reply_piece(id, piece.split_to(n))?;
+            }
+            return Ok(());
+        }
+        if self.out_framing == Framing::EndOfMessage {
+            framing::check_end_of_message(&[tail, &piece])?;
+            let keep = piece.len().min(5);
+            tail.extend_from_slice(&piece[piece.len() - keep..]);
+            let excess = tail.len().saturating_sub(5);
+            tail.drain(..excess);
+        } else {
+            framing::write_chunk_header(piece.len(), &mut self.out);
+        }
+        self.push_shared(piece);
+        Ok(())
+    }
+
+    /// Ends the streamed reply `id`; the replies after it go out.
+    pub fn end_reply_stream(&mut self, id: RequestId) -> Result<(), UsageError> {
+        if self.stream_ready() != Some(id) {
+            return Err(UsageError::UnknownRequest(id));
+        }
+        self.outgoing = None;
+        let Some(p) = self.requests.pop_front() else {
+            return Err(UsageError::UnknownRequest(id));
+        };
+        let end = format!("</data>{}", p.reply_close);
+        match self.out_framing {
+            Framing::EndOfMessage => {
+                self.out.extend_from_slice(end.as_bytes());
+                self.out.extend_from_slice(framing::EOM_DELIMITER);
+            }
+            _ => {
+                framing::write_chunk_header(end.len(), &mut self.out);
+                self.out.extend_from_slice(end.as_bytes());
+                self.out.extend_from_slice(b"\n##\n");
+            }
+        }
+        self.send_answered_replies();
+        Ok(())
+    }
+
+    /// True while a streamed reply is being sent (server): nothing else can go out.
+    pub fn is_streaming_reply(&self) -> bool {
+        self.outgoing.is_some()
+    }
+
     /// Sends an RFC 5277 notification (server). `content` must be a well-formed fragment.
+    /// While a streamed reply is being sent it cannot go out: wait for the stream's end.
     pub fn send_notification(&mut self, event_time: &str, content: &str) -> Result<(), UsageError> {
         if self.role != Role::Server {
             return Err(UsageError::WrongRole("send_notification", "server"));
         }
         self.check_established()?;
+        if self.outgoing.is_some() {
+            return Err(UsageError::StreamInProgress);
+        }
         crate::xml::check_fragment(content)?;
         let xml = message::write_notification(event_time, content);
         framing::encode(self.out_framing, xml.as_bytes(), &mut self.out)?;
@@ -581,6 +734,9 @@ impl Session {
 
     /// The next thing to do. Call until it returns [`Output::Wait`].
     pub fn poll_output(&mut self) -> Output {
+        if let Some(bytes) = self.queue.pop_front() {
+            return Output::Transmit(bytes);
+        }
         if !self.out.is_empty() {
             return Output::Transmit(self.out.split().freeze());
         }
@@ -638,6 +794,9 @@ impl Session {
         self.deadlines.clear();
         self.requests.clear();
         self.unanswered = 0;
+        self.streamed.clear();
+        self.incoming = None;
+        self.outgoing = None;
         self.events.push_back(Event::Closed { reason });
     }
 
@@ -889,10 +1048,147 @@ impl Session {
             reply_open: request.reply_open.clone(),
             reply_close: request.reply_close.clone(),
             reply: None,
+            stream: false,
             closes: false,
         });
         self.unanswered += 1;
         self.events.push_back(Event::Rpc { id, request });
+    }
+
+    /// Queues a shared piece after everything written so far, without copying it.
+    fn push_shared(&mut self, piece: Bytes) {
+        if !self.out.is_empty() {
+            let before = self.out.split().freeze();
+            self.queue.push_back(before);
+        }
+        self.queue.push_back(piece);
+    }
+
+    /// Starts the streamed reply at the front of the queue: its envelope and `<data>`.
+    fn begin_stream(&mut self, id: RequestId, open: &str) {
+        let start = format!("{open}<data>");
+        if self.out_framing == Framing::EndOfMessage {
+            self.out.extend_from_slice(start.as_bytes());
+        } else {
+            framing::write_chunk_header(start.len(), &mut self.out);
+            self.out.extend_from_slice(start.as_bytes());
+        }
+        let tail = start.as_bytes()[start.len().saturating_sub(5)..].to_vec();
+        self.outgoing = Some((id, tail));
+    }
+
+    /// Body bytes of the message now arriving: handed out at once when it is a streamed
+    /// `<data>` reply, gathered otherwise.
+    fn receive(&mut self, bytes: &[u8]) -> Result<(), ProtocolError> {
+        if let Some((id, stream)) = &mut self.incoming {
+            let id = *id;
+            let Some(stream) = stream else {
+                return Ok(()); // cancelled: discarded as it comes
+            };
+            return match stream.push(bytes) {
+                Ok(Some(data)) => {
+                    self.events.push_back(Event::DataPiece {
+                        id: MessageId(id),
+                        data,
+                    });
+                    Ok(())
+                }
+                Ok(None) => Ok(()),
+                Err(e) => Err(self.stream_failed(e)),
+            };
+        }
+        self.message.extend_from_slice(bytes);
+        let may_decide = !self.streamed.is_empty()
+            && !self.received_whole
+            && self.state != State::Hello
+            && memchr::memchr(b'>', bytes).is_some();
+        if may_decide {
+            self.decide_streaming()?;
+        }
+        Ok(())
+    }
+
+    /// Looks at the start of the message now arriving: the `<data>` reply to a streamed
+    /// RPC switches to streaming.
+    fn decide_streaming(&mut self) -> Result<(), ProtocolError> {
+        match sniff(&self.message) {
+            Sniff::NeedMore => Ok(()),
+            Sniff::Whole => {
+                self.received_whole = true;
+                Ok(())
+            }
+            Sniff::Data {
+                message_id,
+                content_start,
+                close_data,
+                close_root,
+            } => {
+                let id = message_id
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|id| self.streamed.contains(id) && self.pending.contains_key(id));
+                let Some(id) = id else {
+                    self.received_whole = true;
+                    return Ok(());
+                };
+                self.streamed.remove(&id);
+                if let Some(Some(d)) = self.pending.remove(&id) {
+                    self.deadlines.remove(&(d, id));
+                }
+                // No limit on what is never held.
+                self.decoder.set_max_message_size(usize::MAX);
+                let mut stream = DataStream::new(close_data, close_root);
+                let first = std::mem::take(&mut self.message);
+                self.events
+                    .push_back(Event::DataStart { id: MessageId(id) });
+                self.incoming = Some((id, None));
+                match stream.push(&first[content_start..]) {
+                    Ok(Some(data)) => self.events.push_back(Event::DataPiece {
+                        id: MessageId(id),
+                        data,
+                    }),
+                    Ok(None) => {}
+                    Err(e) => return Err(self.stream_failed(e)),
+                }
+                self.incoming = Some((id, Some(stream)));
+                Ok(())
+            }
+        }
+    }
+
+    /// The streamed message is complete.
+    fn end_stream(&mut self, id: u64, stream: Option<DataStream>) -> Result<(), ProtocolError> {
+        self.decoder
+            .set_max_message_size(self.config.max_message_size);
+        let Some(stream) = stream else {
+            return Ok(()); // cancelled
+        };
+        match stream.finish() {
+            Ok(last) => {
+                if let Some(data) = last {
+                    self.events.push_back(Event::DataPiece {
+                        id: MessageId(id),
+                        data,
+                    });
+                }
+                self.events.push_back(Event::DataEnd { id: MessageId(id) });
+                Ok(())
+            }
+            Err(e) => Err(self.stream_failed(e)),
+        }
+    }
+
+    fn stream_failed(&mut self, e: StreamError) -> ProtocolError {
+        let offset = self.decoder.message_start();
+        let error = match e {
+            StreamError::Utf8 { at } => ProtocolError::InvalidUtf8 {
+                offset,
+                error_offset: at,
+            },
+            StreamError::Malformed(what) => ProtocolError::MalformedMessage { offset, what },
+        };
+        self.fail(error)
     }
 
     fn new_request_id(&mut self) -> RequestId {
@@ -909,14 +1205,27 @@ impl Session {
             reply_open,
             reply_close,
             reply: Some(reply),
+            stream: false,
             closes,
         });
         self.send_answered_replies();
     }
 
-    /// Sends the answered replies at the front of the queue, in request order.
+    /// Sends the answered replies at the front of the queue, in request order. A streamed
+    /// reply at the front starts, and the rest wait until it ends.
     fn send_answered_replies(&mut self) {
-        while self.requests.front().is_some_and(|p| p.reply.is_some()) {
+        if self.outgoing.is_some() {
+            return;
+        }
+        while let Some(front) = self.requests.front() {
+            if front.stream {
+                let (id, open) = (front.id, front.reply_open.clone());
+                self.begin_stream(id, &open);
+                return;
+            }
+            if front.reply.is_none() {
+                return;
+            }
             let Some(p) = self.requests.pop_front() else {
                 break;
             };

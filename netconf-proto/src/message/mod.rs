@@ -16,7 +16,9 @@ use crate::capabilities::Capabilities;
 
 pub(crate) use encode::reply_parts;
 pub use encode::{write_hello, write_notification, write_rpc};
-pub(crate) use parse::{parse_message, ParseError, ParseLimits, Parsed};
+#[cfg(test)]
+pub(crate) use parse::Parsed;
+pub(crate) use parse::{parse_message, ParseError, ParseLimits};
 pub use payload::{NamespaceBinding, XmlPayload};
 pub use rpc_error::{ErrorMessage, ErrorSeverity, ErrorTag, ErrorType, RpcError};
 

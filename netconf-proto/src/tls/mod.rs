@@ -340,8 +340,7 @@ impl TlsSession {
                 self.write_plaintext(&slice);
                 continue;
             }
-            let holding =
-                self.authorization == Authorization::Pending && !self.session.is_closed();
+            let holding = self.authorization == Authorization::Pending && !self.session.is_closed();
             if holding || !self.pull_session_output() {
                 break;
             }

@@ -412,8 +412,10 @@ async fn run(
         let deadline = loop {
             match core.poll() {
                 ClientOutput::Transmit(bytes) => {
-                    let mut on_read =
-                        |r: std::io::Result<&[u8]>| core.handle_read(r, Instant::now());
+                    let mut on_read = |r: std::io::Result<&[u8]>| {
+                        core.handle_read(r, Instant::now());
+                        true
+                    };
                     if let Err(e) = link.write_all(&bytes, Some(&mut on_read)).await {
                         core.handle_write_error(&e);
                     }

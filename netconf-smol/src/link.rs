@@ -17,8 +17,9 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin> AsyncStream for T {}
 
 const READ_BUFFER: usize = 64 * 1024;
 
-/// Where a write that keeps reading hands what it read.
-pub(crate) type OnRead<'a> = &'a mut (dyn FnMut(io::Result<&[u8]>) + Send);
+/// Where a write that keeps reading hands what it read; it answers whether to go on
+/// reading during this write.
+pub(crate) type OnRead<'a> = &'a mut (dyn FnMut(io::Result<&[u8]>) -> bool + Send);
 
 pub(crate) struct Link {
     reader: ReadHalf<Box<dyn AsyncStream>>,
@@ -56,7 +57,8 @@ impl Link {
         read.map(|n| &self.buf[..n])
     }
 
-    /// Writes all of `bytes`. With `on_read`, reads meanwhile and hands every read to it.
+    /// Writes all of `bytes`. With `on_read`, reads meanwhile and hands every read to it,
+    /// until it answers `false`.
     /// A write that makes no progress for the write timeout fails with `TimedOut`.
     pub async fn write_all(
         &mut self,
@@ -71,8 +73,9 @@ impl Link {
         let deadline = |t: Option<Duration>| t.map(|t| Instant::now() + t);
         let mut give_up = deadline(self.write_timeout);
         let mut written = 0;
+        let mut keep_reading = true;
         while written < bytes.len() {
-            let reading = on_read.is_some() && !self.read_done;
+            let reading = on_read.is_some() && !self.read_done && keep_reading;
             let Link {
                 reader,
                 writer,
@@ -99,7 +102,7 @@ impl Link {
                         self.read_done = true;
                     }
                     if let Some(f) = on_read.as_mut() {
-                        f(r.map(|n| &self.buf[..n]));
+                        keep_reading = f(r.map(|n| &self.buf[..n]));
                     }
                 }
                 Step::TimedOut => {

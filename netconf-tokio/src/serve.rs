@@ -20,7 +20,7 @@ use tokio::net::{TcpListener, ToSocketAddrs};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::{AbortHandle, JoinSet};
 
-use crate::link::{now_or_never, sleep, AsyncStream, Link};
+use crate::link::{now_or_never, sleep, AsyncStream, Link, OnRead};
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 type Handler = dyn Fn(Request, SessionInfo) -> BoxFuture<Reply> + Send + Sync;
@@ -181,6 +181,13 @@ impl Server {
 
     /// Serves one session over a plaintext stream whose peer the transport already
     /// authenticated as `username` (an SSH channel); returns when it ends.
+    ///
+    /// Unlike a TLS session, this one keeps reading while it writes (as long as it wants
+    /// requests at all: the pending-request cap still holds a client that never reads). An
+    /// SSH channel needs it: russh re-grants the peer's window as data arrives, not as we
+    /// read it, so a peer writing a large request while we write a large reply would fill
+    /// the channel's buffer, park the SSH connection and with it the window adjusts our own
+    /// write waits for.
     pub async fn serve_stream(
         &self,
         stream: impl AsyncStream + 'static,
@@ -198,7 +205,7 @@ impl Server {
             session.info.session_id,
             Instant::now(),
         );
-        self.run_session(Box::new(stream), Box::new(machine), session)
+        self.run_session(Box::new(stream), Box::new(machine), session, true)
             .await;
         Ok(())
     }
@@ -216,7 +223,10 @@ impl Server {
             Instant::now(),
         );
         match machine {
-            Ok(machine) => self.run_session(stream, Box::new(machine), session).await,
+            Ok(machine) => {
+                self.run_session(stream, Box::new(machine), session, false)
+                    .await
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot start a TLS session");
                 self.inner.registry().remove(session.info.session_id);
@@ -250,6 +260,7 @@ impl Server {
         stream: Box<dyn AsyncStream>,
         machine: Box<dyn Machine + Send>,
         admitted: Admitted,
+        read_while_writing: bool,
     ) {
         let Admitted {
             info,
@@ -277,17 +288,27 @@ impl Server {
                         Stop::Running => {
                             // A peer that does not read must not keep a kill or a shutdown
                             // waiting for the write timeout.
-                            tokio::select! {
-                                biased;
-                                () = kill.notified() => {
+                            let reading = read_while_writing && core.wants_read();
+                            let written = {
+                                let mut on_read = |r: io::Result<&[u8]>| {
+                                    core.handle_read(r, Instant::now());
+                                    core.wants_read()
+                                };
+                                let on_read: Option<OnRead<'_>> =
+                                    if reading { Some(&mut on_read) } else { None };
+                                tokio::select! {
+                                    biased;
+                                    () = kill.notified() => None,
+                                    written = link.write_all(&bytes, on_read) => Some(written),
+                                }
+                            };
+                            match written {
+                                None => {
                                     stop = Stop::Broken;
                                     core.abort("killed");
                                 }
-                                written = link.write_all(&bytes, None) => {
-                                    if let Err(e) = written {
-                                        core.handle_write_error(&e);
-                                    }
-                                }
+                                Some(Err(e)) => core.handle_write_error(&e),
+                                Some(Ok(())) => {}
                             }
                         }
                         Stop::Stopping => {

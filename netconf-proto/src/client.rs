@@ -59,6 +59,7 @@ pub struct ClientOptions {
     pub(crate) connect_timeout: Duration,
     pub(crate) write_timeout: Option<Duration>,
     pub(crate) notification_buffer: usize,
+    pub(crate) stream_window: usize,
     pub(crate) progress: Option<ProgressFn>,
 }
 
@@ -69,6 +70,7 @@ impl fmt::Debug for ClientOptions {
             .field("connect_timeout", &self.connect_timeout)
             .field("write_timeout", &self.write_timeout)
             .field("notification_buffer", &self.notification_buffer)
+            .field("stream_window", &self.stream_window)
             .field("progress", &self.progress.is_some())
             .finish()
     }
@@ -89,6 +91,7 @@ impl ClientOptions {
             connect_timeout: Duration::from_secs(10),
             write_timeout: Some(Duration::from_secs(60)),
             notification_buffer: 1024,
+            stream_window: 4 << 20,
             progress: None,
         }
     }
@@ -129,6 +132,13 @@ impl ClientOptions {
         self
     }
 
+    /// Content of a streamed reply that may wait for its consumer before the client stops
+    /// reading the transport (default 4 MiB): the memory bound of streaming.
+    pub fn stream_window(mut self, bytes: usize) -> Self {
+        self.stream_window = bytes.max(1);
+        self
+    }
+
     /// Called after every read while a message is arriving (see [`Progress`]).
     pub fn on_progress(mut self, f: impl Fn(Progress) + Send + Sync + 'static) -> Self {
         self.progress = Some(Arc::new(f));
@@ -149,6 +159,10 @@ impl ClientOptions {
 
     pub fn get_notification_buffer(&self) -> usize {
         self.notification_buffer
+    }
+
+    pub fn get_stream_window(&self) -> usize {
+        self.stream_window
     }
 }
 
@@ -252,6 +266,133 @@ impl<S: NotificationSink> Fanout<S> {
     }
 }
 
+/// Where a streamed reply's content goes ([`ClientCore::submit_streamed`]): the consumer's
+/// bounded buffer, in the runtime's terms. The core calls it as the reply arrives and
+/// stops reading the transport while [`DataSink::backlog`] is at the window.
+pub trait DataSink {
+    /// The reply carries `<data>`: content follows.
+    fn start(&mut self);
+    /// More content. Returns false when the consumer is gone: the rest is discarded.
+    fn data(&mut self, data: Bytes) -> bool;
+    /// The reply is over: `Ok(None)` after its data, `Ok(Some(reply))` for a reply without
+    /// `<data>` (`<ok/>`, custom output), `Err` for an rpc-error, a timeout, the end of the
+    /// session.
+    fn end(&mut self, result: Result<Option<RpcReply>, Error>);
+    /// Content delivered and not yet consumed, in bytes.
+    fn backlog(&self) -> usize;
+}
+
+/// `()` takes no streamed replies.
+impl DataSink for () {
+    fn start(&mut self) {}
+    fn data(&mut self, _data: Bytes) -> bool {
+        false
+    }
+    fn end(&mut self, _result: Result<Option<RpcReply>, Error>) {}
+    fn backlog(&self) -> usize {
+        0
+    }
+}
+
+/// The consumer side of a streamed reply: pieces waiting to be read, and how the reply
+/// ended. Adapters keep it behind their lock and add their way of waking, so a
+/// [`DataSink`] (the driver's side) and a reader (the caller's) share it.
+#[derive(Debug, Default)]
+pub struct DataBuffer {
+    pieces: VecDeque<Bytes>,
+    queued: usize,
+    started: bool,
+    end: Option<Result<Option<RpcReply>, Error>>,
+    /// The reader went away: nothing more is wanted.
+    closed: bool,
+}
+
+impl DataBuffer {
+    pub fn new() -> Self {
+        DataBuffer::default()
+    }
+
+    // ----- the driver's side ([`DataSink`]) -----
+
+    pub fn start(&mut self) {
+        self.started = true;
+    }
+
+    /// Adds content; false once the reader is gone.
+    pub fn push(&mut self, data: Bytes) -> bool {
+        if self.closed {
+            return false;
+        }
+        self.queued += data.len();
+        self.pieces.push_back(data);
+        true
+    }
+
+    pub fn end(&mut self, result: Result<Option<RpcReply>, Error>) {
+        if self.end.is_none() {
+            self.end = Some(result);
+        }
+    }
+
+    /// Content waiting to be read.
+    pub fn backlog(&self) -> usize {
+        self.queued
+    }
+
+    // ----- the reader's side -----
+
+    /// Whether the reply carried `<data>` (its content streams).
+    pub fn started(&self) -> bool {
+        self.started
+    }
+
+    /// The next piece of content, if one is waiting.
+    pub fn pop(&mut self) -> Option<Bytes> {
+        let piece = self.pieces.pop_front()?;
+        self.queued -= piece.len();
+        Some(piece)
+    }
+
+    /// Copies waiting content into `buf` (for `Read`-style readers); returns how much.
+    pub fn read_into(&mut self, buf: &mut [u8]) -> usize {
+        let mut n = 0;
+        while n < buf.len() {
+            let Some(front) = self.pieces.front_mut() else {
+                break;
+            };
+            let take = front.len().min(buf.len() - n);
+            buf[n..n + take].copy_from_slice(&front.split_to(take));
+            n += take;
+            if front.is_empty() {
+                self.pieces.pop_front();
+            }
+        }
+        self.queued -= n;
+        n
+    }
+
+    /// Whether nothing is waiting and the reply is over: the reader has everything.
+    pub fn is_finished(&self) -> bool {
+        self.pieces.is_empty() && self.end.is_some()
+    }
+
+    /// How the reply ended, once it has and everything before it was read (taken once).
+    pub fn take_end(&mut self) -> Option<Result<Option<RpcReply>, Error>> {
+        if self.pieces.is_empty() {
+            self.end.take()
+        } else {
+            None
+        }
+    }
+
+    /// The reader is gone: drop what waits; the driver stops delivering.
+    pub fn close(&mut self) {
+        self.closed = true;
+        self.pieces.clear();
+        self.queued = 0;
+    }
+}
+
 /// What the client core asks of its adapter, in order.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -268,10 +409,15 @@ pub enum ClientOutput<W> {
     Wait(Option<Instant>),
 }
 
-/// The client's sans-IO core. `W` is the runtime's waiter, `S` its notification sink.
-pub struct ClientCore<W, S = ()> {
+/// The client's sans-IO core. `W` is the runtime's waiter, `S` its notification sink, `D`
+/// its streamed-reply sink.
+pub struct ClientCore<W, S = (), D = ()> {
     machine: Box<dyn Machine + Send>,
     waiters: HashMap<MessageId, W>,
+    /// Streamed requests and where their content goes.
+    streams: HashMap<MessageId, D>,
+    /// Content a streamed reply may have waiting for its consumer before reading stops.
+    stream_window: usize,
     /// Requests answered without reaching the session (it had ended, or the call was wrong).
     done: VecDeque<(W, Result<RpcReply, Error>)>,
     /// Waiters of `close()`, answered when the session has ended (with the close-session
@@ -288,7 +434,7 @@ pub struct ClientCore<W, S = ()> {
     reported_end: bool,
 }
 
-impl<W, S> fmt::Debug for ClientCore<W, S> {
+impl<W, S, D> fmt::Debug for ClientCore<W, S, D> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientCore")
             .field("state", &self.machine.session().state())
@@ -298,13 +444,15 @@ impl<W, S> fmt::Debug for ClientCore<W, S> {
     }
 }
 
-impl<W, S: NotificationSink> ClientCore<W, S> {
+impl<W, S: NotificationSink, D: DataSink> ClientCore<W, S, D> {
     /// Wraps a client machine (a [`Session`](crate::Session) for plaintext transports, a
     /// [`TlsSession`](crate::TlsSession) for TLS) created with `options`' config.
     pub fn new(machine: Box<dyn Machine + Send>, options: &ClientOptions) -> Self {
         ClientCore {
             machine,
             waiters: HashMap::new(),
+            streams: HashMap::new(),
+            stream_window: options.stream_window,
             done: VecDeque::new(),
             close_waiters: Vec::new(),
             close_id: None,
@@ -337,9 +485,16 @@ impl<W, S: NotificationSink> ClientCore<W, S> {
         self.ended.is_some()
     }
 
-    /// Whether the loop should read the transport now.
+    /// Whether the loop should read the transport now: not while a streamed reply's
+    /// consumer has a window's worth waiting (TCP then holds the server back), so memory
+    /// stays bounded whatever the reply's size.
     pub fn wants_read(&self) -> bool {
-        self.ended.is_none() && self.machine.session().wants_input()
+        self.ended.is_none()
+            && self.machine.session().wants_input()
+            && self
+                .streams
+                .values()
+                .all(|d| d.backlog() < self.stream_window)
     }
 
     /// Requests waiting for their replies.
@@ -382,14 +537,44 @@ impl<W, S: NotificationSink> ClientCore<W, S> {
         }
     }
 
+    /// Sends a request whose `<data>` reply goes to `sink` as it arrives (see
+    /// [`DataSink`]); a reply without data ends the sink with it.
+    pub fn submit_streamed(
+        &mut self,
+        op: &(impl Operation + ?Sized),
+        timeout: Option<Duration>,
+        mut sink: D,
+        now: Instant,
+    ) -> Option<MessageId> {
+        if let Some(end) = &self.ended {
+            sink.end(Err(end.error()));
+            return None;
+        }
+        match self
+            .machine
+            .session_mut()
+            .send_rpc_streamed(op, timeout, now)
+        {
+            Ok(id) => {
+                self.streams.insert(id, sink);
+                Some(id)
+            }
+            Err(e) => {
+                sink.end(Err(Error::Usage(e)));
+                None
+            }
+        }
+    }
+
     /// The default RPC timeout, for [`ClientCore::submit`].
     pub fn rpc_timeout(&self) -> Option<Duration> {
         self.machine.session().config().rpc_timeout()
     }
 
-    /// The caller of a request went away: forget it; its late reply is discarded.
+    /// The caller of a request went away: forget it; its late reply (or the rest of its
+    /// streamed reply) is discarded.
     pub fn cancel(&mut self, id: MessageId) {
-        if self.waiters.remove(&id).is_some() {
+        if self.waiters.remove(&id).is_some() || self.streams.remove(&id).is_some() {
             self.machine.session_mut().cancel_rpc(id);
         }
     }
@@ -506,6 +691,9 @@ impl<W, S: NotificationSink> ClientCore<W, S> {
         if let Some((w, reply)) = self.close_waiters.pop() {
             return ClientOutput::Complete(w, reply.unwrap_or_else(|| Err(end.error())));
         }
+        for (_, mut sink) in self.streams.drain() {
+            sink.end(Err(end.error()));
+        }
         if !self.reported_end {
             self.reported_end = true;
             self.fanout.clear();
@@ -526,9 +714,44 @@ impl<W, S: NotificationSink> ClientCore<W, S> {
                 }
                 None
             }
+            Event::Reply { id, reply } if self.streams.contains_key(&id) => {
+                if let Some(mut sink) = self.streams.remove(&id) {
+                    sink.end(check_reply(reply).map(Some));
+                }
+                None
+            }
             Event::Reply { id, reply } => {
                 let w = self.waiters.remove(&id)?;
                 Some(ClientOutput::Complete(w, check_reply(reply)))
+            }
+            Event::DataStart { id } => {
+                if let Some(sink) = self.streams.get_mut(&id) {
+                    sink.start();
+                }
+                None
+            }
+            Event::DataPiece { id, data } => {
+                let gone = self
+                    .streams
+                    .get_mut(&id)
+                    .is_some_and(|sink| !sink.data(data));
+                if gone {
+                    self.streams.remove(&id);
+                    self.machine.session_mut().cancel_rpc(id);
+                }
+                None
+            }
+            Event::DataEnd { id } => {
+                if let Some(mut sink) = self.streams.remove(&id) {
+                    sink.end(Ok(None));
+                }
+                None
+            }
+            Event::RpcTimedOut { id } if self.streams.contains_key(&id) => {
+                if let Some(mut sink) = self.streams.remove(&id) {
+                    sink.end(Err(Error::Timeout(TimeoutKind::Rpc)));
+                }
+                None
             }
             Event::RpcTimedOut { id } => {
                 let w = self.waiters.remove(&id)?;

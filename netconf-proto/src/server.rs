@@ -506,6 +506,57 @@ impl ServerSession {
         }
     }
 
+    /// The handler answers request `id` with a `<data>` payload it produces piece by piece:
+    /// once [`ServerSession::stream_ready`] names `id` (earlier replies are out), give the
+    /// pieces to [`ServerSession::stream_piece`] as the transport takes them, then call
+    /// [`ServerSession::stream_end`]. The payload is framed chunk by chunk and its pieces go
+    /// to the transport as they are, so a reply of any size costs a piece's memory.
+    pub fn reply_stream(&mut self, id: RequestId) {
+        if !self.dispatched.contains_key(&id) {
+            tracing::debug!(%id, "streamed answer for a request no longer waiting; dropped");
+            return;
+        }
+        if let Err(e) = self.machine.session_mut().send_reply_streamed(id) {
+            tracing::debug!(session_id = self.info.session_id, error = %e, "streamed reply not started");
+            self.dispatched.remove(&id);
+        }
+    }
+
+    /// The streamed reply whose next piece is wanted now, if any.
+    pub fn stream_ready(&self) -> Option<RequestId> {
+        self.machine.session().stream_ready()
+    }
+
+    /// The next piece of the streamed reply `id`. A piece that cannot be framed (base:1.0
+    /// and `]]>]]>`) ends the session: the reply cannot be completed.
+    pub fn stream_piece(&mut self, id: RequestId, piece: Bytes) {
+        if let Err(e) = self.machine.session_mut().send_reply_piece(id, piece) {
+            self.stream_failed(id, &e.to_string());
+        }
+    }
+
+    /// The streamed reply `id` is complete.
+    pub fn stream_end(&mut self, id: RequestId) {
+        self.dispatched.remove(&id);
+        if let Err(e) = self.machine.session_mut().end_reply_stream(id) {
+            tracing::debug!(%id, error = %e, "stream end for a reply not streaming");
+        }
+    }
+
+    /// The payload source failed mid-reply: a reply already begun cannot be taken back or
+    /// turned into an rpc-error, so the session ends (the client sees a truncated message,
+    /// not a short payload that looks complete).
+    pub fn stream_failed(&mut self, id: RequestId, why: &str) {
+        tracing::warn!(session_id = self.info.session_id, %id, why, "streamed reply failed; ending the session");
+        self.dispatched.remove(&id);
+        self.machine.session_mut().abort();
+    }
+
+    /// True while a streamed reply is being sent: notifications wait for its end.
+    pub fn is_streaming(&self) -> bool {
+        self.machine.session().is_streaming_reply()
+    }
+
     /// The handler for `id` failed (panicked, or its task was lost): answer
     /// `operation-failed` so the client is not left waiting.
     pub fn handler_failed(&mut self, id: RequestId, what: &str) {
@@ -530,6 +581,8 @@ impl ServerSession {
     }
 
     /// Sends an RFC 5277 notification if the session subscribed; returns whether it did.
+    /// While a streamed reply is being sent it cannot go out ([`UsageError::StreamInProgress`]):
+    /// keep it queued until [`ServerSession::is_streaming`] is false.
     pub fn notify(&mut self, event_time: &str, content: &str) -> Result<bool, UsageError> {
         if !self.subscribed || self.ended.is_some() {
             return Ok(false);

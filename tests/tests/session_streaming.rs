@@ -335,3 +335,90 @@ fn drain_into_client(p: &mut Pair) -> usize {
         }
     }
 }
+
+/// The client core stops wanting input while a streamed reply's consumer has a window's
+/// worth waiting, and wants it again once the consumer reads: the bound adapters rely on.
+#[test]
+fn the_client_core_holds_reading_back_at_the_stream_window() {
+    use netconf_proto::client::{ClientCore, ClientOptions, ClientOutput, DataBuffer, DataSink};
+    use std::sync::{Arc, Mutex};
+
+    struct Sink(Arc<Mutex<DataBuffer>>);
+    impl DataSink for Sink {
+        fn start(&mut self) {
+            self.0.lock().unwrap().start()
+        }
+        fn data(&mut self, data: Bytes) -> bool {
+            self.0.lock().unwrap().push(data)
+        }
+        fn end(&mut self, result: Result<Option<netconf_proto::RpcReply>, netconf_proto::Error>) {
+            self.0.lock().unwrap().end(result)
+        }
+        fn backlog(&self) -> usize {
+            self.0.lock().unwrap().backlog()
+        }
+    }
+
+    let now = Instant::now();
+    let options = ClientOptions::new().stream_window(100_000);
+    let mut core: ClientCore<(), (), Sink> = ClientCore::new(
+        Box::new(Session::client(options.session_config().clone(), now)),
+        &options,
+    );
+    let mut server = Session::server(Config::server(), 3, now);
+    // Hellos both ways.
+    let mut to_server = |core: &mut ClientCore<(), (), Sink>, server: &mut Session| loop {
+        match core.poll() {
+            ClientOutput::Transmit(b) => server.handle_input(&b, now).unwrap(),
+            ClientOutput::Wait(_) => return,
+            _ => {}
+        }
+    };
+    to_server(&mut core, &mut server);
+    let hello = drain(&mut server).transmitted;
+    core.handle_read(Ok(&hello), now);
+    let buffer = Arc::new(Mutex::new(DataBuffer::new()));
+    core.submit_streamed(&Get::new(), None, Sink(buffer.clone()), now);
+    to_server(&mut core, &mut server);
+    let rid = match drain(&mut server).events.as_slice() {
+        [.., Event::Rpc { id, .. }] => *id,
+        other => panic!("{other:?}"),
+    };
+    server.send_reply_streamed(rid).unwrap();
+    server
+        .send_reply_piece(rid, Bytes::from_static(b"<x xmlns=\"urn:x\">"))
+        .unwrap();
+    server
+        .send_reply_piece(rid, Bytes::from(vec![b'y'; 150_000]))
+        .unwrap();
+    server
+        .send_reply_piece(rid, Bytes::from_static(b"</x>"))
+        .unwrap();
+    server.end_reply_stream(rid).unwrap();
+    let wire = drain(&mut server).transmitted;
+    assert!(core.wants_read());
+    // The adapter reads while the core wants to; the consumer is slow.
+    let mut at = 0;
+    while at < wire.len() && core.wants_read() {
+        let end = (at + 16 * 1024).min(wire.len());
+        core.handle_read(Ok(&wire[at..end]), now);
+        at = end;
+        while !matches!(core.poll(), ClientOutput::Wait(_)) {}
+    }
+    assert!(at < wire.len(), "the window did not hold reading back");
+    assert!(buffer.lock().unwrap().backlog() >= 100_000);
+    // The consumer reads; reading resumes and the rest arrives.
+    let mut content = Vec::new();
+    while let Some(p) = buffer.lock().unwrap().pop() {
+        content.extend_from_slice(&p);
+    }
+    assert!(core.wants_read());
+    core.handle_read(Ok(&wire[at..]), now);
+    while !matches!(core.poll(), ClientOutput::Wait(_)) {}
+    let mut b = buffer.lock().unwrap();
+    while let Some(p) = b.pop() {
+        content.extend_from_slice(&p);
+    }
+    assert!(matches!(b.take_end(), Some(Ok(None))));
+    assert_eq!(content.len(), "<x xmlns=\"urn:x\"></x>".len() + 150_000);
+}

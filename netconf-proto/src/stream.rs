@@ -58,13 +58,20 @@ pub(crate) fn sniff(prefix: &[u8]) -> Sniff {
                 if !ns_is_base(&ns) || s.local_name().into_inner() != "rpc-reply" {
                     return Sniff::Whole;
                 }
-                let id = s.attributes().flatten().find_map(|a| {
-                    (a.key.0 == "message-id").then(|| {
-                        a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
-                            .map(|v| v.into_owned())
-                            .unwrap_or_default()
-                    })
-                });
+                // Any doubt about the attributes: the whole-message parser decides (and names
+                // the error).
+                let mut id = None;
+                for a in s.attributes() {
+                    let Ok(a) = a else {
+                        return Sniff::Whole;
+                    };
+                    let Ok(value) = a.normalized_value(quick_xml::XmlVersion::Implicit1_0) else {
+                        return Sniff::Whole;
+                    };
+                    if a.key.0 == "message-id" {
+                        id = Some(value.into_owned());
+                    }
+                }
                 let Some(id) = id else {
                     return Sniff::Whole;
                 };

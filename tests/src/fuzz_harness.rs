@@ -1296,3 +1296,101 @@ pub fn roundtrip(data: &[u8]) {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// streamed_reply
+// ---------------------------------------------------------------------------------------
+
+/// What a client made of a reply to its one RPC.
+#[derive(Debug, PartialEq)]
+enum StreamedOutcome {
+    /// The reply streamed: its content, and whether it completed.
+    Streamed { content: Vec<u8>, complete: bool },
+    /// The reply came whole (no `<data>` to stream), as this event.
+    Whole(Vec<Event>),
+}
+
+/// Feeds `message` (framed) to a client whose RPC 1 is streamed, cut at `cuts`.
+fn run_streamed(base_1_1: bool, message: &[u8], cuts: &[usize], now: Instant) -> StreamedOutcome {
+    let mut d = established_client(Config::client(), base_1_1, now);
+    d.m.send_rpc_streamed(&Get::new(), None, now)
+        .expect("send_rpc_streamed");
+    d.drain(&mut ignore);
+    d.obs = Observed::default();
+    for piece in pieces(message, cuts) {
+        d.input(piece, now, &mut ignore);
+    }
+    let events = std::mem::take(&mut d.obs.events);
+    if !matches!(events.first(), Some(Event::DataStart { .. })) {
+        return StreamedOutcome::Whole(events);
+    }
+    let mut content = Vec::new();
+    let mut complete = false;
+    for e in &events[1..] {
+        match e {
+            Event::DataPiece { data, .. } => {
+                assert!(std::str::from_utf8(data).is_ok(), "a piece is not UTF-8");
+                assert!(!complete, "content after DataEnd");
+                content.extend_from_slice(data);
+            }
+            Event::DataEnd { .. } => complete = true,
+            Event::Closed { .. } => {}
+            other => panic!("unexpected event in a streamed reply: {other:?}"),
+        }
+    }
+    StreamedOutcome::Streamed { content, complete }
+}
+
+/// A client with one streamed RPC (message-id 1) fed one message from the server.
+///
+/// Layout: flags (bit 0: base:1.1 chunked framing), split plan, the message. Streaming is
+/// split-invariant, hands out only UTF-8, and when the same message received whole is a
+/// `<data>` reply, a completed stream handed out exactly its content.
+pub fn streamed_reply(data: &[u8]) {
+    let mut src = Source::new(data);
+    let base_1_1 = src.byte() & 1 != 0;
+    let plan = src.plan();
+    let xml = src.rest();
+    let mut framed = bytes::BytesMut::new();
+    if base_1_1 {
+        if xml.is_empty() {
+            return;
+        }
+        framing::encode(Framing::Chunked, xml, &mut framed).expect("chunked frames anything");
+    } else {
+        framed.extend_from_slice(xml);
+        framed.extend_from_slice(EOM_DELIMITER);
+    }
+    let now = Instant::now();
+    let split = run_streamed(base_1_1, &framed, &cuts(plan, framed.len()), now);
+    let whole = run_streamed(base_1_1, &framed, &[], now);
+    assert_eq!(whole, split, "streaming depends on how the input is split");
+
+    // The same message received whole by a client that did not ask to stream.
+    let mut d = established_client(Config::client(), base_1_1, now);
+    d.m.send_rpc(&Get::new(), now).expect("send_rpc");
+    d.drain(&mut ignore);
+    d.obs = Observed::default();
+    d.input(&framed, now, &mut ignore);
+    let data = d.obs.events.iter().find_map(|e| match e {
+        Event::Reply { reply, .. } if reply.errors.is_empty() => match &reply.content {
+            ReplyContent::Data(p) => Some(p.as_str().to_owned()),
+            _ => None,
+        },
+        _ => None,
+    });
+    if let (
+        Some(data),
+        StreamedOutcome::Streamed {
+            content,
+            complete: true,
+        },
+    ) = (data, &whole)
+    {
+        assert_eq!(
+            String::from_utf8_lossy(content),
+            data,
+            "streamed content differs from the whole reply's <data>"
+        );
+    }
+}

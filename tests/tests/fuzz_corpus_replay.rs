@@ -17,13 +17,14 @@ use netconf_tests::fuzz_harness;
 type Harness = fn(&[u8]);
 
 /// Every target and the harness function it runs.
-const TARGETS: [(&str, Harness); 6] = [
+const TARGETS: [(&str, Harness); 7] = [
     ("framing_decoder", fuzz_harness::framing_decoder),
     ("client_session", fuzz_harness::client_session),
     ("server_session", fuzz_harness::server_session),
     ("envelope_parser", fuzz_harness::envelope_parser),
     ("tls_session", fuzz_harness::tls_session),
     ("roundtrip", fuzz_harness::roundtrip),
+    ("streamed_reply", fuzz_harness::streamed_reply),
 ];
 
 /// Corpus files (`<target>/<file name>`) that still crash because of an open bug in

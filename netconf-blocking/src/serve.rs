@@ -25,6 +25,12 @@ type Handler = dyn Fn(&Request, &SessionInfo) -> Reply + Send + Sync;
 /// Replies waiting to be written before the session stops reading more requests: a client
 /// that sends and never reads meets TCP backpressure, not a growing queue.
 const MAX_BACKLOG: usize = 1 << 20;
+/// Over a plaintext stream (SSH), the session also reads while more than [`MAX_BACKLOG`] is
+/// unwritten, as long as no more than this many replies wait: an SSH peer writing a large
+/// request while we write a large reply must be read, or the channel's buffer fills, the
+/// SSH connection parks and with it the window adjusts our own write waits for. A client
+/// that sends and never reads still meets backpressure once this many replies wait.
+const MAX_PIECES_WHILE_WRITING: usize = 64;
 /// Bytes a subscriber's queue may hold per allowed notification before it counts as not
 /// keeping up.
 const NOTIFICATION_BYTES: usize = 4096;
@@ -86,6 +92,8 @@ struct Live {
     changed: Condvar,
     writer: Arc<Writer>,
     transport: Box<dyn Transport>,
+    /// Keep reading while a large reply is being written (plaintext streams: SSH).
+    read_while_writing: bool,
     /// Marks the session subscribed in the registry. Called inside the drain, before the
     /// create-subscription reply is queued for writing, so a client that has its `<ok/>` is
     /// already counted by [`Server::notify`]. (Lock order: a session's core, then the
@@ -279,7 +287,7 @@ impl Server {
         peer: Option<SocketAddr>,
     ) -> Result<(), Error> {
         let options = &self.inner.options;
-        self.serve(Box::new(stream), peer, None, |id| {
+        self.serve(Box::new(stream), peer, None, false, |id| {
             TlsSession::server(tls, options.session_config().clone(), id, Instant::now())
                 .map(|m| Box::new(m) as Box<dyn Machine + Send>)
                 .map_err(|e| Error::Tls(netconf_proto::TlsError::from_rustls(e)))
@@ -288,6 +296,13 @@ impl Server {
 
     /// Serves one session over a plaintext stream whose peer the transport already
     /// authenticated as `username` (an SSH channel), on this thread, until it ends.
+    ///
+    /// Unlike a TLS session, this one keeps reading while a large reply is written (up to
+    /// a bounded number of unwritten replies, and while it wants requests at all). An SSH
+    /// channel needs it: russh re-grants the peer's window as data arrives, not as we read
+    /// it, so a peer writing a large request while we write a large reply would fill the
+    /// channel's buffer, park the SSH connection and with it the window adjusts our own
+    /// write waits for.
     pub fn serve_stream(
         &self,
         stream: impl Transport,
@@ -295,7 +310,7 @@ impl Server {
         peer: Option<SocketAddr>,
     ) -> Result<(), Error> {
         let config = self.inner.options.session_config().clone();
-        self.serve(Box::new(stream), peer, username, move |id| {
+        self.serve(Box::new(stream), peer, username, true, move |id| {
             Ok(Box::new(Session::server(config, id, Instant::now())) as Box<dyn Machine + Send>)
         })
     }
@@ -306,6 +321,7 @@ impl Server {
         transport: Box<dyn Transport>,
         peer: Option<SocketAddr>,
         username: Option<String>,
+        read_while_writing: bool,
         machine: impl FnOnce(u32) -> Result<Box<dyn Machine + Send>, Error>,
     ) -> Result<(), Error> {
         let refused = || Error::Io(io::Error::other("the server refused the session"));
@@ -362,6 +378,7 @@ impl Server {
                 }
             });
             Ok(Arc::new(Live {
+                read_while_writing,
                 on_subscribed,
                 core: Mutex::new(ServerSession::new(machine, info, options, Instant::now())),
                 changed: Condvar::new(),
@@ -410,7 +427,10 @@ impl Server {
                         core.handle_timeout(now);
                         continue;
                     }
-                    if core.wants_read() && live.writer.backlog() <= MAX_BACKLOG {
+                    let writing_allows_reading = live.writer.backlog() <= MAX_BACKLOG
+                        || (live.read_while_writing
+                            && live.writer.pieces() <= MAX_PIECES_WHILE_WRITING);
+                    if core.wants_read() && writing_allows_reading {
                         break deadline;
                     }
                     if !actions.is_empty() {

@@ -17,6 +17,8 @@ pub(crate) struct Writer {
     ready: Condvar,
     /// Bytes queued and not yet written: what a slow reader costs us.
     queued: AtomicUsize,
+    /// Pieces queued and not yet written (the one being written included).
+    pieces: AtomicUsize,
     /// Bytes ever queued, and ever written: a caller that queued up to `pushed` knows its
     /// bytes are out once `written` reaches that.
     pushed: AtomicU64,
@@ -52,6 +54,7 @@ impl Writer {
             }),
             ready: Condvar::new(),
             queued: AtomicUsize::new(0),
+            pieces: AtomicUsize::new(0),
             pushed: AtomicU64::new(0),
             written: AtomicU64::new(0),
             failed: AtomicBool::new(false),
@@ -66,6 +69,7 @@ impl Writer {
     /// Queues bytes to write; never blocks.
     pub fn push(&self, bytes: Bytes) {
         self.queued.fetch_add(bytes.len(), Ordering::SeqCst);
+        self.pieces.fetch_add(1, Ordering::SeqCst);
         let mut q = self.lock();
         self.pushed.fetch_add(bytes.len() as u64, Ordering::SeqCst);
         q.pieces.push_back(bytes);
@@ -76,6 +80,11 @@ impl Writer {
     /// Bytes queued and not yet written.
     pub fn backlog(&self) -> usize {
         self.queued.load(Ordering::SeqCst)
+    }
+
+    /// Pieces (transmits) queued and not yet written.
+    pub fn pieces(&self) -> usize {
+        self.pieces.load(Ordering::SeqCst)
     }
 
     /// How many bytes were ever queued: pass it to [`Writer::is_written`] later.
@@ -130,6 +139,7 @@ impl Writer {
             let Some(piece) = next else { break };
             let result = transport.write_all(&piece).and_then(|()| transport.flush());
             self.queued.fetch_sub(piece.len(), Ordering::SeqCst);
+            self.pieces.fetch_sub(1, Ordering::SeqCst);
             if result.is_ok() {
                 self.written.fetch_add(piece.len() as u64, Ordering::SeqCst);
             } else {
@@ -147,7 +157,9 @@ impl Writer {
                 {
                     let mut q = self.lock();
                     q.closing = true;
-                    let dropped: usize = q.pieces.drain(..).map(|p| p.len()).sum();
+                    let dropped: usize = q.pieces.iter().map(|p| p.len()).sum();
+                    self.pieces.fetch_sub(q.pieces.len(), Ordering::SeqCst);
+                    q.pieces.clear();
                     self.queued.fetch_sub(dropped, Ordering::SeqCst);
                 }
                 // The session hears why first: shutting the transport wakes the reading

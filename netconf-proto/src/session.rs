@@ -1085,16 +1085,19 @@ impl Session {
             let Some(stream) = stream else {
                 return Ok(()); // cancelled: discarded as it comes
             };
-            return match stream.push(bytes) {
-                Ok(Some(data)) => {
-                    self.events.push_back(Event::DataPiece {
-                        id: MessageId(id),
-                        data,
-                    });
-                    Ok(())
-                }
-                Ok(None) => Ok(()),
-                Err(e) => Err(self.stream_failed(e)),
+            let pushed = stream.push(bytes);
+            let failed = stream.take_error();
+            match pushed {
+                Ok(Some(data)) => self.events.push_back(Event::DataPiece {
+                    id: MessageId(id),
+                    data,
+                }),
+                Ok(None) => {}
+                Err(e) => return Err(self.stream_failed(e)),
+            }
+            return match failed {
+                Some(e) => Err(self.stream_failed(e)),
+                None => Ok(()),
             };
         }
         self.message.extend_from_slice(bytes);
@@ -1138,21 +1141,12 @@ impl Session {
                 }
                 // No limit on what is never held.
                 self.decoder.set_max_message_size(usize::MAX);
-                let mut stream = DataStream::new(close_data, close_root);
+                let stream = DataStream::new(close_data, close_root);
                 let first = std::mem::take(&mut self.message);
                 self.events
                     .push_back(Event::DataStart { id: MessageId(id) });
-                self.incoming = Some((id, None));
-                match stream.push(&first[content_start..]) {
-                    Ok(Some(data)) => self.events.push_back(Event::DataPiece {
-                        id: MessageId(id),
-                        data,
-                    }),
-                    Ok(None) => {}
-                    Err(e) => return Err(self.stream_failed(e)),
-                }
                 self.incoming = Some((id, Some(stream)));
-                Ok(())
+                self.receive(&first[content_start..])
             }
         }
     }

@@ -41,8 +41,12 @@ pub(crate) fn sniff(prefix: &[u8]) -> Sniff {
             Sniff::NeedMore
         };
     };
-    let Ok(text) = std::str::from_utf8(&prefix[..=last_gt]) else {
-        return Sniff::Whole; // let the whole-message parser name the error
+    // Judge the valid UTF-8 before any bad byte: where the data starts before it, the
+    // stream reports the bad byte later, the same however the message was split.
+    let head = &prefix[..=last_gt];
+    let text = match std::str::from_utf8(head) {
+        Ok(text) => text,
+        Err(e) => std::str::from_utf8(&head[..e.valid_up_to()]).unwrap_or_default(),
     };
     let mut reader = NsReader::from_str(text);
     let mut root: Option<(String, String)> = None;
@@ -93,7 +97,9 @@ pub(crate) fn sniff(prefix: &[u8]) -> Sniff {
                 };
             }
             XmlEvent::Eof => {
-                return if prefix.len() > SNIFF_LIMIT {
+                // Before the data starts: more bytes may show it, unless a bad byte (which
+                // only the whole-message parser reports) or the limit came first.
+                return if prefix.len() > SNIFF_LIMIT || text.len() < head.len() {
                     Sniff::Whole
                 } else {
                     Sniff::NeedMore
@@ -113,6 +119,9 @@ pub(crate) struct DataStream {
     close_root: Vec<u8>,
     /// Content handed out so far (for errors).
     delivered: usize,
+    /// A bad byte found after content that was still handed out (nothing received is
+    /// lost): reported by the next call.
+    failed: Option<StreamError>,
 }
 
 /// Whitespace allowed between and after the closing tags before the stream is malformed.
@@ -132,7 +141,13 @@ impl DataStream {
             close_data,
             close_root,
             delivered: 0,
+            failed: None,
         }
+    }
+
+    /// The error found after the content last handed out, if any.
+    pub fn take_error(&mut self) -> Option<StreamError> {
+        self.failed.take()
     }
 
     /// Takes more of the message; returns the content that is certainly content (valid
@@ -145,15 +160,20 @@ impl DataStream {
                 "too much whitespace around the closing tags of a streamed <data>".into(),
             ));
         }
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
         let mut emit = self.held.len() - keep;
-        // Never split a character: hold its first bytes back with the rest.
+        // Never split a character: hold its first bytes back with the rest. Content before
+        // a bad byte still goes out; the error follows it.
         match std::str::from_utf8(&self.held[..emit]) {
             Ok(_) => {}
             Err(e) if e.error_len().is_none() => emit = e.valid_up_to(),
             Err(e) => {
-                return Err(StreamError::Utf8 {
+                self.failed = Some(StreamError::Utf8 {
                     at: self.delivered + e.valid_up_to(),
-                })
+                });
+                emit = e.valid_up_to();
             }
         }
         if emit == 0 {
@@ -166,6 +186,9 @@ impl DataStream {
     /// The message is complete: what is held must be the closing tags (after any last
     /// content); returns that content.
     pub fn finish(mut self) -> Result<Option<Bytes>, StreamError> {
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
         let end = self.closing_at_end().ok_or_else(|| {
             StreamError::Malformed(
                 "a streamed <data> reply does not end with </data></rpc-reply>".into(),
@@ -320,9 +343,8 @@ mod tests {
         s.push(b"<a/></data><!-- c --></rpc-reply>").unwrap();
         assert!(matches!(s.finish(), Err(StreamError::Malformed(_))));
         let mut s = DataStream::new(b"</data>".to_vec(), b"</rpc-reply>".to_vec());
-        assert!(matches!(
-            s.push(b"<a>\xff</a>"),
-            Err(StreamError::Utf8 { at: 3 })
-        ));
+        // What came before the bad byte still goes out; the error follows.
+        assert_eq!(s.push(b"<a>\xff</a>"), Ok(Some(Bytes::from_static(b"<a>"))));
+        assert_eq!(s.take_error(), Some(StreamError::Utf8 { at: 3 }));
     }
 }

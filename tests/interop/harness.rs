@@ -351,13 +351,7 @@ pub fn await_port(peer: &mut Peer, port: u16) -> Result<Duration, String> {
 /// Starts the libnetconf2 server (`nc_server.c`) on a free port and waits for it to listen.
 /// With `data_size`, its get-config replies carry about that many bytes.
 pub fn start_nc_server(scratch: &Scratch, data_size: Option<usize>) -> Result<(Peer, u16), String> {
-    let bin = c_peer("nc_server")?;
-    let mut last = String::new();
-    for attempt in 0..3 {
-        let port = free_port();
-        let log = scratch.dir.join(format!("nc_server-{attempt}.log"));
-        let log_file = File::create(&log).map_err(|e| e.to_string())?;
-        let mut cmd = Command::new(&bin);
+    start_nc_server_with(scratch, data_size, "libnetconf2 nc_server", |cmd, port| {
         cmd.arg("--port")
             .arg(port.to_string())
             .arg("--cert")
@@ -365,8 +359,47 @@ pub fn start_nc_server(scratch: &Scratch, data_size: Option<usize>) -> Result<(P
             .arg("--key")
             .arg(&scratch.files.server_key)
             .arg("--ca")
-            .arg(&scratch.files.ca_cert)
-            .arg("--schemas")
+            .arg(&scratch.files.ca_cert);
+    })
+}
+
+/// Starts the libnetconf2 server with an SSH endpoint (libssh) on a free port: host key
+/// `keys.host_key`, user [`SSH_USER`] with [`SSH_PASSWORD`] or `keys.user_key`.
+pub fn start_nc_server_ssh(
+    scratch: &Scratch,
+    keys: &SshKeys,
+    data_size: Option<usize>,
+) -> Result<(Peer, u16), String> {
+    start_nc_server_with(
+        scratch,
+        data_size,
+        "libnetconf2 nc_server (SSH)",
+        |cmd, port| {
+            cmd.arg("--ssh-port")
+                .arg(port.to_string())
+                .arg("--hostkey")
+                .arg(&keys.host_key)
+                .args(["--user", SSH_USER, "--password", SSH_PASSWORD, "--authkey"])
+                .arg(keys.user_key.with_extension("pub"));
+        },
+    )
+}
+
+fn start_nc_server_with(
+    scratch: &Scratch,
+    data_size: Option<usize>,
+    name: &str,
+    endpoint: impl Fn(&mut Command, u16),
+) -> Result<(Peer, u16), String> {
+    let bin = c_peer("nc_server")?;
+    let mut last = String::new();
+    for attempt in 0..3 {
+        let port = free_port();
+        let log = scratch.dir.join(format!("nc_server-{attempt}.log"));
+        let log_file = File::create(&log).map_err(|e| e.to_string())?;
+        let mut cmd = Command::new(&bin);
+        endpoint(&mut cmd, port);
+        cmd.arg("--schemas")
             .arg(&scratch.schema_dir)
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().map_err(|e| e.to_string())?)
@@ -378,13 +411,13 @@ pub fn start_nc_server(scratch: &Scratch, data_size: Option<usize>) -> Result<(P
             .spawn()
             .map_err(|e| format!("starting nc_server: {e}"))?;
         let mut peer = Peer {
-            name: "libnetconf2 nc_server".into(),
+            name: name.into(),
             child,
             log,
         };
         match await_port(&mut peer, port) {
             Ok(took) => {
-                println!("libnetconf2 server listening on 127.0.0.1:{port} after {took:?}");
+                println!("{name} listening on 127.0.0.1:{port} after {took:?}");
                 return Ok((peer, port));
             }
             // Most likely the port was taken between free_port() and bind: try another.
@@ -434,13 +467,33 @@ impl Outcome {
 
 /// Runs a client process to completion, killing it (by pid) if it runs past `limit`.
 pub fn run_client(cmd: &mut Command, limit: Duration) -> Outcome {
+    run_client_with_stdin(cmd, None, limit)
+}
+
+/// Like [`run_client`], writing `stdin` (then closing it) when given, else no stdin at all.
+pub fn run_client_with_stdin(
+    cmd: &mut Command,
+    stdin: Option<Vec<u8>>,
+    limit: Duration,
+) -> Outcome {
     let start = Instant::now();
     let mut child = cmd
-        .stdin(Stdio::null())
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("starting {cmd:?}: {e}"));
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().expect("piped stdin");
+        // A writer of its own: the child may answer before it has read everything.
+        std::thread::spawn(move || {
+            let _ = pipe.write_all(&input);
+        });
+    }
     let (tx, rx) = std::sync::mpsc::channel();
     let mut out = child.stdout.take().expect("piped stdout");
     let mut err = child.stderr.take().expect("piped stderr");
@@ -716,6 +769,13 @@ enum Kind {
     Blocking(netconf_blocking::Server),
     Tokio(netconf_tokio::Server, Option<tokio::runtime::Runtime>),
     Smol(netconf_smol::Server),
+    /// The tokio server behind an `SshServer` listener (until the adapters have
+    /// `listen_ssh`): each accepted session's channel goes to `Server::serve_stream`.
+    TokioSsh {
+        server: netconf_tokio::Server,
+        rt: Option<tokio::runtime::Runtime>,
+        accept: tokio::task::JoinHandle<()>,
+    },
 }
 
 impl std::fmt::Debug for OurServer {
@@ -735,6 +795,7 @@ impl OurServer {
             Kind::Blocking(..) => "netconf-blocking",
             Kind::Tokio(..) => "netconf-tokio",
             Kind::Smol(..) => "netconf-smol",
+            Kind::TokioSsh { .. } => "netconf-tokio/ssh",
         }
     }
 
@@ -789,6 +850,67 @@ impl OurServer {
         }
     }
 
+    /// Starts the tokio server on a free port behind an SSH listener (netconf-ssh) with the
+    /// host key `keys.host_key`, accepting [`SSH_USER`] with [`SSH_PASSWORD`] or with
+    /// `keys.user_key`, on a runtime of its own.
+    pub fn tokio_ssh(keys: &SshKeys, store: &ToyStore) -> OurServer {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        let handler_store = store.clone();
+        let server = netconf_tokio::Server::new(server_options(store), move |req, _info| {
+            let store = handler_store.clone();
+            async move { store.answer(&req) }
+        });
+        let auth = netconf_ssh::StaticAuth::new()
+            .user(SSH_USER, SSH_PASSWORD)
+            .authorized_keys_file(SSH_USER, &keys.user_key.with_extension("pub"))
+            .expect("the user's public key");
+        let ssh = netconf_ssh::SshServer::new(
+            netconf_ssh::ServerOptions::default().host_key_file(&keys.host_key),
+            auth,
+        )
+        .expect("our SSH server loads the host key");
+        assert_eq!(
+            ssh.host_key_fingerprint(),
+            keys.host_fingerprint,
+            "our SSH server and ssh-keygen disagree on the host key's fingerprint"
+        );
+        let (addr, accept) = rt.block_on(async {
+            let tcp = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+                .await
+                .expect("binding the SSH listener on 127.0.0.1");
+            let addr = tcp.local_addr().expect("bound address");
+            let mut listener = ssh.listen(tcp);
+            let sessions = server.clone();
+            let accept = tokio::spawn(async move {
+                while let Some(session) = listener.accept().await {
+                    let sessions = sessions.clone();
+                    tokio::spawn(async move {
+                        let (peer, user) = (session.peer, session.username.clone());
+                        if let Err(e) = sessions
+                            .serve_stream(session.stream, Some(user), peer)
+                            .await
+                        {
+                            println!("netconf-tokio/ssh: session from {peer:?} refused: {e}");
+                        }
+                    });
+                }
+            });
+            (addr, accept)
+        });
+        OurServer {
+            addr,
+            kind: Kind::TokioSsh {
+                server,
+                rt: Some(rt),
+                accept,
+            },
+        }
+    }
+
     pub fn port(&self) -> u16 {
         self.addr.port()
     }
@@ -799,6 +921,7 @@ impl OurServer {
             Kind::Blocking(s) => s.sessions(),
             Kind::Tokio(s, _) => s.sessions(),
             Kind::Smol(s) => s.sessions(),
+            Kind::TokioSsh { server, .. } => server.sessions(),
         }
     }
 }
@@ -822,6 +945,16 @@ impl Drop for OurServer {
                 };
                 futures_lite::future::or(stop, limit).await
             }),
+            Kind::TokioSsh { server, rt, accept } => {
+                accept.abort();
+                if let Some(rt) = rt.take() {
+                    rt.block_on(async {
+                        let _ =
+                            tokio::time::timeout(Duration::from_secs(10), server.shutdown()).await;
+                    });
+                    rt.shutdown_timeout(Duration::from_secs(2));
+                }
+            }
         }
     }
 }
@@ -875,4 +1008,362 @@ pub fn check_client_operations(client: &str, out: &Outcome, store: &ToyStore, ta
         );
     }
     println!("{client}: handler saw {ops:?}");
+}
+
+// ---- SSH ------------------------------------------------------------------------------------
+
+/// The NETCONF user our SSH servers and libnetconf2's SSH server accept (password or key).
+/// sshd-fronted peers log in as the user running the tests instead (see [`current_user`]).
+pub const SSH_USER: &str = "netconf";
+pub const SSH_PASSWORD: &str = "interop-secret";
+
+/// A program on PATH (or in /usr/sbin, /sbin, where Debian puts sshd), as an absolute path.
+pub fn which(bin: &str) -> Result<PathBuf, String> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+        .map(|d| d.join(bin))
+        .find(|p| p.is_file())
+        .ok_or_else(|| format!("{bin} not found (apt-get install openssh-client openssh-server)"))
+}
+
+/// The login name of the user running the tests (sshd authenticates it by key).
+pub fn current_user() -> String {
+    let out = Command::new("id")
+        .arg("-un")
+        .output()
+        .expect("running id -un");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// One test's SSH keys, made with OpenSSH's ssh-keygen in its scratch directory.
+#[derive(Debug, Clone)]
+pub struct SshKeys {
+    /// The servers' host key: ECDSA P-256 (yangcli's libssh2 verifies no RSA host keys), in
+    /// OpenSSH format, which sshd, libssh (libnetconf2) and netconf-ssh all read.
+    pub host_key: PathBuf,
+    /// `ecdsa-sha2-nistp256 AAAA...` (type and base64, no comment).
+    pub host_public: String,
+    /// `SHA256:...` as ssh-keygen prints it.
+    pub host_fingerprint: String,
+    /// The client's key (ed25519, OpenSSH format); the public half at `.pub`.
+    pub user_key: PathBuf,
+    dir: PathBuf,
+}
+
+fn keygen(dir: &Path, name: &str, kind: &[&str]) -> Result<PathBuf, String> {
+    let path = dir.join(name);
+    let out = Command::new(which("ssh-keygen")?)
+        .args(["-q", "-N", "", "-C", name, "-t"])
+        .args(kind)
+        .arg("-f")
+        .arg(&path)
+        .output()
+        .map_err(|e| format!("ssh-keygen not runnable: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "ssh-keygen failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(path)
+}
+
+impl SshKeys {
+    /// Makes the keys under `scratch.dir/ssh/`.
+    pub fn new(scratch: &Scratch) -> Result<SshKeys, String> {
+        let dir = scratch.dir.join("ssh");
+        fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let host_key = keygen(&dir, "host_ecdsa", &["ecdsa", "-b", "256"])?;
+        let user_key = keygen(&dir, "user_ed25519", &["ed25519"])?;
+        let public =
+            fs::read_to_string(host_key.with_extension("pub")).map_err(|e| e.to_string())?;
+        let host_public = public
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ");
+        let out = Command::new(which("ssh-keygen")?)
+            .arg("-lf")
+            .arg(host_key.with_extension("pub"))
+            .output()
+            .map_err(|e| e.to_string())?;
+        let host_fingerprint = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .nth(1)
+            .ok_or("ssh-keygen -l printed no fingerprint")?
+            .to_owned();
+        // Who may log in to an sshd of ours: the user key.
+        fs::copy(user_key.with_extension("pub"), dir.join("authorized_keys"))
+            .map_err(|e| e.to_string())?;
+        Ok(SshKeys {
+            host_key,
+            host_public,
+            host_fingerprint,
+            user_key,
+            dir,
+        })
+    }
+
+    /// The base64 field of the host's public key (ncclient's `hostkey_b64`).
+    pub fn host_b64(&self) -> &str {
+        self.host_public
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or_default()
+    }
+
+    /// A known_hosts file in the scratch directory that holds the host key for
+    /// `[127.0.0.1]:port` (and nothing else).
+    pub fn known_hosts_for(&self, port: u16) -> PathBuf {
+        let path = self.dir.join(format!("known_hosts-{port}"));
+        fs::write(&path, format!("[127.0.0.1]:{port} {}\n", self.host_public))
+            .expect("writing known_hosts");
+        path
+    }
+
+    /// A known_hosts file that records another key for `[127.0.0.1]:port`: a changed key.
+    pub fn wrong_known_hosts_for(&self, port: u16) -> PathBuf {
+        let other = keygen(
+            &self.dir,
+            &format!("other_host_{port}"),
+            &["ecdsa", "-b", "256"],
+        )
+        .expect("ssh-keygen");
+        let public = fs::read_to_string(other.with_extension("pub")).expect("other key");
+        let public = public
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ");
+        let path = self.dir.join(format!("known_hosts-wrong-{port}"));
+        fs::write(&path, format!("[127.0.0.1]:{port} {public}\n")).expect("writing known_hosts");
+        path
+    }
+
+    /// The file sshd takes as AuthorizedKeysFile.
+    pub fn authorized_keys(&self) -> PathBuf {
+        self.dir.join("authorized_keys")
+    }
+}
+
+/// Our SSH client's options for `user` at `[127.0.0.1]:port`: the host key checked against a
+/// scratch known_hosts that holds it.
+pub fn our_ssh_options(keys: &SshKeys, port: u16, user: &str) -> netconf_ssh::ClientOptions {
+    netconf_ssh::ClientOptions::new(user)
+        .known_hosts(keys.known_hosts_for(port))
+        .connect_timeout(Duration::from_secs(10))
+        .auth_timeout(Duration::from_secs(10))
+        .subsystem_timeout(Duration::from_secs(10))
+}
+
+/// An OpenSSH sshd on 127.0.0.1 that runs `subsystem` for `Subsystem netconf`, for the user
+/// running the tests, authenticated by `keys.user_key` only. Its config, log and pid file live
+/// in the scratch directory; it is killed (by pid) when the [`Peer`] drops.
+pub fn start_sshd(
+    scratch: &Scratch,
+    keys: &SshKeys,
+    port: u16,
+    subsystem: &str,
+) -> Result<Peer, String> {
+    let sshd = which("sshd")?;
+    // sshd's privilege-separation directory; /run is a tmpfs that starts empty.
+    if current_user() == "root" {
+        let _ = fs::create_dir_all("/run/sshd");
+    }
+    let config = scratch.dir.join(format!("sshd_config-{port}"));
+    fs::write(
+        &config,
+        format!(
+            "Port {port}\n\
+             ListenAddress 127.0.0.1\n\
+             HostKey {host_key}\n\
+             PidFile {dir}/sshd-{port}.pid\n\
+             AuthorizedKeysFile {authorized}\n\
+             UsePAM no\n\
+             StrictModes no\n\
+             PubkeyAuthentication yes\n\
+             PasswordAuthentication no\n\
+             KbdInteractiveAuthentication no\n\
+             PermitRootLogin prohibit-password\n\
+             PrintMotd no\n\
+             PrintLastLog no\n\
+             UseDNS no\n\
+             Subsystem netconf {subsystem}\n",
+            host_key = keys.host_key.display(),
+            dir = scratch.dir.display(),
+            authorized = keys.authorized_keys().display(),
+        ),
+    )
+    .map_err(|e| e.to_string())?;
+    let log = scratch.dir.join(format!("sshd-{port}.log"));
+    let log_file = File::create(&log).map_err(|e| e.to_string())?;
+    let child = Command::new(&sshd)
+        .args(["-D", "-e", "-f"])
+        .arg(&config)
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone().map_err(|e| e.to_string())?)
+        .stderr(log_file)
+        .spawn()
+        .map_err(|e| format!("starting {}: {e}", sshd.display()))?;
+    let mut peer = Peer {
+        name: "OpenSSH sshd".into(),
+        child,
+        log,
+    };
+    let took = await_port(&mut peer, port)?;
+    println!("sshd listening on 127.0.0.1:{port} after {took:?} (Subsystem netconf {subsystem})");
+    Ok(peer)
+}
+
+/// The YANG module netconfd serves our toy data with (`<interop><greeting/><bulk>...`).
+pub fn yuma_module() -> PathBuf {
+    interop_src().join("yuma").join("interop.yang")
+}
+
+/// Checks what yuma123's netconfd needs: the binary, netconf-subsystem, and `~/.yuma` of the
+/// user's passwd entry (netconfd creates that directory, whatever HOME says, unless it exists:
+/// `tests/interop/install` makes it, so the run writes nothing outside its scratch directories).
+pub fn netconfd_prerequisites() -> Result<(PathBuf, PathBuf), String> {
+    let netconfd =
+        which("netconfd").map_err(|_| "netconfd not found (apt-get install netconfd)")?;
+    let subsystem = which("netconf-subsystem")
+        .map_err(|_| "netconf-subsystem not found (apt-get install netconfd)")?;
+    let out = Command::new("getent")
+        .args(["passwd", &current_user()])
+        .output()
+        .map_err(|e| format!("getent: {e}"))?;
+    let home = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .split(':')
+        .nth(5)
+        .unwrap_or_default()
+        .to_owned();
+    let yuma_dir = Path::new(&home).join(".yuma");
+    if !yuma_dir.is_dir() {
+        return Err(format!(
+            "{} is missing: netconfd would create it (run tests/interop/install)",
+            yuma_dir.display()
+        ));
+    }
+    Ok((netconfd, subsystem))
+}
+
+/// yuma123's netconfd behind an sshd: the two processes, and the sshd port.
+#[derive(Debug)]
+pub struct Yuma {
+    pub port: u16,
+    /// Dropped first: no new sessions reach netconfd while it stops.
+    pub sshd: Peer,
+    pub netconfd: Peer,
+}
+
+/// Starts netconfd (no startup config, access control off, target candidate, with
+/// [`yuma_module`] loaded) on a UNIX socket in the scratch directory, and an sshd whose
+/// `netconf` subsystem is netconf-subsystem pointed at that socket.
+pub fn start_yuma(scratch: &Scratch, keys: &SshKeys) -> Result<Yuma, String> {
+    let (netconfd, subsystem) = netconfd_prerequisites()?;
+    let home = scratch.dir.join("yuma-home");
+    fs::create_dir_all(home.join("data")).map_err(|e| e.to_string())?;
+    let mut last = String::new();
+    for attempt in 0..3 {
+        let port = free_port();
+        let sock = scratch.dir.join(format!("ncxserver-{port}.sock"));
+        let log = scratch.dir.join(format!("netconfd-{attempt}.log"));
+        let log_file = File::create(&log).map_err(|e| e.to_string())?;
+        let child = Command::new(&netconfd)
+            .arg("--no-startup")
+            .arg("--access-control=off")
+            .arg(format!("--superuser={}", current_user()))
+            .arg("--log-level=warn")
+            .arg(format!("--module={}", yuma_module().display()))
+            .arg(format!("--port={port}"))
+            .arg(format!("--ncxserver-sockname={}", sock.display()))
+            // netconfd keeps its startup transaction id under $YUMA_HOME/data.
+            .env("YUMA_HOME", &home)
+            .env("HOME", &home)
+            .current_dir(&scratch.dir)
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log_file)
+            .spawn()
+            .map_err(|e| format!("starting netconfd: {e}"))?;
+        let mut netconfd_peer = Peer {
+            name: "yuma123 netconfd".into(),
+            child,
+            log,
+        };
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(status)) = netconfd_peer.child.try_wait() {
+                return Err(format!(
+                    "netconfd exited ({status}) before listening:\n{}",
+                    netconfd_peer.log_text()
+                ));
+            }
+            if std::os::unix::net::UnixStream::connect(&sock).is_ok() {
+                break;
+            }
+            if start.elapsed() > Duration::from_secs(15) {
+                return Err(format!(
+                    "netconfd not listening on {} after 15 s:\n{}",
+                    sock.display(),
+                    netconfd_peer.log_text()
+                ));
+            }
+            // A poll interval while netconfd starts (about 100 ms), not a fixed sleep.
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        println!(
+            "netconfd listening on {} after {:?}",
+            sock.display(),
+            start.elapsed()
+        );
+        let command = format!(
+            "{} --ncxserver-sockname={port}@{}",
+            subsystem.display(),
+            sock.display()
+        );
+        match start_sshd(scratch, keys, port, &command) {
+            Ok(sshd) => {
+                return Ok(Yuma {
+                    port,
+                    sshd,
+                    netconfd: netconfd_peer,
+                })
+            }
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// libnetconf2's server in stdio mode (`nc_server --stdio`) as sshd's netconf subsystem:
+/// OpenSSH's SSH layer in front of libnetconf2's NETCONF layer. Returns sshd and its port;
+/// each session's log is `scratch.dir/nc_server-stdio.log`.
+pub fn start_nc_server_stdio(
+    scratch: &Scratch,
+    keys: &SshKeys,
+    data_size: Option<usize>,
+) -> Result<(Peer, u16), String> {
+    let bin = c_peer("nc_server")?;
+    let mut command = format!(
+        "{} --stdio --user {} --schemas {} --log {}",
+        bin.display(),
+        current_user(),
+        scratch.schema_dir.display(),
+        scratch.dir.join("nc_server-stdio.log").display()
+    );
+    if let Some(n) = data_size {
+        command.push_str(&format!(" --data-size {n}"));
+    }
+    let mut last = String::new();
+    for _ in 0..3 {
+        let port = free_port();
+        match start_sshd(scratch, keys, port, &command) {
+            Ok(sshd) => return Ok((sshd, port)),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
 }

@@ -1,9 +1,16 @@
 /*
- * A small NETCONF-over-TLS client on libnetconf2 2.0.x's client API (nc_connect_tls), for the
- * interop suite: it talks to OUR blocking and tokio servers.
+ * A small NETCONF client on libnetconf2 2.0.x's client API, for the interop suite: it talks to
+ * OUR servers over TLS (nc_connect_tls) or SSH (nc_connect_ssh, libssh).
  *
  *   nc_client --port PORT --cert client.pem --key client.key --ca ca.pem --schemas DIR
  *             [--host H] [--tag TEXT] [--big BYTES]
+ *   nc_client --transport ssh --port PORT --user NAME --hostkey-sha256 SHA256:... --schemas DIR
+ *             [--password PW | --pubkey KEY.pub --privkey KEY] [--host H] [--tag TEXT] [--big BYTES]
+ *
+ * Over SSH the server's host key must have the given fingerprint (checked by our own callback,
+ * so libssh never reads or writes a known_hosts file), and only publickey (with --privkey) or
+ * password (with --password) is tried: libnetconf2's keyboard-interactive default would prompt
+ * on the terminal.
  *
  * DIR is libnetconf2's schema search path, which it also writes the schemas it fetches with
  * <get-schema> into: always a scratch directory of the test's own.
@@ -28,6 +35,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <libssh/libssh.h>
 #include <libyang/libyang.h>
 #include <nc_client.h>
 
@@ -47,6 +55,34 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static const char *opt_password, *opt_hostkey_sha256;
+
+static char *password_clb(const char *username, const char *hostname, void *priv)
+{
+    (void)username; (void)hostname; (void)priv;
+    return strdup(opt_password ? opt_password : "");
+}
+
+/* 0 accepts: the server's host key has the fingerprint we were given. */
+static int hostkey_clb(const char *hostname, ssh_session ssh, void *priv)
+{
+    (void)hostname; (void)priv;
+    ssh_key key = NULL;
+    unsigned char *hash = NULL;
+    size_t len = 0;
+    int ok = 0;
+    if (ssh_get_server_publickey(ssh, &key) == SSH_OK &&
+        ssh_get_publickey_hash(key, SSH_PUBLICKEY_HASH_SHA256, &hash, &len) == 0) {
+        char *fp = ssh_get_fingerprint_hash(SSH_PUBLICKEY_HASH_SHA256, hash, len);
+        ok = fp && opt_hostkey_sha256 && !strcmp(fp, opt_hostkey_sha256);
+        fprintf(stderr, "nc_client: host key %s %s\n", fp ? fp : "?", ok ? "matches" : "does NOT match");
+        ssh_string_free_char(fp);
+        ssh_clean_pubkey_hash(&hash);
+    }
+    ssh_key_free(key);
+    return ok ? 0 : -1;
 }
 
 /* Sends rpc, waits for its reply. Returns the reply's operation tree (may be NULL for <ok/>). */
@@ -116,7 +152,7 @@ static void oneline(char *s)
 int main(int argc, char **argv)
 {
     const char *host = "127.0.0.1", *cert = NULL, *key = NULL, *ca = NULL, *tag = "libnetconf2";
-    const char *schemas = NULL;
+    const char *schemas = NULL, *transport = "tls", *user = NULL, *pubkey = NULL, *privkey = NULL;
     int port = 0;
     long big = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -129,10 +165,20 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--tag")) tag = v;
         else if (!strcmp(a, "--big")) big = atol(v);
         else if (!strcmp(a, "--schemas")) schemas = v;
+        else if (!strcmp(a, "--transport")) transport = v;
+        else if (!strcmp(a, "--user")) user = v;
+        else if (!strcmp(a, "--password")) opt_password = v;
+        else if (!strcmp(a, "--pubkey")) pubkey = v;
+        else if (!strcmp(a, "--privkey")) privkey = v;
+        else if (!strcmp(a, "--hostkey-sha256")) opt_hostkey_sha256 = v;
         else fail("usage", a);
     }
-    if (!port || !cert || !key || !ca || !schemas) {
-        fail("usage", "nc_client --port P --cert C --key K --ca CA --schemas DIR [--tag T] [--big BYTES]");
+    int ssh = !strcmp(transport, "ssh");
+    if (!port || !schemas || (ssh ? !user || !opt_hostkey_sha256 || (!opt_password && !privkey)
+                                   : !cert || !key || !ca)) {
+        fail("usage", "nc_client --port P --cert C --key K --ca CA --schemas DIR [--tag T] [--big BYTES]"
+                      " | nc_client --transport ssh --port P --user U --hostkey-sha256 FP --schemas DIR"
+                      " [--password PW | --pubkey PUB --privkey KEY] [--tag T] [--big BYTES]");
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
     nc_verbosity(NC_VERB_WARNING);
@@ -141,14 +187,25 @@ int main(int argc, char **argv)
      * the server announces ietf-netconf-monitoring) and *writes* what it fetched into this
      * directory: it must be a scratch directory of the test's own, never a system one. */
     nc_client_set_schema_searchpath(schemas);
-    if (nc_client_tls_set_cert_key_paths(cert, key) || nc_client_tls_set_trusted_ca_paths(ca, NULL)) {
+    if (ssh) {
+        nc_client_ssh_set_username(user);
+        nc_client_ssh_set_auth_hostkey_check_clb(hostkey_clb, NULL);
+        nc_client_ssh_set_auth_password_clb(password_clb, NULL);
+        nc_client_ssh_set_auth_pref(NC_SSH_AUTH_INTERACTIVE, -1);
+        nc_client_ssh_set_auth_pref(NC_SSH_AUTH_PASSWORD, opt_password ? 2 : -1);
+        nc_client_ssh_set_auth_pref(NC_SSH_AUTH_PUBLICKEY, privkey ? 3 : -1);
+        if (privkey && nc_client_ssh_add_keypair(pubkey ? pubkey : "", privkey)) {
+            fail("setup", "SSH key pair");
+        }
+    } else if (nc_client_tls_set_cert_key_paths(cert, key) ||
+               nc_client_tls_set_trusted_ca_paths(ca, NULL)) {
         fail("setup", "TLS paths");
     }
 
     double t0 = now_s();
-    session = nc_connect_tls(host, (uint16_t)port, NULL);
+    session = ssh ? nc_connect_ssh(host, (uint16_t)port, NULL) : nc_connect_tls(host, (uint16_t)port, NULL);
     if (!session) {
-        fail("HELLO", "nc_connect_tls failed");
+        fail("HELLO", ssh ? "nc_connect_ssh failed" : "nc_connect_tls failed");
     }
     const char *const *caps = nc_session_get_cpblts(session);
     int ncaps = 0;

@@ -1,11 +1,20 @@
 /*
- * A small NETCONF-over-TLS server on libnetconf2 2.0.x's server API, for the interop suite.
+ * A small NETCONF server on libnetconf2 2.0.x's server API, for the interop suite: over TLS,
+ * over SSH (libssh), or one session on stdin/stdout (for OpenSSH's sshd to run as its
+ * `netconf` subsystem).
  *
- *   nc_server --port PORT --cert server.pem --key server.key --ca ca.pem --schemas DIR
- *             [--data-size BYTES]
+ *   nc_server --schemas DIR [--data-size BYTES]
+ *             [--port PORT --cert server.pem --key server.key --ca ca.pem]       TLS endpoint
+ *             [--ssh-port PORT --hostkey KEY --user NAME [--password PW] [--authkey PUB]]
+ *                                                                              SSH endpoint
+ *   nc_server --stdio --user NAME --schemas DIR [--data-size BYTES] [--log FILE]
  *
- * Listens on 127.0.0.1:PORT only. Clients must present a certificate signed by ca.pem; the
- * cert-to-name entry maps the CA's SHA-256 fingerprint to the user "admin".
+ * Endpoints listen on 127.0.0.1 only. TLS clients must present a certificate signed by
+ * ca.pem; the cert-to-name entry maps the CA's SHA-256 fingerprint to the user "admin".
+ * SSH clients log in as NAME with PW (password) or with the key in PUB (publickey); the host
+ * key KEY is a private key file (OpenSSH or PEM format: libssh reads both). With --stdio the
+ * one session runs on stdin/stdout as NAME (nc_accept_inout) and the program exits when it
+ * ends; diagnostics go to FILE, since sshd would hand stderr to the client.
  *
  * Answers:
  *   get            <data> with a small state + config document
@@ -19,7 +28,10 @@
  *   - trusted CA paths alone reject every client: a trusted-cert-list callback is required;
  *   - Debian ships ietf-netconf, ietf-netconf-monitoring and ietf-netconf-acm as no files: the
  *     tests copy tests/interop/yang/ into a scratch directory and pass it as DIR;
- *   - edit-config on running needs the writable-running feature, commit/discard the candidate one.
+ *   - edit-config on running needs the writable-running feature, commit/discard the candidate one;
+ *   - without callbacks of ours, SSH password and keyboard-interactive logins are checked
+ *     against the system's users: the endpoint allows publickey and password only, and the
+ *     password callback checks NAME/PW.
  *
  * Build: gcc -O2 -o nc_server nc_server.c $(pkg-config --cflags --libs libnetconf2 libyang) \
  *            -lssh -lssl -lcrypto -lpthread
@@ -41,8 +53,9 @@
 #include <openssl/x509.h>
 
 static const char *opt_cert, *opt_key, *opt_ca, *opt_schemas;
+static const char *opt_hostkey, *opt_user, *opt_password, *opt_authkey, *opt_log;
 static long opt_data_size = 0;
-static int opt_port = 0;
+static int opt_port = 0, opt_ssh_port = 0, opt_stdio = 0;
 
 static struct ly_ctx *ctx;
 static struct nc_pollsession *ps;
@@ -238,6 +251,28 @@ static char *ca_fingerprint(void)
     return out;
 }
 
+/* ---- SSH callbacks ------------------------------------------------------------------------ */
+
+static int hostkey_clb(const char *name, void *user_data, char **privkey_path, char **privkey_data,
+                       NC_SSH_KEY_TYPE *privkey_type)
+{
+    (void)name; (void)user_data; (void)privkey_data; (void)privkey_type;
+    *privkey_path = strdup(opt_hostkey);
+    return 0;
+}
+
+/* 0 accepts: the configured user with the configured password, nobody else. */
+static int passwd_clb(const struct nc_session *session, const char *password, void *user_data)
+{
+    (void)user_data;
+    const char *user = nc_session_get_username(session);
+    int ok = opt_password && user && password && !strcmp(user, opt_user) &&
+             !strcmp(password, opt_password);
+    fprintf(stderr, "nc_server: password login as %s %s\n", user ? user : "?",
+            ok ? "accepted" : "refused");
+    return ok ? 0 : 1;
+}
+
 /* ---- session loop ------------------------------------------------------------------------ */
 
 static void *accept_thread(void *arg)
@@ -276,12 +311,48 @@ static void make_big_data(void)
     len += sprintf(big_data + len, "%s", tail);
 }
 
+/* One session on stdin/stdout (sshd's subsystem), polled until it ends. */
+static int serve_stdio(void)
+{
+    struct nc_session *session = NULL;
+    NC_MSG_TYPE r = nc_accept_inout(STDIN_FILENO, STDOUT_FILENO, opt_user, &session);
+    if (r != NC_MSG_HELLO) {
+        fprintf(stderr, "nc_server: stdio session not established (%d)\n", (int)r);
+        return 1;
+    }
+    fprintf(stderr, "nc_server: stdio session %u as %s\n", nc_session_get_id(session), opt_user);
+    ps = nc_ps_new();
+    nc_ps_add_session(ps, session);
+    while (!stopping) {
+        struct nc_session *polled = NULL;
+        int p = nc_ps_poll(ps, 1000, &polled);
+        if (p & (NC_PSPOLL_SESSION_TERM | NC_PSPOLL_ERROR)) {
+            break;
+        }
+    }
+    nc_ps_clear(ps, 1, NULL);
+    nc_ps_free(ps);
+    nc_server_destroy();
+    ly_ctx_destroy(ctx);
+    fprintf(stderr, "nc_server: stdio session ended\n");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    static const char *usage =
+        "usage: nc_server --schemas DIR [--data-size BYTES]"
+        " [--port P --cert C --key K --ca CA]"
+        " [--ssh-port P --hostkey KEY --user NAME [--password PW] [--authkey PUB]]"
+        " | nc_server --stdio --user NAME --schemas DIR [--data-size BYTES] [--log FILE]";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--stdio")) {
+            opt_stdio = 1;
+            continue;
+        }
         if (!v) {
-            die("every option takes a value");
+            die(usage);
         }
         if (!strcmp(a, "--port")) opt_port = atoi(v);
         else if (!strcmp(a, "--cert")) opt_cert = v;
@@ -289,18 +360,31 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--ca")) opt_ca = v;
         else if (!strcmp(a, "--data-size")) opt_data_size = atol(v);
         else if (!strcmp(a, "--schemas")) opt_schemas = v;
-        else die("usage: nc_server --port P --cert C --key K --ca CA --schemas DIR [--data-size BYTES]");
+        else if (!strcmp(a, "--ssh-port")) opt_ssh_port = atoi(v);
+        else if (!strcmp(a, "--hostkey")) opt_hostkey = v;
+        else if (!strcmp(a, "--user")) opt_user = v;
+        else if (!strcmp(a, "--password")) opt_password = v;
+        else if (!strcmp(a, "--authkey")) opt_authkey = v;
+        else if (!strcmp(a, "--log")) opt_log = v;
+        else die(usage);
         i++;
     }
-    if (!opt_port || !opt_cert || !opt_key || !opt_ca || !opt_schemas) {
-        die("usage: nc_server --port P --cert C --key K --ca CA --schemas DIR [--data-size BYTES]");
+    int tls = opt_port != 0, ssh = opt_ssh_port != 0;
+    if (!opt_schemas || (!tls && !ssh && !opt_stdio) || (opt_stdio && (tls || ssh || !opt_user)) ||
+        (tls && (!opt_cert || !opt_key || !opt_ca)) || (ssh && (!opt_hostkey || !opt_user))) {
+        die(usage);
+    }
+    if (opt_log && !freopen(opt_log, "a", stderr)) {
+        die("cannot open the log file");
     }
     setvbuf(stderr, NULL, _IOLBF, 0);
     /* If the test process dies without running its guards (killed by a signal), follow it:
      * never leave a server behind. The test thread that started us outlives our use. */
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() == 1) {
-        die("parent already gone");
+    if (!opt_stdio) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() == 1) {
+            die("parent already gone");
+        }
     }
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
@@ -333,25 +417,51 @@ int main(int argc, char **argv)
     if (nc_server_init(ctx)) {
         die("nc_server_init failed");
     }
-    if (nc_server_add_endpt("tls", NC_TI_OPENSSL) ||
-        nc_server_endpt_set_address("tls", "127.0.0.1") ||
-        nc_server_endpt_set_port("tls", (uint16_t)opt_port)) {
-        die("cannot listen on 127.0.0.1 (port taken?)");
+    if (opt_stdio) {
+        return serve_stdio();
     }
-    nc_server_tls_set_server_cert_clb(server_cert_clb, NULL, NULL);
-    nc_server_tls_set_trusted_cert_list_clb(trusted_list_clb, NULL, NULL);
-    char *fp = ca_fingerprint();
-    if (nc_server_tls_endpt_set_server_cert("tls", "server") ||
-        nc_server_tls_endpt_add_trusted_cert_list("tls", "clients") ||
-        nc_server_tls_endpt_add_ctn("tls", 1, fp, NC_TLS_CTN_SPECIFIED, "admin")) {
-        die("TLS endpoint configuration failed");
+    if (tls) {
+        if (nc_server_add_endpt("tls", NC_TI_OPENSSL) ||
+            nc_server_endpt_set_address("tls", "127.0.0.1") ||
+            nc_server_endpt_set_port("tls", (uint16_t)opt_port)) {
+            die("cannot listen on 127.0.0.1 (port taken?)");
+        }
+        nc_server_tls_set_server_cert_clb(server_cert_clb, NULL, NULL);
+        nc_server_tls_set_trusted_cert_list_clb(trusted_list_clb, NULL, NULL);
+        char *fp = ca_fingerprint();
+        if (nc_server_tls_endpt_set_server_cert("tls", "server") ||
+            nc_server_tls_endpt_add_trusted_cert_list("tls", "clients") ||
+            nc_server_tls_endpt_add_ctn("tls", 1, fp, NC_TLS_CTN_SPECIFIED, "admin")) {
+            die("TLS endpoint configuration failed");
+        }
+        free(fp);
     }
-    free(fp);
+    if (ssh) {
+        if (nc_server_add_endpt("ssh", NC_TI_LIBSSH) ||
+            nc_server_endpt_set_address("ssh", "127.0.0.1") ||
+            nc_server_endpt_set_port("ssh", (uint16_t)opt_ssh_port)) {
+            die("cannot listen on 127.0.0.1 for SSH (port taken?)");
+        }
+        nc_server_ssh_set_hostkey_clb(hostkey_clb, NULL, NULL);
+        nc_server_ssh_set_passwd_auth_clb(passwd_clb, NULL, NULL);
+        if (nc_server_ssh_endpt_add_hostkey("ssh", "hostkey", -1) ||
+            nc_server_ssh_endpt_set_auth_methods("ssh", NC_SSH_AUTH_PUBLICKEY | NC_SSH_AUTH_PASSWORD)) {
+            die("SSH endpoint configuration failed");
+        }
+        if (opt_authkey && nc_server_ssh_add_authkey_path(opt_authkey, opt_user)) {
+            die("cannot load the authorized key");
+        }
+    }
 
     ps = nc_ps_new();
     pthread_t acceptor;
     pthread_create(&acceptor, NULL, accept_thread, NULL);
-    fprintf(stderr, "nc_server: listening on 127.0.0.1:%d\n", opt_port);
+    if (tls) {
+        fprintf(stderr, "nc_server: TLS listening on 127.0.0.1:%d\n", opt_port);
+    }
+    if (ssh) {
+        fprintf(stderr, "nc_server: SSH listening on 127.0.0.1:%d\n", opt_ssh_port);
+    }
 
     while (!stopping) {
         pthread_mutex_lock(&ps_mutex);

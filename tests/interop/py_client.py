@@ -1,12 +1,20 @@
 #!/usr/bin/env python3
-"""A NETCONF-over-TLS client run by the interop suite against OUR servers, on one of two
-independent Python libraries from PyPI:
+"""A NETCONF client run by the interop suite against OUR servers, over TLS or SSH, on one of
+two independent Python libraries from PyPI:
 
-  --lib ncclient        ncclient 0.7.x   manager.connect_tls(..., protocol=ssl.PROTOCOL_TLS_CLIENT)
-  --lib netconf-client  netconf-client 3.6.x  connect_tls(...) + Manager(session)
+  --lib ncclient        ncclient 0.7.x   TLS: manager.connect_tls(..., protocol=ssl.PROTOCOL_TLS_CLIENT)
+                                         SSH: manager.connect(...) (paramiko)
+  --lib netconf-client  netconf-client 3.6.x  connect_tls(...) / connect_ssh(...) + Manager(session)
 
   py_client.py --lib LIB --port P --cert client.pem --key client.key --ca ca.pem
                [--host H] [--tag TEXT] [--big BYTES] [--timeout SECONDS]
+  py_client.py --lib LIB --transport ssh --port P --user NAME --password PW --hostkey-b64 KEY
+               [--host H] [--tag TEXT] [--big BYTES] [--timeout SECONDS]
+
+Over SSH the server's host key must be KEY (the base64 field of its OpenSSH public key): ncclient
+checks it itself (hostkey_b64, with hostkey_verify on); netconf-client 3.6 accepts a hostkey_b64
+argument but never compares it, so this script compares the key paramiko saw. Neither library
+may look at an agent, ~/.ssh keys or ~/.ssh/config.
 
 Without --big: hello, get-config, edit-config (a greeting naming TEXT), get-config again,
 lock, unlock, close. With --big: hello, one get-config whose reply must be >= BYTES, close.
@@ -61,9 +69,16 @@ def run_ncclient(args):
 
     t0 = time.monotonic()
     with Step("HELLO"):
-        m = manager.connect_tls(host=args.host, port=args.port, certfile=args.cert,
-                                keyfile=args.key, ca_certs=args.ca,
-                                protocol=ssl.PROTOCOL_TLS_CLIENT, timeout=args.timeout)
+        if args.transport == "ssh":
+            m = manager.connect(host=args.host, port=args.port, username=args.user,
+                                password=args.password, hostkey_verify=True,
+                                hostkey_b64=args.hostkey_b64, allow_agent=False,
+                                look_for_keys=False, ssh_config=None, timeout=args.timeout)
+            m.timeout = args.timeout
+        else:
+            m = manager.connect_tls(host=args.host, port=args.port, certfile=args.cert,
+                                    keyfile=args.key, ca_certs=args.ca,
+                                    protocol=ssl.PROTOCOL_TLS_CLIENT, timeout=args.timeout)
         caps = list(m.server_capabilities)
     say("HELLO session-id=%s capabilities=%d base11=%d seconds=%.3f"
         % (m.session_id, len(caps), int(BASE11 in caps), time.monotonic() - t0))
@@ -101,14 +116,22 @@ def run_ncclient(args):
 
 
 def run_netconf_client(args):
-    from netconf_client.connect import connect_tls
+    from netconf_client.connect import connect_ssh, connect_tls
     from netconf_client.ncclient import Manager
 
     t0 = time.monotonic()
     with Step("HELLO"):
-        session = connect_tls(host=args.host, port=args.port, keyfile=args.key,
-                              certfile=args.cert, ca_certs=args.ca,
-                              initial_timeout=args.timeout, general_timeout=args.timeout)
+        if args.transport == "ssh":
+            session = connect_ssh(host=args.host, port=args.port, username=args.user,
+                                  password=args.password, hostkey_b64=args.hostkey_b64,
+                                  initial_timeout=args.timeout, general_timeout=args.timeout)
+            seen = session.sock.transport.get_remote_server_key().get_base64()
+            if seen != args.hostkey_b64:
+                raise RuntimeError("host key %s is not the expected %s" % (seen, args.hostkey_b64))
+        else:
+            session = connect_tls(host=args.host, port=args.port, keyfile=args.key,
+                                  certfile=args.cert, ca_certs=args.ca,
+                                  initial_timeout=args.timeout, general_timeout=args.timeout)
         m = Manager(session, timeout=args.timeout)
         caps = list(session.server_capabilities)
     say("HELLO session-id=%s capabilities=%d base11=%d seconds=%.3f"
@@ -148,13 +171,22 @@ def main():
     p.add_argument("--lib", required=True, choices=["ncclient", "netconf-client"])
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, required=True)
-    p.add_argument("--cert", required=True)
-    p.add_argument("--key", required=True)
-    p.add_argument("--ca", required=True)
+    p.add_argument("--transport", default="tls", choices=["tls", "ssh"])
+    p.add_argument("--cert")
+    p.add_argument("--key")
+    p.add_argument("--ca")
+    p.add_argument("--user")
+    p.add_argument("--password")
+    p.add_argument("--hostkey-b64")
     p.add_argument("--tag", default=None)
     p.add_argument("--big", type=int, default=0)
     p.add_argument("--timeout", type=float, default=30.0)
     args = p.parse_args()
+    if args.transport == "ssh":
+        if not (args.user and args.password and args.hostkey_b64):
+            p.error("--transport ssh needs --user, --password and --hostkey-b64")
+    elif not (args.cert and args.key and args.ca):
+        p.error("TLS needs --cert, --key and --ca")
     if args.tag is None:
         args.tag = args.lib
     if args.lib == "ncclient":

@@ -28,6 +28,11 @@ pub use netconf_ssh::{
 impl Client {
     /// Connects over SSH (RFC 6242; port 830 unless `addr` names one) with default NETCONF
     /// options and spawns the driver on the current tokio runtime.
+    ///
+    /// The SSH steps keep `ssh`'s deadlines (connect and key exchange, authentication,
+    /// subsystem start: 30 s each unless set), each failing as `Error::Timeout` of its
+    /// kind; any other SSH failure is `Error::Ssh` with the [`SshError`] as its source
+    /// (downcast it to match), a failed TCP connect `Error::Io`.
     pub async fn connect_ssh(addr: &str, ssh: &SshClientOptions) -> Result<Client, Error> {
         Client::connect_ssh_with(addr, ssh, &ClientOptions::new()).await
     }

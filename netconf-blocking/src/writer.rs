@@ -140,34 +140,38 @@ impl Writer {
             let result = transport.write_all(&piece).and_then(|()| transport.flush());
             self.queued.fetch_sub(piece.len(), Ordering::SeqCst);
             self.pieces.fetch_sub(1, Ordering::SeqCst);
-            if result.is_ok() {
-                self.written.fetch_add(piece.len() as u64, Ordering::SeqCst);
-            } else {
-                self.failed.store(true, Ordering::SeqCst);
-            }
-            on_written();
-            if let Err(e) = result {
-                let e = match e.kind() {
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "the peer stopped reading: write timed out",
-                    ),
-                    _ => e,
-                };
-                {
-                    let mut q = self.lock();
-                    q.closing = true;
-                    let dropped: usize = q.pieces.iter().map(|p| p.len()).sum();
-                    self.pieces.fetch_sub(q.pieces.len(), Ordering::SeqCst);
-                    q.pieces.clear();
-                    self.queued.fetch_sub(dropped, Ordering::SeqCst);
+            let e = match result {
+                Ok(()) => {
+                    self.written.fetch_add(piece.len() as u64, Ordering::SeqCst);
+                    on_written();
+                    continue;
                 }
-                // The session hears why first: shutting the transport wakes the reading
-                // thread with an end of stream, which would otherwise be taken as the cause.
-                on_error(e);
-                transport.shutdown();
-                return;
+                Err(e) => e,
+            };
+            let e = match e.kind() {
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the peer stopped reading: write timed out",
+                ),
+                _ => e,
+            };
+            {
+                let mut q = self.lock();
+                q.closing = true;
+                let dropped: usize = q.pieces.iter().map(|p| p.len()).sum();
+                self.pieces.fetch_sub(q.pieces.len(), Ordering::SeqCst);
+                q.pieces.clear();
+                self.queued.fetch_sub(dropped, Ordering::SeqCst);
             }
+            // The session hears why first, before any waiter learns that the write failed
+            // (a caller of `send` woken by `failed` alone would find no result yet and
+            // report a local close), and before shutting the transport wakes the reading
+            // thread with an end of stream, which would otherwise be taken as the cause.
+            on_error(e);
+            self.failed.store(true, Ordering::SeqCst);
+            on_written();
+            transport.shutdown();
+            return;
         }
         if self.lock().shutdown_after {
             transport.shutdown();

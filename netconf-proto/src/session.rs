@@ -193,6 +193,9 @@ pub struct Session {
     incoming: Option<(u64, Option<DataStream>)>,
     /// The current message was looked at and is not one to stream.
     received_whole: bool,
+    /// How much of the current message there was when it was last looked at: it is looked
+    /// at again only when it has doubled, so looking costs linear time whatever the splits.
+    sniffed_at: usize,
     /// The streamed reply being sent (server), and the last bytes sent of it (for the
     /// end-of-message delimiter check across pieces).
     outgoing: Option<(RequestId, Vec<u8>)>,
@@ -243,6 +246,7 @@ impl Session {
             streamed: HashSet::new(),
             incoming: None,
             received_whole: false,
+            sniffed_at: 0,
             outgoing: None,
         };
         let hello = message::write_hello(&s.config.capabilities, session_id);
@@ -383,7 +387,17 @@ impl Session {
             match piece {
                 Piece::Data(bytes) => self.receive(bytes)?,
                 Piece::End => {
+                    // Looked at again whole if undecided, so the decision never depends on
+                    // how the message was split.
+                    if self.incoming.is_none()
+                        && !self.received_whole
+                        && !self.streamed.is_empty()
+                        && self.state != State::Hello
+                    {
+                        self.decide_streaming()?;
+                    }
                     self.received_whole = false;
+                    self.sniffed_at = 0;
                     if let Some((id, stream)) = self.incoming.take() {
                         self.end_stream(id, stream)?;
                         continue;
@@ -1104,8 +1118,10 @@ impl Session {
         let may_decide = !self.streamed.is_empty()
             && !self.received_whole
             && self.state != State::Hello
-            && memchr::memchr(b'>', bytes).is_some();
+            && self.message.len() >= 2 * self.sniffed_at
+            && memchr::memchr(b'>', &self.message[self.sniffed_at..]).is_some();
         if may_decide {
+            self.sniffed_at = self.message.len();
             self.decide_streaming()?;
         }
         Ok(())

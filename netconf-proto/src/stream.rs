@@ -33,7 +33,10 @@ const SNIFF_LIMIT: usize = 64 * 1024;
 
 /// Looks at the start of a message (`prefix`) for `<rpc-reply ...><data ...>`.
 pub(crate) fn sniff(prefix: &[u8]) -> Sniff {
-    // Only complete tags can be judged: parse up to the last `>`.
+    // Only the first SNIFF_LIMIT bytes count (the same decision whatever arrived since),
+    // and only complete tags can be judged: parse up to the last `>` among them.
+    let whole_len = prefix.len();
+    let prefix = &prefix[..whole_len.min(SNIFF_LIMIT + 1)];
     let Some(last_gt) = memrchr(b'>', prefix) else {
         return if prefix.len() > SNIFF_LIMIT {
             Sniff::Whole
@@ -50,9 +53,18 @@ pub(crate) fn sniff(prefix: &[u8]) -> Sniff {
     };
     let mut reader = NsReader::from_str(text);
     let mut root: Option<(String, String)> = None;
+    let undecided = || {
+        if prefix.len() > SNIFF_LIMIT {
+            Sniff::Whole
+        } else {
+            Sniff::NeedMore
+        }
+    };
     loop {
+        // An error may be the cut (a comment, a processing instruction, a quoted `>` not
+        // finished yet): only what more bytes cannot change decides.
         let Ok((ns, event)) = reader.read_resolved_event() else {
-            return Sniff::Whole;
+            return undecided();
         };
         let ns_is_base = |ns: &quick_xml::name::ResolveResult<'_>| matches!(ns, quick_xml::name::ResolveResult::Bound(n) if n.0 == NS_BASE);
         match event {
@@ -98,11 +110,11 @@ pub(crate) fn sniff(prefix: &[u8]) -> Sniff {
             }
             XmlEvent::Eof => {
                 // Before the data starts: more bytes may show it, unless a bad byte (which
-                // only the whole-message parser reports) or the limit came first.
-                return if prefix.len() > SNIFF_LIMIT || text.len() < head.len() {
+                // only the whole-message parser reports) came first.
+                return if text.len() < head.len() {
                     Sniff::Whole
                 } else {
-                    Sniff::NeedMore
+                    undecided()
                 };
             }
             _ => return Sniff::Whole,

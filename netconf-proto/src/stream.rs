@@ -310,9 +310,9 @@ mod tests {
         for msg in [
             format!("<rpc-reply xmlns=\"{NS}\" message-id=\"1\"><ok/></rpc-reply>"),
             format!("<rpc-reply xmlns=\"{NS}\" message-id=\"1\"><rpc-error>"),
-            format!("<notification xmlns=\"urn:x\"><eventTime>"),
+            "<notification xmlns=\"urn:x\"><eventTime>".to_string(),
             format!("<rpc-reply xmlns=\"{NS}\"><data>"),
-            format!("<rpc-reply xmlns=\"urn:other\" message-id=\"1\"><data>"),
+            "<rpc-reply xmlns=\"urn:other\" message-id=\"1\"><data>".to_string(),
         ] {
             assert_eq!(sniff(msg.as_bytes()), Sniff::Whole, "{msg}");
         }

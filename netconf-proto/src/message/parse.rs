@@ -622,7 +622,7 @@ impl<'a> Parser<'a> {
             .trim_end_matches(is_xml_space)
             .len()
             .max(start);
-        if memchr::memmem::find(self.text[start..end].as_bytes(), b"rpc-error").is_some() {
+        if memchr::memmem::find(&self.text.as_bytes()[start..end], b"rpc-error").is_some() {
             if let Some(s) = opened {
                 self.skip(s)?;
             }

@@ -14,6 +14,9 @@ use netconf_proto::client::{
     close_result, ClientCore, ClientOptions, ClientOutput, Delivery, NotificationItem,
     NotificationSink,
 };
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::stream::{DataReader, StreamShared, StreamSink};
 use netconf_proto::operations::{Operation, Rpc, RpcBody};
 use netconf_proto::rustls::pki_types::ServerName;
 use netconf_proto::tls::ClientTlsOptions;
@@ -47,8 +50,8 @@ impl NotificationSink for Sink {
     }
 }
 
-struct State {
-    core: ClientCore<Ticket, Sink>,
+pub(crate) struct State {
+    core: ClientCore<Ticket, Sink, StreamSink>,
     results: HashMap<Ticket, Result<RpcReply, Error>>,
     /// The callers waiting for a result, each woken alone when its result arrives (with
     /// many callers in flight, waking them all for every reply would cost each reply as
@@ -62,16 +65,21 @@ struct State {
     ended: Option<SessionEnd>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     state: Mutex<State>,
     changed: Condvar,
     writer: Arc<Writer>,
     transport: Box<dyn Transport>,
     notification_buffer: usize,
+    /// Content of a streamed reply that may wait for its reader before reading stops.
+    stream_window: usize,
+    /// The reading thread waits for a streamed reply's reader to catch up: a reader that
+    /// consumes wakes it (through `changed`).
+    read_paused: AtomicBool,
 }
 
 impl Inner {
-    fn lock(&self) -> MutexGuard<'_, State> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -127,7 +135,7 @@ impl Inner {
     }
 
     /// [`Inner::wait_until`] on a given condition variable.
-    fn wait_on<'a>(
+    pub(crate) fn wait_on<'a>(
         &'a self,
         changed: &Condvar,
         mut st: MutexGuard<'a, State>,
@@ -160,6 +168,24 @@ impl Inner {
         st.next_ticket
     }
 
+    /// A streamed reply's reader consumed content down to `backlog`: wake the reading
+    /// thread if it waits for that (at half the window, so it then reads many buffers
+    /// before it pauses again, not one per piece consumed).
+    pub(crate) fn consumed(&self, backlog: usize) {
+        if self.read_paused.load(Ordering::SeqCst) && backlog <= self.stream_window / 2 {
+            let _guard = self.lock();
+            self.changed.notify_all();
+        }
+    }
+
+    /// A streamed reply's reader went away: the rest of the reply is discarded as it
+    /// arrives (the session goes on), and reading resumes if it waited for this reader.
+    pub(crate) fn cancel_stream(&self, id: MessageId) {
+        let mut st = self.lock();
+        st.core.cancel(id);
+        self.drain(&mut st);
+    }
+
     fn ended_error(st: &State) -> Error {
         st.ended
             .as_ref()
@@ -169,7 +195,7 @@ impl Inner {
 }
 
 /// Ends the session politely when the last [`Client`] handle goes away.
-struct LastHandle(Arc<Inner>);
+pub(crate) struct LastHandle(Arc<Inner>);
 
 impl Drop for LastHandle {
     fn drop(&mut self) {
@@ -318,6 +344,8 @@ impl Client {
                 writer,
                 transport,
                 notification_buffer: options.get_notification_buffer(),
+                stream_window: options.get_stream_window(),
+                read_paused: AtomicBool::new(false),
             }
         });
         let _ = session.set(Arc::downgrade(&inner));
@@ -378,6 +406,63 @@ impl Client {
         timeout: Option<Duration>,
     ) -> Result<R::Output, Error> {
         R::output(self.rpc_with_timeout(op, timeout)?)
+    }
+
+    /// Sends a data operation ([`GetConfig`](crate::operations::GetConfig),
+    /// [`Get`](crate::operations::Get), [`GetData`](crate::operations::GetData), or any
+    /// other whose reply carries `<data>`) and returns once its reply has begun: the
+    /// [`DataReader`] hands out the content of `<data>` (the envelope stripped) as it
+    /// arrives, through [`std::io::Read`] or piece by piece, so a reply of any size costs
+    /// a bounded amount of memory ([`ClientOptions::stream_window`], 4 MiB by default).
+    ///
+    /// An `<rpc-error>` reply is `Err(Error::Rpc(..))` at once, as with [`Client::call`];
+    /// a reply without `<data>` (`<ok/>`) gives a reader already at its end, just as
+    /// `call` gives an empty payload for it (see [`DataReader::has_data`]).
+    ///
+    /// While the reader's unread content is at the window the session stops reading its
+    /// transport (TCP then holds the server back), so replies to other RPCs on this
+    /// session wait too: read the reply (or drop the reader, which discards the rest of it
+    /// without ending the session) before waiting for another reply on the same thread.
+    /// The timeout runs until the reply begins; after that, a server that stops sending
+    /// in the middle of it ends the session after the stall timeout, and a reader that
+    /// stops reading for longer than the server's write timeout gets the session ended by
+    /// the server.
+    pub fn call_streamed(&self, op: &(impl Operation + ?Sized)) -> Result<DataReader, Error> {
+        self.call_streamed_with_timeout(op, self.rpc_timeout)
+    }
+
+    /// Like [`Client::call_streamed`] with its own timeout for the reply to begin (`None`:
+    /// forever).
+    pub fn call_streamed_with_timeout(
+        &self,
+        op: &(impl Operation + ?Sized),
+        timeout: Option<Duration>,
+    ) -> Result<DataReader, Error> {
+        let inner = &self.inner;
+        let shared = Arc::new(StreamShared::default());
+        let mut st = inner.lock();
+        let id =
+            st.core
+                .submit_streamed(op, timeout, StreamSink::new(shared.clone()), Instant::now());
+        inner.drain(&mut st);
+        let st = inner.wait_on(&shared.begun, st, |_| shared.has_begun());
+        drop(st);
+        let started = shared.buffer().started();
+        if !started {
+            match shared.buffer().take_end() {
+                Some(Err(e)) => return Err(e),
+                Some(Ok(_)) => {}
+                None => return Err(Error::Closed(CloseReason::Local)),
+            }
+        }
+        let id = id.unwrap_or(MessageId(0));
+        Ok(DataReader::new(
+            inner.clone(),
+            self._last.clone(),
+            shared,
+            id,
+            started,
+        ))
     }
 
     /// Sends any operation and waits for the whole reply.
@@ -530,11 +615,44 @@ impl Iterator for Notifications {
 
 /// The reading thread: reads until the session ends, feeding the core. It keeps the
 /// session's deadlines too (a read times out at the next one), so a stall or a close timeout
-/// ends the session even while no caller is waiting for a result.
+/// ends the session even while no caller is waiting for a result. While a streamed reply's
+/// reader has a window's worth of content unread it does not read (the core says so), and
+/// waits for that reader to consume.
 fn read_loop(inner: &Inner, mut reader: Box<dyn Transport>) {
     let mut buf = vec![0u8; READ_BUFFER];
     loop {
-        let deadline = inner.lock().deadline;
+        let deadline = {
+            let mut st = inner.lock();
+            loop {
+                // Marked before asking, so a reader consuming meanwhile sees it and wakes us.
+                inner.read_paused.store(true, Ordering::SeqCst);
+                if st.ended.is_some() {
+                    return;
+                }
+                if st.core.wants_read() {
+                    inner.read_paused.store(false, Ordering::SeqCst);
+                    break st.deadline;
+                }
+                // A streamed reply's reader has a window's worth to read: wait for it,
+                // keeping the deadlines.
+                let now = Instant::now();
+                st = match st.deadline {
+                    Some(d) if d <= now => {
+                        st.core.handle_timeout(now);
+                        inner.drain(&mut st);
+                        st
+                    }
+                    Some(d) => {
+                        inner
+                            .changed
+                            .wait_timeout(st, d - now)
+                            .unwrap_or_else(|p| p.into_inner())
+                            .0
+                    }
+                    None => inner.changed.wait(st).unwrap_or_else(|p| p.into_inner()),
+                };
+            }
+        };
         let timeout = deadline.map(|d| {
             d.saturating_duration_since(Instant::now())
                 .max(MIN_READ_TIMEOUT)

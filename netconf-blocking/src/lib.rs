@@ -63,16 +63,20 @@
 //! # Ok::<(), netconf_blocking::Error>(())
 //! ```
 
+mod answer;
 mod client;
 mod serve;
 #[cfg(feature = "ssh")]
 pub mod ssh;
+mod stream;
 mod transport;
 mod workers;
 mod writer;
 
+pub use answer::Answer;
 pub use client::{Client, Ended, Notifications, DEFAULT_TLS_PORT};
 pub use serve::Server;
+pub use stream::DataReader;
 pub use transport::Transport;
 
 pub use netconf_proto::capabilities::{BaseVersion, DefaultsMode, ModuleCapability};

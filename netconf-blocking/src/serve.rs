@@ -2,6 +2,7 @@
 //! (the session's loop), a thread that writes, and a thread per running request, so a
 //! handler, a notification or a kill-session never waits for a socket.
 
+use std::collections::VecDeque;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,18 +10,22 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use netconf_proto::message::{ErrorTag, ErrorType};
 use netconf_proto::rustls::ServerConfig;
 use netconf_proto::server::{
     KillOutcome, Registry, ServerOptions, ServerOutput, ServerSession, SessionInfo,
 };
 use netconf_proto::tls::ServerTlsOptions;
-use netconf_proto::{Error, Machine, Reply, Request, RequestId, Session, TlsSession};
+use netconf_proto::{
+    Error, Machine, Reply, Request, RequestId, RpcError, Session, TlsSession, UsageError,
+};
 
+use crate::answer::{Answer, Source};
 use crate::transport::Transport;
 use crate::workers::Workers;
 use crate::writer::Writer;
 
-type Handler = dyn Fn(&Request, &SessionInfo) -> Reply + Send + Sync;
+type Handler = dyn Fn(&Request, &SessionInfo) -> Answer + Send + Sync;
 
 /// Replies waiting to be written before the session stops reading more requests: a client
 /// that sends and never reads meets TCP backpressure, not a growing queue.
@@ -34,6 +39,9 @@ const MAX_PIECES_WHILE_WRITING: usize = 64;
 /// Bytes a subscriber's queue may hold per allowed notification before it counts as not
 /// keeping up.
 const NOTIFICATION_BYTES: usize = 4096;
+/// A streamed answer's next piece is pulled only while less than this waits to be written:
+/// the memory a streamed reply costs is this, plus the piece in hand and the next.
+const STREAM_BACKLOG: usize = 256 * 1024;
 /// The shortest read timeout the session loop sets (a deadline that has just passed).
 const MIN_READ_TIMEOUT: Duration = Duration::from_millis(1);
 
@@ -99,6 +107,10 @@ struct Live {
     /// already counted by [`Server::notify`]. (Lock order: a session's core, then the
     /// registry; never the other way round.)
     on_subscribed: Box<dyn Fn() + Send + Sync>,
+    /// Notifications (event time, content) waiting for a streamed reply to end: nothing
+    /// else can go out meanwhile. Bounded by the notification queue. (Lock order: the core,
+    /// then this.)
+    held: Mutex<VecDeque<(String, String)>>,
 }
 
 /// What a drain left for the caller to do once the session's lock is released.
@@ -145,6 +157,28 @@ impl Live {
         result
     }
 
+    fn held(&self) -> MutexGuard<'_, VecDeque<(String, String)>> {
+        lock(&self.held)
+    }
+
+    /// Sends the notifications held back by a streamed reply, now that none is being sent
+    /// (or until the next one begins).
+    fn release_held(&self, core: &mut ServerSession) {
+        let mut held = self.held();
+        while !core.is_streaming() {
+            let Some((event_time, content)) = held.pop_front() else {
+                break;
+            };
+            if let Err(e) = core.notify(&event_time, &content) {
+                if e == UsageError::StreamInProgress {
+                    held.push_front((event_time, content));
+                    break;
+                }
+                tracing::warn!(session_id = core.info().session_id, error = %e, "notification not sent");
+            }
+        }
+    }
+
     /// Ends the session from another thread (kill-session, shutdown, a slow subscriber).
     fn end(&self, why: &str) {
         let mut core = self.lock();
@@ -176,15 +210,38 @@ impl Server {
     /// A server whose `handler` answers every `<rpc>` but close-session and kill-session,
     /// which the server handles itself. Each request runs on a thread of its own, beside the
     /// session; a panic in the handler is answered with `operation-failed`.
-    pub fn new(
+    ///
+    /// The handler returns a [`Reply`], or an [`Answer`] to stream the content of a large
+    /// `<data>` reply from an iterator of [`Bytes`](bytes::Bytes) or a reader: it is pulled
+    /// on the handler's thread, a piece at a time as the transport takes them, so its
+    /// memory stays bounded whatever its size. Kill-session and shutdown stop the pulling.
+    ///
+    /// ```no_run
+    /// use netconf_blocking::server::ServerOptions;
+    /// use netconf_blocking::{Answer, Reply, Server};
+    ///
+    /// let server = Server::new(ServerOptions::new(), |request, _session| {
+    ///     if request.operation.name == "get" {
+    ///         // Gigabytes of state, generated as it is sent.
+    ///         let rows = (0..10_000_000u64).map(|i| {
+    ///             Ok(format!("<row xmlns=\"urn:example\"><n>{i}</n></row>").into())
+    ///         });
+    ///         return Answer::stream(rows);
+    ///     }
+    ///     Reply::Ok.into()
+    /// });
+    /// ```
+    pub fn new<A: Into<Answer>>(
         options: ServerOptions,
-        handler: impl Fn(&Request, &SessionInfo) -> Reply + Send + Sync + 'static,
+        handler: impl Fn(&Request, &SessionInfo) -> A + Send + Sync + 'static,
     ) -> Server {
+        let handler: Arc<Handler> =
+            Arc::new(move |request: &Request, info: &SessionInfo| handler(request, info).into());
         Server {
             inner: Arc::new(Inner {
                 registry: Mutex::new(Registry::new(options.get_max_sessions())),
                 options,
-                handler: Arc::new(handler),
+                handler,
                 stopping: AtomicBool::new(false),
                 listeners: Mutex::new(Vec::new()),
                 threads: Mutex::new(Vec::new()),
@@ -380,6 +437,7 @@ impl Server {
             Ok(Arc::new(Live {
                 read_while_writing,
                 on_subscribed,
+                held: Mutex::new(VecDeque::new()),
                 core: Mutex::new(ServerSession::new(machine, info, options, Instant::now())),
                 changed: Condvar::new(),
                 writer,
@@ -484,18 +542,25 @@ impl Server {
                     let handler = self.inner.handler.clone();
                     let server = self.clone();
                     self.inner.workers.run(move || {
-                        let reply = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                             handler(&request, &info)
                         }));
-                        let mut core = live.lock();
-                        match reply {
-                            Ok(reply) => core.reply(id, reply),
-                            Err(_) => core.handler_failed(id, "the handler panicked"),
-                        }
-                        let mut more = Vec::new();
-                        live.drain(&mut core, &mut more);
-                        drop(core);
-                        server.act(&live, &mut more);
+                        let source = match answer {
+                            Ok(Answer::Reply(reply)) => {
+                                let mut core = live.lock();
+                                core.reply(id, reply);
+                                return server.settle(&live, core);
+                            }
+                            Ok(Answer::Stream(pieces)) => Source::Pieces(pieces),
+                            Ok(Answer::Reader(reader)) => Source::Reader(reader),
+                            Err(_) => {
+                                let mut core = live.lock();
+                                core.handler_failed(id, "the handler panicked");
+                                return server.settle(&live, core);
+                            }
+                        };
+                        // This thread sends the stream, as the transport takes it.
+                        server.send_stream(&live, id, source);
                     });
                 }
                 Action::Kill(id, target) => {
@@ -515,6 +580,70 @@ impl Server {
                     self.act(live, &mut more);
                 }
             }
+        }
+    }
+
+    /// Drains the session after a command, then does what the drain asked for.
+    fn settle(&self, live: &Arc<Live>, mut core: MutexGuard<'_, ServerSession>) {
+        let mut more = Vec::new();
+        live.drain(&mut core, &mut more);
+        drop(core);
+        self.act(live, &mut more);
+    }
+
+    /// Sends a streamed answer to request `id`, on the handler's thread: the next piece is
+    /// pulled only once the stream is the reply being sent (the replies before it are out)
+    /// and the writer's backlog is low, so memory stays bounded by a few pieces. The session's
+    /// end (kill-session, shutdown, a failed write) stops the pulling.
+    fn send_stream(&self, live: &Arc<Live>, id: RequestId, mut source: Source) {
+        // The first piece before the reply begins: a source that fails at once (a file that
+        // cannot be read) still gets an rpc-error.
+        let mut next = match pull(&mut source) {
+            Ok(piece) => piece,
+            Err(why) => {
+                tracing::warn!(%id, why, "streamed answer failed before it began");
+                let mut core = live.lock();
+                core.reply(
+                    id,
+                    Reply::error(
+                        RpcError::new(ErrorType::Application, ErrorTag::OperationFailed)
+                            .with_message(format!("the reply could not be produced: {why}")),
+                    ),
+                );
+                return self.settle(live, core);
+            }
+        };
+        let mut core = live.lock();
+        core.reply_stream(id);
+        self.settle(live, core);
+        loop {
+            let mut core = live.lock();
+            loop {
+                if core.is_ended() {
+                    return; // the source is dropped unfinished
+                }
+                if core.stream_ready() == Some(id) && live.writer.backlog() <= STREAM_BACKLOG {
+                    break;
+                }
+                // Woken by every drain and every write.
+                core = live.changed.wait(core).unwrap_or_else(|p| p.into_inner());
+            }
+            let Some(piece) = next.take() else {
+                core.stream_end(id);
+                live.release_held(&mut core);
+                return self.settle(live, core);
+            };
+            core.stream_piece(id, piece);
+            self.settle(live, core);
+            // Produced while the writer sends the last one.
+            next = match pull(&mut source) {
+                Ok(piece) => piece,
+                Err(why) => {
+                    let mut core = live.lock();
+                    core.stream_failed(id, &why);
+                    return self.settle(live, core);
+                }
+            };
         }
     }
 
@@ -538,6 +667,25 @@ impl Server {
                 continue;
             }
             let mut core = live.lock();
+            // While a streamed reply is being sent, nothing else can go out: the
+            // notification waits for its end (behind any waiting already).
+            let mut held = live.held();
+            if core.is_subscribed() && (core.is_streaming() || !held.is_empty()) {
+                if core.is_ended() {
+                    continue;
+                }
+                if held.len() >= self.inner.options.get_notification_queue() {
+                    drop(held);
+                    drop(core);
+                    tracing::warn!("a subscriber fell too far behind during a streamed reply; disconnecting it");
+                    live.end("subscriber too slow");
+                    continue;
+                }
+                held.push_back((event_time.to_owned(), content.to_owned()));
+                sent += 1;
+                continue;
+            }
+            drop(held);
             match core.notify(event_time, content) {
                 Ok(true) => sent += 1,
                 Ok(false) => {}
@@ -596,4 +744,13 @@ impl Server {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The next piece of a streamed answer; a source that fails or panics says why.
+fn pull(source: &mut Source) -> Result<Option<bytes::Bytes>, String> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| source.next_piece())) {
+        Ok(Ok(piece)) => Ok(piece),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("the payload source panicked".into()),
+    }
 }

@@ -371,6 +371,23 @@ impl DataBuffer {
         n
     }
 
+    /// Whether the reply is over (content may still be waiting).
+    pub fn has_ended(&self) -> bool {
+        self.end.is_some()
+    }
+
+    /// The reply's failure, if it failed (taken once, whatever is still waiting: for
+    /// callers deciding whether the reply started at all).
+    pub fn take_error(&mut self) -> Option<Error> {
+        match self.end.take() {
+            Some(Err(e)) => Some(e),
+            other => {
+                self.end = other;
+                None
+            }
+        }
+    }
+
     /// Whether nothing is waiting and the reply is over: the reader has everything.
     pub fn is_finished(&self) -> bool {
         self.pieces.is_empty() && self.end.is_some()

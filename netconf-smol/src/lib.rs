@@ -5,10 +5,15 @@
 //! requests, per-RPC timeouts, a bounded notification stream; a [`Server`] whose handlers
 //! run beside each session's loop.
 //!
-//! The client's connection runs in a [`Driver`] future. `connect_tls` spawns it on smol's
-//! global executor (feature `smol`, on by default); the `*_with_driver` constructors hand it
-//! to you for any executor. The server takes a spawner ([`Server::with_spawner`]) for the
-//! same reason. Timers come from `async-io`.
+//! The loops are `netconf-async`'s, written once for every runtime; this crate lends them
+//! smol. The client's connection runs in a [`Driver`] future: `connect_tls` spawns it on
+//! smol's global executor; the `*_with_driver` constructors hand it to you for any
+//! executor. The server takes a spawner (`Server::with_spawner`) for the same reason.
+//! Timers come from `async-io`.
+//!
+//! Over SSH, russh (tokio-only) runs on a small tokio runtime that `netconf-ssh` keeps on
+//! two threads of its own; the session's loop polls the resulting futures-io stream on
+//! your executor, with no copy and no task in between.
 //!
 //! ```no_run
 //! # fn main() -> Result<(), netconf_smol::Error> { smol::block_on(async {
@@ -58,15 +63,18 @@
 //! # Ok(()) }) }
 //! ```
 
-mod client;
-mod link;
-mod serve;
-#[cfg(feature = "ssh")]
-pub mod ssh;
+mod runtime;
 
-pub use client::{Client, Driver, Notifications, DEFAULT_TLS_PORT};
-pub use link::AsyncStream;
-pub use serve::{Server, Spawner};
+pub use runtime::Smol;
+
+/// A NETCONF client session on smol; see [`netconf_async::Client`] for its methods.
+pub type Client = netconf_async::Client<Smol>;
+/// A NETCONF server on smol; see [`netconf_async::Server`] for its methods.
+pub type Server = netconf_async::Server<Smol>;
+
+pub use netconf_async::{
+    Answer, AsyncStream, DataStream, Driver, Notifications, PieceStream, Spawner, DEFAULT_TLS_PORT,
+};
 
 pub use netconf_proto::capabilities::{BaseVersion, DefaultsMode, ModuleCapability};
 pub use netconf_proto::client::{ClientOptions, Lagged, NotificationItem, Progress};
@@ -75,11 +83,27 @@ pub use netconf_proto::message::{
 };
 pub use netconf_proto::{
     operations, tls, Capabilities, Capability, CloseReason, Config, Error, Framing, MessageId,
-    Notification, ProtocolError, Reply, ReplyContent, Request, RequestId, RpcError, RpcReply,
-    SessionEnd, TimeoutKind, TlsError, UsageError, XmlPayload,
+    Notification, ProtocolError, Quirk, QuirkCounts, Reply, ReplyContent, Request, RequestId,
+    RpcError, RpcReply, SessionEnd, TimeoutKind, TlsError, UsageError, XmlPayload,
 };
 
 /// Server options and the session information handlers receive.
 pub mod server {
     pub use netconf_proto::server::{Refusal, ServerOptions, SessionInfo};
+}
+
+/// NETCONF over SSH (RFC 6242), feature `ssh`: the `netconf-ssh` types the SSH
+/// constructors (`Client::connect_ssh*`, `Server::listen_ssh`, `Server::serve_ssh`) take.
+///
+/// russh is tokio-only, and its objects must stay on the tokio runtime that created them.
+/// So every SSH connection lives on `netconf-ssh`'s shared runtime: a small tokio runtime
+/// on two threads of its own, started on first use. The connect, the accept loop and the
+/// handshakes run there as tasks, which we await from any executor. What comes back is an
+/// `SshStream`: it holds no russh object whose drop needs a runtime and implements
+/// futures-io, so the session's loop polls it on *your* executor exactly like a TCP or TLS
+/// stream. Bytes the peer sent wait in its bounded buffer only until the loop's next read,
+/// which they wake: the drain rule holds.
+#[cfg(feature = "ssh")]
+pub mod ssh {
+    pub use netconf_async::ssh::*;
 }

@@ -386,7 +386,7 @@ async fn stall_mid_reply(exec: Exec) {
             || !matches!(later, Err(Error::Timeout(_))),
         "a later rpc must fail at once with the session's end, not time out: {later:?}"
     );
-    assert!(started.elapsed() < Duration::from_millis(250));
+    assert!(started.elapsed() < Duration::from_secs(2));
     // close() on the dead session returns promptly, and without an error: there is
     // nothing left to close.
     within(

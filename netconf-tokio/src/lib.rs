@@ -1,5 +1,6 @@
 //! An async NETCONF client and server on tokio, built on the sans-IO [`netconf_proto`]
-//! core: the loops and tokio's I/O, nothing else.
+//! core. The loops are `netconf-async`'s, written once for every runtime; this crate lends
+//! them tokio (tasks, timers, TCP, SSH on your runtime) and takes tokio streams.
 //!
 //! The [`Client`] is a `Clone + Send + Sync` handle: any number of tasks may have RPCs in
 //! flight on one session, each matched to its reply by message-id. The connection is driven
@@ -71,15 +72,16 @@
 //! # }
 //! ```
 
-mod client;
-mod link;
-mod serve;
-#[cfg(feature = "ssh")]
-pub mod ssh;
+mod runtime;
 
-pub use client::{Client, Driver, Notifications, DEFAULT_TLS_PORT};
-pub use link::AsyncStream;
-pub use serve::Server;
+pub use runtime::{AsyncStream, Tokio};
+
+/// A NETCONF client session on tokio; see [`netconf_async::Client`] for its methods.
+pub type Client = netconf_async::Client<Tokio>;
+/// A NETCONF server on tokio; see [`netconf_async::Server`] for its methods.
+pub type Server = netconf_async::Server<Tokio>;
+
+pub use netconf_async::{Answer, DataStream, Driver, Notifications, PieceStream, DEFAULT_TLS_PORT};
 
 pub use netconf_proto::capabilities::{BaseVersion, DefaultsMode, ModuleCapability};
 pub use netconf_proto::client::{ClientOptions, Lagged, NotificationItem, Progress};
@@ -88,11 +90,22 @@ pub use netconf_proto::message::{
 };
 pub use netconf_proto::{
     operations, tls, Capabilities, Capability, CloseReason, Config, Error, Framing, MessageId,
-    Notification, ProtocolError, Reply, ReplyContent, Request, RequestId, RpcError, RpcReply,
-    SessionEnd, TimeoutKind, TlsError, UsageError, XmlPayload,
+    Notification, ProtocolError, Quirk, QuirkCounts, Reply, ReplyContent, Request, RequestId,
+    RpcError, RpcReply, SessionEnd, TimeoutKind, TlsError, UsageError, XmlPayload,
 };
 
 /// Server options and the session information handlers receive.
 pub mod server {
     pub use netconf_proto::server::{Refusal, ServerOptions, SessionInfo};
+}
+
+/// NETCONF over SSH (RFC 6242), feature `ssh`: the `netconf-ssh` types the SSH
+/// constructors (`Client::connect_ssh*`, `Server::listen_ssh`, `Server::serve_ssh`) take.
+///
+/// SSH runs natively on the caller's tokio runtime: russh's tasks are spawned on the
+/// runtime that runs `connect_ssh` or `listen_ssh`, which must keep running as long as the
+/// session does.
+#[cfg(feature = "ssh")]
+pub mod ssh {
+    pub use netconf_async::ssh::*;
 }

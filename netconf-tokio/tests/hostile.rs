@@ -269,7 +269,7 @@ async fn stall_mid_reply() {
             || !matches!(later, Err(Error::Timeout(_))),
         "a later rpc must fail at once with the session's end, not time out: {later:?}"
     );
-    assert!(started.elapsed() < Duration::from_millis(250));
+    assert!(started.elapsed() < Duration::from_secs(2));
     // close() on the dead session returns promptly.
     let _ = tokio::time::timeout(Duration::from_secs(1), client.close())
         .await

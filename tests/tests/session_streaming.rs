@@ -367,7 +367,7 @@ fn the_client_core_holds_reading_back_at_the_stream_window() {
     );
     let mut server = Session::server(Config::server(), 3, now);
     // Hellos both ways.
-    let mut to_server = |core: &mut ClientCore<(), (), Sink>, server: &mut Session| loop {
+    let to_server = |core: &mut ClientCore<(), (), Sink>, server: &mut Session| loop {
         match core.poll() {
             ClientOutput::Transmit(b) => server.handle_input(&b, now).unwrap(),
             ClientOutput::Wait(_) => return,

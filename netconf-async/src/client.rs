@@ -1,0 +1,614 @@
+//! The shared, pipelining client handle and its connection driver: the futures-io loop
+//! around [`ClientCore`], generic over the [`Runtime`] that spawns and times it.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use async_channel::{Receiver, Sender, TrySendError};
+use futures_lite::{FutureExt, Stream};
+use netconf_proto::address::split_host_port;
+use netconf_proto::client::{
+    close_result, ClientCore, ClientOptions, ClientOutput, Delivery, NotificationItem,
+    NotificationSink,
+};
+use netconf_proto::operations::{Operation, Rpc, RpcBody};
+use netconf_proto::tls::ClientTlsOptions;
+use netconf_proto::{
+    Capabilities, CloseReason, Error, Framing, Machine, RpcReply, Session, SessionEnd, TimeoutKind,
+    TlsSession,
+};
+
+pub use netconf_proto::address::DEFAULT_TLS_PORT;
+
+use crate::data::{DataStream, StreamSink};
+use crate::link::Link;
+use crate::runtime::{sleep, when, Adopt, AsyncStream, BoxStream, Runtime};
+
+/// A one-shot reply slot (an `async_channel` of capacity one).
+type Waiter = Sender<Result<RpcReply, Error>>;
+type Core = ClientCore<Waiter, Sink, StreamSink>;
+/// A `close()` caller, answered only once the driver has finished (so `is_closed()` holds
+/// when `close()` returns), with what the core said about its close-session.
+type Closing = (Waiter, Receiver<Result<RpcReply, Error>>);
+
+enum Command {
+    Rpc {
+        body: RpcBody,
+        timeout: Option<Duration>,
+        reply: Waiter,
+    },
+    Close {
+        reply: Waiter,
+    },
+    Subscribe(Sink),
+    Streamed {
+        body: RpcBody,
+        timeout: Option<Duration>,
+        sink: StreamSink,
+    },
+}
+
+/// A subscriber's bounded queue.
+struct Sink(Sender<NotificationItem>);
+
+impl NotificationSink for Sink {
+    fn try_deliver(&mut self, item: NotificationItem) -> Delivery {
+        match self.0.try_send(item) {
+            Ok(()) => Delivery::Delivered,
+            Err(TrySendError::Full(_)) => Delivery::Full,
+            Err(TrySendError::Closed(_)) => Delivery::Gone,
+        }
+    }
+}
+
+/// What the handles and the driver share. It holds no sender of the command channel:
+/// when the last `Client` is dropped the channel closes and the driver ends the session.
+struct Shared {
+    session_id: u32,
+    capabilities: Capabilities,
+    framing: Framing,
+    rpc_timeout: Option<Duration>,
+    notification_buffer: usize,
+    /// Set before any waiter learns that the session ended.
+    closed: AtomicBool,
+    /// How the session ended, for precise errors after the fact.
+    ended: Mutex<Option<SessionEnd>>,
+    /// Readers of streamed replies wake the driver here when they made room.
+    room: Sender<()>,
+}
+
+impl Shared {
+    fn ended_error(&self) -> Error {
+        match &*self.ended.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(end) => end.error(),
+            None => Error::Closed(CloseReason::Local),
+        }
+    }
+}
+
+/// The connection's read loop as a future. Spawn it (or await it) on any executor; it
+/// finishes when the session ends.
+#[must_use = "the session makes no progress unless the driver runs"]
+pub struct Driver {
+    inner: Pin<Box<dyn Future<Output = ()> + Send>>,
+}
+
+impl std::fmt::Debug for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Driver")
+    }
+}
+
+impl Future for Driver {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.inner.as_mut().poll(cx)
+    }
+}
+
+/// A NETCONF client session. Cheap to clone; every clone talks to the same session, and
+/// RPCs from many tasks are pipelined and matched to their replies by message-id.
+/// Dropping a request future abandons that request only: its late reply is discarded.
+/// Dropping every clone ends the session with `<close-session>`.
+///
+/// `R` is the runtime the driver is spawned on by the constructors that spawn it
+/// (`netconf_tokio::Client` is `Client<Tokio>`).
+pub struct Client<R> {
+    cmds: Sender<Command>,
+    shared: Arc<Shared>,
+    runtime: PhantomData<fn() -> R>,
+}
+
+impl<R> Clone for Client<R> {
+    fn clone(&self) -> Self {
+        Client {
+            cmds: self.cmds.clone(),
+            shared: self.shared.clone(),
+            runtime: PhantomData,
+        }
+    }
+}
+
+impl<R> std::fmt::Debug for Client<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("session_id", &self.shared.session_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Runtime> Client<R> {
+    /// Connects over TLS (RFC 7589; port 6513 unless `addr` names one) with default options
+    /// and spawns the driver on the runtime.
+    pub async fn connect_tls(addr: &str, tls: &ClientTlsOptions) -> Result<Self, Error> {
+        Self::connect_tls_with(addr, tls, &ClientOptions::new()).await
+    }
+
+    /// Connects over TLS with `options` and spawns the driver on the runtime.
+    pub async fn connect_tls_with(
+        addr: &str,
+        tls: &ClientTlsOptions,
+        options: &ClientOptions,
+    ) -> Result<Self, Error> {
+        let (client, driver) = Self::connect_tls_with_driver(addr, tls, options).await?;
+        R::spawn(Box::pin(driver));
+        Ok(client)
+    }
+
+    /// Connects over TLS and returns the driver for the caller to spawn (or await) on any
+    /// executor; nothing happens on the session unless the driver runs.
+    pub async fn connect_tls_with_driver(
+        addr: &str,
+        tls: &ClientTlsOptions,
+        options: &ClientOptions,
+    ) -> Result<(Self, Driver), Error> {
+        let (host, port) = split_host_port(addr, DEFAULT_TLS_PORT)?;
+        let stream = connect::<R>(host, port, options).await?;
+        Self::tls_over(stream, host, tls, options).await
+    }
+
+    /// NETCONF over TLS on a stream the caller already has (a connection a device opened to
+    /// us for call home, a proxy tunnel); `server_name` is what the server's certificate
+    /// must name. Spawns the driver on the runtime.
+    pub async fn connect_tls_over<S>(
+        stream: S,
+        server_name: &str,
+        tls: &ClientTlsOptions,
+        options: &ClientOptions,
+    ) -> Result<Self, Error>
+    where
+        R: Adopt<S>,
+    {
+        let (client, driver) =
+            Self::connect_tls_over_with_driver(stream, server_name, tls, options).await?;
+        R::spawn(Box::pin(driver));
+        Ok(client)
+    }
+
+    /// Like [`Client::connect_tls_over`], returning the driver instead of spawning it.
+    pub async fn connect_tls_over_with_driver<S>(
+        stream: S,
+        server_name: &str,
+        tls: &ClientTlsOptions,
+        options: &ClientOptions,
+    ) -> Result<(Self, Driver), Error>
+    where
+        R: Adopt<S>,
+    {
+        Self::tls_over(R::adopt(stream), server_name, tls, options).await
+    }
+
+    async fn tls_over(
+        stream: BoxStream,
+        server_name: &str,
+        tls: &ClientTlsOptions,
+        options: &ClientOptions,
+    ) -> Result<(Self, Driver), Error> {
+        let machine = TlsSession::client(
+            tls.build()?,
+            tls.server_name_for(server_name)?,
+            options.session_config().clone(),
+            Instant::now(),
+        )
+        .map_err(|e| Error::Tls(netconf_proto::TlsError::from_rustls(e)))?;
+        establish::<R>(stream, Box::new(machine), options).await
+    }
+
+    /// NETCONF over a plaintext stream (an SSH channel, a Unix socket, TCP in tests) with
+    /// default options; spawns the driver on the runtime.
+    pub async fn from_stream<S>(stream: S) -> Result<Self, Error>
+    where
+        R: Adopt<S>,
+    {
+        Self::from_stream_with(stream, &ClientOptions::new()).await
+    }
+
+    /// NETCONF over a plaintext stream with `options`; spawns the driver on the runtime.
+    pub async fn from_stream_with<S>(stream: S, options: &ClientOptions) -> Result<Self, Error>
+    where
+        R: Adopt<S>,
+    {
+        let (client, driver) = Self::from_stream_with_driver(stream, options).await?;
+        R::spawn(Box::pin(driver));
+        Ok(client)
+    }
+
+    /// Like [`Client::from_stream_with`], returning the driver instead of spawning it.
+    pub async fn from_stream_with_driver<S>(
+        stream: S,
+        options: &ClientOptions,
+    ) -> Result<(Self, Driver), Error>
+    where
+        R: Adopt<S>,
+    {
+        Self::plaintext(R::adopt(stream), options).await
+    }
+
+    /// A session on a stream already in the loops' form (an SSH channel we opened).
+    pub(crate) async fn plaintext(
+        stream: BoxStream,
+        options: &ClientOptions,
+    ) -> Result<(Self, Driver), Error> {
+        let machine = Session::client(options.session_config().clone(), Instant::now());
+        establish::<R>(stream, Box::new(machine), options).await
+    }
+}
+
+/// A TCP connection within the connect timeout.
+pub(crate) async fn connect<R: Runtime>(
+    host: &str,
+    port: u16,
+    options: &ClientOptions,
+) -> Result<BoxStream, Error> {
+    let connect = async { Some(R::connect(host.to_owned(), port).await) };
+    let give_up = async {
+        R::sleep_until(Instant::now() + options.get_connect_timeout()).await;
+        None
+    };
+    Ok(connect
+        .or(give_up)
+        .await
+        .ok_or(Error::Timeout(TimeoutKind::Connect))??)
+}
+
+impl<R> Client<R> {
+    pub fn session_id(&self) -> u32 {
+        self.shared.session_id
+    }
+
+    /// The server's capabilities, from its hello.
+    pub fn capabilities(&self) -> &Capabilities {
+        &self.shared.capabilities
+    }
+
+    pub fn framing(&self) -> Framing {
+        self.shared.framing
+    }
+
+    /// True once the session has ended (set before any caller is told why).
+    pub fn is_closed(&self) -> bool {
+        self.shared.closed.load(Ordering::SeqCst) || self.cmds.is_closed()
+    }
+
+    /// Sends an operation and returns its typed result (`GetConfig` gives the `<data>`
+    /// payload, `Lock` gives `()`); an `<rpc-error>` is `Err(Error::Rpc(..))`.
+    pub async fn call<O: Rpc + ?Sized>(&self, op: &O) -> Result<O::Output, Error> {
+        O::output(self.rpc(op).await?)
+    }
+
+    /// Like [`Client::call`] with its own timeout (`None`: forever).
+    pub async fn call_with_timeout<O: Rpc + ?Sized>(
+        &self,
+        op: &O,
+        timeout: Option<Duration>,
+    ) -> Result<O::Output, Error> {
+        O::output(self.rpc_with_timeout(op, timeout).await?)
+    }
+
+    /// Sends any operation and waits for the whole reply.
+    pub async fn rpc(&self, op: &(impl Operation + ?Sized)) -> Result<RpcReply, Error> {
+        self.rpc_with_timeout(op, self.shared.rpc_timeout).await
+    }
+
+    /// Like [`Client::rpc`] with its own timeout (`None`: forever).
+    pub async fn rpc_with_timeout(
+        &self,
+        op: &(impl Operation + ?Sized),
+        timeout: Option<Duration>,
+    ) -> Result<RpcReply, Error> {
+        let body = RpcBody::from_operation(op);
+        let (reply, rx) = async_channel::bounded(1);
+        self.cmds
+            .try_send(Command::Rpc {
+                body,
+                timeout,
+                reply,
+            })
+            .map_err(|_| self.shared.ended_error())?;
+        rx.recv().await.map_err(|_| self.shared.ended_error())?
+    }
+
+    /// Sends raw XML (the operation element) and waits for the reply.
+    pub async fn rpc_raw(&self, xml: &str) -> Result<RpcReply, Error> {
+        self.rpc(&RpcBody::raw(xml)?).await
+    }
+
+    /// Sends a data operation (`GetConfig`, `Get`, `GetData`, ...) whose reply's `<data>`
+    /// content arrives as a stream, in bounded memory whatever its size: while the stream's
+    /// reader leaves [`ClientOptions::stream_window`] unread, the session stops reading the
+    /// transport. Returns once the reply has started; an `<rpc-error>` reply is
+    /// `Err(Error::Rpc(..))`, a reply without data an empty stream. Dropping the stream
+    /// discards the rest of the reply; the session goes on.
+    pub async fn call_streamed(&self, op: &(impl Operation + ?Sized)) -> Result<DataStream, Error> {
+        self.call_streamed_with_timeout(op, self.shared.rpc_timeout)
+            .await
+    }
+
+    /// Like [`Client::call_streamed`] with its own timeout (until the data starts; after
+    /// that the stall timeout applies).
+    pub async fn call_streamed_with_timeout(
+        &self,
+        op: &(impl Operation + ?Sized),
+        timeout: Option<Duration>,
+    ) -> Result<DataStream, Error> {
+        let body = RpcBody::from_operation(op);
+        let (sink, stream) = crate::data::channel(self.shared.room.clone());
+        self.cmds
+            .try_send(Command::Streamed {
+                body,
+                timeout,
+                sink,
+            })
+            .map_err(|_| self.shared.ended_error())?;
+        stream.started().await?;
+        Ok(stream)
+    }
+
+    /// A stream of the notifications that arrive from now on. Each stream has its own
+    /// bounded buffer; a consumer that falls behind gets `Err(Lagged(n))`, never unbounded
+    /// growth. Subscribe before sending `<create-subscription>` so that nothing sent right
+    /// after its reply is missed.
+    pub fn notifications(&self) -> Notifications {
+        let (tx, rx) = async_channel::bounded(self.shared.notification_buffer);
+        let _ = self.cmds.try_send(Command::Subscribe(Sink(tx)));
+        Notifications {
+            rx: Box::pin(rx),
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Ends the session with `<close-session>` and waits until the driver has closed it.
+    /// A session that has already ended, however it ended, has nothing left to close: `Ok`.
+    pub async fn close(&self) -> Result<(), Error> {
+        if self.is_closed() {
+            return Ok(());
+        }
+        let (reply, rx) = async_channel::bounded(1);
+        if self.cmds.try_send(Command::Close { reply }).is_err() {
+            return Ok(()); // the driver is gone: so is the session
+        }
+        close_result(
+            rx.recv()
+                .await
+                .unwrap_or_else(|_| Err(self.shared.ended_error())),
+        )
+    }
+}
+
+/// A stream of notifications; see [`Client::notifications`]. It ends with the session.
+pub struct Notifications {
+    rx: Pin<Box<Receiver<NotificationItem>>>,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Notifications {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Notifications").finish_non_exhaustive()
+    }
+}
+
+impl Stream for Notifications {
+    type Item = NotificationItem;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let next = self.rx.as_mut().poll_next(cx);
+        if let Poll::Ready(None) = next {
+            // Only the end of the session drops our queue's sender (the core lets go of its
+            // subscribers as the session closes, before the driver is done): whoever sees
+            // the stream end must also see `is_closed()`.
+            self.shared.closed.store(true, Ordering::SeqCst);
+        }
+        next
+    }
+}
+
+/// Runs the hello exchange inline, then hands the connection to a [`Driver`].
+pub(crate) async fn establish<R: Runtime>(
+    stream: Box<dyn AsyncStream>,
+    machine: Box<dyn Machine + Send>,
+    options: &ClientOptions,
+) -> Result<(Client<R>, Driver), Error> {
+    let mut core = Core::new(machine, options);
+    let mut link = Link::<R>::new(stream, options.get_write_timeout());
+    let (room, rooms) = async_channel::bounded(1);
+    if let Some(end) = run(&mut core, &mut link, None, &rooms, &mut Vec::new(), true).await {
+        link.shutdown().await;
+        return Err(end.error());
+    }
+    let session = core.session();
+    let (cmds, rx) = async_channel::unbounded();
+    let shared = Arc::new(Shared {
+        session_id: session.session_id().unwrap_or_default(),
+        capabilities: session.peer_capabilities().clone(),
+        framing: session.framing(),
+        rpc_timeout: session.config().rpc_timeout(),
+        notification_buffer: options.get_notification_buffer(),
+        closed: AtomicBool::new(false),
+        ended: Mutex::new(None),
+        room,
+    });
+    let driver = Driver {
+        inner: Box::pin(drive(core, link, rx, rooms, shared.clone())),
+    };
+    Ok((
+        Client {
+            cmds,
+            shared,
+            runtime: PhantomData,
+        },
+        driver,
+    ))
+}
+
+async fn drive<R: Runtime>(
+    mut core: Core,
+    mut link: Link<R>,
+    cmds: Receiver<Command>,
+    rooms: Receiver<()>,
+    shared: Arc<Shared>,
+) {
+    let mut closing = Vec::new();
+    let end = run(
+        &mut core,
+        &mut link,
+        Some(&cmds),
+        &rooms,
+        &mut closing,
+        false,
+    )
+    .await
+    .unwrap_or(SessionEnd::Close(CloseReason::Local));
+    // Record the end before anyone is told, so `is_closed()` and later calls agree.
+    *shared.ended.lock().unwrap_or_else(|p| p.into_inner()) = Some(end.clone());
+    shared.closed.store(true, Ordering::SeqCst);
+    cmds.close();
+    // Commands queued behind the end get the same answer, never silence.
+    while let Ok(cmd) = cmds.try_recv() {
+        match cmd {
+            Command::Rpc { reply, .. } => {
+                let _ = reply.try_send(Err(end.error()));
+            }
+            // The session is over: nothing is left to close (`close_result` takes a local
+            // close as success).
+            Command::Close { reply } => {
+                let _ = reply.try_send(Err(Error::Closed(CloseReason::Local)));
+            }
+            Command::Subscribe(_) => {}
+            Command::Streamed { mut sink, .. } => {
+                use netconf_proto::client::DataSink;
+                sink.end(Err(end.error()));
+            }
+        }
+    }
+    link.shutdown().await;
+    for (reply, result) in closing {
+        let _ = reply.try_send(result.try_recv().unwrap_or_else(|_| Err(end.error())));
+    }
+}
+
+/// The loop: until the session ends (returns how), or until it is established when
+/// `until_established` (returns `None`).
+async fn run<R: Runtime>(
+    core: &mut Core,
+    link: &mut Link<R>,
+    cmds: Option<&Receiver<Command>>,
+    rooms: &Receiver<()>,
+    closing: &mut Vec<Closing>,
+    until_established: bool,
+) -> Option<SessionEnd> {
+    let mut handles_alive = cmds.is_some();
+    loop {
+        let deadline = loop {
+            match core.poll() {
+                ClientOutput::Transmit(bytes) => {
+                    let mut on_read = |r: std::io::Result<&[u8]>| {
+                        core.handle_read(r, Instant::now());
+                        true
+                    };
+                    if let Err(e) = link.write_all(&bytes, Some(&mut on_read)).await {
+                        core.handle_write_error(&e);
+                    }
+                }
+                ClientOutput::Established if until_established => return None,
+                ClientOutput::Complete(waiter, result) => {
+                    // A waiter that went away (dropped future) simply misses its reply.
+                    let _ = waiter.try_send(result);
+                }
+                ClientOutput::Ended(end) => return Some(end),
+                ClientOutput::Wait(deadline) => break deadline,
+                _ => {}
+            }
+        };
+        // A deadline already due is handled before waiting: a timer polled late under the
+        // cooperative budget must not delay it.
+        let now = Instant::now();
+        if deadline.is_some_and(|d| now >= d) {
+            core.handle_timeout(now);
+            continue;
+        }
+        enum Step {
+            Command(Option<Command>),
+            Read(std::io::Result<usize>),
+            Room,
+            Timeout,
+        }
+        let reading = core.wants_read() && link.can_read();
+        let step = {
+            let cmd = async {
+                match cmds {
+                    Some(rx) if handles_alive => Step::Command(rx.recv().await.ok()),
+                    _ => std::future::pending().await,
+                }
+            };
+            let read = when(reading, async { Step::Read(link.read().await) });
+            // A streamed reply's reader made room: reading may go on.
+            let room = async {
+                let _ = rooms.recv().await;
+                Step::Room
+            };
+            let timer = async {
+                sleep::<R>(deadline).await;
+                Step::Timeout
+            };
+            cmd.or(read).or(room).or(timer).await
+        };
+        match step {
+            Step::Command(Some(Command::Rpc {
+                body,
+                timeout,
+                reply,
+            })) => {
+                if !reply.is_closed() {
+                    core.submit(&body, timeout, reply, Instant::now());
+                }
+            }
+            Step::Command(Some(Command::Close { reply })) => {
+                let (waiter, result) = async_channel::bounded(1);
+                core.close(waiter, Instant::now());
+                closing.push((reply, result));
+            }
+            Step::Command(Some(Command::Subscribe(sink))) => core.subscribe(sink),
+            Step::Command(Some(Command::Streamed {
+                body,
+                timeout,
+                sink,
+            })) => {
+                core.submit_streamed(&body, timeout, sink, Instant::now());
+            }
+            Step::Room => {}
+            Step::Command(None) => {
+                // Every handle is gone: end the session politely.
+                handles_alive = false;
+                let (nobody, _) = async_channel::bounded(1);
+                core.close(nobody, Instant::now());
+            }
+            Step::Read(read) => core.handle_read(link.bytes(read), Instant::now()),
+            Step::Timeout => core.handle_timeout(Instant::now()),
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! The async NETCONF client and server, written once for every runtime.
+//!
+//! `netconf-tokio` and `netconf-smol` are this crate instantiated with their [`Runtime`]:
+//! the loops around [`netconf_proto`]'s sans-IO cores ([`ClientCore`], [`ServerSession`]),
+//! on futures-io streams, with the runtime lending only spawning, timers and TCP. Use one
+//! of those crates; depend on this one to write an adapter for another runtime.
+//!
+//! What every adapter guarantees comes from here:
+//! - **Full drainage.** The client's driver and each server session read whenever the
+//!   core wants input and hand every byte to the core at once; TLS records rustls holds
+//!   and bytes waiting in an SSH channel are drained before the loop waits on the socket
+//!   again, so a peer's message never sits unseen.
+//! - **No write-write deadlock.** A client keeps reading while a large request is being
+//!   written; a plaintext (SSH) server session does too.
+//! - **Bounded memory.** Notifications queue per subscriber up to a bound (then `Lagged`),
+//!   streamed replies stop reading at `ClientOptions::stream_window` of unread content,
+//!   servers cap pending requests and sessions.
+//!
+//! [`ClientCore`]: netconf_proto::client::ClientCore
+//! [`ServerSession`]: netconf_proto::server::ServerSession
+
+mod client;
+mod data;
+mod link;
+mod runtime;
+mod serve;
+#[cfg(feature = "ssh")]
+pub mod ssh;
+
+pub use client::{Client, Driver, Notifications, DEFAULT_TLS_PORT};
+pub use data::DataStream;
+pub use runtime::{Accepted, Adopt, AsyncStream, BoxFuture, BoxStream, Listener, Runtime};
+pub use serve::{Answer, PieceStream, Server, Spawner};

@@ -1,0 +1,125 @@
+//! The byte stream under a session, as the loops use it: reads into one buffer, and writes
+//! that can keep reading while they wait.
+//!
+//! A client keeps *reading* while a write is blocked: with large requests and replies
+//! pipelined, a client that only writes and a server that only writes would each wait for
+//! the other to read, forever. A TLS server does not: a client that sends and never reads
+//! must meet TCP backpressure, not an ever-growing queue of requests. Each `write` and
+//! `read` is cancel-safe, so racing them loses nothing.
+
+use std::io;
+use std::marker::PhantomData;
+use std::time::{Duration, Instant};
+
+use futures_lite::io::{ReadHalf, WriteHalf};
+use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt};
+
+use crate::runtime::{sleep, when, AsyncStream, Runtime};
+
+const READ_BUFFER: usize = 64 * 1024;
+
+/// Where a write that keeps reading hands what it read; it answers whether to go on
+/// reading during this write.
+pub(crate) type OnRead<'a> = &'a mut (dyn FnMut(io::Result<&[u8]>) -> bool + Send);
+
+pub(crate) struct Link<R> {
+    reader: ReadHalf<Box<dyn AsyncStream>>,
+    writer: WriteHalf<Box<dyn AsyncStream>>,
+    buf: Box<[u8]>,
+    write_timeout: Option<Duration>,
+    read_done: bool,
+    runtime: PhantomData<R>,
+}
+
+impl<R: Runtime> Link<R> {
+    pub fn new(stream: Box<dyn AsyncStream>, write_timeout: Option<Duration>) -> Self {
+        let (reader, writer) = futures_lite::io::split(stream);
+        Link {
+            reader,
+            writer,
+            buf: vec![0; READ_BUFFER].into_boxed_slice(),
+            write_timeout,
+            read_done: false,
+            runtime: PhantomData,
+        }
+    }
+
+    pub fn can_read(&self) -> bool {
+        !self.read_done
+    }
+
+    pub async fn read(&mut self) -> io::Result<usize> {
+        let r = self.reader.read(&mut self.buf).await;
+        if matches!(r, Ok(0) | Err(_)) {
+            self.read_done = true;
+        }
+        r
+    }
+
+    pub fn bytes(&self, read: io::Result<usize>) -> io::Result<&[u8]> {
+        read.map(|n| &self.buf[..n])
+    }
+
+    /// Writes all of `bytes`. With `on_read`, reads meanwhile and hands every read to it,
+    /// until it answers `false`.
+    /// A write that makes no progress for the write timeout fails with `TimedOut`.
+    pub async fn write_all(
+        &mut self,
+        bytes: &[u8],
+        mut on_read: Option<OnRead<'_>>,
+    ) -> io::Result<()> {
+        enum Step {
+            Wrote(io::Result<usize>),
+            Read(io::Result<usize>),
+            TimedOut,
+        }
+        let deadline = |t: Option<Duration>| t.map(|t| Instant::now() + t);
+        let mut give_up = deadline(self.write_timeout);
+        let mut written = 0;
+        let mut keep_reading = true;
+        while written < bytes.len() {
+            let reading = on_read.is_some() && !self.read_done && keep_reading;
+            let Link {
+                reader,
+                writer,
+                buf,
+                ..
+            } = self;
+            let step = async { Step::Wrote(writer.write(&bytes[written..]).await) }
+                .or(when(reading, async { Step::Read(reader.read(buf).await) }))
+                .or(async {
+                    sleep::<R>(give_up).await;
+                    Step::TimedOut
+                })
+                .await;
+            match step {
+                Step::Wrote(n) => match n? {
+                    0 => return Err(io::ErrorKind::WriteZero.into()),
+                    n => {
+                        written += n;
+                        give_up = deadline(self.write_timeout);
+                    }
+                },
+                Step::Read(r) => {
+                    if matches!(r, Ok(0) | Err(_)) {
+                        self.read_done = true;
+                    }
+                    if let Some(f) = on_read.as_mut() {
+                        keep_reading = f(r.map(|n| &self.buf[..n]));
+                    }
+                }
+                Step::TimedOut => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the peer stopped reading: write timed out",
+                    ))
+                }
+            }
+        }
+        self.writer.flush().await
+    }
+
+    pub async fn shutdown(&mut self) {
+        let _ = self.writer.close().await;
+    }
+}

@@ -59,6 +59,13 @@ class Step:
         return False
 
 
+def ssh_algorithms(transport):
+    """ cipher=... mac=... of a paramiko Transport (server to client), for the HELLO line."""
+    if transport is None:
+        return ""
+    return " cipher=%s mac=%s" % (transport.remote_cipher, transport.remote_mac)
+
+
 def edit_payload(tag):
     return ('<config xmlns="%s"><interop xmlns="urn:example:interop">'
             "<greeting>set by %s</greeting></interop></config>" % (BASE_NS, tag))
@@ -80,8 +87,10 @@ def run_ncclient(args):
                                     keyfile=args.key, ca_certs=args.ca,
                                     protocol=ssl.PROTOCOL_TLS_CLIENT, timeout=args.timeout)
         caps = list(m.server_capabilities)
-    say("HELLO session-id=%s capabilities=%d base11=%d seconds=%.3f"
-        % (m.session_id, len(caps), int(BASE11 in caps), time.monotonic() - t0))
+    transport = getattr(m._session, "_transport", None) if args.transport == "ssh" else None
+    say("HELLO session-id=%s capabilities=%d base11=%d seconds=%.3f%s"
+        % (m.session_id, len(caps), int(BASE11 in caps), time.monotonic() - t0,
+           ssh_algorithms(transport)))
     if args.big:
         with Step("BIG"):
             t = time.monotonic()
@@ -134,8 +143,10 @@ def run_netconf_client(args):
                                   initial_timeout=args.timeout, general_timeout=args.timeout)
         m = Manager(session, timeout=args.timeout)
         caps = list(session.server_capabilities)
-    say("HELLO session-id=%s capabilities=%d base11=%d seconds=%.3f"
-        % (session.session_id, len(caps), int(BASE11 in caps), time.monotonic() - t0))
+    transport = session.sock.transport if args.transport == "ssh" else None
+    say("HELLO session-id=%s capabilities=%d base11=%d seconds=%.3f%s"
+        % (session.session_id, len(caps), int(BASE11 in caps), time.monotonic() - t0,
+           ssh_algorithms(transport)))
     if args.big:
         with Step("BIG"):
             t = time.monotonic()

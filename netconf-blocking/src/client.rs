@@ -449,13 +449,15 @@ impl Client {
         drop(st);
         let started = shared.buffer().started();
         if !started {
-            match shared.buffer().take_end() {
-                Some(Err(e)) => return Err(e),
-                Some(Ok(_)) => {}
-                None => return Err(Error::Closed(CloseReason::Local)),
+            // Over already: an rpc-error, a timeout, the end of the session (`Err`), or a
+            // reply without `<data>` (a reader at its end).
+            if let Some(Err(e)) = shared.buffer().take_end() {
+                return Err(e);
             }
         }
-        let id = id.unwrap_or(MessageId(0));
+        let Some(id) = id else {
+            return Err(Inner::ended_error(&inner.lock()));
+        };
         Ok(DataReader::new(
             inner.clone(),
             self._last.clone(),

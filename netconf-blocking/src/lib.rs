@@ -22,6 +22,59 @@
 //! # Ok::<(), netconf_blocking::Error>(())
 //! ```
 //!
+//! Replies too large to hold (the operational state of a large router runs to gigabytes)
+//! can be streamed: [`Client::call_streamed`] returns once the reply has begun, and its
+//! [`DataReader`] hands out the content of `<data>` as it arrives, through
+//! [`std::io::Read`] or as [`Bytes`](bytes::Bytes) pieces. While the reader has a window's
+//! worth unread (4 MiB by default, [`ClientOptions::stream_window`]) the session stops
+//! reading the socket, so memory stays bounded whatever the reply's size. On the server
+//! side a handler may answer with an [`Answer`]: an iterator of pieces or a reader, pulled
+//! as the transport takes them.
+//!
+//! ```no_run
+//! use std::io::BufWriter;
+//! use netconf_blocking::operations::{Datastore, GetConfig};
+//! use netconf_blocking::server::ServerOptions;
+//! use netconf_blocking::tls::ClientTlsOptions;
+//! use netconf_blocking::{Answer, Client, Reply, Server};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let tls = ClientTlsOptions::new()
+//!     .ca_file("ca.pem")
+//!     .client_cert_files("client.pem", "client.key");
+//! let client = Client::connect_tls("192.0.2.1:6513", &tls)?;
+//!
+//! // To a file, in bounded memory; an <rpc-error> is `Err(Error::Rpc(..))` here.
+//! let mut reply = client.call_streamed(&GetConfig::new(Datastore::Running))?;
+//! let mut file = BufWriter::new(std::fs::File::create("running.xml")?);
+//! // A failure mid-reply (the session ended, the server stalled) is an `io::Error`
+//! // whose inner error is the `netconf_blocking::Error`.
+//! let bytes = std::io::copy(&mut reply, &mut file)?;
+//! println!("{bytes} bytes of configuration");
+//!
+//! // Or piece by piece; dropping the reader early discards the rest of the reply and
+//! // keeps the session.
+//! let mut reply = client.call_streamed(&GetConfig::new(Datastore::Running))?;
+//! for piece in reply.pieces().take(3) {
+//!     println!("{} bytes", piece?.len());
+//! }
+//! drop(reply);
+//! client.close()?;
+//!
+//! // A server generating its answer as it is sent: memory stays at a few pieces.
+//! let server = Server::new(ServerOptions::new(), |request, _session| {
+//!     if request.operation.name != "get-config" {
+//!         return Answer::from(Reply::Ok);
+//!     }
+//!     let rows = (0..50_000_000u64)
+//!         .map(|i| Ok(format!("<row xmlns=\"urn:example\"><n>{i}</n></row>").into()));
+//!     Answer::stream(rows)
+//! });
+//! # let _ = server;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! Over SSH (feature `ssh`, on by default), the transport nearly every device speaks. The
 //! SSH connection lives on a small tokio runtime that `netconf-ssh` keeps on two threads
 //! of its own (russh needs tokio); the session's threads read and write it directly (see
@@ -76,7 +129,7 @@ mod writer;
 pub use answer::Answer;
 pub use client::{Client, Ended, Notifications, DEFAULT_TLS_PORT};
 pub use serve::Server;
-pub use stream::DataReader;
+pub use stream::{DataReader, Pieces};
 pub use transport::Transport;
 
 pub use netconf_proto::capabilities::{BaseVersion, DefaultsMode, ModuleCapability};

@@ -73,8 +73,8 @@ impl DataSink for StreamSink {
 /// envelope stripped; each piece is valid UTF-8 on its own).
 ///
 /// Read it with [`std::io::Read`] (`io::copy` it to a file, feed it to an XML parser), or
-/// piece by piece as [`Bytes`] with [`DataReader::next_piece`] or as an iterator; the two
-/// may be mixed. The end of the reply is the end of the reader (`Ok(0)`, `None`).
+/// piece by piece as [`Bytes`] with [`DataReader::next_piece`], [`DataReader::pieces`] or
+/// `for piece in reader` ([`IntoIterator`]); the ways may be mixed. The end of the reply is the end of the reader (`Ok(0)`, `None`).
 ///
 /// If the session ends before the reply is complete (the server went away, stalled, was
 /// shut down, the transport failed), reading fails with an [`io::Error`] whose inner error
@@ -144,9 +144,23 @@ impl DataReader {
 
     /// The next piece of content, waiting for it; `None` at the end of the reply. The
     /// pieces are as they came off the wire (their sizes follow the server's chunks and our
-    /// reads), each valid UTF-8.
+    /// reads), each valid UTF-8. After an error, every later call fails alike.
     pub fn next_piece(&mut self) -> Option<io::Result<Bytes>> {
         self.take(DataBuffer::pop)
+    }
+
+    /// The pieces of content as an iterator, borrowing the reader (`for piece in
+    /// reader.pieces()`); [`IntoIterator`] takes it whole. Ends after an error.
+    pub fn pieces(&mut self) -> impl Iterator<Item = io::Result<Bytes>> + '_ {
+        let mut failed = false;
+        std::iter::from_fn(move || {
+            if failed {
+                return None;
+            }
+            let next = self.next_piece();
+            failed = matches!(next, Some(Err(_)));
+            next
+        })
     }
 
     /// Waits for content and takes it with `take`, or reports the end.
@@ -203,11 +217,37 @@ impl Read for DataReader {
     }
 }
 
-impl Iterator for DataReader {
+/// `for piece in reader`: the pieces of content (see [`DataReader::next_piece`]). The reader
+/// is not an [`Iterator`] itself: its `take`, `bytes` and `chain` are [`Read`]'s.
+impl IntoIterator for DataReader {
+    type Item = io::Result<Bytes>;
+    type IntoIter = Pieces;
+
+    fn into_iter(self) -> Pieces {
+        Pieces(self)
+    }
+}
+
+/// A [`DataReader`]'s pieces of content, as an iterator (`reader.into_iter()`); after an
+/// error it ends.
+#[derive(Debug)]
+pub struct Pieces(DataReader);
+
+impl Pieces {
+    /// Back to reading bytes.
+    pub fn into_reader(self) -> DataReader {
+        self.0
+    }
+}
+
+impl Iterator for Pieces {
     type Item = io::Result<Bytes>;
 
     fn next(&mut self) -> Option<io::Result<Bytes>> {
-        self.next_piece()
+        if matches!(self.0.state, ReadState::Failed(..)) {
+            return None;
+        }
+        self.0.next_piece()
     }
 }
 
@@ -215,11 +255,11 @@ impl Drop for DataReader {
     fn drop(&mut self) {
         let unfinished = {
             let mut buffer = self.shared.buffer();
-            let unfinished = !buffer.is_finished();
+            let unfinished = matches!(self.state, ReadState::Reading) && !buffer.is_finished();
             buffer.close();
             unfinished
         };
-        if unfinished && self.has_data {
+        if unfinished {
             self.inner.cancel_stream(self.id);
         }
     }

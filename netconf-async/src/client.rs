@@ -17,6 +17,8 @@ use netconf_proto::client::{
     NotificationSink,
 };
 use netconf_proto::operations::{Operation, Rpc, RpcBody};
+use netconf_proto::rustls::pki_types::ServerName;
+use netconf_proto::rustls::ClientConfig;
 use netconf_proto::tls::ClientTlsOptions;
 use netconf_proto::{
     Capabilities, CloseReason, Error, Framing, Machine, RpcReply, Session, SessionEnd, TimeoutKind,
@@ -209,9 +211,20 @@ impl<R: Runtime> Client<R> {
         tls: &ClientTlsOptions,
         options: &ClientOptions,
     ) -> Result<(Self, Driver), Error> {
+        let name = tls.server_name_for(server_name)?;
+        Self::tls_with_config(stream, tls.build()?, name, options).await
+    }
+
+    /// A TLS session with a ready rustls configuration (call home's device check).
+    pub(crate) async fn tls_with_config(
+        stream: BoxStream,
+        config: Arc<ClientConfig>,
+        server_name: ServerName<'static>,
+        options: &ClientOptions,
+    ) -> Result<(Self, Driver), Error> {
         let machine = TlsSession::client(
-            tls.build()?,
-            tls.server_name_for(server_name)?,
+            config,
+            server_name,
             options.session_config().clone(),
             Instant::now(),
         )

@@ -19,6 +19,7 @@
 //! [`ClientCore`]: netconf_proto::client::ClientCore
 //! [`ServerSession`]: netconf_proto::server::ServerSession
 
+pub mod call_home;
 mod client;
 mod data;
 mod link;
@@ -27,6 +28,7 @@ mod serve;
 #[cfg(feature = "ssh")]
 pub mod ssh;
 
+pub use call_home::{CallHome, CallHomeListener, CallHomeOptions, CallHomeTransport, Reconnect};
 pub use client::{Client, Driver, Notifications, DEFAULT_TLS_PORT};
 pub use data::DataStream;
 pub use runtime::{Accepted, Adopt, AsyncStream, BoxFuture, BoxStream, Listener, Runtime};

@@ -216,13 +216,11 @@ impl<R: Runtime> Server<R> {
     }
 
     /// Runs `task` as one of the server's tasks (shutdown waits for it).
-    #[cfg_attr(not(feature = "ssh"), allow(dead_code))]
     pub(crate) fn spawn_task(&self, task: impl Future<Output = ()> + Send + 'static) {
         self.inner.spawn(task);
     }
 
     /// Closed when the server shuts down: accept loops stop.
-    #[cfg_attr(not(feature = "ssh"), allow(dead_code))]
     pub(crate) fn stop_signal(&self) -> Receiver<()> {
         self.inner.stop.1.clone()
     }
@@ -245,7 +243,7 @@ impl<R: Runtime> Server<R> {
                         let server = self.clone();
                         let tls = tls.clone();
                         self.inner.spawn(async move {
-                            server.serve_tls_admitted(stream, tls, session).await
+                            server.serve_tls_admitted(stream, tls, session).await;
                         });
                     }
                 }
@@ -283,11 +281,21 @@ impl<R: Runtime> Server<R> {
     where
         R: Adopt<S>,
     {
-        let config = tls.build()?;
+        self.serve_tls_boxed(R::adopt(stream), tls.build()?, peer)
+            .await
+            .map(drop)
+    }
+
+    /// [`Server::serve_tls`] on a stream in the loops' form; whether a NETCONF session
+    /// was established.
+    pub(crate) async fn serve_tls_boxed(
+        &self,
+        stream: BoxStream,
+        config: Arc<ServerConfig>,
+        peer: Option<SocketAddr>,
+    ) -> Result<bool, Error> {
         let session = self.admit(peer).ok_or_else(refused)?;
-        self.serve_tls_admitted(R::adopt(stream), config, session)
-            .await;
-        Ok(())
+        Ok(self.serve_tls_admitted(stream, config, session).await)
     }
 
     /// Serves one session over a plaintext stream whose peer the transport already
@@ -308,16 +316,19 @@ impl<R: Runtime> Server<R> {
     where
         R: Adopt<S>,
     {
-        self.serve_plaintext(R::adopt(stream), username, peer).await
+        self.serve_plaintext(R::adopt(stream), username, peer)
+            .await
+            .map(drop)
     }
 
-    /// [`Server::serve_stream`] on a stream already in the loops' form.
+    /// [`Server::serve_stream`] on a stream already in the loops' form; whether a
+    /// NETCONF session was established.
     pub(crate) async fn serve_plaintext(
         &self,
         stream: BoxStream,
         username: Option<String>,
         peer: Option<SocketAddr>,
-    ) -> Result<(), Error> {
+    ) -> Result<bool, Error> {
         let mut session = self.admit(peer).ok_or_else(refused)?;
         session.info.username = username;
         let machine = Session::server(
@@ -325,9 +336,9 @@ impl<R: Runtime> Server<R> {
             session.info.session_id,
             Instant::now(),
         );
-        self.run_session(stream, Box::new(machine), session, true)
-            .await;
-        Ok(())
+        Ok(self
+            .run_session(stream, Box::new(machine), session, true)
+            .await)
     }
 
     async fn serve_tls_admitted(
@@ -335,7 +346,7 @@ impl<R: Runtime> Server<R> {
         stream: Box<dyn AsyncStream>,
         tls: Arc<ServerConfig>,
         session: Admitted,
-    ) {
+    ) -> bool {
         let machine = TlsSession::server(
             tls,
             self.inner.options.session_config().clone(),
@@ -350,6 +361,7 @@ impl<R: Runtime> Server<R> {
             Err(e) => {
                 tracing::warn!(error = %e, "cannot start a TLS session");
                 self.inner.registry().remove(session.info.session_id);
+                false
             }
         }
     }
@@ -380,7 +392,7 @@ impl<R: Runtime> Server<R> {
         machine: Box<dyn Machine + Send>,
         admitted: Admitted,
         read_while_writing: bool,
-    ) {
+    ) -> bool {
         enum Step {
             Killed,
             Handler(RequestId, std::thread::Result<Answer>),
@@ -558,7 +570,10 @@ impl<R: Runtime> Server<R> {
             }
             Stop::Broken => {}
         }
+        // The peer's hello came: a NETCONF session was established.
+        let established = !live.core.session().peer_capabilities().is_empty();
         drop(live);
+        established
     }
 
     /// The session-ids of the sessions now open.

@@ -26,8 +26,8 @@ use crate::serve::Server;
 pub use netconf_ssh::russh::keys::{PrivateKey, PublicKey};
 pub use netconf_ssh::{
     keys, known_hosts, Algorithms, AuthFuture, Authenticator, ChannelOptions,
-    ClientOptions as SshClientOptions, Error as SshError, HostKey, HostKeyCheck, KeySource,
-    ServerOptions as SshServerOptions, SshServer, SshStream, StaticAuth,
+    ClientOptions as SshClientOptions, Error as SshError, HostKey, HostKeyCheck, HostKeyFilter,
+    KeySource, ServerOptions as SshServerOptions, SshServer, SshStream, StaticAuth,
     TimeoutKind as SshTimeoutKind, NETCONF_SSH_PORT,
 };
 
@@ -182,5 +182,6 @@ impl<R: Runtime> Server<R> {
             session.peer,
         )
         .await
+        .map(drop)
     }
 }

@@ -75,6 +75,7 @@
 //! the XML or YANG library of the caller's choice.
 #![forbid(unsafe_code)]
 pub mod address;
+pub mod call_home;
 pub mod capabilities;
 pub mod client;
 pub mod client_error;

@@ -69,6 +69,11 @@ pub use runtime::Smol;
 
 /// A NETCONF client session on smol; see [`netconf_async::Client`] for its methods.
 pub type Client = netconf_async::Client<Smol>;
+/// Accepts devices that call home (RFC 8071); see [`netconf_async::CallHomeListener`].
+pub type CallHomeListener = netconf_async::CallHomeListener<Smol>;
+/// A device that called home, with its session.
+pub type CalledHome = netconf_async::call_home::CalledHome<Smol>;
+
 /// A NETCONF server on smol; see [`netconf_async::Server`] for its methods.
 pub type Server = netconf_async::Server<Smol>;
 
@@ -86,6 +91,16 @@ pub use netconf_proto::{
     Notification, ProtocolError, Quirk, QuirkCounts, Reply, ReplyContent, Request, RequestId,
     RpcError, RpcReply, SessionEnd, TimeoutKind, TlsError, UsageError, XmlPayload,
 };
+
+/// Call home (RFC 8071) in both roles: the options and results of [`CallHomeListener`]
+/// and `Server::call_home`.
+pub mod call_home {
+    pub use netconf_async::call_home::{
+        CallHome, CallHomeEnd, CallHomeOptions, CallHomeTransport, ConnectionType, Device,
+        DeviceError, DeviceFilter, DeviceIdentity, Reconnect, CALL_HOME_SSH_PORT,
+        CALL_HOME_TLS_PORT,
+    };
+}
 
 /// Server options and the session information handlers receive.
 pub mod server {

@@ -80,6 +80,9 @@ impl std::fmt::Debug for KeySource {
     }
 }
 
+/// The caller's decision on a server's host key, after the configured check passed it.
+pub type HostKeyFilter = Arc<dyn Fn(&PublicKey) -> bool + Send + Sync>;
+
 /// Everything a client connection needs besides the address.
 ///
 /// `#[non_exhaustive]` so options can be added without breaking callers:
@@ -88,6 +91,9 @@ impl std::fmt::Debug for KeySource {
 #[non_exhaustive]
 pub struct ClientOptions {
     pub user: String,
+    /// Decides on a host key that passed [`ClientOptions::host_key`]'s check (see
+    /// [`ClientOptions::host_key_filter`]).
+    pub host_key_filter: Option<HostKeyFilter>,
     pub password: Option<String>,
     pub keys: Vec<KeySource>,
     /// Offer the keys of the agent at `SSH_AUTH_SOCK`.
@@ -110,6 +116,10 @@ impl std::fmt::Debug for ClientOptions {
             .field("keys", &self.keys)
             .field("agent", &self.agent)
             .field("host_key", &self.host_key)
+            .field(
+                "host_key_filter",
+                &self.host_key_filter.as_ref().map(|_| "Fn"),
+            )
             .field("subsystem", &self.subsystem)
             .field("connect_timeout", &self.connect_timeout)
             .field("auth_timeout", &self.auth_timeout)
@@ -126,6 +136,7 @@ impl ClientOptions {
     pub fn new(user: impl Into<String>) -> Self {
         ClientOptions {
             user: user.into(),
+            host_key_filter: None,
             password: None,
             keys: Vec::new(),
             agent: false,
@@ -140,6 +151,17 @@ impl ClientOptions {
             algorithms: Algorithms::default(),
             channel: ChannelOptions::default(),
         }
+    }
+
+    /// Has `filter` decide on the server's host key once the configured check passed it,
+    /// during key exchange: a refused server (`Error::HostKeyRefused`) never sees our
+    /// credentials. Call home uses it to accept or refuse a device by its key.
+    pub fn host_key_filter(
+        mut self,
+        filter: impl Fn(&PublicKey) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.host_key_filter = Some(Arc::new(filter));
+        self
     }
 
     /// Password, used for `password` and `keyboard-interactive`.
@@ -287,6 +309,7 @@ impl From<russh::Error> for HandlerError {
 /// data is handled by the drain task (see [`crate::channel`]).
 pub(crate) struct ClientHandler {
     check: HostKeyCheck,
+    filter: Option<HostKeyFilter>,
     known_hosts: Option<PathBuf>,
     entry_name: String,
     peer: String,
@@ -294,6 +317,17 @@ pub(crate) struct ClientHandler {
 
 impl ClientHandler {
     fn verify(&self, key: &PublicKey) -> Result<(), Error> {
+        self.check(key)?;
+        match &self.filter {
+            Some(filter) if !filter(key) => Err(Error::HostKeyRefused {
+                host: self.peer.clone(),
+                offered: fingerprint(key),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    fn check(&self, key: &PublicKey) -> Result<(), Error> {
         let offered = fingerprint(key);
         let host = self.peer.clone();
         match &self.check {
@@ -483,6 +517,7 @@ where
     });
     let handler = ClientHandler {
         check: opts.host_key.clone(),
+        filter: opts.host_key_filter.clone(),
         known_hosts,
         entry_name,
         peer: peer.clone(),

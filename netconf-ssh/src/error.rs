@@ -97,6 +97,11 @@ pub enum Error {
         line: usize,
     },
 
+    /// The host key passed the check, but the caller's filter refused the server (call
+    /// home: a device not accepted).
+    #[error("host key for {host} refused by the filter: offered {offered}")]
+    HostKeyRefused { host: String, offered: String },
+
     /// The offered key does not match the pinned fingerprint.
     #[error("host key for {host} does not match the pinned fingerprint: offered {offered}, expected {expected}")]
     HostKeyMismatch {
@@ -187,7 +192,8 @@ impl From<Error> for io::Error {
             | Error::UnknownHostKey { .. }
             | Error::HostKeyChanged { .. }
             | Error::HostKeyRevoked { .. }
-            | Error::HostKeyMismatch { .. } => io::ErrorKind::PermissionDenied,
+            | Error::HostKeyMismatch { .. }
+            | Error::HostKeyRefused { .. } => io::ErrorKind::PermissionDenied,
             _ => io::ErrorKind::Other,
         };
         io::Error::new(kind, e)

@@ -8,6 +8,7 @@
 //! record and moves every plaintext byte into the session before it returns; there is no
 //! state in which plaintext waits inside TLS for the next socket event.
 
+mod call_home;
 mod options;
 
 use std::collections::VecDeque;
@@ -19,6 +20,7 @@ use bytes::Bytes;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, Connection, ServerConfig, ServerConnection};
 
+pub use call_home::DeviceCheck;
 pub use options::{
     ClientTlsOptions, PemSource, ServerTlsOptions, TlsConfigError, CLIENT_FRIENDLY_RECORD,
 };

@@ -128,7 +128,7 @@ pub fn crypto_provider() -> Result<Arc<CryptoProvider>, TlsConfigError> {
     }
 }
 
-fn root_store(sources: &[PemSource]) -> Result<RootCertStore, TlsConfigError> {
+pub(crate) fn root_store(sources: &[PemSource]) -> Result<RootCertStore, TlsConfigError> {
     let mut roots = RootCertStore::empty();
     for source in sources {
         for cert in source.certificates("CA certificate")? {

@@ -153,12 +153,20 @@ impl CallHomeOptions {
 }
 
 /// A device that called home and whose session is established.
-#[derive(Debug)]
 pub struct CalledHome<R> {
     /// The NETCONF session, as from any constructor.
     pub client: Client<R>,
     /// Who called.
     pub device: Device,
+}
+
+impl<R> fmt::Debug for CalledHome<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CalledHome")
+            .field("client", &self.client)
+            .field("device", &self.device)
+            .finish()
+    }
 }
 
 /// A device whose call failed: unreachable identity, refused by the filter, a failed

@@ -1,4 +1,5 @@
-//! RFC 8071 call home with the tokio adapter, both roles, over real loopback TLS and SSH:
+//! RFC 8071 call home on each async runtime (tokio and smol: every test runs on both),
+//! both roles, over real loopback TLS and SSH:
 //! our `CallHomeListener` (the manager: TLS or SSH client, NETCONF client) against our
 //! `Server::call_home` (the device: TLS or SSH server, NETCONF server). A device is
 //! identified by its certificate or host key; one the filter refuses, or whose certificate
@@ -14,36 +15,75 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use netconf_async::call_home::{
+    CallHomeEnd, CallHomeListener, CallHomeOptions, CallHomeTransport, DeviceIdentity, Reconnect,
+};
+use netconf_async::ssh::{
+    known_hosts::fingerprint, PublicKey, SshClientOptions, SshError, SshServer, SshServerOptions,
+    StaticAuth,
+};
+use netconf_async::{Client, Runtime, Server};
+use netconf_proto::operations::{Datastore, GetConfig};
+use netconf_proto::server::ServerOptions;
+use netconf_proto::tls::{ClientTlsOptions, PemSource, ServerTlsOptions};
+use netconf_proto::{Error, Reply};
 use netconf_tests::certs::Pki;
-use netconf_tokio::call_home::{
-    CallHomeEnd, CallHomeOptions, CallHomeTransport, DeviceIdentity, Reconnect,
-};
-use netconf_tokio::operations::{Datastore, GetConfig};
-use netconf_tokio::server::ServerOptions;
-use netconf_tokio::ssh::{
-    known_hosts::fingerprint, SshClientOptions, SshError, SshServer, SshServerOptions, StaticAuth,
-};
-use netconf_tokio::tls::{ClientTlsOptions, PemSource, ServerTlsOptions};
-use netconf_tokio::{CallHomeListener, Client, Error, Reply, Server};
 
 const GUARD: Duration = Duration::from_secs(60);
 const NS: &str = "urn:test:call-home";
 
+/// Runs each test on both runtimes, under a deadlock guard (async-io's timer works on both).
+macro_rules! on_each_runtime {
+    ($($test:ident),* $(,)?) => {
+        mod tokio {
+            $(#[test]
+            fn $test() {
+                let rt = ::tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(super::guarded(super::$test::<netconf_tokio::Tokio>()));
+            })*
+        }
+        mod smol {
+            $(#[test]
+            fn $test() {
+                ::smol::block_on(super::guarded(super::$test::<netconf_smol::Smol>()));
+            })*
+        }
+    };
+}
+
+on_each_runtime!(
+    tls_device_calls_home_and_is_identified_by_its_certificate,
+    a_device_the_filter_refuses_gets_no_netconf_byte,
+    a_device_certificate_from_another_ca_is_refused_in_the_handshake,
+    the_device_calls_again_after_the_manager_restarts,
+    a_device_whose_first_manager_is_down_calls_the_second,
+    ssh_device_calls_home_and_is_identified_by_its_host_key,
+    an_ssh_device_with_the_wrong_host_key_is_refused_before_authentication,
+    one_listener_takes_many_devices_pinned_by_host_key,
+);
+
 async fn guarded<T>(body: impl Future<Output = T>) -> T {
-    tokio::time::timeout(GUARD, body)
-        .await
-        .expect("deadlock guard: the test did not finish in time")
+    futures_lite::future::or(async { Some(body.await) }, async {
+        async_io::Timer::after(GUARD).await;
+        None
+    })
+    .await
+    .expect("deadlock guard: the test did not finish in time")
 }
 
 /// A device: answers get-config with its name; counts the requests it saw.
-fn device(name: &'static str, requests: Arc<AtomicUsize>) -> Server {
+fn device<R: Runtime>(name: &'static str, requests: Arc<AtomicUsize>) -> Server<R> {
     Server::new(ServerOptions::new(), move |_request, _info| {
         requests.fetch_add(1, Ordering::SeqCst);
         async move { Reply::data(format!("<device xmlns=\"{NS}\">{name}</device>")).unwrap() }
     })
 }
 
-async fn name_of(client: &Client) -> String {
+async fn name_of<R>(client: &Client<R>) -> String {
     let data = client
         .call(&GetConfig::new(Datastore::Running))
         .await
@@ -87,16 +127,15 @@ fn ssh_error(e: &Error) -> &SshError {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tls_device_calls_home_and_is_identified_by_its_certificate() {
-    guarded(async {
+async fn tls_device_calls_home_and_is_identified_by_its_certificate<R: Runtime>() {
+    {
         let pki = Pki::generate();
         let mut listener =
-            CallHomeListener::bind("127.0.0.1:0", &CallHomeOptions::tls(manager_tls(&pki)))
+            CallHomeListener::<R>::bind("127.0.0.1:0", &CallHomeOptions::tls(manager_tls(&pki)))
                 .await
                 .unwrap();
         let requests = Arc::new(AtomicUsize::new(0));
-        let device = device("r1", requests.clone());
+        let device = device::<R>("r1", requests.clone());
         let manager = listener.local_addr().to_string();
         let calls = device
             .call_home(
@@ -124,20 +163,18 @@ async fn tls_device_calls_home_and_is_identified_by_its_certificate() {
         calls.stop();
         assert!(matches!(calls.ended().await, CallHomeEnd::Stopped));
         device.shutdown().await;
-    })
-    .await
+    }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_device_the_filter_refuses_gets_no_netconf_byte() {
-    guarded(async {
+async fn a_device_the_filter_refuses_gets_no_netconf_byte<R: Runtime>() {
+    {
         let pki = Pki::generate();
         let options = CallHomeOptions::tls(manager_tls(&pki)).filter(|_device| false);
-        let mut listener = CallHomeListener::bind("127.0.0.1:0", &options)
+        let mut listener = CallHomeListener::<R>::bind("127.0.0.1:0", &options)
             .await
             .unwrap();
         let requests = Arc::new(AtomicUsize::new(0));
-        let device = device("r1", requests.clone());
+        let device = device::<R>("r1", requests.clone());
         let calls = device
             .call_home(
                 &[&listener.local_addr().to_string()],
@@ -158,13 +195,11 @@ async fn a_device_the_filter_refuses_gets_no_netconf_byte() {
         assert_eq!(calls.sessions(), 0);
         assert_eq!(requests.load(Ordering::SeqCst), 0);
         device.shutdown().await;
-    })
-    .await
+    }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_device_certificate_from_another_ca_is_refused_in_the_handshake() {
-    guarded(async {
+async fn a_device_certificate_from_another_ca_is_refused_in_the_handshake<R: Runtime>() {
+    {
         let pki = Pki::generate();
         let stranger = Pki::other_ca();
         let filtered = Arc::new(AtomicUsize::new(0));
@@ -173,10 +208,10 @@ async fn a_device_certificate_from_another_ca_is_refused_in_the_handshake() {
             seen.fetch_add(1, Ordering::SeqCst);
             true
         });
-        let mut listener = CallHomeListener::bind("127.0.0.1:0", &options)
+        let mut listener = CallHomeListener::<R>::bind("127.0.0.1:0", &options)
             .await
             .unwrap();
-        let device = device("impostor", Arc::default());
+        let device = device::<R>("impostor", Arc::default());
         // The impostor trusts our CA (so only its own certificate is wrong).
         let mut tls = device_tls(&stranger);
         tls.client_ca = vec![PemSource::pem(pki.ca_pem.clone())];
@@ -197,20 +232,18 @@ async fn a_device_certificate_from_another_ca_is_refused_in_the_handshake() {
             "the filter only sees verified devices"
         );
         device.shutdown().await;
-    })
-    .await
+    }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_device_calls_again_after_the_manager_restarts() {
-    guarded(async {
+async fn the_device_calls_again_after_the_manager_restarts<R: Runtime>() {
+    {
         let pki = Pki::generate();
         let options = CallHomeOptions::tls(manager_tls(&pki));
-        let listener = CallHomeListener::bind("127.0.0.1:0", &options)
+        let listener = CallHomeListener::<R>::bind("127.0.0.1:0", &options)
             .await
             .unwrap();
         let addr = listener.local_addr();
-        let device = device("r1", Arc::default());
+        let device = device::<R>("r1", Arc::default());
         let calls = device
             .call_home(
                 &[&addr.to_string()],
@@ -227,20 +260,18 @@ async fn the_device_calls_again_after_the_manager_restarts() {
         drop(first);
         // Calls now fail (nothing listens) and back off; the manager comes back on the
         // same port and the device finds it.
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let mut listener = CallHomeListener::bind(addr, &options).await.unwrap();
+        async_io::Timer::after(Duration::from_millis(300)).await;
+        let mut listener = CallHomeListener::<R>::bind(addr, &options).await.unwrap();
         let second = listener.accept().await.unwrap();
         assert_eq!(name_of(&second.client).await, "r1");
         assert_eq!(calls.sessions(), 1);
         calls.stop();
         device.shutdown().await;
-    })
-    .await
+    }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_device_whose_first_manager_is_down_calls_the_second() {
-    guarded(async {
+async fn a_device_whose_first_manager_is_down_calls_the_second<R: Runtime>() {
+    {
         let pki = Pki::generate();
         // A port nobody listens on: bind, note, close.
         let dead = std::net::TcpListener::bind("127.0.0.1:0")
@@ -248,10 +279,10 @@ async fn a_device_whose_first_manager_is_down_calls_the_second() {
             .local_addr()
             .unwrap();
         let mut listener =
-            CallHomeListener::bind("127.0.0.1:0", &CallHomeOptions::tls(manager_tls(&pki)))
+            CallHomeListener::<R>::bind("127.0.0.1:0", &CallHomeOptions::tls(manager_tls(&pki)))
                 .await
                 .unwrap();
-        let device = device("r2", Arc::default());
+        let device = device::<R>("r2", Arc::default());
         let calls = device
             .call_home(
                 &[&dead.to_string(), &listener.local_addr().to_string()],
@@ -263,17 +294,16 @@ async fn a_device_whose_first_manager_is_down_calls_the_second() {
         assert_eq!(name_of(&called.client).await, "r2");
         calls.stop();
         device.shutdown().await;
-    })
-    .await
+    }
 }
 
-struct SshDevice {
-    server: Server,
+struct SshDevice<R> {
+    server: Server<R>,
     ssh: SshServer,
     requests: Arc<AtomicUsize>,
 }
 
-fn ssh_device(name: &'static str) -> SshDevice {
+fn ssh_device<R: Runtime>(name: &'static str) -> SshDevice<R> {
     let requests = Arc::new(AtomicUsize::new(0));
     SshDevice {
         server: device(name, requests.clone()),
@@ -287,22 +317,21 @@ fn ssh_device(name: &'static str) -> SshDevice {
 }
 
 /// A known_hosts file naming `key` for the device as a dialled connection would record it.
-fn known_hosts(dir: &tempfile::TempDir, key: &netconf_tokio::ssh::PublicKey) -> PathBuf {
+fn known_hosts(dir: &tempfile::TempDir, key: &PublicKey) -> PathBuf {
     let path = dir.path().join("known_hosts");
     let line = key.to_openssh().unwrap();
     std::fs::write(&path, format!("[127.0.0.1]:830 {line}\n")).unwrap();
     path
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ssh_device_calls_home_and_is_identified_by_its_host_key() {
-    guarded(async {
-        let d = ssh_device("r1");
+async fn ssh_device_calls_home_and_is_identified_by_its_host_key<R: Runtime>() {
+    {
+        let d = ssh_device::<R>("r1");
         let dir = tempfile::tempdir().unwrap();
         let ssh = SshClientOptions::new("admin")
             .password("pw")
             .known_hosts(known_hosts(&dir, d.ssh.host_public_key()));
-        let mut listener = CallHomeListener::bind("127.0.0.1:0", &CallHomeOptions::ssh(ssh))
+        let mut listener = CallHomeListener::<R>::bind("127.0.0.1:0", &CallHomeOptions::ssh(ssh))
             .await
             .unwrap();
         let calls = d
@@ -325,21 +354,19 @@ async fn ssh_device_calls_home_and_is_identified_by_its_host_key() {
         assert_eq!(calls.sessions(), 1);
         calls.stop();
         d.server.shutdown().await;
-    })
-    .await
+    }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_ssh_device_with_the_wrong_host_key_is_refused_before_authentication() {
-    guarded(async {
-        let d = ssh_device("impostor");
-        let genuine = ssh_device("genuine");
+async fn an_ssh_device_with_the_wrong_host_key_is_refused_before_authentication<R: Runtime>() {
+    {
+        let d = ssh_device::<R>("impostor");
+        let genuine = ssh_device::<R>("genuine");
         let dir = tempfile::tempdir().unwrap();
         // known_hosts has the genuine device's key; the impostor calls from the same address.
         let ssh = SshClientOptions::new("admin")
             .password("pw")
             .known_hosts(known_hosts(&dir, genuine.ssh.host_public_key()));
-        let mut listener = CallHomeListener::bind("127.0.0.1:0", &CallHomeOptions::ssh(ssh))
+        let mut listener = CallHomeListener::<R>::bind("127.0.0.1:0", &CallHomeOptions::ssh(ssh))
             .await
             .unwrap();
         let calls = d
@@ -360,14 +387,16 @@ async fn an_ssh_device_with_the_wrong_host_key_is_refused_before_authentication(
         assert_eq!(calls.sessions(), 0);
         assert_eq!(d.requests.load(Ordering::SeqCst), 0);
         d.server.shutdown().await;
-    })
-    .await
+    }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_listener_takes_many_devices_pinned_by_host_key() {
-    guarded(async {
-        let devices = [ssh_device("r1"), ssh_device("r2"), ssh_device("r3")];
+async fn one_listener_takes_many_devices_pinned_by_host_key<R: Runtime>() {
+    {
+        let devices = [
+            ssh_device::<R>("r1"),
+            ssh_device::<R>("r2"),
+            ssh_device::<R>("r3"),
+        ];
         // Pinning: r1 and r2 are ours, r3 is not.
         let allowed: Vec<String> = devices[..2]
             .iter()
@@ -380,7 +409,7 @@ async fn one_listener_takes_many_devices_pinned_by_host_key() {
             DeviceIdentity::HostKey(key) => allowed.contains(&fingerprint(key)),
             _ => false,
         });
-        let mut listener = CallHomeListener::bind("127.0.0.1:0", &options)
+        let mut listener = CallHomeListener::<R>::bind("127.0.0.1:0", &options)
             .await
             .unwrap();
         let manager = listener.local_addr().to_string();
@@ -418,6 +447,5 @@ async fn one_listener_takes_many_devices_pinned_by_host_key() {
             c.stop();
             d.server.shutdown().await;
         }
-    })
-    .await
+    }
 }

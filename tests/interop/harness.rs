@@ -465,6 +465,71 @@ impl Outcome {
     }
 }
 
+/// Runs a client process, writes `input` on its stdin and closes stdin only once its stdout
+/// holds `until` (as a person at a terminal would), then waits for it to exit; killed (by
+/// pid) if it runs past `limit`.
+pub fn run_client_interactive(
+    cmd: &mut Command,
+    input: &[u8],
+    until: &str,
+    limit: Duration,
+) -> Outcome {
+    let start = Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {cmd:?}: {e}"));
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let _ = stdin.write_all(input);
+    let mut stdin = Some(stdin);
+    let mut out = child.stdout.take().expect("piped stdout");
+    let mut err = child.stderr.take().expect("piped stderr");
+    let stderr_reader = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = err.read_to_end(&mut s);
+        String::from_utf8_lossy(&s).into_owned()
+    });
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 64 * 1024];
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut stdout = Vec::new();
+    let mut timed_out = false;
+    loop {
+        let left = limit.saturating_sub(start.elapsed());
+        match rx.recv_timeout(left) {
+            Ok(piece) => {
+                stdout.extend_from_slice(&piece);
+                if stdin.is_some() && String::from_utf8_lossy(&stdout).contains(until) {
+                    stdin = None; // EOF to the client
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                let _ = child.kill();
+                timed_out = true;
+                break;
+            }
+        }
+    }
+    drop(stdin);
+    let status = child.wait().ok();
+    let stderr = stderr_reader.join().unwrap_or_default();
+    Outcome {
+        status: if timed_out { None } else { status },
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr,
+        elapsed: start.elapsed(),
+    }
+}
+
 /// Runs a client process to completion, killing it (by pid) if it runs past `limit`.
 pub fn run_client(cmd: &mut Command, limit: Duration) -> Outcome {
     run_client_with_stdin(cmd, None, limit)
@@ -763,19 +828,14 @@ pub fn client_tls(scratch: &Scratch) -> netconf_proto::tls::ClientTlsOptions {
 pub struct OurServer {
     addr: SocketAddr,
     kind: Kind,
+    /// Listening on SSH (`listen_ssh`) rather than TLS.
+    ssh: bool,
 }
 
 enum Kind {
     Blocking(netconf_blocking::Server),
     Tokio(netconf_tokio::Server, Option<tokio::runtime::Runtime>),
     Smol(netconf_smol::Server),
-    /// The tokio server behind an `SshServer` listener (until the adapters have
-    /// `listen_ssh`): each accepted session's channel goes to `Server::serve_stream`.
-    TokioSsh {
-        server: netconf_tokio::Server,
-        rt: Option<tokio::runtime::Runtime>,
-        accept: tokio::task::JoinHandle<()>,
-    },
 }
 
 impl std::fmt::Debug for OurServer {
@@ -791,11 +851,13 @@ pub fn server_options(store: &ToyStore) -> netconf_proto::server::ServerOptions 
 
 impl OurServer {
     pub fn name(&self) -> &'static str {
-        match self.kind {
-            Kind::Blocking(..) => "netconf-blocking",
-            Kind::Tokio(..) => "netconf-tokio",
-            Kind::Smol(..) => "netconf-smol",
-            Kind::TokioSsh { .. } => "netconf-tokio/ssh",
+        match (&self.kind, self.ssh) {
+            (Kind::Blocking(..), false) => "netconf-blocking",
+            (Kind::Tokio(..), false) => "netconf-tokio",
+            (Kind::Smol(..), false) => "netconf-smol",
+            (Kind::Blocking(..), true) => "netconf-blocking/ssh",
+            (Kind::Tokio(..), true) => "netconf-tokio/ssh",
+            (Kind::Smol(..), true) => "netconf-smol/ssh",
         }
     }
 
@@ -811,6 +873,7 @@ impl OurServer {
         OurServer {
             addr,
             kind: Kind::Blocking(server),
+            ssh: false,
         }
     }
 
@@ -832,6 +895,7 @@ impl OurServer {
         OurServer {
             addr,
             kind: Kind::Tokio(server, Some(rt)),
+            ssh: false,
         }
     }
 
@@ -847,12 +911,27 @@ impl OurServer {
         OurServer {
             addr,
             kind: Kind::Smol(server),
+            ssh: false,
         }
     }
 
-    /// Starts the tokio server on a free port behind an SSH listener (netconf-ssh) with the
-    /// host key `keys.host_key`, accepting [`SSH_USER`] with [`SSH_PASSWORD`] or with
-    /// `keys.user_key`, on a runtime of its own.
+    /// Starts the blocking server on a free port with `listen_ssh` (see [`ssh_server`]).
+    pub fn blocking_ssh(keys: &SshKeys, store: &ToyStore) -> OurServer {
+        let handler_store = store.clone();
+        let server = netconf_blocking::Server::new(server_options(store), move |req, _info| {
+            handler_store.answer(req)
+        });
+        let addr = server
+            .listen_ssh("127.0.0.1:0", &ssh_server(keys))
+            .expect("listen_ssh on 127.0.0.1");
+        OurServer {
+            addr,
+            kind: Kind::Blocking(server),
+            ssh: true,
+        }
+    }
+
+    /// Starts the tokio server on a free port with `listen_ssh`, on a runtime of its own.
     pub fn tokio_ssh(keys: &SshKeys, store: &ToyStore) -> OurServer {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -864,50 +943,29 @@ impl OurServer {
             let store = handler_store.clone();
             async move { store.answer(&req) }
         });
-        let auth = netconf_ssh::StaticAuth::new()
-            .user(SSH_USER, SSH_PASSWORD)
-            .authorized_keys_file(SSH_USER, &keys.user_key.with_extension("pub"))
-            .expect("the user's public key");
-        let ssh = netconf_ssh::SshServer::new(
-            netconf_ssh::ServerOptions::default().host_key_file(&keys.host_key),
-            auth,
-        )
-        .expect("our SSH server loads the host key");
-        assert_eq!(
-            ssh.host_key_fingerprint(),
-            keys.host_fingerprint,
-            "our SSH server and ssh-keygen disagree on the host key's fingerprint"
-        );
-        let (addr, accept) = rt.block_on(async {
-            let tcp = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-                .await
-                .expect("binding the SSH listener on 127.0.0.1");
-            let addr = tcp.local_addr().expect("bound address");
-            let mut listener = ssh.listen(tcp);
-            let sessions = server.clone();
-            let accept = tokio::spawn(async move {
-                while let Some(session) = listener.accept().await {
-                    let sessions = sessions.clone();
-                    tokio::spawn(async move {
-                        let (peer, user) = (session.peer, session.username.clone());
-                        if let Err(e) = sessions
-                            .serve_stream(session.stream, Some(user), peer)
-                            .await
-                        {
-                            println!("netconf-tokio/ssh: session from {peer:?} refused: {e}");
-                        }
-                    });
-                }
-            });
-            (addr, accept)
-        });
+        let addr = rt
+            .block_on(server.listen_ssh("127.0.0.1:0", &ssh_server(keys)))
+            .expect("listen_ssh on 127.0.0.1");
         OurServer {
             addr,
-            kind: Kind::TokioSsh {
-                server,
-                rt: Some(rt),
-                accept,
-            },
+            kind: Kind::Tokio(server, Some(rt)),
+            ssh: true,
+        }
+    }
+
+    /// Starts the smol server on a free port with `listen_ssh`, on smol's global executor.
+    pub fn smol_ssh(keys: &SshKeys, store: &ToyStore) -> OurServer {
+        let handler_store = store.clone();
+        let server = netconf_smol::Server::new(server_options(store), move |req, _info| {
+            let store = handler_store.clone();
+            async move { store.answer(&req) }
+        });
+        let addr = smol::block_on(server.listen_ssh("127.0.0.1:0", &ssh_server(keys)))
+            .expect("listen_ssh on 127.0.0.1");
+        OurServer {
+            addr,
+            kind: Kind::Smol(server),
+            ssh: true,
         }
     }
 
@@ -921,7 +979,6 @@ impl OurServer {
             Kind::Blocking(s) => s.sessions(),
             Kind::Tokio(s, _) => s.sessions(),
             Kind::Smol(s) => s.sessions(),
-            Kind::TokioSsh { server, .. } => server.sessions(),
         }
     }
 }
@@ -945,16 +1002,6 @@ impl Drop for OurServer {
                 };
                 futures_lite::future::or(stop, limit).await
             }),
-            Kind::TokioSsh { server, rt, accept } => {
-                accept.abort();
-                if let Some(rt) = rt.take() {
-                    rt.block_on(async {
-                        let _ =
-                            tokio::time::timeout(Duration::from_secs(10), server.shutdown()).await;
-                    });
-                    rt.shutdown_timeout(Duration::from_secs(2));
-                }
-            }
         }
     }
 }
@@ -1145,6 +1192,26 @@ impl SshKeys {
     pub fn authorized_keys(&self) -> PathBuf {
         self.dir.join("authorized_keys")
     }
+}
+
+/// Our SSH server's settings for the interop peers: the host key `keys.host_key`, and
+/// [`SSH_USER`] with [`SSH_PASSWORD`] or with `keys.user_key`.
+pub fn ssh_server(keys: &SshKeys) -> netconf_ssh::SshServer {
+    let auth = netconf_ssh::StaticAuth::new()
+        .user(SSH_USER, SSH_PASSWORD)
+        .authorized_keys_file(SSH_USER, &keys.user_key.with_extension("pub"))
+        .expect("the user's public key");
+    let ssh = netconf_ssh::SshServer::new(
+        netconf_ssh::ServerOptions::default().host_key_file(&keys.host_key),
+        auth,
+    )
+    .expect("our SSH server loads the host key");
+    assert_eq!(
+        ssh.host_key_fingerprint(),
+        keys.host_fingerprint,
+        "our SSH server and ssh-keygen disagree on the host key's fingerprint"
+    );
+    ssh
 }
 
 /// Our SSH client's options for `user` at `[127.0.0.1]:port`: the host key checked against a

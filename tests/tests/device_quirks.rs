@@ -186,27 +186,36 @@ fn banner_before_the_hello() {
 
 #[test]
 fn text_after_the_last_message_at_end_of_stream() {
-    for (hello, stream) in [
-        // End-of-message framing: the text becomes an unfinished message.
-        (hello_10(), format!("<rpc-reply message-id=\"1\" xmlns=\"{NS_BASE}\"><ok/></rpc-reply>]]>]]>\nConnection closed by foreign host.\n")),
-    ] {
-        let mut client = Session::client(Config::client(), Instant::now());
-        drain(&mut client);
-        client.handle_input(hello.as_bytes(), Instant::now()).unwrap();
-        client.send_rpc(&Get::new(), Instant::now()).unwrap();
-        drain(&mut client);
-        client.handle_input(stream.as_bytes(), Instant::now()).unwrap();
-        client.handle_eof(Instant::now());
-        let events = drain(&mut client).events;
-        assert!(
-            matches!(
-                events[..],
-                [Event::Reply { .. }, Event::Closed { reason: CloseReason::Eof }]
-            ),
-            "{events:?}"
-        );
-        assert_eq!(client.quirks().count(Quirk::TrailingGarbage), 1);
-    }
+    // End-of-message framing: the text becomes an unfinished message.
+    let hello = hello_10();
+    let stream = format!(
+        "<rpc-reply message-id=\"1\" xmlns=\"{NS_BASE}\"><ok/></rpc-reply>]]>]]>\nConnection closed by foreign host.\n"
+    );
+    let mut client = Session::client(Config::client(), Instant::now());
+    drain(&mut client);
+    client
+        .handle_input(hello.as_bytes(), Instant::now())
+        .unwrap();
+    client.send_rpc(&Get::new(), Instant::now()).unwrap();
+    drain(&mut client);
+    client
+        .handle_input(stream.as_bytes(), Instant::now())
+        .unwrap();
+    client.handle_eof(Instant::now());
+    let events = drain(&mut client).events;
+    assert!(
+        matches!(
+            events[..],
+            [
+                Event::Reply { .. },
+                Event::Closed {
+                    reason: CloseReason::Eof
+                }
+            ]
+        ),
+        "{events:?}"
+    );
+    assert_eq!(client.quirks().count(Quirk::TrailingGarbage), 1);
 }
 
 #[test]

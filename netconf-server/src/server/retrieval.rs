@@ -127,7 +127,7 @@ impl<B: Backend> Server<B> {
             .backend
             .schemas()
             .iter()
-            .find(|s| s.identifier == id && version.map_or(true, |v| v == s.version));
+            .find(|s| s.identifier == id && version.is_none_or(|v| v == s.version));
         let Some(schema) = found else {
             let known: Vec<String> = self
                 .backend

@@ -3,7 +3,7 @@
 //!
 //! Only the envelope is tokenized. Payloads (`<data>` content, an rpc's operation element,
 //! notification content) stay raw XML slices of the message buffer, so a 500 MB `<data>`
-//! costs one UTF-8 validation, not a tokenization (see [`parse`]).
+//! costs one UTF-8 validation, not a tokenization (see the `parse` module).
 
 mod encode;
 mod parse;

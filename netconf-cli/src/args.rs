@@ -11,18 +11,27 @@ use netconf_blocking::operations::{
 
 const AFTER_HELP: &str = "\
 Exit status: 0 success, 1 the server answered with <rpc-error>, 2 anything else
-(connection, TLS, timeout, bad arguments or files).
+(connection, SSH, TLS, timeout, bad arguments or files).
+
+Transport: SSH (RFC 6242, port 830) unless --tls, --ca or --cert is given (or NETCONF_CA /
+NETCONF_CERT set): then TLS with mutual X.509 (RFC 7589, port 6513). --ssh forces SSH.
+SSH host keys are checked against ~/.ssh/known_hosts (or --known-hosts FILE); an unknown
+host is refused unless --accept-new-host-key, a changed key always.
 
 Try it with nothing installed:
   netconf demo
-Against a device (mutual TLS, RFC 7589):
+Against a device over SSH:
+  export NETCONF_HOST=192.0.2.1 NETCONF_USER=admin NETCONF_PASSWORD=secret
+  netconf --accept-new-host-key hello       (the first time: records the host key)
+  netconf hello
+Over TLS instead:
   export NETCONF_HOST=192.0.2.1 NETCONF_CA=ca.pem NETCONF_CERT=me.pem NETCONF_KEY=me.key
   netconf hello
   netconf get-config --source running --subtree '<interfaces xmlns=\"urn:ietf:params:xml:ns:yang:ietf-interfaces\"/>'
   netconf edit-config --target candidate --config change.xml --lock --commit
   netconf batch steps.txt       (several commands in one session: netconf batch --help)";
 
-/// NETCONF over TLS from the shell.
+/// NETCONF over SSH or TLS from the shell.
 #[derive(Debug, Parser)]
 #[command(name = "netconf", version, after_help = AFTER_HELP)]
 pub struct Cli {
@@ -38,28 +47,104 @@ pub struct Global {
     /// Server host name or address.
     #[arg(long, env = "NETCONF_HOST", default_value = "localhost", global = true)]
     pub host: String,
-    /// Server port (NETCONF over TLS: 6513).
-    #[arg(long, env = "NETCONF_PORT", default_value_t = 6513, global = true)]
-    pub port: u16,
-    /// CA certificate(s) (PEM) that signed the server's certificate.
-    #[arg(long, env = "NETCONF_CA", value_name = "FILE", global = true)]
-    pub ca: Option<PathBuf>,
-    /// Client certificate (PEM) presented to the server.
-    #[arg(long, env = "NETCONF_CERT", value_name = "FILE", global = true)]
-    pub cert: Option<PathBuf>,
-    /// Private key (PEM) of the client certificate.
+    /// Server port [default: 830 over SSH, 6513 over TLS].
+    #[arg(long, env = "NETCONF_PORT", global = true)]
+    pub port: Option<u16>,
+    /// Use SSH (RFC 6242), even when TLS options are set in the environment. With serve:
+    /// serve SSH.
+    #[arg(long, global = true)]
+    pub ssh: bool,
+    /// Use TLS with mutual X.509 authentication (RFC 7589) instead of SSH. With serve: serve
+    /// TLS too (the default when --ssh is not given).
+    #[arg(long, global = true)]
+    pub tls: bool,
+    /// SSH: user name to log in as [default: $USER].
+    #[arg(long, env = "NETCONF_USER", value_name = "NAME", global = true)]
+    pub user: Option<String>,
+    /// SSH: password (also answers keyboard-interactive password prompts).
+    #[arg(long, env = "NETCONF_PASSWORD", hide_env_values = true, global = true)]
+    pub password: Option<String>,
+    /// Private key: over SSH the key to log in with (OpenSSH or PEM); over TLS the key of
+    /// the client certificate --cert (PEM).
     #[arg(long, env = "NETCONF_KEY", value_name = "FILE", global = true)]
     pub key: Option<PathBuf>,
-    /// Name to verify the server certificate against (default: --host).
+    /// SSH: passphrase of an encrypted --key.
+    #[arg(
+        long,
+        env = "NETCONF_KEY_PASSPHRASE",
+        hide_env_values = true,
+        value_name = "PASS",
+        global = true
+    )]
+    pub key_passphrase: Option<String>,
+    /// SSH: known_hosts file to check the server's host key against
+    /// [default: ~/.ssh/known_hosts].
+    #[arg(long, env = "NETCONF_KNOWN_HOSTS", value_name = "FILE", global = true)]
+    pub known_hosts: Option<PathBuf>,
+    /// SSH: trust a host that has no known_hosts entry yet and record its key (like
+    /// StrictHostKeyChecking=accept-new). A changed key is refused all the same.
+    #[arg(long, env = "NETCONF_ACCEPT_NEW_HOST_KEY", global = true)]
+    pub accept_new_host_key: bool,
+    /// SSH: accept exactly the host key with this fingerprint (SHA256:..., as ssh-keygen -l
+    /// prints it) instead of looking in known_hosts.
+    #[arg(long, env = "NETCONF_HOST_KEY_FINGERPRINT", value_name = "SHA256:...",
+          global = true, conflicts_with_all = ["known_hosts", "accept_new_host_key"])]
+    pub host_key_fingerprint: Option<String>,
+    /// SSH: subsystem to start (some NX-OS releases use xmlagent).
+    #[arg(
+        long,
+        env = "NETCONF_SUBSYSTEM",
+        value_name = "NAME",
+        default_value = "netconf",
+        global = true
+    )]
+    pub subsystem: String,
+    /// TLS: CA certificate(s) (PEM) that signed the server's certificate. Selects TLS.
+    #[arg(long, env = "NETCONF_CA", value_name = "FILE", global = true)]
+    pub ca: Option<PathBuf>,
+    /// TLS: client certificate (PEM) presented to the server. Selects TLS.
+    #[arg(long, env = "NETCONF_CERT", value_name = "FILE", global = true)]
+    pub cert: Option<PathBuf>,
+    /// TLS: name to verify the server certificate against (default: --host).
     #[arg(long, env = "NETCONF_SERVER_NAME", value_name = "NAME", global = true)]
     pub server_name: Option<String>,
-    /// Seconds allowed for connecting, the hello exchange and each reply.
+    /// Seconds allowed for connecting (each SSH step: connect, login, subsystem), the hello
+    /// exchange and each reply.
     #[arg(long, env = "NETCONF_TIMEOUT", value_name = "SECS", global = true,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: Option<u64>,
     /// Output format [default: pretty on a terminal, else xml].
     #[arg(long, value_enum, env = "NETCONF_FORMAT", global = true)]
     pub format: Option<Format>,
+}
+
+/// The transport a client command uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Ssh,
+    Tls,
+}
+
+impl Global {
+    /// SSH unless TLS is asked for: `--tls`, or a CA or client certificate (a `--key`
+    /// alone is an SSH key). `--ssh` wins over TLS options.
+    pub fn transport(&self) -> Transport {
+        if self.ssh {
+            Transport::Ssh
+        } else if self.tls || self.ca.is_some() || self.cert.is_some() {
+            Transport::Tls
+        } else {
+            Transport::Ssh
+        }
+    }
+
+    /// The port given, or the transport's standard one.
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(match self.transport() {
+            Transport::Ssh => netconf_blocking::ssh::NETCONF_SSH_PORT,
+            Transport::Tls => netconf_blocking::DEFAULT_TLS_PORT,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -224,10 +309,12 @@ pub enum Command {
         #[arg(long, value_name = "N")]
         count: Option<u64>,
     },
-    /// Run a loopback (127.0.0.1) NETCONF-over-TLS server on in-memory datastores.
+    /// Run a loopback (127.0.0.1) NETCONF server, over SSH and/or TLS, on in-memory
+    /// datastores.
     #[command(long_about = SERVE_HELP)]
     Serve(ServeArgs),
-    /// Show the whole thing working: a throwaway PKI, a server and a client, step by step.
+    /// Show the whole thing working: a server on loopback, clients over SSH and TLS, step by
+    /// step.
     Demo,
     /// Run several commands in one session, one per line, from FILE or '-' (stdin).
     #[command(long_about = BATCH_HELP)]
@@ -260,7 +347,8 @@ Example (netconf batch change.txt):
   unlock --target candidate";
 
 const SERVE_HELP: &str = "\
-Run a loopback (127.0.0.1 only) NETCONF-over-TLS server for trying clients and for tests.
+Run a loopback (127.0.0.1 only) NETCONF server for trying clients and for tests: over TLS
+(the default, port 6513), over SSH with --ssh (port 830), or both with --ssh --tls.
 
 running, candidate and startup are XML documents in memory (the netconf-server crate),
 seeded from --data (default: a small sample). get/get-config/get-data answer from them
@@ -279,13 +367,24 @@ replaces it whole, \"create\" adds it (data-exists if present), \"delete\" remov
 (data-missing if absent), \"remove\" removes it quietly. --default-operation replace
 replaces the whole datastore. (nc = urn:ietf:params:xml:ns:netconf:base:1.0)
 
-Certificates: --cert/--key are the server's, --ca signs the clients'. They are taken from
-the command line only (NETCONF_* variables are for the client). Without them a throwaway
-PKI is written to a temporary directory (or --pki-dir) and its client-side paths printed:
+TLS: --cert/--key are the server's, --ca signs the clients'. They are taken from the
+command line only (NETCONF_* variables are for the client). Without them a throwaway PKI
+is written to a temporary directory (or --pki-dir) and its client-side paths printed:
   listening on 127.0.0.1:PORT
   ca: DIR/ca.pem
   cert: DIR/client.pem
-  key: DIR/client.key";
+  key: DIR/client.key
+
+SSH: --ssh-user NAME:PASSWORD (repeatable) says who may log in; --authorized-keys FILE lets
+the --ssh-user names log in with the keys of an OpenSSH authorized_keys file too (NAME
+alone, without a password, then allows keys only). Without --ssh-user, the user admin
+gets a random password, printed. The host key is --host-key FILE (OpenSSH or PEM), else a
+new ed25519 key each start. The SSH user name is the NETCONF user name. Printed:
+  ssh: listening on 127.0.0.1:PORT
+  ssh fingerprint: SHA256:...
+  ssh known_hosts: [127.0.0.1]:PORT ssh-ed25519 AAAA...
+With both transports, --port is TLS's and --ssh-port SSH's (--port 0: any free port for
+both).";
 
 /// One line of a batch: a subcommand and its options.
 #[derive(Debug, Parser)]
@@ -295,9 +394,22 @@ pub struct BatchLine {
     pub command: Command,
 }
 
-/// Options of `serve` (besides the global --port, --ca, --cert, --key).
+/// Options of `serve` (besides the global --port, --ca, --cert, --key, --ssh, --tls).
 #[derive(Debug, Args)]
 pub struct ServeArgs {
+    /// SSH: who may log in, NAME:PASSWORD, or NAME alone for --authorized-keys only
+    /// (repeatable).
+    #[arg(long, value_name = "NAME[:PASSWORD]")]
+    pub ssh_user: Vec<String>,
+    /// SSH: an OpenSSH authorized_keys file whose keys the --ssh-user names may log in with.
+    #[arg(long, value_name = "FILE")]
+    pub authorized_keys: Option<PathBuf>,
+    /// SSH: the server's host key (OpenSSH or PEM private key) [default: a new ed25519 key].
+    #[arg(long, value_name = "FILE")]
+    pub host_key: Option<PathBuf>,
+    /// SSH: port when TLS is served too [default: --port with SSH alone, else 830].
+    #[arg(long, value_name = "PORT")]
+    pub ssh_port: Option<u16>,
     /// XML to seed the datastores with (top-level elements, optionally in <data>/<config>).
     #[arg(long, value_name = "FILE")]
     pub data: Option<PathBuf>,

@@ -14,10 +14,10 @@ use netconf_blocking::{Client, ClientOptions, Error, ReplyContent, XmlPayload};
 
 use clap::Parser as _;
 
-use crate::args::{BatchLine, Cli, Command, FilterArgs, Format, Global};
+use crate::args::{BatchLine, Cli, Command, FilterArgs, Format, Global, Transport};
 use crate::errors::{self, CliError, Target};
-use crate::input;
 use crate::output::{self, print};
+use crate::{input, ssh};
 
 /// Runs a client command (everything but `serve`, `demo` and `batch`).
 pub fn run(cli: &Cli) -> Result<(), CliError> {
@@ -105,7 +105,8 @@ pub fn run_batch(cli: &Cli, input: &str, keep_going: bool) -> Result<(), CliErro
 fn target(g: &Global) -> Target<'_> {
     Target {
         host: &g.host,
-        port: g.port,
+        port: g.port(),
+        transport: g.transport(),
         ca: g.ca.as_deref(),
         cert: g.cert.as_deref(),
         key: g.key.as_deref(),
@@ -119,8 +120,34 @@ fn read_file(option: &str, path: &std::path::Path) -> Result<Vec<u8>, CliError> 
         .map_err(|e| CliError::fatal(format!("cannot read {option} {}: {e}", path.display())))
 }
 
-/// Opens the TLS session the global options describe.
+/// Opens the session the global options describe, over SSH or TLS.
 pub fn connect(g: &Global, target: &Target<'_>) -> Result<Client, CliError> {
+    if g.ssh && g.tls {
+        return Err(CliError::fatal("--ssh and --tls: choose one transport"));
+    }
+    let mut options = ClientOptions::new();
+    if std::io::stderr().is_terminal() {
+        options = options.on_progress(output::progress_reporter());
+    }
+    if let Some(secs) = g.timeout {
+        let t = Duration::from_secs(secs);
+        options = options
+            .connect_timeout(t)
+            .hello_timeout(t)
+            .rpc_timeout(Some(t));
+    }
+    match g.transport() {
+        Transport::Ssh => ssh::connect(g, target, &options),
+        Transport::Tls => connect_tls(g, target, &options),
+    }
+}
+
+/// Opens the TLS session the global options describe.
+fn connect_tls(
+    g: &Global,
+    target: &Target<'_>,
+    options: &ClientOptions,
+) -> Result<Client, CliError> {
     let ca = g.ca.as_deref().ok_or_else(|| {
         CliError::fatal(
             "no CA certificate: pass --ca FILE (or set NETCONF_CA) to verify the server",
@@ -138,23 +165,8 @@ pub fn connect(g: &Global, target: &Target<'_>) -> Result<Client, CliError> {
     if let Some(name) = &g.server_name {
         tls = tls.server_name(name.clone());
     }
-    let mut options = ClientOptions::new();
-    if std::io::stderr().is_terminal() {
-        options = options.on_progress(output::progress_reporter());
-    }
-    if let Some(secs) = g.timeout {
-        let t = Duration::from_secs(secs);
-        options = options
-            .connect_timeout(t)
-            .hello_timeout(t)
-            .rpc_timeout(Some(t));
-    }
-    let addr = if g.host.contains(':') && !g.host.starts_with('[') {
-        format!("[{}]:{}", g.host, g.port)
-    } else {
-        format!("{}:{}", g.host, g.port)
-    };
-    Client::connect_tls_with(&addr, &tls, &options).map_err(|e| errors::connect_error(e, target))
+    Client::connect_tls_with(&target.addr(), &tls, options)
+        .map_err(|e| errors::connect_error(e, target))
 }
 
 /// What a command needs from files and arguments, checked before connecting.

@@ -4,9 +4,12 @@
 use std::io::ErrorKind;
 use std::path::Path;
 
-use netconf_blocking::{Error, RpcError};
+use netconf_blocking::ssh::SshError;
+use netconf_blocking::{Error, RpcError, TimeoutKind};
 use netconf_proto::tls::TlsConfigError;
 use netconf_proto::CloseReason;
+
+use crate::args::Transport;
 
 /// A failed command.
 #[derive(Debug)]
@@ -38,6 +41,7 @@ impl CliError {
 pub struct Target<'a> {
     pub host: &'a str,
     pub port: u16,
+    pub transport: Transport,
     pub ca: Option<&'a Path>,
     pub cert: Option<&'a Path>,
     pub key: Option<&'a Path>,
@@ -46,8 +50,9 @@ pub struct Target<'a> {
 }
 
 impl Target<'_> {
-    fn addr(&self) -> String {
-        if self.host.contains(':') {
+    /// `host:port`, `[v6]:port` for an IPv6 address.
+    pub fn addr(&self) -> String {
+        if self.host.contains(':') && !self.host.starts_with('[') {
             format!("[{}]:{}", self.host, self.port)
         } else {
             format!("{}:{}", self.host, self.port)
@@ -61,12 +66,15 @@ impl Target<'_> {
     }
 }
 
-/// An error while connecting (TCP, TLS handshake, hello).
+/// An error while connecting (TCP, TLS or SSH handshake, hello).
 pub fn connect_error(e: Error, t: &Target<'_>) -> CliError {
     match e {
         Error::Io(io) => {
             let what = io.to_string();
-            if what.starts_with("connecting to ") || io.kind() == ErrorKind::ConnectionRefused {
+            if what.starts_with("connecting to ")
+                || what.starts_with("TCP connect to ")
+                || io.kind() == ErrorKind::ConnectionRefused
+            {
                 CliError::fatal(format!(
                     "cannot connect to {}: {}",
                     t.addr(),
@@ -75,8 +83,14 @@ pub fn connect_error(e: Error, t: &Target<'_>) -> CliError {
             } else if what.contains("lookup")
                 || what.contains("resolve")
                 || what.contains("has no address")
+                || what.contains("failed to lookup")
             {
                 CliError::fatal(format!("cannot resolve host {}: {what}", t.host))
+            } else if t.transport == Transport::Ssh {
+                CliError::fatal(format!(
+                    "connection to {} failed during the SSH handshake: {what}",
+                    t.addr()
+                ))
             } else {
                 CliError::fatal(format!(
                     "connection to {} failed during the handshake: {what} \
@@ -84,6 +98,12 @@ pub fn connect_error(e: Error, t: &Target<'_>) -> CliError {
                     t.addr()
                 ))
             }
+        }
+        Error::Closed(CloseReason::Eof) if t.transport == Transport::Ssh => {
+            CliError::fatal(format!(
+                "the NETCONF subsystem on {} ended before its <hello>",
+                t.addr()
+            ))
         }
         Error::Closed(CloseReason::Eof) => CliError::fatal(format!(
             "{} closed the connection before its <hello>: it may have refused the client \
@@ -95,8 +115,56 @@ pub fn connect_error(e: Error, t: &Target<'_>) -> CliError {
             t.addr(),
             timeout_hint(t)
         )),
+        Error::Ssh(cause) => CliError::fatal(ssh_message(cause.as_ref(), t)),
         e => from_error(e, t),
     }
+}
+
+/// An SSH failure, with what to do about it.
+fn ssh_message(cause: &(dyn std::error::Error + 'static), t: &Target<'_>) -> String {
+    let Some(e) = cause.downcast_ref::<SshError>() else {
+        return format!("SSH with {} failed: {}", t.addr(), chain(cause));
+    };
+    match e {
+        SshError::UnknownHostKey { .. } => format!(
+            "{e}; check the fingerprint with the device's administrator, then pass \
+             --accept-new-host-key to record it (or --host-key-fingerprint to pin it)"
+        ),
+        SshError::HostKeyChanged { path, line, .. } => format!(
+            "{e}; refused: this is what a man-in-the-middle looks like. If the device's key \
+             really changed, delete line {line} of {}",
+            path.display()
+        ),
+        SshError::AuthFailed { .. } => format!("{e} (check --user, --password and --key)"),
+        SshError::SubsystemRefused { .. } => {
+            format!("{e}: NETCONF may not be enabled there, or it uses another name (--subsystem)")
+        }
+        SshError::Key { path, source } => format!(
+            "--key {}: cannot load the private key: {source}{}",
+            path.display(),
+            if source.to_string().contains("crypt") {
+                " (wrong or missing --key-passphrase?)"
+            } else {
+                ""
+            }
+        ),
+        other => chain(other),
+    }
+}
+
+/// An error and its sources, `: `-separated.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let more = s.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = s.source();
+    }
+    text
 }
 
 /// An error of an established session (or of connecting, after [`connect_error`]).
@@ -106,6 +174,14 @@ pub fn from_error(e: Error, t: &Target<'_>) -> CliError {
         Error::Tls(what) => CliError::fatal(tls_message(&what.to_string(), t)),
         Error::TlsConfig(c) => CliError::fatal(tls_config_message(&c, t)),
         Error::Io(io) => CliError::fatal(format!("connection to {} failed: {io}", t.addr())),
+        Error::Ssh(cause) => CliError::fatal(ssh_message(cause.as_ref(), t)),
+        Error::Timeout(what @ (TimeoutKind::Auth | TimeoutKind::Subsystem)) => {
+            CliError::fatal(format!(
+                "timed out connecting to {}: {what}{}",
+                t.addr(),
+                timeout_hint(t)
+            ))
+        }
         Error::Timeout(what) => CliError::fatal(format!("timed out: {what}{}", timeout_hint(t))),
         Error::Closed(reason) => CliError::fatal(format!(
             "the session with {} ended: {}",
@@ -222,6 +298,7 @@ mod tests {
         Target {
             host: "127.0.0.1",
             port: 6513,
+            transport: Transport::Tls,
             ca: Some(Path::new("ca.pem")),
             cert: Some(Path::new("client.pem")),
             key: None,

@@ -1,6 +1,7 @@
-//! `netconf`: NETCONF over TLS (RFC 6241, RFC 7589) from the shell, on the blocking
-//! client of `netconf-blocking`; plus `serve`, a loopback server on in-memory datastores,
-//! and `demo`, which shows everything working with nothing installed.
+//! `netconf`: NETCONF (RFC 6241) from the shell, over SSH (RFC 6242, the default) or TLS
+//! (RFC 7589), on the blocking client of `netconf-blocking`; plus `serve`, a loopback server
+//! on in-memory datastores, and `demo`, which shows everything working with nothing
+//! installed.
 //!
 //! Exit status: 0 success, 1 an `<rpc-error>` reply, 2 anything else.
 
@@ -14,6 +15,7 @@ mod pki;
 mod pretty;
 mod sample;
 mod serve;
+mod ssh;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -40,10 +42,12 @@ fn serve_options(cli: &Cli, matches: &ArgMatches) -> serve::Options {
     let g = &cli.global;
     let pick = |id: &str, v: &Option<PathBuf>| v.clone().filter(|_| on_command_line(matches, id));
     serve::Options {
-        port: on_command_line(matches, "port").then_some(g.port),
+        port: g.port.filter(|_| on_command_line(matches, "port")),
         ca: pick("ca", &g.ca),
         cert: pick("cert", &g.cert),
         key: pick("key", &g.key),
+        ssh: g.ssh,
+        tls: g.tls,
     }
 }
 

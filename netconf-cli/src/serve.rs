@@ -1,19 +1,24 @@
-//! `netconf serve`: a loopback NETCONF-over-TLS server on the in-memory datastores of
-//! `netconf-server`, for trying clients and for tests.
+//! `netconf serve`: a loopback NETCONF server on the in-memory datastores of
+//! `netconf-server`, over TLS, SSH or both, for trying clients and for tests.
 //!
-//! It binds 127.0.0.1 only. Without --ca/--cert/--key it makes a throwaway PKI, writes it to
-//! a temporary directory and prints the client-side paths, one per line after the address:
+//! It binds 127.0.0.1 only. Over SSH it prints the address, the host key's fingerprint and
+//! the known_hosts line a client needs (and the password it made up, when no --ssh-user was
+//! given). Over TLS without --ca/--cert/--key it makes a throwaway PKI, writes it to a
+//! temporary directory and prints the client-side paths, one per line after the address:
 //!
 //! ```text
+//! ssh: listening on 127.0.0.1:PORT
+//! ssh fingerprint: SHA256:...
+//! ssh known_hosts: [127.0.0.1]:PORT ssh-ed25519 AAAA...
 //! listening on 127.0.0.1:PORT
 //! ca: DIR/ca.pem
 //! cert: DIR/client.pem
 //! key: DIR/client.key
 //! ```
 //!
-//! The blocking adapter runs the sessions; this module mounts `netconf_server::Server` in
-//! its handler, sends the notifications it produces and drives its confirmed-commit
-//! deadline from a timer thread.
+//! The blocking adapter runs the sessions of both transports in one `Server`; this module
+//! mounts `netconf_server::Server` in its handler, sends the notifications it produces and
+//! drives its confirmed-commit deadline from a timer thread.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -22,6 +27,7 @@ use std::thread::JoinHandle;
 use std::time::{Instant, SystemTime};
 
 use netconf_blocking::server::{ServerOptions, SessionInfo};
+use netconf_blocking::ssh::SshServer;
 use netconf_blocking::tls::{PemSource, ServerTlsOptions};
 use netconf_blocking::{Config, Reply, Request, Server};
 use netconf_proto::xml::NS_BASE;
@@ -31,7 +37,7 @@ use crate::args::ServeArgs;
 use crate::errors::CliError;
 use crate::output::print;
 use crate::pki::{self, Pki};
-use crate::sample;
+use crate::{sample, ssh};
 
 /// The connection options `serve` takes, from the command line only.
 #[derive(Debug, Default)]
@@ -40,6 +46,17 @@ pub struct Options {
     pub ca: Option<PathBuf>,
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
+    /// Serve SSH.
+    pub ssh: bool,
+    /// Serve TLS (the default when SSH is not asked for).
+    pub tls: bool,
+}
+
+/// Where `start` listens: either transport or both, each on 127.0.0.1:port (0: any free).
+#[derive(Default)]
+pub struct Listen {
+    pub tls: Option<(ServerTlsOptions, u16)>,
+    pub ssh: Option<(SshServer, u16)>,
 }
 
 /// What the sessions share: the datastore server and how to reach the sessions.
@@ -166,7 +183,10 @@ fn drain(server: &mut netconf_server::Server<MemoryBackend>) -> Vec<Notification
 
 /// A running server; dropping it shuts the server down.
 pub struct Running {
-    pub addr: SocketAddr,
+    /// The TLS listener's address.
+    pub tls_addr: Option<SocketAddr>,
+    /// The SSH listener's address.
+    pub ssh_addr: Option<SocketAddr>,
     handle: Option<Server>,
     shared: Arc<Shared>,
     timer: Option<JoinHandle<()>>,
@@ -175,7 +195,8 @@ pub struct Running {
 impl std::fmt::Debug for Running {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Running")
-            .field("addr", &self.addr)
+            .field("tls_addr", &self.tls_addr)
+            .field("ssh_addr", &self.ssh_addr)
             .finish_non_exhaustive()
     }
 }
@@ -219,13 +240,37 @@ fn config(capabilities: Vec<String>) -> Config {
         .fold(Config::server(), |c, uri| c.with_capability(uri))
 }
 
-/// Starts a server on 127.0.0.1:`port` (0: any free port) over datastores seeded with `seed`.
-pub fn start(
-    seed: Element,
-    tls: ServerTlsOptions,
-    port: u16,
-    log: bool,
-) -> Result<Running, netconf_blocking::Error> {
+/// Which listener failed to start, and why.
+#[derive(Debug)]
+pub enum StartError {
+    Tls(u16, netconf_blocking::Error),
+    Ssh(u16, netconf_blocking::Error),
+    Other(netconf_blocking::Error),
+}
+
+impl StartError {
+    /// The error in words, naming the listener.
+    pub fn message(self) -> String {
+        let (what, port, e) = match self {
+            StartError::Tls(port, e) => ("TLS", port, e),
+            StartError::Ssh(port, e) => ("SSH", port, e),
+            StartError::Other(e) => return e.to_string(),
+        };
+        match e {
+            netconf_blocking::Error::Io(io) => {
+                format!("cannot listen for {what} on 127.0.0.1:{port}: {io}")
+            }
+            netconf_blocking::Error::TlsConfig(c) => {
+                format!("bad server certificate, key or CA: {c}")
+            }
+            other => format!("{what} listener on 127.0.0.1:{port}: {other}"),
+        }
+    }
+}
+
+/// Starts a server on 127.0.0.1 over datastores seeded with `seed`, with the listeners in
+/// `listen`.
+pub fn start(seed: Element, listen: Listen, log: bool) -> Result<Running, StartError> {
     let datastores = netconf_server::Server::new(sample::backend(seed));
     let capabilities = datastores.capabilities();
     let shared = Arc::new(Shared {
@@ -244,16 +289,36 @@ pub fn start(
         })
         .on_session_end(move |info| ended.session_ended(info));
     let server = Server::new(options, move |request, info| handler.handle(request, info));
-    let addr = server.listen_tls(("127.0.0.1", port), &tls)?;
+    let stop = |server: &Server| {
+        server.shutdown();
+    };
+    let ssh_addr = match &listen.ssh {
+        Some((ssh, port)) => Some(server.listen_ssh(("127.0.0.1", *port), ssh).map_err(|e| {
+            stop(&server);
+            StartError::Ssh(*port, e)
+        })?),
+        None => None,
+    };
+    let tls_addr = match &listen.tls {
+        Some((tls, port)) => Some(server.listen_tls(("127.0.0.1", *port), tls).map_err(|e| {
+            stop(&server);
+            StartError::Tls(*port, e)
+        })?),
+        None => None,
+    };
     *shared.sessions.lock().unwrap_or_else(|p| p.into_inner()) = Some(server.clone());
     let handle = server;
     let timer_shared = shared.clone();
     let timer = std::thread::Builder::new()
         .name("confirmed-commit".into())
         .spawn(move || timer_shared.drive_deadlines())
-        .map_err(netconf_blocking::Error::Io)?;
+        .map_err(|e| {
+            stop(&handle);
+            StartError::Other(netconf_blocking::Error::Io(e))
+        })?;
     Ok(Running {
-        addr,
+        tls_addr,
+        ssh_addr,
         handle: Some(handle),
         shared,
         timer: Some(timer),
@@ -296,76 +361,136 @@ pub fn run(options: &Options, args: &ServeArgs) -> Result<(), CliError> {
         CliError::fatal(format!("--data {name}: not well-formed XML: {e}"))
     })?;
 
+    let (serve_ssh, serve_tls) = (options.ssh, options.tls || !options.ssh);
+    let tls_port = options.port.unwrap_or(netconf_blocking::DEFAULT_TLS_PORT);
+    let ssh_port = args
+        .ssh_port
+        .or(match (serve_tls, options.port) {
+            (false, port) => port,
+            (true, Some(0)) => Some(0),
+            (true, _) => None,
+        })
+        .unwrap_or(netconf_blocking::ssh::NETCONF_SSH_PORT);
+    if serve_ssh && serve_tls && ssh_port == tls_port && tls_port != 0 {
+        return Err(CliError::fatal(format!(
+            "SSH and TLS cannot both listen on port {tls_port}: give --ssh-port for SSH"
+        )));
+    }
+
+    let mut listen = Listen::default();
     let mut client_files = None;
     // Kept for the life of the process: the client needs the files while it runs.
     let mut _temp_dir = None;
-    let tls = match (&options.ca, &options.cert, &options.key) {
-        (Some(ca), Some(cert), Some(key)) => ServerTlsOptions::new(
-            PemSource::pem(read("--cert", cert)?),
-            PemSource::pem(read("--key", key)?),
-            PemSource::pem(read("--ca", ca)?),
-        ),
-        (None, None, None) => {
-            let pki = Pki::generate()
-                .map_err(|e| CliError::fatal(format!("cannot generate certificates: {e}")))?;
-            let dir = match &args.pki_dir {
-                Some(dir) => dir.clone(),
-                None => {
-                    let temp = tempfile::Builder::new()
-                        .prefix("netconf-serve-")
-                        .tempdir()
-                        .map_err(|e| {
-                            CliError::fatal(format!("cannot create a temporary directory: {e}"))
-                        })?;
-                    let path = temp.path().to_owned();
-                    _temp_dir = Some(temp);
-                    path
-                }
-            };
-            let files = pki.write_to(&dir).map_err(|e| {
-                CliError::fatal(format!(
-                    "cannot write certificates to {}: {e}",
-                    dir.display()
+    if serve_tls {
+        let tls = match (&options.ca, &options.cert, &options.key) {
+            (Some(ca), Some(cert), Some(key)) => ServerTlsOptions::new(
+                PemSource::pem(read("--cert", cert)?),
+                PemSource::pem(read("--key", key)?),
+                PemSource::pem(read("--ca", ca)?),
+            ),
+            (None, None, None) => {
+                let pki = Pki::generate()
+                    .map_err(|e| CliError::fatal(format!("cannot generate certificates: {e}")))?;
+                let dir = match &args.pki_dir {
+                    Some(dir) => dir.clone(),
+                    None => {
+                        let temp = tempfile::Builder::new()
+                            .prefix("netconf-serve-")
+                            .tempdir()
+                            .map_err(|e| {
+                                CliError::fatal(format!("cannot create a temporary directory: {e}"))
+                            })?;
+                        let path = temp.path().to_owned();
+                        _temp_dir = Some(temp);
+                        path
+                    }
+                };
+                let files = pki.write_to(&dir).map_err(|e| {
+                    CliError::fatal(format!(
+                        "cannot write certificates to {}: {e}",
+                        dir.display()
+                    ))
+                })?;
+                client_files = Some(files);
+                ServerTlsOptions::new(
+                    PemSource::pem(pki.server_cert_pem),
+                    PemSource::pem(pki.server_key_pem),
+                    PemSource::pem(pki.ca_pem),
+                )
+            }
+            _ => {
+                return Err(CliError::fatal(
+                    "serve needs all of --ca (for client certificates), --cert and --key, or \
+                     none (then it makes a throwaway PKI)",
                 ))
-            })?;
-            client_files = Some(files);
-            ServerTlsOptions::new(
-                PemSource::pem(pki.server_cert_pem),
-                PemSource::pem(pki.server_key_pem),
-                PemSource::pem(pki.ca_pem),
-            )
-        }
-        _ => {
-            return Err(CliError::fatal(
-                "serve needs all of --ca (for client certificates), --cert and --key, or none \
-                 (then it makes a throwaway PKI)",
-            ))
-        }
-    };
+            }
+        };
+        listen.tls = Some((tls, tls_port));
+    }
+    let mut generated = None;
+    if serve_ssh {
+        let (server, made_up) = ssh::server(&ssh::ServeSsh {
+            users: args.ssh_user.clone(),
+            authorized_keys: args.authorized_keys.clone(),
+            host_key: args.host_key.clone(),
+        })?;
+        generated = made_up;
+        listen.ssh = Some((server, ssh_port));
+    }
+    let ssh_server = listen.ssh.as_ref().map(|(s, _)| s.clone());
 
-    let port = options.port.unwrap_or(netconf_blocking::DEFAULT_TLS_PORT);
-    let running = start(data, tls, port, !args.quiet).map_err(|e| match e {
-        netconf_blocking::Error::Io(io) => {
-            CliError::fatal(format!("cannot listen on 127.0.0.1:{port}: {io}"))
-        }
-        netconf_blocking::Error::TlsConfig(c) => {
-            CliError::fatal(format!("bad server certificate, key or CA: {c}"))
-        }
-        other => CliError::fatal(other.to_string()),
-    })?;
+    let running = start(data, listen, !args.quiet).map_err(|e| CliError::fatal(e.message()))?;
 
-    let mut banner = format!("listening on {}\n", running.addr);
-    if let Some(files) = &client_files {
+    let mut banner = String::new();
+    let mut connect = String::new();
+    if let (Some(addr), Some(server)) = (running.ssh_addr, &ssh_server) {
         banner.push_str(&format!(
-            "ca: {}\ncert: {}\nkey: {}\n\nconnect with:\n  netconf --port {} --ca {} --cert {} --key {} hello\n",
-            files.ca.display(),
-            files.client_cert.display(),
-            files.client_key.display(),
-            running.addr.port(),
-            files.ca.display(),
-            files.client_cert.display(),
-            files.client_key.display(),
+            "ssh: listening on {addr}\nssh fingerprint: {}\n",
+            server.host_key_fingerprint()
         ));
+        if let Some((user, password)) = &generated {
+            banner.push_str(&format!("ssh user: {user}\nssh password: {password}\n"));
+        }
+        banner.push_str(&format!(
+            "ssh known_hosts: {}\n",
+            ssh::known_hosts_line(server, addr.port())
+        ));
+        let (user, password) = match &generated {
+            Some((user, password)) => (user.clone(), password.clone()),
+            None => args
+                .ssh_user
+                .first()
+                .and_then(|spec| ssh::parse_user(spec).ok())
+                .map(|(user, password)| (user, password.unwrap_or_else(|| "...".into())))
+                .unwrap_or_default(),
+        };
+        connect.push_str(&format!(
+            "  netconf --host 127.0.0.1 --port {} --user {user} --password {password} \
+             --host-key-fingerprint {} hello\n",
+            addr.port(),
+            server.host_key_fingerprint()
+        ));
+    }
+    if let Some(addr) = running.tls_addr {
+        banner.push_str(&format!("listening on {addr}\n"));
+        if let Some(files) = &client_files {
+            banner.push_str(&format!(
+                "ca: {}\ncert: {}\nkey: {}\n",
+                files.ca.display(),
+                files.client_cert.display(),
+                files.client_key.display(),
+            ));
+            connect.push_str(&format!(
+                "  netconf --port {} --ca {} --cert {} --key {} hello\n",
+                addr.port(),
+                files.ca.display(),
+                files.client_cert.display(),
+                files.client_key.display(),
+            ));
+        }
+    }
+    if !connect.is_empty() {
+        banner.push_str(&format!("\nconnect with:\n{connect}"));
     }
     print(&banner);
     loop {

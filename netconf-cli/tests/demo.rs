@@ -1,4 +1,5 @@
-//! `netconf demo`: no arguments, nothing installed, every step printed, exit 0, fast.
+//! `netconf demo`: no arguments, nothing installed, every step printed (over SSH, then
+//! TLS), exit 0, fast.
 
 mod common;
 
@@ -14,10 +15,12 @@ fn demo_runs_every_step_quickly() {
     out.ok();
     assert_eq!(out.stderr, "");
     let steps = [
-        "== 1. A throwaway PKI",
-        "== 2. A server on loopback",
-        "listening on 127.0.0.1:",
-        "== 3. Client connects over mutual TLS",
+        "== 1. Keys, in memory",
+        "SSH host key: ed25519, SHA256:",
+        "== 2. A server on loopback, SSH and TLS",
+        "SSH: listening on 127.0.0.1:",
+        "TLS: listening on 127.0.0.1:",
+        "== 3. Client connects over SSH",
         "session-id: 1",
         "base (2):",
         "standard (",
@@ -34,7 +37,10 @@ fn demo_runs_every_step_quickly() {
         "<netconf-config-change xmlns=\"urn:ietf:params:xml:ns:yang:ietf-netconf-notifications\">",
         "<username>admin</username>",
         "/demo:interfaces/demo:interface[demo:name='eth1']/demo:mtu",
-        "== 9. <close-session>",
+        "== 9. A second client, over mutual TLS",
+        "session-id 2 over TLS",
+        "<description>link to core</description>",
+        "== 10. <close-session>",
         "done in ",
     ];
     let mut at = 0;

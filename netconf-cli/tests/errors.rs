@@ -111,11 +111,23 @@ fn missing_and_bad_files() {
     out.code(2);
     assert!(out.stderr.contains("not well-formed"), "{}", out.stderr);
 
+    // SSH is the default: without credentials nothing is dialled.
     let mut cmd = netconf();
-    cmd.args(["--port", &serve.port.to_string(), "hello"]);
+    cmd.args(["--port", &serve.port.to_string(), "--user", "u", "hello"]);
     let out = run(&mut cmd);
     out.code(2);
-    assert!(out.stderr.contains("pass --ca FILE"));
+    assert!(
+        out.stderr
+            .starts_with("netconf: no SSH credentials: pass --password P"),
+        "{}",
+        out.stderr
+    );
+    // TLS asked for, without a CA.
+    let mut cmd = netconf();
+    cmd.args(["--port", &serve.port.to_string(), "--tls", "hello"]);
+    let out = run(&mut cmd);
+    out.code(2);
+    assert!(out.stderr.contains("pass --ca FILE"), "{}", out.stderr);
 }
 
 #[test]

@@ -37,7 +37,9 @@ impl TempDir {
     }
 }
 
-/// A `netconf` command with no NETCONF_* variables inherited from the environment.
+/// A `netconf` command with no NETCONF_* variables inherited from the environment, no
+/// ssh-agent, and HOME pointing at a directory no test writes to: every SSH test passes
+/// its own --known-hosts, and a slip would not touch the user's ~/.ssh.
 pub fn netconf() -> Command {
     let mut cmd = Command::new(BIN);
     for var in [
@@ -49,9 +51,21 @@ pub fn netconf() -> Command {
         "NETCONF_SERVER_NAME",
         "NETCONF_TIMEOUT",
         "NETCONF_FORMAT",
+        "NETCONF_USER",
+        "NETCONF_PASSWORD",
+        "NETCONF_KEY_PASSPHRASE",
+        "NETCONF_KNOWN_HOSTS",
+        "NETCONF_ACCEPT_NEW_HOST_KEY",
+        "NETCONF_HOST_KEY_FINGERPRINT",
+        "NETCONF_SUBSYSTEM",
+        "SSH_AUTH_SOCK",
     ] {
         cmd.env_remove(var);
     }
+    cmd.env(
+        "HOME",
+        std::env::temp_dir().join("netconf-cli-tests-no-home"),
+    );
     cmd
 }
 

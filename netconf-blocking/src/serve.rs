@@ -655,6 +655,11 @@ impl Server {
     /// Sends an RFC 5277 notification to every session that created a subscription;
     /// returns how many it was sent to. It never waits for a session: one that has let too
     /// much go unread (a subscriber that does not read) is disconnected instead.
+    ///
+    /// A session in the middle of a streamed reply cannot send anything else: the
+    /// notification is held (and counted as sent) until the reply ends, then sent in
+    /// order. More than the notification queue held that way is a subscriber that does
+    /// not keep up: it is disconnected.
     pub fn notify(&self, event_time: &str, content: &str) -> Result<usize, Error> {
         netconf_proto::xml::check_fragment(content)?;
         let limit = self.inner.options.get_notification_queue() * NOTIFICATION_BYTES;

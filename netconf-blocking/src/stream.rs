@@ -70,11 +70,12 @@ impl DataSink for StreamSink {
 
 /// The content of a streamed reply's `<data>` as it arrives (see
 /// [`Client::call_streamed`](crate::Client::call_streamed)): the XML inside `<data>`, the
-/// envelope stripped; each piece is valid UTF-8 on its own).
+/// envelope stripped, in pieces that are each valid UTF-8.
 ///
 /// Read it with [`std::io::Read`] (`io::copy` it to a file, feed it to an XML parser), or
 /// piece by piece as [`Bytes`] with [`DataReader::next_piece`], [`DataReader::pieces`] or
-/// `for piece in reader` ([`IntoIterator`]); the ways may be mixed. The end of the reply is the end of the reader (`Ok(0)`, `None`).
+/// `for piece in reader` ([`IntoIterator`]); the ways may be mixed. The end of the reply
+/// is the end of the reader (`Ok(0)`, `None`).
 ///
 /// If the session ends before the reply is complete (the server went away, stalled, was
 /// shut down, the transport failed), reading fails with an [`io::Error`] whose inner error

@@ -925,7 +925,6 @@ fn a_large_reply_streams_in_bounded_memory() {
 /// A reader that pauses for longer than the stall timeout: the silence is ours (the client
 /// stopped reading), not the server's, so the session must survive it.
 #[test]
-#[ignore = "needs netconf-proto: the session's stall timer runs while ClientCore holds reading back for a full stream window, so a reader pausing longer than the stall timeout (120 s by default) loses its session to Timeout(Stall)"]
 fn a_reader_pausing_longer_than_the_stall_timeout_keeps_its_reply() {
     let _shared = shared();
     with_deadline(120, || {

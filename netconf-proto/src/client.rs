@@ -27,6 +27,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -435,6 +436,9 @@ pub struct ClientCore<W, S = (), D = ()> {
     streams: HashMap<MessageId, D>,
     /// Content a streamed reply may have waiting for its consumer before reading stops.
     stream_window: usize,
+    /// Reading was held back for a streamed reply's consumer since the last input: the
+    /// silence meanwhile is ours, not a stalled peer's.
+    held_back: AtomicBool,
     /// Requests answered without reaching the session (it had ended, or the call was wrong).
     done: VecDeque<(W, Result<RpcReply, Error>)>,
     /// Waiters of `close()`, answered when the session has ended (with the close-session
@@ -470,6 +474,7 @@ impl<W, S: NotificationSink, D: DataSink> ClientCore<W, S, D> {
             waiters: HashMap::new(),
             streams: HashMap::new(),
             stream_window: options.stream_window,
+            held_back: AtomicBool::new(false),
             done: VecDeque::new(),
             close_waiters: Vec::new(),
             close_id: None,
@@ -506,12 +511,21 @@ impl<W, S: NotificationSink, D: DataSink> ClientCore<W, S, D> {
     /// consumer has a window's worth waiting (TCP then holds the server back), so memory
     /// stays bounded whatever the reply's size.
     pub fn wants_read(&self) -> bool {
-        self.ended.is_none()
-            && self.machine.session().wants_input()
-            && self
-                .streams
-                .values()
-                .all(|d| d.backlog() < self.stream_window)
+        if self.ended.is_some() || !self.machine.session().wants_input() {
+            return false;
+        }
+        let held = self.holds_back();
+        if held {
+            self.held_back.store(true, Ordering::Relaxed);
+        }
+        !held
+    }
+
+    /// Whether a streamed reply's consumer has a window's worth waiting.
+    fn holds_back(&self) -> bool {
+        self.streams
+            .values()
+            .any(|d| d.backlog() >= self.stream_window)
     }
 
     /// Requests waiting for their replies.
@@ -544,10 +558,7 @@ impl<W, S: NotificationSink, D: DataSink> ClientCore<W, S, D> {
                 Some(id)
             }
             Err(e) => {
-                let e = match (e, self.machine.session().is_closed()) {
-                    (crate::UsageError::Closed, _) | (_, true) => self.end_error(),
-                    (e, false) => Error::Usage(e),
-                };
+                let e = self.refusal(e);
                 self.done.push_back((waiter, Err(e)));
                 None
             }
@@ -577,9 +588,17 @@ impl<W, S: NotificationSink, D: DataSink> ClientCore<W, S, D> {
                 Some(id)
             }
             Err(e) => {
-                sink.end(Err(Error::Usage(e)));
+                sink.end(Err(self.refusal(e)));
                 None
             }
+        }
+    }
+
+    /// Why the session refused a request: how it ended, if it is ending, else the misuse.
+    fn refusal(&self, e: crate::UsageError) -> Error {
+        match (e, self.machine.session().is_closed()) {
+            (crate::UsageError::Closed, _) | (_, true) => self.end_error(),
+            (e, false) => Error::Usage(e),
         }
     }
 
@@ -632,6 +651,7 @@ impl<W, S: NotificationSink, D: DataSink> ClientCore<W, S, D> {
         match read {
             Ok([]) => self.machine.handle_eof(now),
             Ok(data) => {
+                self.held_back.store(false, Ordering::Relaxed);
                 if let Err(e) = self.machine.handle_transport(data, now) {
                     tracing::debug!(error = %e, "protocol error from the server");
                 }
@@ -664,6 +684,11 @@ impl<W, S: NotificationSink, D: DataSink> ClientCore<W, S, D> {
 
     /// A deadline from [`ClientOutput::Wait`] passed (calling it early is harmless).
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.held_back.load(Ordering::Relaxed) || self.holds_back() {
+            // Not reading was our choice (a streamed reply's consumer is behind): a server
+            // silent meanwhile, mid-reply, has not stalled.
+            self.machine.session_mut().input_held_back(now);
+        }
         self.machine.handle_timeout(now);
     }
 

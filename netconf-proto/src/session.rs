@@ -447,6 +447,15 @@ impl Session {
         }
     }
 
+    /// The adapter has not been reading until `now` on purpose (a streamed reply's consumer
+    /// is behind: see `ClientCore::wants_read`): the peer's silence so far does not count
+    /// towards the stall timeout.
+    pub fn input_held_back(&mut self, now: Instant) {
+        if self.last_input.is_some() {
+            self.last_input = Some(now);
+        }
+    }
+
     /// Time has reached a deadline returned by [`Output::Wait`] (calling it early is harmless).
     ///
     /// Each deadline fails only what it belongs to: an RPC's timeout fails that RPC (the

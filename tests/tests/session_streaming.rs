@@ -422,3 +422,51 @@ fn the_client_core_holds_reading_back_at_the_stream_window() {
     assert!(matches!(b.take_end(), Some(Ok(None))));
     assert_eq!(content.len(), "<x xmlns=\"urn:x\"></x>".len() + 150_000);
 }
+
+/// A streamed request on a session that is closing fails with how the session ends (as a
+/// plain one does), not with a usage error the caller could not have avoided.
+#[test]
+fn a_streamed_request_on_a_closing_session_fails_with_the_session_end() {
+    use netconf_proto::client::{ClientCore, ClientOptions, ClientOutput, DataSink};
+    use std::sync::{Arc, Mutex};
+
+    type Ended = Arc<Mutex<Option<Result<Option<netconf_proto::RpcReply>, netconf_proto::Error>>>>;
+    struct Sink(Ended);
+    impl DataSink for Sink {
+        fn start(&mut self) {}
+        fn data(&mut self, _: Bytes) -> bool {
+            true
+        }
+        fn end(&mut self, result: Result<Option<netconf_proto::RpcReply>, netconf_proto::Error>) {
+            *self.0.lock().unwrap() = Some(result);
+        }
+        fn backlog(&self) -> usize {
+            0
+        }
+    }
+
+    let now = Instant::now();
+    let options = ClientOptions::new();
+    let mut core: ClientCore<(), (), Sink> = ClientCore::new(
+        Box::new(Session::client(options.session_config().clone(), now)),
+        &options,
+    );
+    let mut server = Session::server(Config::server(), 3, now);
+    while let ClientOutput::Transmit(b) = core.poll() {
+        server.handle_input(&b, now).unwrap();
+    }
+    core.handle_read(Ok(&drain(&mut server).transmitted), now);
+    while !matches!(core.poll(), ClientOutput::Wait(_)) {}
+    core.close((), now);
+    let ended: Ended = Arc::default();
+    core.submit_streamed(&Get::new(), None, Sink(ended.clone()), now);
+    let result = ended
+        .lock()
+        .unwrap()
+        .take()
+        .expect("the sink was ended at once");
+    assert!(
+        matches!(result, Err(netconf_proto::Error::Closed(_))),
+        "{result:?}"
+    );
+}

@@ -12,145 +12,43 @@
 //! - Device side: [`Server::call_home`] dials the manager, serves the session as any
 //!   other, and calls again when it ends or fails, as its [`Reconnect`] strategy says.
 
-use std::collections::hash_map::RandomState;
 use std::fmt;
-use std::hash::BuildHasher;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_channel::{Receiver, Sender};
 use futures_lite::FutureExt;
-use netconf_proto::address::split_host_port;
-use netconf_proto::call_home::{CallHomeSchedule, Next, Outcome};
+use netconf_proto::call_home::{jitter_seed, CallHomeSchedule, Next, Outcome};
 use netconf_proto::client::ClientOptions;
 use netconf_proto::rustls::pki_types::CertificateDer;
-use netconf_proto::tls::{ClientTlsOptions, ServerTlsOptions};
 use netconf_proto::{Error, TimeoutKind};
 
 pub use netconf_proto::call_home::{
-    ConnectionType, Reconnect, CALL_HOME_SSH_PORT, CALL_HOME_TLS_PORT,
+    CallHomeEnd, ConnectionType, Device, DeviceError, DeviceFilter, DeviceIdentity,
+    ListenerTransport, Reconnect, CALL_HOME_SSH_PORT, CALL_HOME_TLS_PORT,
 };
 
-use crate::client::{Client, Driver};
+use crate::client::Client;
 use crate::runtime::{BoxStream, Listener, Runtime};
 use crate::serve::Server;
 
-/// A device that called home, as verified during the handshake.
-#[derive(Debug, Clone)]
-pub struct Device {
-    /// Where its connection came from.
-    pub peer: SocketAddr,
-    /// Who it proved to be.
-    pub identity: DeviceIdentity,
-}
+/// How a [`CallHomeListener`] talks to the devices that call (TLS, or SSH with
+/// `netconf-ssh`'s client options).
+#[cfg(feature = "ssh")]
+pub type CallHomeOptions = netconf_proto::call_home::CallHomeOptions<crate::ssh::SshClientOptions>;
+/// How a [`CallHomeListener`] talks to the devices that call (TLS; SSH needs feature `ssh`).
+#[cfg(not(feature = "ssh"))]
+pub type CallHomeOptions = netconf_proto::call_home::CallHomeOptions<std::convert::Infallible>;
 
-/// How a device proved who it is.
-#[derive(Clone)]
-#[non_exhaustive]
-pub enum DeviceIdentity {
-    /// Its TLS end-entity certificate, which chains to the listener's CA roots.
-    Certificate(CertificateDer<'static>),
-    /// Its SSH host key, which passed the listener's host-key check.
-    #[cfg(feature = "ssh")]
-    HostKey(crate::ssh::PublicKey),
-}
-
-impl fmt::Debug for DeviceIdentity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DeviceIdentity::Certificate(der) => {
-                write!(f, "Certificate({} bytes of DER)", der.len())
-            }
-            #[cfg(feature = "ssh")]
-            DeviceIdentity::HostKey(key) => {
-                write!(f, "HostKey({})", netconf_ssh::known_hosts::fingerprint(key))
-            }
-        }
-    }
-}
-
-/// Decides whether a verified device may go on.
-pub type DeviceFilter = Arc<dyn Fn(&Device) -> bool + Send + Sync>;
-
-#[derive(Clone)]
-enum Transport {
-    Tls(ClientTlsOptions),
-    #[cfg(feature = "ssh")]
-    Ssh(crate::ssh::SshClientOptions),
-}
-
-/// How a [`CallHomeListener`] talks to the devices that call.
-#[derive(Clone)]
-#[non_exhaustive]
-pub struct CallHomeOptions {
-    transport: Transport,
-    client: ClientOptions,
-    filter: Option<DeviceFilter>,
-    handshakes: usize,
-}
-
-impl fmt::Debug for CallHomeOptions {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let transport = match &self.transport {
-            Transport::Tls(_) => "tls",
-            #[cfg(feature = "ssh")]
-            Transport::Ssh(_) => "ssh",
-        };
-        f.debug_struct("CallHomeOptions")
-            .field("transport", &transport)
-            .field("client", &self.client)
-            .field("filter", &self.filter.as_ref().map(|_| "Fn"))
-            .field("handshakes", &self.handshakes)
-            .finish()
-    }
-}
-
-impl CallHomeOptions {
-    /// Devices calling over TLS. Their certificates must chain to `tls`'s CA roots; names
-    /// are not checked (a device that called has no name we dialled) unless `tls` sets a
-    /// `server_name`. We present `tls`'s client certificate.
-    pub fn tls(tls: ClientTlsOptions) -> Self {
-        Self::with(Transport::Tls(tls))
-    }
-
-    /// Devices calling over SSH. Their host keys are checked as `ssh` says, with the
-    /// device's address and port 830 as its name (`[192.0.2.1]:830` in known_hosts: the
-    /// entry a dialled connection to the device records).
-    #[cfg(feature = "ssh")]
-    pub fn ssh(ssh: crate::ssh::SshClientOptions) -> Self {
-        Self::with(Transport::Ssh(ssh))
-    }
-
-    fn with(transport: Transport) -> Self {
-        CallHomeOptions {
-            transport,
-            client: ClientOptions::new(),
-            filter: None,
-            handshakes: 16,
-        }
-    }
-
-    /// The NETCONF client options of every session.
-    pub fn client_options(mut self, options: ClientOptions) -> Self {
-        self.client = options;
-        self
-    }
-
-    /// Has `filter` decide on each verified device, during the handshake: a refused
-    /// device learns nothing (no client certificate, no SSH credentials, no hello).
-    pub fn filter(mut self, filter: impl Fn(&Device) -> bool + Send + Sync + 'static) -> Self {
-        self.filter = Some(Arc::new(filter));
-        self
-    }
-
-    /// How many devices may be in their handshake at once (16): more wait in the kernel's
-    /// backlog, so a flood of slow callers cannot take unbounded memory.
-    pub fn max_handshakes(mut self, n: usize) -> Self {
-        self.handshakes = n.max(1);
-        self
-    }
-}
+/// How a calling server secures its connection to the manager (TLS, or SSH as
+/// `netconf-ssh`'s server).
+#[cfg(feature = "ssh")]
+pub type CallHomeTransport = netconf_proto::call_home::CallHomeTransport<crate::ssh::SshServer>;
+/// How a calling server secures its connection to the manager (TLS; SSH needs feature
+/// `ssh`).
+#[cfg(not(feature = "ssh"))]
+pub type CallHomeTransport = netconf_proto::call_home::CallHomeTransport<std::convert::Infallible>;
 
 /// A device that called home and whose session is established.
 pub struct CalledHome<R> {
@@ -166,28 +64,6 @@ impl<R> fmt::Debug for CalledHome<R> {
             .field("client", &self.client)
             .field("device", &self.device)
             .finish()
-    }
-}
-
-/// A device whose call failed: unreachable identity, refused by the filter, a failed
-/// handshake or hello. The listener goes on.
-#[derive(Debug)]
-pub struct DeviceError {
-    /// Where the connection came from.
-    pub peer: SocketAddr,
-    /// What went wrong.
-    pub error: Error,
-}
-
-impl fmt::Display for DeviceError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "call home from {}: {}", self.peer, self.error)
-    }
-}
-
-impl std::error::Error for DeviceError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.error)
     }
 }
 
@@ -213,7 +89,7 @@ impl<R: Runtime> CallHomeListener<R> {
     pub async fn bind(addr: impl ToSocketAddrs, options: &CallHomeOptions) -> Result<Self, Error> {
         let (listener, local) = R::bind(addr.to_socket_addrs()?.collect()).await?;
         let (stop, stopped) = async_channel::bounded(1);
-        let (arrive, arrivals) = async_channel::bounded(options.handshakes);
+        let (arrive, arrivals) = async_channel::bounded(options.get_max_handshakes());
         R::spawn(Box::pin(accept_loop::<R>(
             listener,
             options.clone(),
@@ -253,7 +129,7 @@ async fn accept_loop<R: Runtime>(
     stopped: Receiver<()>,
 ) {
     // Handshakes in progress hold a permit; at the cap we stop accepting.
-    let (permits, returned) = async_channel::bounded::<()>(options.handshakes);
+    let (permits, returned) = async_channel::bounded::<()>(options.get_max_handshakes());
     let mut failures = 0u32;
     loop {
         let permit = async { permits.send(()).await.ok() }
@@ -308,45 +184,34 @@ async fn answer<R: Runtime>(
     peer: SocketAddr,
     options: &CallHomeOptions,
 ) -> Result<CalledHome<R>, Error> {
-    let seen: Arc<Mutex<Option<DeviceIdentity>>> = Arc::default();
-    let decide = {
-        let (seen, filter) = (seen.clone(), options.filter.clone());
-        move |identity: DeviceIdentity| {
-            let device = Device { peer, identity };
-            let ok = filter.as_ref().is_none_or(|f| f(&device));
-            if ok {
-                *seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(device.identity);
-            }
-            ok
-        }
-    };
-    let (client, driver) = match &options.transport {
-        Transport::Tls(tls) => {
+    let gate = options.gate(peer);
+    let client_options = options.get_client_options();
+    let (client, driver) = match options.transport() {
+        ListenerTransport::Tls(tls) => {
+            let gate = gate.clone();
             let config = tls.build_call_home(Arc::new(move |cert: &CertificateDer<'_>| {
-                decide(DeviceIdentity::Certificate(cert.clone().into_owned()))
+                gate.decide(DeviceIdentity::Certificate(cert.clone().into_owned()))
             }))?;
             let name = tls.server_name_for(&peer.ip().to_string())?;
-            Client::<R>::tls_with_config(stream, config, name, &options.client).await?
+            Client::<R>::tls_with_config(stream, config, name, client_options).await?
         }
+        #[cfg(not(feature = "ssh"))]
+        ListenerTransport::Ssh(never) => match *never {},
         #[cfg(feature = "ssh")]
-        Transport::Ssh(ssh) => {
+        ListenerTransport::Ssh(ssh) => {
+            let gate = gate.clone();
             let ssh = ssh
                 .clone()
-                .host_key_filter(move |key| decide(DeviceIdentity::HostKey(key.clone())));
-            ssh_client::<R>(stream, peer, ssh, &options.client).await?
+                .host_key_filter(move |key| gate.decide(netconf_ssh::device_identity(key)));
+            ssh_client::<R>(stream, peer, ssh, client_options).await?
         }
     };
     R::spawn(Box::pin(driver));
-    let identity = seen
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .take()
-        // Both transports verify the peer before the session can be established.
+    // Both transports verify the peer before the session can be established.
+    let device = gate
+        .device()
         .ok_or(Error::Timeout(TimeoutKind::Handshake))?;
-    Ok(CalledHome {
-        client,
-        device: Device { peer, identity },
-    })
+    Ok(CalledHome { client, device })
 }
 
 #[cfg(feature = "ssh")]
@@ -355,7 +220,7 @@ async fn ssh_client<R: Runtime>(
     peer: SocketAddr,
     ssh: crate::ssh::SshClientOptions,
     options: &ClientOptions,
-) -> Result<(Client<R>, Driver), Error> {
+) -> Result<(Client<R>, crate::client::Driver), Error> {
     let host = peer.ip().to_string();
     let channel = R::ssh(async move {
         netconf_ssh::connect_stream(
@@ -369,47 +234,6 @@ async fn ssh_client<R: Runtime>(
     .await
     .map_err(Error::Io)??;
     Client::<R>::plaintext(Box::new(channel), options).await
-}
-
-/// How a calling server secures its connection to the manager.
-#[derive(Clone)]
-#[non_exhaustive]
-pub enum CallHomeTransport {
-    /// TLS as the server (call home port 4335).
-    Tls(ServerTlsOptions),
-    /// SSH as the server (call home port 4334).
-    #[cfg(feature = "ssh")]
-    Ssh(crate::ssh::SshServer),
-}
-
-impl fmt::Debug for CallHomeTransport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            CallHomeTransport::Tls(_) => f.write_str("Tls"),
-            #[cfg(feature = "ssh")]
-            CallHomeTransport::Ssh(_) => f.write_str("Ssh"),
-        }
-    }
-}
-
-impl CallHomeTransport {
-    fn default_port(&self) -> u16 {
-        match self {
-            CallHomeTransport::Tls(_) => CALL_HOME_TLS_PORT,
-            #[cfg(feature = "ssh")]
-            CallHomeTransport::Ssh(_) => CALL_HOME_SSH_PORT,
-        }
-    }
-}
-
-/// Why a server stopped calling home.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum CallHomeEnd {
-    /// [`CallHome::stop`] or the server's shutdown.
-    Stopped,
-    /// `max_attempts` consecutive calls failed; the last failure.
-    GaveUp(Error),
 }
 
 /// A server calling a manager home; see [`Server::call_home`]. Dropping it does not stop
@@ -450,22 +274,19 @@ impl<R: Runtime> Server<R> {
         transport: CallHomeTransport,
         reconnect: Reconnect,
     ) -> Result<CallHome, Error> {
-        let port = transport.default_port();
-        let managers = managers
-            .iter()
-            .map(|m| split_host_port(m, port).map(|(h, p)| (h.to_owned(), p)))
-            .collect::<Result<Vec<_>, _>>()?;
-        if managers.is_empty() {
-            return Err(Error::Io(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "call home needs at least one manager address",
-            )));
-        }
+        let managers = transport.managers(managers)?;
         // A TLS configuration that cannot be built fails here, not on every call.
-        let tls = match &transport {
-            CallHomeTransport::Tls(tls) => Some(tls.build()?),
+        enum Side {
+            Tls(Arc<netconf_proto::rustls::ServerConfig>),
             #[cfg(feature = "ssh")]
-            CallHomeTransport::Ssh(_) => None,
+            Ssh(crate::ssh::SshServer),
+        }
+        let side = match transport {
+            CallHomeTransport::Tls(tls) => Side::Tls(tls.build()?),
+            #[cfg(feature = "ssh")]
+            CallHomeTransport::Ssh(ssh) => Side::Ssh(ssh),
+            #[cfg(not(feature = "ssh"))]
+            CallHomeTransport::Ssh(never) => match never {},
         };
         let (stop, stopped) = async_channel::bounded::<()>(1);
         let (end, ended) = async_channel::bounded(1);
@@ -513,13 +334,12 @@ impl<R: Runtime> Server<R> {
                     let stream =
                         crate::client::connect::<R>(host, *port, &ClientOptions::new()).await?;
                     let peer = None;
-                    match &transport {
-                        CallHomeTransport::Tls(_) => {
-                            let config = tls.clone().expect("built above for TLS");
-                            server.serve_tls_boxed(stream, config, peer).await
+                    match &side {
+                        Side::Tls(config) => {
+                            server.serve_tls_boxed(stream, config.clone(), peer).await
                         }
                         #[cfg(feature = "ssh")]
-                        CallHomeTransport::Ssh(ssh) => {
+                        Side::Ssh(ssh) => {
                             let ssh = ssh.clone();
                             let session = R::ssh(async move {
                                 ssh.accept_stream(netconf_ssh::compat::TokioIo(stream), peer)
@@ -543,7 +363,7 @@ impl<R: Runtime> Server<R> {
                         None
                     })
                     .await;
-                let random = RandomState::new().hash_one(Instant::now());
+                let random = jitter_seed();
                 next = match outcome {
                     None => break Some(CallHomeEnd::Stopped),
                     Some(Ok(true)) => {

@@ -12,7 +12,12 @@
 //! long as it is told. It takes the randomness for the jitter as an argument so that it is
 //! deterministic under test.
 
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use crate::Error;
 
 /// The IANA port for NETCONF call home over SSH (RFC 8071).
 pub const CALL_HOME_SSH_PORT: u16 = 4334;
@@ -200,6 +205,303 @@ fn jittered(wait: Duration, jitter: f64, random: u64) -> Duration {
     Duration::try_from_secs_f64(wait.as_secs_f64() * factor)
         .unwrap_or(wait)
         .min(wait)
+}
+
+/// A device that called home, as verified during the handshake.
+#[derive(Debug, Clone)]
+pub struct Device {
+    /// Where its connection came from.
+    pub peer: SocketAddr,
+    /// Who it proved to be.
+    pub identity: DeviceIdentity,
+}
+
+/// How a device proved who it is.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DeviceIdentity {
+    /// Its TLS end-entity certificate, which chains to the listener's CA roots.
+    #[cfg(feature = "rustls")]
+    Certificate(rustls::pki_types::CertificateDer<'static>),
+    /// Its SSH host key, which passed the listener's host-key check.
+    HostKey {
+        /// `SHA256:...`, as `ssh-keygen -l` prints it (what one pins).
+        fingerprint: String,
+        /// The key in OpenSSH form (`ssh-ed25519 AAAA...`), as known_hosts holds it.
+        openssh: String,
+    },
+}
+
+impl fmt::Debug for DeviceIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            #[cfg(feature = "rustls")]
+            DeviceIdentity::Certificate(der) => {
+                write!(f, "Certificate({} bytes of DER)", der.len())
+            }
+            DeviceIdentity::HostKey { fingerprint, .. } => write!(f, "HostKey({fingerprint})"),
+        }
+    }
+}
+
+/// Decides whether a verified device may go on.
+pub type DeviceFilter = Arc<dyn Fn(&Device) -> bool + Send + Sync>;
+
+/// One calling device's way through the handshake: the transport's verifier hands it the
+/// identity it verified; the filter, if any, decides; the identity is kept for the caller.
+/// Shared by every adapter, so that a device is judged the same way on each.
+pub struct DeviceGate {
+    peer: SocketAddr,
+    filter: Option<DeviceFilter>,
+    verified: Mutex<Option<DeviceIdentity>>,
+}
+
+impl fmt::Debug for DeviceGate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeviceGate")
+            .field("peer", &self.peer)
+            .field("verified", &self.verified)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DeviceGate {
+    /// The gate for a device calling from `peer`.
+    pub fn new(peer: SocketAddr, filter: Option<DeviceFilter>) -> Arc<Self> {
+        Arc::new(DeviceGate {
+            peer,
+            filter,
+            verified: Mutex::new(None),
+        })
+    }
+
+    /// The transport verified `identity`: whether the device may go on.
+    pub fn decide(&self, identity: DeviceIdentity) -> bool {
+        let device = Device {
+            peer: self.peer,
+            identity,
+        };
+        let accepted = self.filter.as_ref().is_none_or(|f| f(&device));
+        if accepted {
+            *self.verified.lock().unwrap_or_else(|p| p.into_inner()) = Some(device.identity);
+        }
+        accepted
+    }
+
+    /// The device, once it passed; `None` if no transport check ever ran (a bug in the
+    /// adapter, reported as an error rather than an unidentified device).
+    pub fn device(&self) -> Option<Device> {
+        let identity = self
+            .verified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()?;
+        Some(Device {
+            peer: self.peer,
+            identity,
+        })
+    }
+}
+
+/// A device whose call failed: refused by the filter, a wrong certificate or host key, a
+/// failed handshake or hello. The listener goes on.
+#[derive(Debug)]
+pub struct DeviceError {
+    /// Where the connection came from.
+    pub peer: SocketAddr,
+    /// What went wrong.
+    pub error: Error,
+}
+
+impl fmt::Display for DeviceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "call home from {}: {}", self.peer, self.error)
+    }
+}
+
+impl std::error::Error for DeviceError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+/// Why a server stopped calling home.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum CallHomeEnd {
+    /// Stopped by its handle or by the server's shutdown.
+    Stopped,
+    /// `max_attempts` consecutive calls failed; the last failure.
+    GaveUp(Error),
+}
+
+/// How a call-home listener (the manager) secures each device's connection: TLS with
+/// these options, or SSH with the adapter's SSH client options `S`.
+///
+/// Not `non_exhaustive`: RFC 8071 defines call home for these two transports only.
+#[cfg(feature = "rustls")]
+#[derive(Clone)]
+pub enum ListenerTransport<S> {
+    /// TLS as the client (call home port 4335).
+    Tls(crate::tls::ClientTlsOptions),
+    /// SSH as the client (call home port 4334).
+    Ssh(S),
+}
+
+#[cfg(feature = "rustls")]
+impl<S> fmt::Debug for ListenerTransport<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ListenerTransport::Tls(_) => f.write_str("Tls"),
+            ListenerTransport::Ssh(_) => f.write_str("Ssh"),
+        }
+    }
+}
+
+/// How a call-home listener talks to the devices that call. The adapters name it with
+/// their SSH options: `netconf_tokio::call_home::CallHomeOptions`.
+#[cfg(feature = "rustls")]
+#[derive(Clone)]
+pub struct CallHomeOptions<S> {
+    transport: ListenerTransport<S>,
+    client: crate::client::ClientOptions,
+    filter: Option<DeviceFilter>,
+    handshakes: usize,
+}
+
+#[cfg(feature = "rustls")]
+impl<S> fmt::Debug for CallHomeOptions<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CallHomeOptions")
+            .field("transport", &self.transport)
+            .field("client", &self.client)
+            .field("filter", &self.filter.as_ref().map(|_| "Fn"))
+            .field("handshakes", &self.handshakes)
+            .finish()
+    }
+}
+
+#[cfg(feature = "rustls")]
+impl<S> CallHomeOptions<S> {
+    /// Devices calling over TLS. Their certificates must chain to `tls`'s CA roots; names
+    /// are not checked (a device that called has no name we dialled) unless `tls` sets a
+    /// `server_name`. We present `tls`'s client certificate.
+    pub fn tls(tls: crate::tls::ClientTlsOptions) -> Self {
+        Self::with(ListenerTransport::Tls(tls))
+    }
+
+    /// Devices calling over SSH. Their host keys are checked as `ssh` says, with the
+    /// device's address and port 830 as its name (`[192.0.2.1]:830` in known_hosts: the
+    /// entry a dialled connection to the device records).
+    pub fn ssh(ssh: S) -> Self {
+        Self::with(ListenerTransport::Ssh(ssh))
+    }
+
+    fn with(transport: ListenerTransport<S>) -> Self {
+        CallHomeOptions {
+            transport,
+            client: crate::client::ClientOptions::new(),
+            filter: None,
+            handshakes: 16,
+        }
+    }
+
+    /// The NETCONF client options of every session.
+    pub fn client_options(mut self, options: crate::client::ClientOptions) -> Self {
+        self.client = options;
+        self
+    }
+
+    /// Has `filter` decide on each verified device, during the handshake: a refused
+    /// device learns nothing (no client certificate, no SSH credentials, no hello).
+    pub fn filter(mut self, filter: impl Fn(&Device) -> bool + Send + Sync + 'static) -> Self {
+        self.filter = Some(Arc::new(filter));
+        self
+    }
+
+    /// How many devices may be in their handshake at once (16): more wait in the kernel's
+    /// backlog, so a flood of slow callers cannot take unbounded memory or threads.
+    pub fn max_handshakes(mut self, n: usize) -> Self {
+        self.handshakes = n.max(1);
+        self
+    }
+
+    /// TLS or SSH, and its options.
+    pub fn transport(&self) -> &ListenerTransport<S> {
+        &self.transport
+    }
+
+    /// The NETCONF client options.
+    pub fn get_client_options(&self) -> &crate::client::ClientOptions {
+        &self.client
+    }
+
+    /// The gate one device calling from `peer` passes through.
+    pub fn gate(&self, peer: SocketAddr) -> Arc<DeviceGate> {
+        DeviceGate::new(peer, self.filter.clone())
+    }
+
+    /// The handshake cap.
+    pub fn get_max_handshakes(&self) -> usize {
+        self.handshakes
+    }
+}
+
+/// How a calling server (the device) secures its connection to the manager: TLS with
+/// these options, or SSH with the adapter's SSH server `S`.
+///
+/// Not `non_exhaustive`: RFC 8071 defines call home for these two transports only.
+#[cfg(feature = "rustls")]
+#[derive(Clone)]
+pub enum CallHomeTransport<S> {
+    /// TLS as the server (call home port 4335).
+    Tls(crate::tls::ServerTlsOptions),
+    /// SSH as the server (call home port 4334).
+    Ssh(S),
+}
+
+#[cfg(feature = "rustls")]
+impl<S> fmt::Debug for CallHomeTransport<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallHomeTransport::Tls(_) => f.write_str("Tls"),
+            CallHomeTransport::Ssh(_) => f.write_str("Ssh"),
+        }
+    }
+}
+
+#[cfg(feature = "rustls")]
+impl<S> CallHomeTransport<S> {
+    /// The IANA call-home port of this transport.
+    pub fn default_port(&self) -> u16 {
+        match self {
+            CallHomeTransport::Tls(_) => CALL_HOME_TLS_PORT,
+            CallHomeTransport::Ssh(_) => CALL_HOME_SSH_PORT,
+        }
+    }
+
+    /// `managers` (`host` or `host:port`) with this transport's default port filled in.
+    pub fn managers(&self, managers: &[&str]) -> Result<Vec<(String, u16)>, Error> {
+        let port = self.default_port();
+        let managers = managers
+            .iter()
+            .map(|m| crate::address::split_host_port(m, port).map(|(h, p)| (h.to_owned(), p)))
+            .collect::<Result<Vec<_>, _>>()?;
+        if managers.is_empty() {
+            return Err(Error::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "call home needs at least one manager address",
+            )));
+        }
+        Ok(managers)
+    }
+}
+
+/// A uniformly random `u64` for the jitter, from the standard library's per-process
+/// random keys (no dependency, no clock-derived seed).
+pub fn jitter_seed() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(std::process::id())
 }
 
 #[cfg(test)]

@@ -83,6 +83,14 @@ impl std::fmt::Debug for KeySource {
 /// The caller's decision on a server's host key, after the configured check passed it.
 pub type HostKeyFilter = Arc<dyn Fn(&PublicKey) -> bool + Send + Sync>;
 
+/// A server's host key as RFC 8071 call home reports the device that called.
+pub fn device_identity(key: &PublicKey) -> netconf_proto::call_home::DeviceIdentity {
+    netconf_proto::call_home::DeviceIdentity::HostKey {
+        fingerprint: fingerprint(key),
+        openssh: key.to_openssh().unwrap_or_default(),
+    }
+}
+
 /// Everything a client connection needs besides the address.
 ///
 /// `#[non_exhaustive]` so options can be added without breaking callers:

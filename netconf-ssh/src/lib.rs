@@ -87,8 +87,8 @@ mod server;
 pub use algorithms::Algorithms;
 pub use channel::{ChannelOptions, SshStream, DEFAULT_READ_BUFFER_LIMIT};
 pub use client::{
-    connect, connect_stream, ClientOptions, HostKeyCheck, HostKeyFilter, KeySource,
-    NETCONF_SSH_PORT,
+    connect, connect_stream, device_identity, ClientOptions, HostKeyCheck, HostKeyFilter,
+    KeySource, NETCONF_SSH_PORT,
 };
 pub use error::{Error, TimeoutKind};
 pub use server::{

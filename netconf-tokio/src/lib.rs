@@ -104,8 +104,8 @@ pub use netconf_proto::{
 pub mod call_home {
     pub use netconf_async::call_home::{
         CallHome, CallHomeEnd, CallHomeOptions, CallHomeTransport, ConnectionType, Device,
-        DeviceError, DeviceFilter, DeviceIdentity, Reconnect, CALL_HOME_SSH_PORT,
-        CALL_HOME_TLS_PORT,
+        DeviceError, DeviceFilter, DeviceIdentity, ListenerTransport, Reconnect,
+        CALL_HOME_SSH_PORT, CALL_HOME_TLS_PORT,
     };
 }
 

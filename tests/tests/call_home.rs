@@ -344,7 +344,10 @@ async fn ssh_device_calls_home_and_is_identified_by_its_host_key<R: Runtime>() {
             .unwrap();
         let called = listener.accept().await.unwrap();
         match &called.device.identity {
-            DeviceIdentity::HostKey(key) => assert_eq!(key, d.ssh.host_public_key()),
+            DeviceIdentity::HostKey { fingerprint: f, openssh } => {
+                assert_eq!(*f, fingerprint(d.ssh.host_public_key()));
+                assert_eq!(*openssh, d.ssh.host_public_key().to_openssh().unwrap());
+            }
             other => panic!("expected a host key, got {other:?}"),
         }
         assert_eq!(name_of(&called.client).await, "r1");
@@ -406,7 +409,7 @@ async fn one_listener_takes_many_devices_pinned_by_host_key<R: Runtime>() {
             .password("pw")
             .insecure_accept_any_host_key();
         let options = CallHomeOptions::ssh(ssh).filter(move |device| match &device.identity {
-            DeviceIdentity::HostKey(key) => allowed.contains(&fingerprint(key)),
+            DeviceIdentity::HostKey { fingerprint, .. } => allowed.contains(fingerprint),
             _ => false,
         });
         let mut listener = CallHomeListener::<R>::bind("127.0.0.1:0", &options)

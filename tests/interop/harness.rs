@@ -506,8 +506,15 @@ pub fn run_client_interactive(
         let left = limit.saturating_sub(start.elapsed());
         match rx.recv_timeout(left) {
             Ok(piece) => {
+                // Only the new bytes (and enough before them to hold a split marker) are
+                // searched: rescanning all of a 10 MB reply per read would be quadratic.
+                let from = stdout.len().saturating_sub(until.len());
                 stdout.extend_from_slice(&piece);
-                if stdin.is_some() && String::from_utf8_lossy(&stdout).contains(until) {
+                if stdin.is_some()
+                    && stdout[from..]
+                        .windows(until.len())
+                        .any(|w| w == until.as_bytes())
+                {
                     stdin = None; // EOF to the client
                 }
             }

@@ -171,9 +171,10 @@ async fn accept_loop<R: Runtime>(
             if let Err(e) = &arrival {
                 tracing::info!(%peer, error = %e.error, "call home refused or failed");
             }
-            let _ = returned.try_recv();
             // A listener dropped meanwhile: the client (if any) is dropped, which closes it.
             let _ = arrive.send(arrival).await;
+            // Only now: devices nobody accepts count against the cap.
+            let _ = returned.try_recv();
         }));
     }
 }

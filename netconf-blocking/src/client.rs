@@ -268,14 +268,24 @@ impl Client {
         options: &ClientOptions,
     ) -> Result<Client, Error> {
         let name: ServerName<'static> = tls.server_name_for(server_name)?;
+        Client::tls_with_config(Box::new(stream), tls.build()?, name, options)
+    }
+
+    /// A TLS session with a ready rustls configuration (call home's device check).
+    pub(crate) fn tls_with_config(
+        stream: Box<dyn Transport>,
+        config: Arc<netconf_proto::rustls::ClientConfig>,
+        name: ServerName<'static>,
+        options: &ClientOptions,
+    ) -> Result<Client, Error> {
         let machine = TlsSession::client(
-            tls.build()?,
+            config,
             name,
             options.session_config().clone(),
             Instant::now(),
         )
         .map_err(|e| Error::Tls(TlsError::from_rustls(e)))?;
-        Client::establish(Box::new(stream), Box::new(machine), options)
+        Client::establish(stream, Box::new(machine), options)
     }
 
     /// NETCONF over a plaintext stream (an SSH channel, a Unix socket, TCP in tests) with
@@ -689,7 +699,7 @@ fn read_loop(inner: &Inner, mut reader: Box<dyn Transport>) {
     }
 }
 
-fn connect_tcp(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, Error> {
+pub(crate) fn connect_tcp(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, Error> {
     use std::net::ToSocketAddrs;
     let mut last = None;
     for addr in (host, port).to_socket_addrs()? {

@@ -117,6 +117,7 @@
 //! ```
 
 mod answer;
+pub mod call_home;
 mod client;
 mod serve;
 #[cfg(feature = "ssh")]
@@ -127,6 +128,7 @@ mod workers;
 mod writer;
 
 pub use answer::Answer;
+pub use call_home::{CallHomeListener, CalledHome};
 pub use client::{Client, Ended, Notifications, DEFAULT_TLS_PORT};
 pub use serve::Server;
 pub use stream::{DataReader, Pieces};

@@ -277,7 +277,6 @@ impl Server {
     }
 
     /// Set once shutdown began.
-    #[cfg(feature = "ssh")]
     pub(crate) fn stopping(&self) -> &AtomicBool {
         &self.inner.stopping
     }
@@ -334,15 +333,16 @@ impl Server {
         tls: &ServerTlsOptions,
         peer: Option<SocketAddr>,
     ) -> Result<(), Error> {
-        self.serve_tls_inner(stream, tls.build()?, peer)
+        self.serve_tls_inner(stream, tls.build()?, peer).map(drop)
     }
 
-    fn serve_tls_inner(
+    /// Serves one TLS session; whether a NETCONF session was established.
+    pub(crate) fn serve_tls_inner(
         &self,
         stream: impl Transport,
         tls: Arc<ServerConfig>,
         peer: Option<SocketAddr>,
-    ) -> Result<(), Error> {
+    ) -> Result<bool, Error> {
         let options = &self.inner.options;
         self.serve(Box::new(stream), peer, None, false, |id| {
             TlsSession::server(tls, options.session_config().clone(), id, Instant::now())
@@ -366,6 +366,16 @@ impl Server {
         username: Option<String>,
         peer: Option<SocketAddr>,
     ) -> Result<(), Error> {
+        self.serve_plaintext(stream, username, peer).map(drop)
+    }
+
+    /// [`Server::serve_stream`]; whether a NETCONF session was established.
+    pub(crate) fn serve_plaintext(
+        &self,
+        stream: impl Transport,
+        username: Option<String>,
+        peer: Option<SocketAddr>,
+    ) -> Result<bool, Error> {
         let config = self.inner.options.session_config().clone();
         self.serve(Box::new(stream), peer, username, true, move |id| {
             Ok(Box::new(Session::server(config, id, Instant::now())) as Box<dyn Machine + Send>)
@@ -380,7 +390,7 @@ impl Server {
         username: Option<String>,
         read_while_writing: bool,
         machine: impl FnOnce(u32) -> Result<Box<dyn Machine + Send>, Error>,
-    ) -> Result<(), Error> {
+    ) -> Result<bool, Error> {
         let refused = || Error::Io(io::Error::other("the server refused the session"));
         if self.inner.stopping.load(Ordering::SeqCst) {
             transport.shutdown();
@@ -458,9 +468,16 @@ impl Server {
         self.session_loop(&live, &mut *reader);
         self.inner.registry().remove(id);
         live.writer.finish();
-        let info = live.lock().info().clone();
+        let (info, established) = {
+            let core = live.lock();
+            // The peer's hello came: a NETCONF session was established.
+            (
+                core.info().clone(),
+                !core.session().peer_capabilities().is_empty(),
+            )
+        };
         options.session_ended(&info);
-        Ok(())
+        Ok(established)
     }
 
     fn session_loop(&self, live: &Arc<Live>, reader: &mut dyn Transport) {

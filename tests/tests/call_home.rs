@@ -344,7 +344,10 @@ async fn ssh_device_calls_home_and_is_identified_by_its_host_key<R: Runtime>() {
             .unwrap();
         let called = listener.accept().await.unwrap();
         match &called.device.identity {
-            DeviceIdentity::HostKey { fingerprint: f, openssh } => {
+            DeviceIdentity::HostKey {
+                fingerprint: f,
+                openssh,
+            } => {
                 assert_eq!(*f, fingerprint(d.ssh.host_public_key()));
                 assert_eq!(*openssh, d.ssh.host_public_key().to_openssh().unwrap());
             }
@@ -450,5 +453,81 @@ async fn one_listener_takes_many_devices_pinned_by_host_key<R: Runtime>() {
             c.stop();
             d.server.shutdown().await;
         }
+    }
+}
+
+/// Across adapters: a blocking manager takes a call from a tokio device over SSH, and a
+/// tokio manager one from a blocking device over TLS (the identities and sessions as above).
+mod across_adapters {
+    use super::*;
+
+    #[test]
+    fn blocking_listener_and_tokio_device_over_ssh() {
+        let rt = ::tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let d = ssh_device::<netconf_tokio::Tokio>("r1");
+        let dir = tempfile::tempdir().unwrap();
+        let ssh = SshClientOptions::new("admin")
+            .password("pw")
+            .known_hosts(known_hosts(&dir, d.ssh.host_public_key()));
+        let listener =
+            netconf_blocking::CallHomeListener::bind("127.0.0.1:0", &CallHomeOptions::ssh(ssh))
+                .unwrap();
+        let manager = listener.local_addr().to_string();
+        let calls = rt.block_on(async {
+            d.server
+                .call_home(&[&manager], CallHomeTransport::Ssh(d.ssh.clone()), quick())
+                .unwrap()
+        });
+        let called = listener
+            .accept_timeout(GUARD)
+            .expect("the device called within the guard")
+            .unwrap();
+        assert!(matches!(
+            called.device.identity,
+            DeviceIdentity::HostKey { .. }
+        ));
+        let data = called
+            .client
+            .call(&GetConfig::new(Datastore::Running))
+            .unwrap();
+        assert!(data.as_str().contains(">r1</device>"));
+        calls.stop();
+        rt.block_on(d.server.shutdown());
+    }
+
+    #[test]
+    fn tokio_listener_and_blocking_device_over_tls() {
+        let rt = ::tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(guarded(async {
+            let pki = Pki::generate();
+            let mut listener = CallHomeListener::<netconf_tokio::Tokio>::bind(
+                "127.0.0.1:0",
+                &CallHomeOptions::tls(manager_tls(&pki)),
+            )
+            .await
+            .unwrap();
+            let device = netconf_blocking::Server::new(ServerOptions::new(), |_, _| {
+                Reply::data(format!("<device xmlns=\"{NS}\">b1</device>")).unwrap()
+            });
+            let calls = device
+                .call_home(
+                    &[&listener.local_addr().to_string()],
+                    netconf_blocking::call_home::CallHomeTransport::Tls(device_tls(&pki)),
+                    quick(),
+                )
+                .unwrap();
+            let called = listener.accept().await.unwrap();
+            assert_eq!(name_of(&called.client).await, "b1");
+            calls.stop();
+            device.shutdown();
+        }));
     }
 }

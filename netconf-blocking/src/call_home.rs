@@ -73,6 +73,9 @@ pub struct CallHomeListener {
     stop: Arc<AtomicBool>,
 }
 
+// A refused device is as ordinary an outcome here as an accepted one, and each is read
+// once: boxing the error would cost more than moving it.
+#[allow(clippy::result_large_err)]
 impl CallHomeListener {
     /// Listens on `addr` (`0.0.0.0:4335` for TLS, `:4334` for SSH are the IANA ports).
     pub fn bind(addr: impl ToSocketAddrs, options: &CallHomeOptions) -> Result<Self, Error> {

@@ -33,3 +33,36 @@ pub use client::{Client, Driver, Notifications, DEFAULT_TLS_PORT};
 pub use data::DataStream;
 pub use runtime::{Accepted, Adopt, AsyncStream, BoxFuture, BoxStream, Listener, Runtime};
 pub use serve::{Answer, PieceStream, Server, Spawner};
+
+/// What every adapter built on this crate re-exports at its root (`pub use
+/// netconf_async::adapter::*`): the types its signatures use, so that users need no direct
+/// dependency on netconf-proto or netconf-async.
+pub mod adapter {
+    pub use crate::{Answer, DataStream, Driver, Notifications, PieceStream, DEFAULT_TLS_PORT};
+
+    pub use netconf_proto::capabilities::{BaseVersion, DefaultsMode, ModuleCapability};
+    pub use netconf_proto::client::{ClientOptions, Lagged, NotificationItem, Progress};
+    pub use netconf_proto::message::{
+        ErrorMessage, ErrorSeverity, ErrorTag, ErrorType, NamespaceBinding,
+    };
+    pub use netconf_proto::{
+        operations, tls, Capabilities, Capability, CloseReason, Config, Error, Framing, MessageId,
+        Notification, ProtocolError, Quirk, QuirkCounts, Reply, ReplyContent, Request, RequestId,
+        RpcError, RpcReply, SessionEnd, TimeoutKind, TlsError, UsageError, XmlPayload,
+    };
+
+    /// Server options and the session information handlers receive.
+    pub mod server {
+        pub use netconf_proto::server::{Refusal, ServerOptions, SessionInfo};
+    }
+
+    /// Call home (RFC 8071) in both roles: the options and results of the
+    /// `CallHomeListener` and of `Server::call_home`.
+    pub mod call_home {
+        pub use crate::call_home::{
+            CallHome, CallHomeEnd, CallHomeOptions, CallHomeTransport, ConnectionType, Device,
+            DeviceError, DeviceFilter, DeviceIdentity, ListenerTransport, Reconnect,
+            CALL_HOME_SSH_PORT, CALL_HOME_TLS_PORT,
+        };
+    }
+}

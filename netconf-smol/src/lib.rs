@@ -77,35 +77,8 @@ pub type CalledHome = netconf_async::call_home::CalledHome<Smol>;
 /// A NETCONF server on smol; see [`netconf_async::Server`] for its methods.
 pub type Server = netconf_async::Server<Smol>;
 
-pub use netconf_async::{
-    Answer, AsyncStream, DataStream, Driver, Notifications, PieceStream, Spawner, DEFAULT_TLS_PORT,
-};
-
-pub use netconf_proto::capabilities::{BaseVersion, DefaultsMode, ModuleCapability};
-pub use netconf_proto::client::{ClientOptions, Lagged, NotificationItem, Progress};
-pub use netconf_proto::message::{
-    ErrorMessage, ErrorSeverity, ErrorTag, ErrorType, NamespaceBinding,
-};
-pub use netconf_proto::{
-    operations, tls, Capabilities, Capability, CloseReason, Config, Error, Framing, MessageId,
-    Notification, ProtocolError, Quirk, QuirkCounts, Reply, ReplyContent, Request, RequestId,
-    RpcError, RpcReply, SessionEnd, TimeoutKind, TlsError, UsageError, XmlPayload,
-};
-
-/// Call home (RFC 8071) in both roles: the options and results of [`CallHomeListener`]
-/// and `Server::call_home`.
-pub mod call_home {
-    pub use netconf_async::call_home::{
-        CallHome, CallHomeEnd, CallHomeOptions, CallHomeTransport, ConnectionType, Device,
-        DeviceError, DeviceFilter, DeviceIdentity, ListenerTransport, Reconnect,
-        CALL_HOME_SSH_PORT, CALL_HOME_TLS_PORT,
-    };
-}
-
-/// Server options and the session information handlers receive.
-pub mod server {
-    pub use netconf_proto::server::{Refusal, ServerOptions, SessionInfo};
-}
+pub use netconf_async::adapter::*;
+pub use netconf_async::{AsyncStream, Spawner};
 
 /// NETCONF over SSH (RFC 6242), feature `ssh`: the `netconf-ssh` types the SSH
 /// constructors (`Client::connect_ssh*`, `Server::listen_ssh`, `Server::serve_ssh`) take.

@@ -449,7 +449,7 @@ pub(crate) async fn establish<R: Runtime>(
     let mut core = Core::new(machine, options);
     let mut link = Link::<R>::new(stream, options.get_write_timeout());
     let (room, rooms) = async_channel::bounded(1);
-    if let Some(end) = run(&mut core, &mut link, None, &rooms, &mut Vec::new(), true).await {
+    if let Some(end) = run(&mut core, &mut link, None, &rooms, &mut Vec::new(), None).await {
         link.shutdown().await;
         return Err(end.error());
     }
@@ -492,7 +492,7 @@ async fn drive<R: Runtime>(
         Some(&cmds),
         &rooms,
         &mut closing,
-        false,
+        Some(&shared.closed),
     )
     .await
     .unwrap_or(SessionEnd::Close(CloseReason::Local));
@@ -524,26 +524,40 @@ async fn drive<R: Runtime>(
     }
 }
 
-/// The loop: until the session ends (returns how), or until it is established when
-/// `until_established` (returns `None`).
+/// The loop: until the session ends (returns how), or, without the handles' `closed` flag,
+/// until it is established (returns `None`). `closed` is set as soon as the session has
+/// ended, before the core tells any waiter or stream.
 async fn run<R: Runtime>(
     core: &mut Core,
     link: &mut Link<R>,
     cmds: Option<&Receiver<Command>>,
     rooms: &Receiver<()>,
     closing: &mut Vec<Closing>,
-    until_established: bool,
+    closed: Option<&AtomicBool>,
 ) -> Option<SessionEnd> {
+    let until_established = closed.is_none();
     let mut handles_alive = cmds.is_some();
     loop {
         let deadline = loop {
+            if let Some(closed) = closed {
+                if core.session().is_closed() {
+                    closed.store(true, Ordering::SeqCst);
+                }
+            }
             match core.poll() {
                 ClientOutput::Transmit(bytes) => {
+                    // Reading on while the write waits (no write-write deadlock), but not
+                    // past a streamed reply's window: reading resumes when its reader makes
+                    // room.
+                    let reading = core.wants_read();
                     let mut on_read = |r: std::io::Result<&[u8]>| {
                         core.handle_read(r, Instant::now());
-                        true
+                        core.wants_read()
                     };
-                    if let Err(e) = link.write_all(&bytes, Some(&mut on_read)).await {
+                    let written = link
+                        .write_all_resuming(&bytes, Some(&mut on_read), reading, Some(rooms))
+                        .await;
+                    if let Err(e) = written {
                         core.handle_write_error(&e);
                     }
                 }

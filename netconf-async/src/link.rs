@@ -11,6 +11,7 @@ use std::io;
 use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
+use async_channel::Receiver;
 use futures_lite::io::{ReadHalf, WriteHalf};
 use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt};
 
@@ -63,22 +64,40 @@ impl<R: Runtime> Link<R> {
     /// Writes all of `bytes`. With `on_read`, reads meanwhile and hands every read to it,
     /// until it answers `false`.
     /// A write that makes no progress for the write timeout fails with `TimedOut`.
-    pub async fn write_all(
+    pub async fn write_all(&mut self, bytes: &[u8], on_read: Option<OnRead<'_>>) -> io::Result<()> {
+        self.write_all_resuming(bytes, on_read, true, None).await
+    }
+
+    /// Like [`Link::write_all`], reading from the start only if `reading`; while `on_read`
+    /// (or `reading`) said no, a signal on `resume` starts reading again (the client: a
+    /// streamed reply's reader made room).
+    pub async fn write_all_resuming(
         &mut self,
         bytes: &[u8],
         mut on_read: Option<OnRead<'_>>,
+        reading: bool,
+        resume: Option<&Receiver<()>>,
     ) -> io::Result<()> {
         enum Step {
             Wrote(io::Result<usize>),
             Read(io::Result<usize>),
+            Resume,
             TimedOut,
         }
         let deadline = |t: Option<Duration>| t.map(|t| Instant::now() + t);
         let mut give_up = deadline(self.write_timeout);
         let mut written = 0;
-        let mut keep_reading = true;
+        let mut keep_reading = reading;
         while written < bytes.len() {
             let reading = on_read.is_some() && !self.read_done && keep_reading;
+            // Not reading on purpose: the peer may be waiting for us to read before it reads
+            // again, so no progress is no sign of a dead peer until reading resumes.
+            let paused = on_read.is_some() && !self.read_done && !keep_reading;
+            let give_up_at = if paused && resume.is_some() {
+                None
+            } else {
+                give_up
+            };
             let Link {
                 reader,
                 writer,
@@ -87,8 +106,14 @@ impl<R: Runtime> Link<R> {
             } = self;
             let step = async { Step::Wrote(writer.write(&bytes[written..]).await) }
                 .or(when(reading, async { Step::Read(reader.read(buf).await) }))
+                .or(when(paused, async {
+                    match resume {
+                        Some(resume) if resume.recv().await.is_ok() => Step::Resume,
+                        _ => std::future::pending().await,
+                    }
+                }))
                 .or(async {
-                    sleep::<R>(give_up).await;
+                    sleep::<R>(give_up_at).await;
                     Step::TimedOut
                 })
                 .await;
@@ -107,6 +132,10 @@ impl<R: Runtime> Link<R> {
                     if let Some(f) = on_read.as_mut() {
                         keep_reading = f(r.map(|n| &self.buf[..n]));
                     }
+                }
+                Step::Resume => {
+                    keep_reading = true;
+                    give_up = deadline(self.write_timeout);
                 }
                 Step::TimedOut => {
                     return Err(io::Error::new(

@@ -17,12 +17,13 @@ use async_channel::{Receiver, Sender, TrySendError};
 use bytes::Bytes;
 use futures_io::AsyncRead;
 use futures_lite::{future, AsyncReadExt, FutureExt, Stream, StreamExt};
+use netconf_proto::message::{ErrorTag, ErrorType};
 use netconf_proto::rustls::ServerConfig;
 use netconf_proto::server::{
     KillOutcome, Registry, ServerOptions, ServerOutput, ServerSession, SessionInfo,
 };
 use netconf_proto::tls::ServerTlsOptions;
-use netconf_proto::{Error, Machine, Reply, Request, RequestId, Session, TlsSession};
+use netconf_proto::{Error, Machine, Reply, Request, RequestId, RpcError, Session, TlsSession};
 
 use crate::link::{Link, OnRead};
 use crate::runtime::{sleep, when, Adopt, AsyncStream, BoxFuture, BoxStream, Listener, Runtime};
@@ -39,8 +40,11 @@ pub type PieceStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
 /// with it.
 pub enum Answer {
     Reply(Reply),
-    /// The content of `<data>`, in pieces. An error midway ends the session: a reply
-    /// already begun cannot be taken back (the client sees a truncated message).
+    /// The content of `<data>`, in pieces, pulled one at a time as the transport takes
+    /// them. A source that fails (or panics) before its first piece is answered with an
+    /// `operation-failed` rpc-error; later, a failure ends the session: a reply already
+    /// begun cannot be taken back (the client sees a truncated message, never a short one
+    /// that looks complete).
     Stream(PieceStream),
 }
 
@@ -396,6 +400,7 @@ impl<R: Runtime> Server<R> {
         enum Step {
             Killed,
             Handler(RequestId, std::thread::Result<Answer>),
+            First(RequestId, Option<io::Result<Bytes>>),
             Piece(RequestId, Option<io::Result<Bytes>>),
             Notification(Option<Arc<(String, String)>>),
             Read(io::Result<usize>),
@@ -417,7 +422,7 @@ impl<R: Runtime> Server<R> {
         let mut link = Link::<R>::new(stream, options.get_write_timeout());
         let mut handlers = Handlers::default();
         // Streamed answers waiting for their turn, or being sent.
-        let mut sources: Vec<(RequestId, PieceStream)> = Vec::new();
+        let mut sources: Vec<Source> = Vec::new();
         // Ending on our side (killed, shut down, a subscriber too slow): no write may wait
         // for the peer any more. `Broken` once a write was cut short: nothing more is sent.
         let mut stop = Stop::Running;
@@ -483,7 +488,7 @@ impl<R: Runtime> Server<R> {
                     ServerOutput::Subscribed => self.inner.registry().set_subscribed(id),
                     ServerOutput::Abort(request) => {
                         handlers.remove(request);
-                        sources.retain(|(r, _)| *r != request);
+                        sources.retain(|s| s.request != request);
                     }
                     ServerOutput::Ended(_) => break None,
                     ServerOutput::Wait(deadline) => break Some(deadline),
@@ -498,9 +503,18 @@ impl<R: Runtime> Server<R> {
             }
             let reading = core.wants_read() && link.can_read();
             // Everything before is written: the streamed answer whose turn it is may give
-            // its next piece (one at a time, so memory stays a piece's worth).
+            // its next piece (one at a time, so memory stays a piece's worth). A streamed
+            // answer not begun gives its first piece ahead, so that a source failing at
+            // once is answered with an rpc-error.
             let ready = core.stream_ready();
-            let source = sources.iter_mut().find(|(r, _)| Some(*r) == ready);
+            let (mut opening, mut current) = (None, None);
+            for source in sources.iter_mut() {
+                if !source.begun {
+                    opening = opening.or(Some(source));
+                } else if Some(source.request) == ready {
+                    current = Some(source);
+                }
+            }
             // Notifications wait while a streamed reply is being sent.
             let streaming = core.is_streaming();
             let step = async {
@@ -511,16 +525,30 @@ impl<R: Runtime> Server<R> {
                 let (request, reply) = handlers.next().await;
                 Step::Handler(request, reply)
             })
-            .or(async {
-                match source {
-                    Some((request, pieces)) => Step::Piece(*request, pieces.next().await),
-                    None => std::future::pending().await,
-                }
-            })
             .or(when(!streaming, async {
                 Step::Notification(queue.recv().await.ok())
             }))
+            // Requests before pieces: a source always ready must not keep the requests
+            // pipelined behind its reply unread (their writer waiting out the whole reply).
             .or(when(reading, async { Step::Read(link.read().await) }))
+            .or(async {
+                match opening {
+                    Some(source) => Step::First(source.request, source.next().await),
+                    None => std::future::pending().await,
+                }
+            })
+            .or(async {
+                match current {
+                    Some(source) => {
+                        let piece = match source.first.take() {
+                            Some(first) => first.map(Ok),
+                            None => source.next().await,
+                        };
+                        Step::Piece(source.request, piece)
+                    }
+                    None => std::future::pending().await,
+                }
+            })
             .or(async {
                 sleep::<R>(deadline).await;
                 Step::Timeout
@@ -532,8 +560,28 @@ impl<R: Runtime> Server<R> {
                     core.abort("killed");
                 }
                 Step::Handler(request, Ok(Answer::Reply(reply))) => core.reply(request, reply),
-                Step::Handler(request, Ok(Answer::Stream(pieces))) => {
-                    sources.push((request, pieces));
+                Step::Handler(request, Ok(Answer::Stream(pieces))) => sources.push(Source {
+                    request,
+                    pieces,
+                    begun: false,
+                    first: None,
+                }),
+                Step::First(request, Some(Err(e))) => {
+                    sources.retain(|s| s.request != request);
+                    tracing::warn!(session_id = id, %request, error = %e, "streamed answer failed before it began");
+                    core.reply(
+                        request,
+                        Reply::error(
+                            RpcError::new(ErrorType::Application, ErrorTag::OperationFailed)
+                                .with_message(format!("the reply could not be produced: {e}")),
+                        ),
+                    );
+                }
+                Step::First(request, first) => {
+                    if let Some(source) = sources.iter_mut().find(|s| s.request == request) {
+                        source.begun = true;
+                        source.first = Some(first.and_then(Result::ok));
+                    }
                     core.reply_stream(request);
                 }
                 Step::Handler(request, Err(_)) => {
@@ -541,11 +589,11 @@ impl<R: Runtime> Server<R> {
                 }
                 Step::Piece(request, Some(Ok(piece))) => core.stream_piece(request, piece),
                 Step::Piece(request, Some(Err(e))) => {
-                    sources.retain(|(r, _)| *r != request);
+                    sources.retain(|s| s.request != request);
                     core.stream_failed(request, &e.to_string());
                 }
                 Step::Piece(request, None) => {
-                    sources.retain(|(r, _)| *r != request);
+                    sources.retain(|s| s.request != request);
                     core.stream_end(request);
                 }
                 Step::Notification(Some(n)) => {
@@ -652,6 +700,26 @@ struct Admitted {
     info: SessionInfo,
     queue: Receiver<Arc<(String, String)>>,
     killed: Receiver<()>,
+}
+
+/// A streamed answer of one session.
+struct Source {
+    request: RequestId,
+    pieces: PieceStream,
+    /// Its reply has begun (its first piece was pulled ahead).
+    begun: bool,
+    /// The first piece (`Some(None)`: the source was empty), until the reply's turn.
+    first: Option<Option<Bytes>>,
+}
+
+impl Source {
+    /// The next piece; a panic in the source is its failure.
+    async fn next(&mut self) -> Option<io::Result<Bytes>> {
+        match AssertUnwindSafe(self.pieces.next()).catch_unwind().await {
+            Ok(piece) => piece,
+            Err(_) => Some(Err(io::Error::other("the source panicked"))),
+        }
+    }
 }
 
 /// The handlers running for one session, polled together inside its task.

@@ -70,6 +70,23 @@ impl Answer {
         });
         Answer::stream(pieces)
     }
+
+    /// [`Answer::reader`] for a tokio reader (feature `tokio`, on in netconf-tokio): a
+    /// `tokio::fs::File`, a child process's stdout, a socket.
+    #[cfg(feature = "tokio")]
+    pub fn tokio_reader(reader: impl tokio::io::AsyncRead + Send + Unpin + 'static) -> Self {
+        use tokio::io::AsyncReadExt;
+        let pieces = futures_lite::stream::unfold(Some(reader), |reader| async move {
+            let mut reader = reader?;
+            let mut buf = bytes::BytesMut::with_capacity(64 * 1024);
+            match reader.read_buf(&mut buf).await {
+                Ok(0) => None,
+                Ok(_) => Some((Ok(buf.freeze()), Some(reader))),
+                Err(e) => Some((Err(e), None)),
+            }
+        });
+        Answer::stream(pieces)
+    }
 }
 
 impl From<Reply> for Answer {

@@ -34,7 +34,6 @@ use netconf_tokio::{
 };
 use tokio::io::{AsyncReadExt, ReadBuf};
 use tokio_stream::StreamExt;
-use tokio_util::compat::TokioAsyncReadCompatExt;
 
 // ---------------------------------------------------------------------------------------------
 // Harness
@@ -209,8 +208,8 @@ impl Drop for Generated {
     }
 }
 
-/// The same content as a tokio `AsyncRead` (a tokio user's source: `Answer::reader` takes it
-/// through `tokio_util::compat`).
+/// The same content as a tokio `AsyncRead` (a tokio user's source, for
+/// `Answer::tokio_reader`).
 struct GeneratedReader {
     generated: Generated,
     current: Bytes,
@@ -306,13 +305,10 @@ fn a_generated_reply_streams_through_with_the_hash_it_was_sent_with() {
             record.record(&generated);
             match request.operation.name.as_str() {
                 "get-config" => generated.answer(),
-                "get" => Answer::reader(
-                    GeneratedReader {
-                        generated,
-                        current: Bytes::new(),
-                    }
-                    .compat(),
-                ),
+                "get" => Answer::tokio_reader(GeneratedReader {
+                    generated,
+                    current: Bytes::new(),
+                }),
                 _ => small().into(),
             }
         })
@@ -1492,13 +1488,10 @@ fn large_reply_in_bounded_memory(size: u64, source: Source) {
             record.record(&generated);
             match source {
                 Source::Stream => generated.answer(),
-                Source::Reader => Answer::reader(
-                    GeneratedReader {
-                        generated,
-                        current: Bytes::new(),
-                    }
-                    .compat(),
-                ),
+                Source::Reader => Answer::tokio_reader(GeneratedReader {
+                    generated,
+                    current: Bytes::new(),
+                }),
             }
         })
         .await;

@@ -17,13 +17,12 @@ use async_channel::{Receiver, Sender, TrySendError};
 use bytes::Bytes;
 use futures_io::AsyncRead;
 use futures_lite::{future, AsyncReadExt, FutureExt, Stream, StreamExt};
-use netconf_proto::message::{ErrorTag, ErrorType};
 use netconf_proto::rustls::ServerConfig;
 use netconf_proto::server::{
     KillOutcome, Registry, ServerOptions, ServerOutput, ServerSession, SessionInfo,
 };
 use netconf_proto::tls::ServerTlsOptions;
-use netconf_proto::{Error, Machine, Reply, Request, RequestId, RpcError, Session, TlsSession};
+use netconf_proto::{Error, Machine, Reply, Request, RequestId, Session, TlsSession};
 
 use crate::link::{Link, OnRead};
 use crate::runtime::{sleep, when, Adopt, AsyncStream, BoxFuture, BoxStream, Listener, Runtime};
@@ -585,14 +584,7 @@ impl<R: Runtime> Server<R> {
                 }),
                 Step::First(request, Some(Err(e))) => {
                     sources.retain(|s| s.request != request);
-                    tracing::warn!(session_id = id, %request, error = %e, "streamed answer failed before it began");
-                    core.reply(
-                        request,
-                        Reply::error(
-                            RpcError::new(ErrorType::Application, ErrorTag::OperationFailed)
-                                .with_message(format!("the reply could not be produced: {e}")),
-                        ),
-                    );
+                    core.stream_unavailable(request, &e.to_string());
                 }
                 Step::First(request, first) => {
                     if let Some(source) = sources.iter_mut().find(|s| s.request == request) {

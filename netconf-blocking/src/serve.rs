@@ -10,15 +10,12 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use netconf_proto::message::{ErrorTag, ErrorType};
 use netconf_proto::rustls::ServerConfig;
 use netconf_proto::server::{
     KillOutcome, Registry, ServerOptions, ServerOutput, ServerSession, SessionInfo,
 };
 use netconf_proto::tls::ServerTlsOptions;
-use netconf_proto::{
-    Error, Machine, Reply, Request, RequestId, RpcError, Session, TlsSession, UsageError,
-};
+use netconf_proto::{Error, Machine, Request, RequestId, Session, TlsSession, UsageError};
 
 use crate::answer::{Answer, Source};
 use crate::transport::Transport;
@@ -618,15 +615,8 @@ impl Server {
         let mut next = match pull(&mut source) {
             Ok(piece) => piece,
             Err(why) => {
-                tracing::warn!(%id, why, "streamed answer failed before it began");
                 let mut core = live.lock();
-                core.reply(
-                    id,
-                    Reply::error(
-                        RpcError::new(ErrorType::Application, ErrorTag::OperationFailed)
-                            .with_message(format!("the reply could not be produced: {why}")),
-                    ),
-                );
+                core.stream_unavailable(id, &why);
                 return self.settle(live, core);
             }
         };

@@ -552,6 +552,17 @@ impl ServerSession {
         self.machine.session_mut().abort();
     }
 
+    /// The payload source failed before its first piece, so nothing of the reply was sent:
+    /// the request still gets a proper answer, `operation-failed` saying why. Adapters pull
+    /// a streamed answer's first piece before [`ServerSession::reply_stream`] for this.
+    pub fn stream_unavailable(&mut self, id: RequestId, why: &str) {
+        tracing::warn!(session_id = self.info.session_id, %id, why, "streamed answer failed before it began");
+        self.reply(
+            id,
+            operation_failed(&format!("the reply could not be produced: {why}")),
+        );
+    }
+
     /// True while a streamed reply is being sent: notifications wait for its end.
     pub fn is_streaming(&self) -> bool {
         self.machine.session().is_streaming_reply()

@@ -40,21 +40,7 @@ pub use serve::{Answer, PieceStream, Server, Spawner};
 pub mod adapter {
     pub use crate::{Answer, DataStream, Driver, Notifications, PieceStream, DEFAULT_TLS_PORT};
 
-    pub use netconf_proto::capabilities::{BaseVersion, DefaultsMode, ModuleCapability};
-    pub use netconf_proto::client::{ClientOptions, Lagged, NotificationItem, Progress};
-    pub use netconf_proto::message::{
-        ErrorMessage, ErrorSeverity, ErrorTag, ErrorType, NamespaceBinding,
-    };
-    pub use netconf_proto::{
-        operations, tls, Capabilities, Capability, CloseReason, Config, Error, Framing, MessageId,
-        Notification, ProtocolError, Quirk, QuirkCounts, Reply, ReplyContent, Request, RequestId,
-        RpcError, RpcReply, SessionEnd, TimeoutKind, TlsError, UsageError, XmlPayload,
-    };
-
-    /// Server options and the session information handlers receive.
-    pub mod server {
-        pub use netconf_proto::server::{Refusal, ServerOptions, SessionInfo};
-    }
+    pub use netconf_proto::adapter::*;
 
     /// Call home (RFC 8071) in both roles: the options and results of the
     /// `CallHomeListener` and of `Server::call_home`.

@@ -134,18 +134,4 @@ pub use serve::Server;
 pub use stream::{DataReader, Pieces};
 pub use transport::Transport;
 
-pub use netconf_proto::capabilities::{BaseVersion, DefaultsMode, ModuleCapability};
-pub use netconf_proto::client::{ClientOptions, Lagged, NotificationItem, Progress};
-pub use netconf_proto::message::{
-    ErrorMessage, ErrorSeverity, ErrorTag, ErrorType, NamespaceBinding,
-};
-pub use netconf_proto::{
-    operations, tls, Capabilities, Capability, CloseReason, Config, Error, Framing, MessageId,
-    Notification, ProtocolError, Reply, ReplyContent, Request, RequestId, RpcError, RpcReply,
-    SessionEnd, TimeoutKind, TlsError, UsageError, XmlPayload,
-};
-
-/// Server options and the session information handlers receive.
-pub mod server {
-    pub use netconf_proto::server::{Refusal, ServerOptions, SessionInfo};
-}
+pub use netconf_proto::adapter::*;

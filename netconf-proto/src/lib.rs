@@ -107,3 +107,24 @@ pub use rustls;
 pub use session::{CloseReason, Event, MessageId, Output, RequestId, Role, Session, State};
 #[cfg(feature = "rustls")]
 pub use tls::TlsSession;
+
+/// What every adapter re-exports at its root (`pub use netconf_proto::adapter::*`): the
+/// core types its signatures use, so that users of an adapter need no direct dependency on
+/// this crate. Listed once here, so the adapters cannot drift apart.
+pub mod adapter {
+    pub use crate::capabilities::{BaseVersion, DefaultsMode, ModuleCapability};
+    pub use crate::client::{ClientOptions, Lagged, NotificationItem, Progress};
+    pub use crate::message::{ErrorMessage, ErrorSeverity, ErrorTag, ErrorType, NamespaceBinding};
+    #[cfg(feature = "rustls")]
+    pub use crate::tls;
+    pub use crate::{
+        operations, Capabilities, Capability, CloseReason, Config, Error, Framing, MessageId,
+        Notification, ProtocolError, Quirk, QuirkCounts, Reply, ReplyContent, Request, RequestId,
+        RpcError, RpcReply, SessionEnd, TimeoutKind, TlsError, UsageError, XmlPayload,
+    };
+
+    /// Server options and the session information handlers receive.
+    pub mod server {
+        pub use crate::server::{Refusal, ServerOptions, SessionInfo};
+    }
+}

@@ -208,7 +208,7 @@ impl Server {
     /// which the server handles itself. Each request runs on a thread of its own, beside the
     /// session; a panic in the handler is answered with `operation-failed`.
     ///
-    /// The handler returns a [`Reply`], or an [`Answer`] to stream the content of a large
+    /// The handler returns a [`Reply`](crate::Reply), or an [`Answer`] to stream the content of a large
     /// `<data>` reply from an iterator of [`Bytes`](bytes::Bytes) or a reader: it is pulled
     /// on the handler's thread, a piece at a time as the transport takes them, so its
     /// memory stays bounded whatever its size. Kill-session and shutdown stop the pulling.

@@ -1330,6 +1330,14 @@ pub struct Yuma {
     /// Dropped first: no new sessions reach netconfd while it stops.
     pub sshd: Peer,
     pub netconfd: Peer,
+    /// netconfd's UNIX socket, removed on drop.
+    sock: PathBuf,
+}
+
+impl Drop for Yuma {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.sock);
+    }
 }
 
 /// Starts netconfd (no startup config, access control off, target candidate, with
@@ -1342,7 +1350,15 @@ pub fn start_yuma(scratch: &Scratch, keys: &SshKeys) -> Result<Yuma, String> {
     let mut last = String::new();
     for attempt in 0..3 {
         let port = free_port();
-        let sock = scratch.dir.join(format!("ncxserver-{port}.sock"));
+        // Not in the scratch directory: a UNIX socket path has at most 107 bytes, and the
+        // scratch directory's name holds the test's.
+        let sock = std::env::temp_dir().join(format!("ncx-{}-{port}.sock", std::process::id()));
+        if sock.as_os_str().len() > 100 {
+            return Err(format!(
+                "{}: too long for a UNIX socket path (set TMPDIR shorter)",
+                sock.display()
+            ));
+        }
         let log = scratch.dir.join(format!("netconfd-{attempt}.log"));
         let log_file = File::create(&log).map_err(|e| e.to_string())?;
         let child = Command::new(&netconfd)
@@ -1370,6 +1386,7 @@ pub fn start_yuma(scratch: &Scratch, keys: &SshKeys) -> Result<Yuma, String> {
         let start = Instant::now();
         loop {
             if let Ok(Some(status)) = netconfd_peer.child.try_wait() {
+                let _ = fs::remove_file(&sock);
                 return Err(format!(
                     "netconfd exited ({status}) before listening:\n{}",
                     netconfd_peer.log_text()
@@ -1379,6 +1396,7 @@ pub fn start_yuma(scratch: &Scratch, keys: &SshKeys) -> Result<Yuma, String> {
                 break;
             }
             if start.elapsed() > Duration::from_secs(15) {
+                let _ = fs::remove_file(&sock);
                 return Err(format!(
                     "netconfd not listening on {} after 15 s:\n{}",
                     sock.display(),
@@ -1404,9 +1422,13 @@ pub fn start_yuma(scratch: &Scratch, keys: &SshKeys) -> Result<Yuma, String> {
                     port,
                     sshd,
                     netconfd: netconfd_peer,
+                    sock,
                 })
             }
-            Err(e) => last = e,
+            Err(e) => {
+                let _ = fs::remove_file(&sock);
+                last = e
+            }
         }
     }
     Err(last)

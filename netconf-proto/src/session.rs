@@ -179,6 +179,10 @@ pub struct Session {
     unanswered: usize,
     /// The client sent close-session (server): nothing after it is read.
     close_requested: bool,
+    /// The client's input ended with requests still to answer (server): they are answered
+    /// (a client may send its requests and half-close, as `ssh -s` with piped input does),
+    /// then the session closes, at the latest by this deadline (the close timeout).
+    draining: Option<Instant>,
     /// The fatal error, kept so later input reports it again.
     error: Option<ProtocolError>,
     /// Quirks tolerated so far.
@@ -239,6 +243,7 @@ impl Session {
             next_request: 1,
             unanswered: 0,
             close_requested: false,
+            draining: None,
             error: None,
             quirks: QuirkCounts::default(),
             garbage: None,
@@ -313,7 +318,7 @@ impl Session {
     /// (after replies were sent), so a client that pipelines without bound is held back by
     /// TCP instead of growing our memory.
     pub fn wants_input(&self) -> bool {
-        self.requests.len() < 2 * self.config.max_pending_requests
+        self.draining.is_none() && self.requests.len() < 2 * self.config.max_pending_requests
     }
 
     /// The quirks of the peer this session tolerated, with how often (see [`Quirk`]).
@@ -414,7 +419,7 @@ impl Session {
     }
 
     /// The transport was closed by the peer (or its stream ended).
-    pub fn handle_eof(&mut self, _now: Instant) {
+    pub fn handle_eof(&mut self, now: Instant) {
         if self.state == State::Closed {
             return;
         }
@@ -442,6 +447,14 @@ impl Session {
                 received: self.decoder.message_len(),
             };
             self.fail(e);
+        } else if self.role == Role::Server
+            && self.state == State::Established
+            && !self.requests.is_empty()
+        {
+            // Answer what was asked before the input ended; then close.
+            if self.draining.is_none() {
+                self.draining = Some(now.checked_add(self.config.close_timeout).unwrap_or(now));
+            }
         } else {
             self.finish(CloseReason::Eof);
         }
@@ -468,6 +481,14 @@ impl Session {
         }
         if self.state == State::Hello && self.hello_deadline.is_some_and(|d| now >= d) {
             self.fail(ProtocolError::HelloTimeout);
+            return;
+        }
+        if self.draining.is_some_and(|d| now >= d) {
+            tracing::debug!(
+                unanswered = self.requests.len(),
+                "the client's input ended and its last requests were not answered in time"
+            );
+            self.finish(CloseReason::Eof);
             return;
         }
         if let Some(stall) = self.stall_deadline() {
@@ -775,7 +796,10 @@ impl Session {
         match self.state {
             State::Closed => None,
             State::Hello => earliest(self.hello_deadline, self.stall_deadline()),
-            State::Established | State::Closing => earliest(rpc(), self.stall_deadline()),
+            State::Established | State::Closing => earliest(
+                earliest(rpc(), self.stall_deadline()),
+                self.draining,
+            ),
         }
     }
 
@@ -1255,6 +1279,9 @@ impl Session {
                 self.finish(CloseReason::CloseSession);
                 return;
             }
+        }
+        if self.draining.is_some() && self.requests.is_empty() {
+            self.finish(CloseReason::Eof);
         }
     }
 

@@ -154,3 +154,67 @@ fn the_missing_attribute_reply_waits_its_turn() {
     assert_eq!(reply_ids(&out), ["1", "(none)"]);
     assert!(String::from_utf8_lossy(&out).contains("missing-attribute"));
 }
+
+/// A client may send its requests and end its input at once (`ssh -s` with piped input,
+/// a script that half-closes): the requests before the end are still answered, in order,
+/// and only then does the session close.
+#[test]
+fn requests_before_the_end_of_input_are_answered_before_the_session_closes() {
+    let now = Instant::now();
+    let mut s = server();
+    s.handle_input(
+        format!("{}{}", rpc("1", "<get/>"), rpc("2", "<get/>")).as_bytes(),
+        now,
+    )
+    .unwrap();
+    let ids = requests(&drain(&mut s));
+    s.handle_eof(now);
+    assert!(!s.wants_input(), "nothing more can be read");
+    assert!(!s.is_closed(), "two requests are still to be answered");
+    assert!(drain(&mut s).events.is_empty());
+    s.send_reply(ids[1], Reply::Ok).unwrap();
+    s.send_reply(ids[0], Reply::Ok).unwrap();
+    let out = drain(&mut s);
+    assert_eq!(reply_ids(&out.transmitted), ["1", "2"]);
+    assert_eq!(
+        out.events,
+        [Event::Closed {
+            reason: CloseReason::Eof
+        }]
+    );
+}
+
+/// A handler that never answers cannot keep such a session open: the close timeout ends it.
+#[test]
+fn an_unanswered_request_after_the_end_of_input_times_out_with_the_close_timeout() {
+    let now = Instant::now();
+    let mut s = server();
+    s.handle_input(rpc("1", "<get/>").as_bytes(), now).unwrap();
+    drain(&mut s);
+    s.handle_eof(now);
+    let deadline = s
+        .next_deadline()
+        .expect("a deadline for the unanswered request");
+    assert_eq!(deadline, now + Config::server().close_timeout());
+    s.handle_timeout(deadline);
+    assert!(s.is_closed());
+    assert_eq!(
+        drain(&mut s).events,
+        [Event::Closed {
+            reason: CloseReason::Eof
+        }]
+    );
+}
+
+/// With nothing left to answer, the end of input closes the session at once, as before.
+#[test]
+fn the_end_of_input_with_everything_answered_closes_at_once() {
+    let now = Instant::now();
+    let mut s = server();
+    s.handle_input(rpc("1", "<get/>").as_bytes(), now).unwrap();
+    let ids = requests(&drain(&mut s));
+    s.send_reply(ids[0], Reply::Ok).unwrap();
+    drain(&mut s);
+    s.handle_eof(now);
+    assert!(s.is_closed());
+}

@@ -519,6 +519,10 @@ where
                 // last channel closes. Disconnecting at once would be legal,
                 // but OpenSSH's client exits on a disconnect without writing
                 // out what it had received (tests/openssh.rs caught that).
+                // End of data and an exit status first, as sshd does for a subsystem
+                // that exits: `ssh -s` then exits 0 instead of 255.
+                let _ = write_half.eof().await;
+                let _ = write_half.exit_status(0).await;
                 let _ = write_half.close().await;
                 if tokio::time::timeout(CLOSE_LINGER, &mut running).await.is_err() {
                     let _ = handle

@@ -493,18 +493,15 @@ fn libnetconf2_client_10mb_get_config_over_ssh_from_smol_server() {
 
 // ---- OpenSSH's client: `ssh -s ... netconf` ------------------------------------------------------
 
-/// Whether `ssh -s` ended well. OpenSSH's client exits with the remote `exit-status`, and with
-/// 255 when the channel closes without one: netconf-ssh's server sends none (yet), so a
-/// session that ran to its close-session still ends in 255. What the test checks is the
-/// NETCONF exchange on stdout; 0 and 255 are both accepted here, and 255 is reported.
+/// Whether `ssh -s` ended well: OpenSSH's client exits with the remote `exit-status`, which
+/// netconf-ssh's server sends (0) before it closes the channel.
 fn openssh_finished(out: &Outcome) {
-    match out.status.and_then(|s| s.code()) {
-        Some(0) => {}
-        Some(255) => println!(
-            "KNOWN-GAP netconf-ssh: no exit-status before the channel close, so ssh -s exits 255"
-        ),
-        _ => panic!("ssh -s failed:\n{:.3000}", out.describe()),
-    }
+    assert_eq!(
+        out.status.and_then(|s| s.code()),
+        Some(0),
+        "ssh -s failed:\n{:.3000}",
+        out.describe()
+    );
 }
 
 /// `ssh -s` to our server as [`SSH_USER`] with the user key, our host key from a scratch
@@ -637,17 +634,6 @@ fn openssh_session(test: &str, start: Start, base_1_1: bool, stdin: Stdin) {
         msgs[0].contains("urn:ietf:params:netconf:base:1.1"),
         "our server offers base:1.1"
     );
-    if msgs.len() == 1 && stdin == Stdin::Piped && server.name() == "netconf-blocking/ssh" {
-        // Reported to the lead: the blocking server ends the session at the client's EOF
-        // without answering the requests that came before it (also over a Unix socket; the
-        // tokio and smol servers answer them). Flip to a failure once fixed.
-        println!(
-            "KNOWN-BUG netconf-blocking Server: requests followed by the client's EOF are never \
-             answered (ssh -s with piped stdin gets the hello only)"
-        );
-        wait_sessions_gone(&server);
-        return;
-    }
     assert_eq!(msgs.len(), 3, "hello and two replies expected: {msgs:#?}");
     assert!(
         msgs[1].contains("message-id=\"1\"") && msgs[1].contains(harness::OUR_GREETING),

@@ -1,15 +1,19 @@
 #!/usr/bin/env python3
 """ncclient against our netconf-blocking server, timed in the same run as our Rust client.
 
-    python3 tests/bench/ncclient_get_config.py [--bytes N] [--repeat N] [--timeout S] [--json PATH]
+    python3 tests/bench/ncclient_get_config.py [--transport tls|ssh] [--bytes N] [--repeat N]
+                                              [--timeout S] [--json PATH]
 
 Steps:
-  1. makes sure target/bench-venv has ncclient 0.7.x (python3 -m venv + pip install);
+  1. makes sure a venv has ncclient 0.7.x: target/bench-venv (python3 -m venv + pip install),
+     or target/interop-venv when the interop tests already made one with ncclient in it;
   2. builds and starts `tests/examples/bench_server.rs` (release): a netconf-blocking Server
-     whose <get-config> answers with a prebuilt <data> of --bytes bytes (10 MB by default);
-  3. times our Rust blocking client (the helper's `get` mode) against it: hello, then
-     --repeat get-configs;
-  4. times ncclient (manager.connect_tls(..., protocol=ssl.PROTOCOL_TLS_CLIENT)) the same way,
+     whose <get-config> answers with a prebuilt <data> of --bytes bytes (10 MB by default),
+     listening for TLS and SSH;
+  3. times our Rust blocking client (the helper's `get` or `get-ssh` mode) against it: hello,
+     then --repeat get-configs;
+  4. times ncclient the same way (TLS: manager.connect_tls(..., protocol=ssl.PROTOCOL_TLS_CLIENT);
+     SSH: manager.connect with a password, paramiko underneath, host key not checked),
      in a child process with ncclient's own RPC timeout and a hard timeout (INTEROP.md:
      ncclient takes seconds and may hang on TLS); a timeout or a failure is recorded, not
      fatal, and ncclient is tried again on a new connection (--attempts, default 2);
@@ -46,9 +50,14 @@ def ncclient_child(args):
     from ncclient import manager
 
     t0 = time.monotonic()
-    m = manager.connect_tls(host="127.0.0.1", port=args.port, certfile=args.cert,
-                            keyfile=args.key, ca_certs=args.ca,
-                            protocol=ssl.PROTOCOL_TLS_CLIENT, timeout=args.rpc_timeout)
+    if args.transport == "ssh":
+        m = manager.connect(host="127.0.0.1", port=args.port, username="bench",
+                            password="bench", hostkey_verify=False, allow_agent=False,
+                            look_for_keys=False, timeout=args.rpc_timeout)
+    else:
+        m = manager.connect_tls(host="127.0.0.1", port=args.port, certfile=args.cert,
+                                keyfile=args.key, ca_certs=args.ca,
+                                protocol=ssl.PROTOCOL_TLS_CLIENT, timeout=args.rpc_timeout)
     print("HELLO seconds=%.4f" % (time.monotonic() - t0), flush=True)
     for _ in range(args.repeat):
         t = time.monotonic()
@@ -63,11 +72,18 @@ def ncclient_child(args):
 
 # ----- parent: orchestration -----
 
+def has_ncclient(py):
+    return py.exists() and subprocess.run(
+        [str(py), "-c", "import ncclient"], capture_output=True).returncode == 0
+
+
 def ensure_venv():
     py = VENV / "bin" / "python"
-    ok = py.exists() and subprocess.run(
-        [str(py), "-c", "import ncclient"], capture_output=True).returncode == 0
-    if not ok:
+    interop = TARGET / "interop-venv" / "bin" / "python"
+    if not has_ncclient(py) and has_ncclient(interop):
+        py = interop
+    if not has_ncclient(py):
+        py = VENV / "bin" / "python"
         log("creating %s with ncclient 0.7.x" % VENV)
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
         subprocess.run([str(VENV / "bin" / "pip"), "install", "-q", "--disable-pip-version-check",
@@ -144,6 +160,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ncclient-child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int)
+    ap.add_argument("--transport", choices=["tls", "ssh"], default="tls")
     ap.add_argument("--ca")
     ap.add_argument("--cert")
     ap.add_argument("--key")
@@ -169,12 +186,17 @@ def main():
     try:
         info = dict(f.split("=", 1) for f in server.stdout.readline().split())
         port, ca, cert, key = info["port"], info["ca"], info["cert"], info["key"]
-        log("server on 127.0.0.1:%s, %s-byte <data>" % (port, args.bytes))
-        rust_cmd = [str(helper), "get", port, ca, cert, key, str(args.rust_repeat)]
+        if args.transport == "ssh":
+            port = info["ssh_port"]
+            rust_cmd = [str(helper), "get-ssh", port, info["fingerprint"], str(args.rust_repeat)]
+        else:
+            rust_cmd = [str(helper), "get", port, ca, cert, key, str(args.rust_repeat)]
+        log("server on 127.0.0.1:%s (%s), %s-byte <data>" % (port, args.transport, args.bytes))
         log("rust client (1st) ...")
         rust1 = summary("rust netconf-blocking (before)", run_client(rust_cmd, 120))
         nc_cmd = [str(py), str(pathlib.Path(__file__).resolve()), "--ncclient-child",
-                  "--port", port, "--ca", ca, "--cert", cert, "--key", key,
+                  "--port", port, "--transport", args.transport,
+                  "--ca", ca, "--cert", cert, "--key", key,
                   "--repeat", str(args.repeat), "--rpc-timeout", str(args.rpc_timeout)]
         attempts = []
         for attempt in range(1, args.attempts + 1):
@@ -199,13 +221,15 @@ def main():
     rust_later = statistics.median([x for x in (rust1["later_gets_median_s"], rust2["later_gets_median_s"]) if x is not None] or [0]) or None
     result = {
         "bytes": args.bytes,
+        "transport": args.transport,
         "clients": [rust1] + attempts + [rust2],
         "ratio_first_get": ratio(nc["first_get_s"], rust_first),
         "ratio_later_gets": ratio(nc["later_gets_median_s"], rust_later),
         "ratio_hello": ratio(nc["hello_s"], statistics.median(
             [x for x in (rust1["hello_s"], rust2["hello_s"]) if x is not None] or [0]) or None),
     }
-    print("get-config of a %d-byte <data> from the netconf-blocking server (same run):" % args.bytes)
+    print("get-config of a %d-byte <data> from the netconf-blocking server over %s (same run):"
+          % (args.bytes, args.transport))
     print("%-34s %-22s %-12s %-14s %-16s %s" % ("client", "status", "hello", "1st get",
                                                 "later (median)", "wall"))
     for c in result["clients"]:

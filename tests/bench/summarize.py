@@ -21,23 +21,32 @@ TARGET = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
 
 # (group, baseline, [benches], unit) -- unit "bytes" reports GiB/s, "ops" reports ops/s,
 # None reports time only.
+ADAPTERS = ["blocking", "tokio", "smol"]
+
 TABLES = [
     ("framing", ["baseline_memcpy", "baseline_memmem"], [
         "baseline_memcpy", "baseline_memcpy_fresh", "baseline_memcpy_grow_64k",
         "baseline_memcpy_grow_64k_offset11", "baseline_memmem",
         "baseline_utf8", "decoder_eom_64k", "decoder_chunked_one_64k", "decoder_chunked_4k_64k",
         "session_reply_chunked_64k", "session_reply_eom_64k", "session_send_reply"], "bytes"),
-    ("get_config_10mb", ["raw_rustls", "raw_rustls_4k"], [
-        "raw_rustls", "raw_rustls_4k", "blocking", "tokio", "blocking_16k",
-        "blocking_client_tokio_server", "tokio_client_blocking_server"], "bytes"),
+    ("rpc_tiny", ["raw_rustls"], ["raw_rustls"] + ADAPTERS + ["tokio_current_thread"], None),
+    ("pipelined_64", ["raw_rustls"], ["raw_rustls"] + ADAPTERS + ["tokio_current_thread"], "ops"),
+    ("get_config_10mb", ["raw_rustls_4k", "raw_rustls"], [
+        "raw_rustls", "raw_rustls_4k"] + ["%s_%s" % (a, m) for a in ADAPTERS
+                                           for m in ("call", "streamed")]
+        + ["blocking_16k_call"], "bytes"),
+    ("get_config_256mb", ["raw_rustls_4k"], [
+        "raw_rustls_4k"] + ["%s_%s" % (a, m) for a in ADAPTERS for m in ("call", "streamed")],
+        "bytes"),
+    ("connect", ["raw_rustls_handshake"], ["raw_rustls_handshake"] + ADAPTERS, None),
     ("in_memory_10mb", ["raw_rustls_send_4k", "raw_rustls_receive_4k"], [
         "raw_rustls_send", "raw_rustls_send_4k", "tlssession_send_reply", "raw_rustls_receive",
         "raw_rustls_receive_4k", "tlssession_receive_reply"], "bytes"),
-    ("connect", ["raw_rustls_handshake"], ["raw_rustls_handshake", "blocking", "tokio"], None),
-    ("rpc_tiny", ["raw_rustls"], [
-        "raw_rustls", "blocking", "tokio", "tokio_current_thread",
-        "blocking_client_tokio_server", "tokio_client_blocking_server"], None),
-    ("pipelined_64", ["raw_rustls"], ["raw_rustls", "tokio", "tokio_current_thread"], "ops"),
+    ("ssh_rpc_tiny", ["raw_russh"], ["raw_russh"] + ADAPTERS, None),
+    ("ssh_get_config_10mb", ["raw_russh"], ["raw_russh"] + ["%s_%s" % (a, m) for a in ADAPTERS
+                                                           for m in ("call", "streamed")],
+     "bytes"),
+    ("ssh_connect", ["raw_russh"], ["raw_russh"] + ADAPTERS, None),
 ]
 
 
@@ -140,9 +149,124 @@ def linearity_table(crits):
     return "\n".join(out)
 
 
+def ratios(crits, group, bench, base):
+    """Per run: time per unit of `bench` / that of `base` in the same run."""
+    return [per_unit(r) / per_unit(b) for r, b in zip(load(crits, group, bench),
+                                                      load(crits, group, base))
+            if r is not None and b is not None]
+
+
+def fmt_x(v):
+    return "%.2fx" % v
+
+
+def first_byte_table(crits):
+    """Time to the first payload byte: 10 MB vs 256 MiB, and their ratio (a size-independent
+    first byte gives about 1.0x)."""
+    out = ["#### `first_byte` (from `call_streamed` to the first payload piece)", "",
+           "| client / answer | 10 MB | 256 MiB | 256 MiB / 10 MB |", "|---|---|---|---|"]
+    rows = [("raw_rustls_4k", "raw rustls (request to first plaintext byte)")]
+    for a in ADAPTERS:
+        rows.append((a, "%s, streamed answer" % a))
+        rows.append((a + "@prebuilt", "%s, prebuilt `Reply::data_unchecked`" % a))
+    for key, label in rows:
+        name, _, pre = key.partition("@")
+        suffix = "_prebuilt" if pre else ""
+        small = load(crits, "first_byte", "%s_10m%s" % (name, suffix))
+        big = load(crits, "first_byte", "%s_256m%s" % (name, suffix))
+        pairs = [(x, y) for x, y in zip(small, big) if x is not None and y is not None]
+        if not pairs:
+            out.append("| %s | not run | | |" % label)
+            continue
+        out.append("| %s | %s | %s | %s |" % (
+            label, spread([x["median_ns"] for x, _ in pairs], fmt_time),
+            spread([y["median_ns"] for _, y in pairs], fmt_time),
+            spread([y["median_ns"] / x["median_ns"] for x, y in pairs], fmt_x)))
+    return "\n".join(out)
+
+
+def goals_table(crits, rss):
+    """The project's goals, one row each, a column per adapter."""
+    out = ["#### Goals (each ratio within its run; median over runs, range in brackets)", "",
+           "| what | goal | blocking | tokio | smol |", "|---|---|---|---|---|"]
+
+    def row(what, goal, cell):
+        out.append("| %s | %s | %s |" % (what, goal, " | ".join(cell(a) for a in ADAPTERS)))
+
+    def ratio_cell(group, bench_fmt, base):
+        return lambda a: spread(ratios(crits, group, bench_fmt % a, base), fmt_x)
+
+    row("tiny `<get-config>` round trip, TLS, vs raw rustls", "<= 1.25x",
+        ratio_cell("rpc_tiny", "%s", "raw_rustls"))
+
+    def ops(a):
+        rs = [r for r in load(crits, "pipelined_64", a) if r is not None]
+        return spread([r["elements"] / (r["median_ns"] / 1e9) for r in rs],
+                      lambda v: "{:,.0f}/s".format(v))
+    row("tiny RPCs, 64 in flight, TLS", ">= 100,000/s", ops)
+    for group, size in [("get_config_10mb", "10 MB"), ("get_config_256mb", "256 MiB")]:
+        for mode, label in [("call", "`call`"), ("streamed", "`call_streamed`")]:
+            row("%s get-config, TLS, %s, vs raw rustls (4 KiB records)" % (size, label),
+                "<= 1.1x", ratio_cell(group, "%%s_%s" % mode, "raw_rustls_4k"))
+
+    def ttfb(suffix):
+        def cell(a):
+            small = load(crits, "first_byte", "%s_10m%s" % (a, suffix))
+            big = load(crits, "first_byte", "%s_256m%s" % (a, suffix))
+            return spread([y["median_ns"] / x["median_ns"] for x, y in zip(small, big)
+                           if x is not None and y is not None], fmt_x)
+        return cell
+    row("first payload byte, 256 MiB / 10 MB, streamed answer", "~1x", ttfb(""))
+    row("first payload byte, 256 MiB / 10 MB, prebuilt answer", "~1x", ttfb("_prebuilt"))
+    row("tiny `<get-config>` round trip, SSH, vs raw russh", "-",
+        ratio_cell("ssh_rpc_tiny", "%s", "raw_russh"))
+    for mode, label in [("call", "`call`"), ("streamed", "`call_streamed`")]:
+        row("10 MB get-config, SSH, %s, vs raw russh" % label, "-",
+            ratio_cell("ssh_get_config_10mb", "%%s_%s" % mode, "raw_russh"))
+    if rss:
+        big = max(r["size"] for r in rss)
+
+        def peak(side):
+            def cell(a):
+                rs = [r for r in rss if r["client"] == a and r["size"] == big
+                      and r["mode"] == "streamed"]
+                vals = [r["%s_time_max_rss_kib" % side] or r["%s_vmhwm_kib" % side] for r in rs]
+                return spread([v for v in vals if v], lambda v: "%.1f MiB" % (v / 1024))
+            return cell
+        row("peak RSS, client, %d MiB streamed reply" % (big >> 20), "<= 32 MiB", peak("client"))
+        row("peak RSS, server, %d MiB streamed answer" % (big >> 20), "<= 32 MiB", peak("server"))
+    return "\n".join(out)
+
+
+def rss_rows(paths):
+    rows = []
+    for path in paths:
+        if pathlib.Path(path).exists():
+            rows += json.loads(pathlib.Path(path).read_text())["rows"]
+    return rows
+
+
+def rss_table(rows):
+    out = ["#### Peak RSS, streaming over loopback TLS (server and client in separate processes)",
+           "", "| client | server | mode | reply | client peak RSS | server peak RSS "
+           "| client time | first byte | rate |", "|---|---|---|---|---|---|---|---|---|"]
+
+    def mib(kib):
+        return "-" if not kib else "%.1f MiB" % (kib / 1024)
+    for r in rows:
+        out.append("| %s | %s | %s | %d MiB | %s | %s | %.2f s | %s | %.0f MiB/s |" % (
+            r["client"], r["server"], r["mode"], r["size"] >> 20,
+            mib(r["client_time_max_rss_kib"] or r["client_vmhwm_kib"]),
+            mib(r["server_time_max_rss_kib"] or r["server_vmhwm_kib"]), r["seconds"],
+            "-" if r["first_byte_s"] is None else "%.2f ms" % (r["first_byte_s"] * 1e3),
+            r["bytes"] / r["seconds"] / (1 << 20)))
+    return "\n".join(out)
+
+
 def ncclient_table(path):
     d = json.loads(pathlib.Path(path).read_text())
-    out = ["#### ncclient vs our blocking client, same server, same run (%d-byte `<data>`)" % d["bytes"],
+    out = ["#### ncclient vs our blocking client, same server, same run (%d-byte `<data>`, %s)"
+           % (d["bytes"], d.get("transport", "tls").upper()),
            "", "| client | status | hello | 1st get-config | later get-configs (median) | all get-configs (s) | wall |",
            "|---|---|---|---|---|---|---|"]
     for c in d["clients"]:
@@ -168,11 +292,16 @@ def main():
     ap.add_argument("--criterion", type=pathlib.Path, action="append", default=[],
                     help="criterion output directory of one run; repeat for several runs")
     ap.add_argument("--ncclient", type=pathlib.Path, action="append", default=[])
+    ap.add_argument("--rss", type=pathlib.Path, action="append", default=[],
+                    help="stream_rss.py JSON output")
     args = ap.parse_args()
     crits = args.criterion or [TARGET / "criterion"]
     if len(crits) > 1:
         print("Figures are the median over %d runs, with the range across runs in brackets; "
               "each ratio is computed within its run, then summarised the same way.\n" % len(crits))
+    rss = rss_rows(args.rss)
+    print(goals_table(crits, rss))
+    print()
     for group, baselines, benches, unit in TABLES:
         if any((c / group).exists() for c in crits):
             print(table(crits, group, baselines, benches, unit))
@@ -180,6 +309,12 @@ def main():
         if group == "framing" and any((c / "linearity").exists() for c in crits):
             print(linearity_table(crits))
             print()
+        if group == "get_config_256mb" and any((c / "first_byte").exists() for c in crits):
+            print(first_byte_table(crits))
+            print()
+    if rss:
+        print(rss_table(rss))
+        print()
     for path in args.ncclient:
         if path.exists():
             print(ncclient_table(path))

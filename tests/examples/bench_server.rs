@@ -1,14 +1,19 @@
 //! Helper for `tests/bench/ncclient_get_config.py`: a netconf-blocking server whose
-//! `<get-config>` answers with a prebuilt `<data>` of a given size, and a tiny timing client
-//! for the same server, so Python and Rust clients are compared in the same run.
+//! `<get-config>` answers with a prebuilt `<data>` of a given size, over TLS and SSH, and a
+//! tiny timing client for the same server, so Python and Rust clients are compared in the
+//! same run.
 //!
 //! ```text
 //! cargo run --release -p netconf-tests --example bench_server -- serve DIR [BYTES]
-//!     writes ca.pem, server.pem/key, client.pem/key into DIR, binds 127.0.0.1:0, prints
-//!     `port=P ca=.. cert=.. key=.. bytes=N` on one line and serves until stdin closes.
+//!     writes ca.pem, server.pem/key, client.pem/key into DIR, listens for TLS and for SSH
+//!     (user "bench", password "bench", a fresh ed25519 host key) on 127.0.0.1, prints
+//!     `port=P ca=.. cert=.. key=.. bytes=N ssh_port=Q fingerprint=SHA256:..` on one line
+//!     and serves until stdin closes.
 //! cargo run --release -p netconf-tests --example bench_server -- get PORT CA CERT KEY [REPEAT]
-//!     connects, then times REPEAT get-configs; prints `HELLO seconds=S` and one
+//!     connects over TLS, then times REPEAT get-configs; prints `HELLO seconds=S` and one
 //!     `GET bytes=N seconds=S` line per request.
+//! cargo run --release -p netconf-tests --example bench_server -- get-ssh PORT FINGERPRINT [REPEAT]
+//!     the same over SSH (user "bench", the host key pinned by its fingerprint).
 //! ```
 
 use std::io::Read;
@@ -18,6 +23,8 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use netconf_blocking::operations::{Datastore, GetConfig};
+use netconf_blocking::server::ServerOptions;
+use netconf_blocking::ssh::{SshClientOptions, SshServer, SshServerOptions, StaticAuth};
 use netconf_blocking::tls::{ClientTlsOptions, PemSource, ServerTlsOptions};
 use netconf_blocking::{Client, Reply, Server};
 use netconf_tests::certs::Pki;
@@ -38,8 +45,15 @@ fn main() -> ExitCode {
             &args[4],
             args.get(5).and_then(|s| s.parse().ok()).unwrap_or(3),
         ),
+        Some("get-ssh") if args.len() >= 3 => get_ssh(
+            &args[1],
+            &args[2],
+            args.get(3).and_then(|s| s.parse().ok()).unwrap_or(3),
+        ),
         _ => {
-            eprintln!("usage: bench_server serve DIR [BYTES] | get PORT CA CERT KEY [REPEAT]");
+            eprintln!(
+                "usage: bench_server serve DIR [BYTES] | get PORT CA CERT KEY [REPEAT] | get-ssh PORT FINGERPRINT [REPEAT]"
+            );
             return ExitCode::from(2);
         }
     };
@@ -80,21 +94,27 @@ fn serve(dir: PathBuf, bytes: usize) -> Result<(), Box<dyn std::error::Error>> {
         PemSource::file(&files.ca_cert),
     );
     let data = payload(bytes);
-    let server = Server::builder(tls)
-        .bind("127.0.0.1:0", move |req, _info| {
-            if req.operation.name == "get-config" {
-                Reply::data_unchecked(data.clone())
-            } else {
-                Reply::Ok
-            }
-        })?
-        .spawn();
+    let server = Server::new(ServerOptions::new(), move |req, _info| {
+        if req.operation.name == "get-config" {
+            Reply::data_unchecked(data.clone())
+        } else {
+            Reply::Ok
+        }
+    });
+    let addr = server.listen_tls("127.0.0.1:0", &tls)?;
+    let ssh = SshServer::new(
+        SshServerOptions::default(),
+        StaticAuth::new().user("bench", "bench"),
+    )?;
+    let ssh_addr = server.listen_ssh("127.0.0.1:0", &ssh)?;
     println!(
-        "port={} ca={} cert={} key={} bytes={bytes}",
-        server.local_addr().port(),
+        "port={} ca={} cert={} key={} bytes={bytes} ssh_port={} fingerprint={}",
+        addr.port(),
         files.ca_cert.display(),
         files.client_cert.display(),
         files.client_key.display(),
+        ssh_addr.port(),
+        ssh.host_key_fingerprint(),
     );
     // Serve until whoever started us closes our stdin.
     let mut sink = Vec::new();
@@ -114,12 +134,27 @@ fn get(
         .ca_file(ca)
         .client_cert_files(cert, key);
     let t = Instant::now();
-    let mut client = Client::connect_tls(&format!("127.0.0.1:{port}"), &tls)?;
+    let client = Client::connect_tls(&format!("127.0.0.1:{port}"), &tls)?;
     println!("HELLO seconds={:.4}", t.elapsed().as_secs_f64());
+    time_gets(client, repeat)
+}
+
+fn get_ssh(port: &str, fingerprint: &str, repeat: usize) -> Result<(), Box<dyn std::error::Error>> {
+    let ssh = SshClientOptions::new("bench")
+        .password("bench")
+        .host_key_fingerprint(fingerprint);
+    let t = Instant::now();
+    let client = Client::connect_ssh(&format!("127.0.0.1:{port}"), &ssh)?;
+    println!("HELLO seconds={:.4}", t.elapsed().as_secs_f64());
+    time_gets(client, repeat)
+}
+
+/// Times `repeat` get-configs, then closes.
+fn time_gets(client: Client, repeat: usize) -> Result<(), Box<dyn std::error::Error>> {
     let op = GetConfig::new(Datastore::Running);
     for _ in 0..repeat {
         let t = Instant::now();
-        let data = client.get_config(&op)?;
+        let data = client.call(&op)?;
         println!(
             "GET bytes={} seconds={:.4}",
             data.len(),

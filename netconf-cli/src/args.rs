@@ -113,7 +113,7 @@ pub struct Global {
     #[arg(long, env = "NETCONF_TIMEOUT", value_name = "SECS", global = true,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: Option<u64>,
-    /// Output format [default: pretty on a terminal, else xml].
+    /// Output format [default: pretty on a terminal, else xml (also with -o FILE)].
     #[arg(long, value_enum, env = "NETCONF_FORMAT", global = true)]
     pub format: Option<Format>,
 }
@@ -151,7 +151,7 @@ impl Global {
 pub enum Format {
     /// The reply's XML as received.
     Xml,
-    /// Indented XML and readable summaries.
+    /// Indented XML and readable summaries (streamed replies are indented as they arrive).
     Pretty,
 }
 
@@ -159,14 +159,20 @@ pub enum Format {
 pub enum Command {
     /// Show the session-id and the server's capabilities, grouped.
     Hello,
-    /// <get>: configuration and state data.
+    /// <get>: configuration and state data (streamed: see --help).
+    #[command(after_help = STREAMED_HELP)]
     Get {
         #[command(flatten)]
         filter: FilterArgs,
         #[arg(long, value_name = "MODE", value_parser = with_defaults_values())]
         with_defaults: Option<WithDefaults>,
+        /// Write the content of <data> to FILE instead of stdout (byte for byte unless
+        /// --format pretty); FILE is replaced only once the whole reply has arrived.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
     },
-    /// <get-config>: configuration of one datastore.
+    /// <get-config>: configuration of one datastore (streamed: see --help).
+    #[command(after_help = STREAMED_HELP)]
     GetConfig {
         #[arg(long, default_value = "running", value_parser = parse_datastore)]
         source: Datastore,
@@ -174,8 +180,13 @@ pub enum Command {
         filter: FilterArgs,
         #[arg(long, value_name = "MODE", value_parser = with_defaults_values())]
         with_defaults: Option<WithDefaults>,
+        /// Write the content of <data> to FILE instead of stdout (byte for byte unless
+        /// --format pretty); FILE is replaced only once the whole reply has arrived.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
     },
-    /// <get-data> (RFC 8526): one NMDA datastore.
+    /// <get-data> (RFC 8526): one NMDA datastore (streamed: see --help).
+    #[command(after_help = STREAMED_HELP)]
     GetData {
         #[arg(long, value_name = "DS", value_parser = parse_nmda_datastore)]
         datastore: NmdaDatastore,
@@ -188,6 +199,10 @@ pub enum Command {
         max_depth: Option<u16>,
         #[arg(long, value_name = "MODE", value_parser = with_defaults_values())]
         with_defaults: Option<WithDefaults>,
+        /// Write the content of <data> to FILE instead of stdout (byte for byte unless
+        /// --format pretty); FILE is replaced only once the whole reply has arrived.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
     },
     /// <edit-config>: change a datastore.
     EditConfig {
@@ -327,6 +342,18 @@ pub enum Command {
         keep_going: bool,
     },
 }
+
+const STREAMED_HELP: &str = "\
+The reply streams: the content of <data> goes to stdout (or -o FILE) as it arrives, so a
+reply of any size takes a few MiB of memory. On a terminal, stderr shows a progress line
+(bytes received, rate) while it arrives.
+
+--format xml (the default for a pipe or -o FILE) writes the content exactly as received;
+stdout gets a final newline, FILE does not. --format pretty (the default on a terminal)
+indents as it streams, holding one tag or one run of text at a time.
+
+With -o FILE the content goes to a temporary file beside FILE, renamed over FILE when the
+reply is complete: a reply that breaks off (exit status 2) leaves FILE as it was.";
 
 const BATCH_HELP: &str = "\
 Run several commands in one NETCONF session, so a lock holds across them.

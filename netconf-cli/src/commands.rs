@@ -7,28 +7,27 @@ use std::time::{Duration, Instant};
 use netconf_blocking::operations::{
     CancelCommit, Commit, CopyConfig, CreateSubscription, Datastore, DeleteConfig, DiscardChanges,
     EditConfig, Filter, Get, GetConfig, GetData, GetSchema, InlineConfig, KillSession, Lock,
-    Source, Unlock, Validate,
+    Operation, Source, Unlock, Validate,
 };
 use netconf_blocking::tls::ClientTlsOptions;
-use netconf_blocking::{Client, ClientOptions, Error, ReplyContent, XmlPayload};
+use netconf_blocking::{Client, ClientOptions, Error, ReplyContent};
 
 use clap::Parser as _;
 
 use crate::args::{BatchLine, Cli, Command, FilterArgs, Format, Global, Transport};
 use crate::errors::{self, CliError, Target};
 use crate::output::{self, print};
+use crate::stream::{self, OutFile};
 use crate::{input, ssh};
 
 /// Runs a client command (everything but `serve`, `demo` and `batch`).
 pub fn run(cli: &Cli) -> Result<(), CliError> {
     let g = &cli.global;
-    let format = output::effective_format(g.format);
     let target = target(g);
     // Arguments are read before connecting, so a bad file costs no connection.
     let prepared = prepare(&cli.command)?;
     let client = connect(g, &target)?;
-    let result = execute(&client, &cli.command, prepared, format)
-        .map_err(|e| errors::from_error(e, &target));
+    let result = execute(&client, &cli.command, prepared, g.format, &target);
     close(client);
     result
 }
@@ -42,7 +41,6 @@ fn close(client: Client) {
 /// `netconf batch`: the commands in `input` (a file or `-`), one per line, in one session.
 pub fn run_batch(cli: &Cli, input: &str, keep_going: bool) -> Result<(), CliError> {
     let g = &cli.global;
-    let format = output::effective_format(g.format);
     let target = target(g);
     let text = if input == "-" {
         let mut s = String::new();
@@ -78,8 +76,7 @@ pub fn run_batch(cli: &Cli, input: &str, keep_going: bool) -> Result<(), CliErro
     let client = connect(g, &target)?;
     let mut first_failure = None;
     for (line, command, prepared) in steps {
-        if let Err(e) = execute(&client, &command, prepared, format) {
-            let e = errors::from_error(e, &target);
+        if let Err(e) = execute(&client, &command, prepared, g.format, &target) {
             match &e {
                 CliError::Rpc(errors) => {
                     eprint!("batch line {line}: {}", output::rpc_error_lines(errors))
@@ -170,20 +167,30 @@ fn connect_tls(
 }
 
 /// What a command needs from files and arguments, checked before connecting.
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Prepared {
     filter: Option<Filter>,
     config: Option<InlineConfig>,
     raw: Option<String>,
+    /// `-o FILE`, opened (as a temporary file beside it) before connecting.
+    output: Option<OutFile>,
 }
 
 fn prepare(command: &Command) -> Result<Prepared, CliError> {
     let mut p = Prepared::default();
     match command {
-        Command::Get { filter, .. }
-        | Command::GetConfig { filter, .. }
-        | Command::GetData { filter, .. }
-        | Command::Subscribe { filter, .. } => p.filter = build_filter(filter)?,
+        Command::Get { filter, output, .. }
+        | Command::GetConfig { filter, output, .. }
+        | Command::GetData { filter, output, .. } => {
+            p.filter = build_filter(filter)?;
+            if let Some(path) = output {
+                p.output = Some(OutFile::create("-o", path)?);
+            }
+        }
+        Command::GetSchema {
+            output: Some(path), ..
+        } => p.output = Some(OutFile::create("-o", path)?),
+        Command::Subscribe { filter, .. } => p.filter = build_filter(filter)?,
         Command::EditConfig {
             config,
             target,
@@ -276,17 +283,58 @@ fn raw_rpc(value: &str) -> Result<String, CliError> {
     Ok(body)
 }
 
-/// Fetches a `<data>` reply, reporting the size of large ones.
-fn fetch(format: Format, call: impl FnOnce() -> Result<XmlPayload, Error>) -> Result<(), Error> {
-    let started = Instant::now();
-    let data = call()?;
-    output::report_size(data.len(), started.elapsed());
-    print(&output::xml(format, data.as_str()));
-    Ok(())
+/// Why a command failed: the session's error (named by [`errors::from_error`]), or one of
+/// ours (an output file, a reply that broke off), already in words.
+enum Failed {
+    Netconf(Error),
+    Cli(CliError),
 }
 
-fn execute(client: &Client, command: &Command, p: Prepared, format: Format) -> Result<(), Error> {
-    let ok = |r: Result<(), Error>| r.map(|()| print(output::ok(format)));
+impl From<Error> for Failed {
+    fn from(e: Error) -> Failed {
+        Failed::Netconf(e)
+    }
+}
+
+impl From<netconf_blocking::UsageError> for Failed {
+    fn from(e: netconf_blocking::UsageError) -> Failed {
+        Failed::Netconf(e.into())
+    }
+}
+
+/// Runs one command on the session. `asked` is --format as given: output to a terminal
+/// defaults to pretty, to a pipe or an -o FILE to xml.
+fn execute(
+    client: &Client,
+    command: &Command,
+    p: Prepared,
+    asked: Option<Format>,
+    target: &Target<'_>,
+) -> Result<(), CliError> {
+    match execute_inner(client, command, p, asked, target) {
+        Ok(()) => Ok(()),
+        Err(Failed::Netconf(e)) => Err(errors::from_error(e, target)),
+        Err(Failed::Cli(e)) => Err(e),
+    }
+}
+
+fn execute_inner(
+    client: &Client,
+    command: &Command,
+    p: Prepared,
+    asked: Option<Format>,
+    target: &Target<'_>,
+) -> Result<(), Failed> {
+    let format = output::effective_format(asked);
+    // A streamed reply goes to -o FILE as xml unless --format says otherwise.
+    let stream_format = match &p.output {
+        Some(_) => asked.unwrap_or(Format::Xml),
+        None => format,
+    };
+    let fetch = |op: &dyn Operation, output: Option<OutFile>| {
+        stream::fetch(client, op, stream_format, output, target).map_err(Failed::Cli)
+    };
+    let ok = |r: Result<(), Error>| r.map(|()| print(output::ok(format))).map_err(Failed::from);
     match command {
         Command::Hello => {
             print(&output::hello(
@@ -305,7 +353,7 @@ fn execute(client: &Client, command: &Command, p: Prepared, format: Format) -> R
             if let Some(wd) = with_defaults {
                 op = op.with_defaults(*wd);
             }
-            fetch(format, || client.call(&op))
+            fetch(&op, p.output)
         }
         Command::GetConfig {
             source,
@@ -319,7 +367,7 @@ fn execute(client: &Client, command: &Command, p: Prepared, format: Format) -> R
             if let Some(wd) = with_defaults {
                 op = op.with_defaults(*wd);
             }
-            fetch(format, || client.call(&op))
+            fetch(&op, p.output)
         }
         Command::GetData {
             datastore,
@@ -341,7 +389,7 @@ fn execute(client: &Client, command: &Command, p: Prepared, format: Format) -> R
             if let Some(wd) = with_defaults {
                 op = op.with_defaults(*wd);
             }
-            fetch(format, || client.call(&op))
+            fetch(&op, p.output)
         }
         Command::EditConfig {
             target,
@@ -437,7 +485,7 @@ fn execute(client: &Client, command: &Command, p: Prepared, format: Format) -> R
             identifier,
             version,
             schema_format,
-            output: path,
+            ..
         } => {
             let mut op = GetSchema::new(identifier.clone());
             if let Some(v) = version {
@@ -447,13 +495,13 @@ fn execute(client: &Client, command: &Command, p: Prepared, format: Format) -> R
                 op = op.format(*f);
             }
             let text = client.call(&op)?;
-            match path {
-                Some(path) => std::fs::write(path, &text).map_err(|e| {
-                    Error::Io(std::io::Error::new(
-                        e.kind(),
-                        format!("cannot write {}: {e}", path.display()),
-                    ))
-                })?,
+            match p.output {
+                Some(file) => {
+                    let path = file.path().display().to_string();
+                    file.write_all(text.as_bytes()).map_err(|e| {
+                        Failed::Cli(CliError::fatal(format!("cannot write -o {path}: {e}")))
+                    })?
+                }
                 None if text.ends_with('\n') => print(&text),
                 None => print(&format!("{text}\n")),
             }
@@ -515,7 +563,7 @@ fn execute(client: &Client, command: &Command, p: Prepared, format: Format) -> R
                     }
                     Some(Err(lagged)) => eprintln!("netconf: {lagged}"),
                     // The session ended: say why (the next call reports it).
-                    None => return client.call(&Get::new()).map(drop),
+                    None => return client.call(&Get::new()).map(drop).map_err(Failed::from),
                 }
             }
         }

@@ -16,6 +16,7 @@ mod pretty;
 mod sample;
 mod serve;
 mod ssh;
+mod stream;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -182,6 +182,10 @@ pub fn progress_reporter() -> impl Fn(netconf_blocking::Progress) + Send + Sync 
     use std::io::Write as _;
     let state = std::sync::Mutex::new(None::<(std::time::Instant, std::time::Instant)>);
     move |progress| {
+        if STREAMING.load(std::sync::atomic::Ordering::Relaxed) {
+            // A streamed reply draws its own line (see StreamProgress).
+            return;
+        }
         let received = progress.received;
         let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
         let now = std::time::Instant::now();
@@ -202,6 +206,103 @@ pub fn progress_reporter() -> impl Fn(netconf_blocking::Progress) + Send + Sync 
         eprint!("\r\x1b[K{line}");
         let _ = std::io::stderr().flush();
     }
+}
+
+/// Set while a streamed reply is being copied out: the session's own progress callback
+/// stands down, [`StreamProgress`] draws the line.
+static STREAMING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The live progress line of a streamed reply on stderr, drawn only when stderr is a
+/// terminal: the content received so far and the rate, redrawn at most ten times a second
+/// (the first time a quarter of a second in, so short replies draw nothing), erased at the
+/// end, when a reply of 1 MiB or more leaves its size line.
+#[derive(Debug)]
+pub struct StreamProgress {
+    started: std::time::Instant,
+    last: Option<std::time::Instant>,
+    terminal: bool,
+    drawn: bool,
+}
+
+impl StreamProgress {
+    /// Starts timing (call it before sending the request).
+    pub fn start() -> StreamProgress {
+        STREAMING.store(true, std::sync::atomic::Ordering::Relaxed);
+        StreamProgress {
+            started: std::time::Instant::now(),
+            last: None,
+            terminal: std::io::stderr().is_terminal(),
+            drawn: false,
+        }
+    }
+
+    /// `total` bytes of content have arrived.
+    pub fn update(&mut self, total: u64) {
+        if !self.terminal {
+            return;
+        }
+        let now = std::time::Instant::now();
+        let due = match self.last {
+            Some(last) => now.duration_since(last) >= Duration::from_millis(100),
+            None => now.duration_since(self.started) >= Duration::from_millis(250),
+        };
+        if !due {
+            return;
+        }
+        self.last = Some(now);
+        self.drawn = true;
+        let line = progress_line(total, now.duration_since(self.started));
+        eprint!("\r\x1b[K{line}");
+        let _ = std::io::stderr().flush();
+    }
+
+    /// The reply is complete: erase the line, and report the size of a large one.
+    pub fn finish(mut self, total: u64) {
+        self.erase();
+        report_size(
+            usize::try_from(total).unwrap_or(usize::MAX),
+            self.started.elapsed(),
+        );
+    }
+
+    fn erase(&mut self) {
+        if std::mem::take(&mut self.drawn) {
+            eprint!("\r\x1b[K");
+            let _ = std::io::stderr().flush();
+        }
+    }
+}
+
+impl Drop for StreamProgress {
+    fn drop(&mut self) {
+        self.erase();
+        STREAMING.store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// `receiving 12.3 MiB (4.1 MiB/s)`.
+fn progress_line(bytes: u64, elapsed: Duration) -> String {
+    let secs = elapsed.as_secs_f64().max(1e-6);
+    format!(
+        "receiving {} ({}/s)",
+        human_bytes(bytes),
+        human_bytes((bytes as f64 / secs) as u64)
+    )
+}
+
+/// 512 B, 12.0 KiB, 3.5 MiB, 1.2 GiB.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
 }
 
 /// After a large reply, its size and rate on stderr, when stderr is a terminal.
@@ -253,6 +354,17 @@ mod tests {
             text,
             "base (1):\n  1.1  urn:ietf:params:netconf:base:1.1\nstandard (1):\n  :candidate:1.0\n\
              modules (1):\n  m  2020-01-01  urn:x:m\nother (1):\n  http://example.com/other\n"
+        );
+    }
+
+    #[test]
+    fn progress_in_human_units() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(12 << 10), "12.0 KiB");
+        assert_eq!(human_bytes(3 << 29), "1.5 GiB");
+        assert_eq!(
+            progress_line(3 << 20, Duration::from_secs(2)),
+            "receiving 3.0 MiB (1.5 MiB/s)"
         );
     }
 

@@ -427,6 +427,185 @@ fn start_nc_server_with(
     Err(last)
 }
 
+/// How a libnetconf2 peer does call home (RFC 8071): over TLS with the scratch PKI, or over
+/// SSH with these keys (host key `keys.host_key`; user [`SSH_USER`], by [`SSH_PASSWORD`] or
+/// `keys.user_key`).
+#[derive(Debug, Clone, Copy)]
+pub enum CallHomeVia<'a> {
+    Tls,
+    Ssh(&'a SshKeys),
+}
+
+/// Starts the libnetconf2 server (`nc_server --ch-tls-port/--ch-ssh-port`) calling a manager
+/// home at 127.0.0.1:`manager_port`: libnetconf2's own call-home thread dials at once, again
+/// right after each session ends, and every second after a failed call. It listens on no
+/// port, so there is nothing to await: the manager's listener sees it arrive.
+pub fn start_nc_server_calling_home(
+    scratch: &Scratch,
+    via: CallHomeVia<'_>,
+    manager_port: u16,
+) -> Result<Peer, String> {
+    let bin = c_peer("nc_server")?;
+    let log = scratch.dir.join(format!("nc_server-ch-{manager_port}.log"));
+    let log_file = File::create(&log).map_err(|e| e.to_string())?;
+    let mut cmd = Command::new(&bin);
+    match via {
+        CallHomeVia::Tls => {
+            cmd.arg("--ch-tls-port")
+                .arg(manager_port.to_string())
+                .arg("--cert")
+                .arg(&scratch.files.server_cert)
+                .arg("--key")
+                .arg(&scratch.files.server_key)
+                .arg("--ca")
+                .arg(&scratch.files.ca_cert);
+        }
+        CallHomeVia::Ssh(keys) => {
+            cmd.arg("--ch-ssh-port")
+                .arg(manager_port.to_string())
+                .arg("--hostkey")
+                .arg(&keys.host_key)
+                .args(["--user", SSH_USER, "--password", SSH_PASSWORD, "--authkey"])
+                .arg(keys.user_key.with_extension("pub"));
+        }
+    }
+    let child = cmd
+        .arg("--schemas")
+        .arg(&scratch.schema_dir)
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone().map_err(|e| e.to_string())?)
+        .stderr(log_file)
+        .spawn()
+        .map_err(|e| format!("starting nc_server: {e}"))?;
+    Ok(Peer {
+        name: "libnetconf2 nc_server (calling home)".into(),
+        child,
+        log,
+    })
+}
+
+/// libnetconf2's client (`nc_client --listen-port`) waiting for servers to call home.
+#[derive(Debug)]
+pub struct ListeningClient {
+    /// Its stdout goes to `peer.log`.
+    pub peer: Peer,
+    pub stderr: PathBuf,
+    pub port: u16,
+}
+
+impl ListeningClient {
+    /// Waits for it to exit (killing it by pid after `limit`) and returns what it printed.
+    pub fn finish(mut self, limit: Duration) -> Outcome {
+        let start = Instant::now();
+        let status = loop {
+            match self.peer.child.try_wait() {
+                Ok(Some(status)) => break Some(status),
+                Ok(None) if start.elapsed() < limit => {
+                    // A poll interval while the client runs, not a fixed sleep.
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                _ => break None,
+            }
+        };
+        let _ = self.peer.child.kill();
+        let _ = self.peer.child.wait();
+        Outcome {
+            status,
+            stdout: self.peer.log_text(),
+            stderr: fs::read_to_string(&self.stderr).unwrap_or_default(),
+            elapsed: start.elapsed(),
+        }
+    }
+}
+
+/// Starts libnetconf2's client listening for call home on a free port of 127.0.0.1, over TLS
+/// (the scratch PKI) or SSH (user [`SSH_USER`] with [`SSH_PASSWORD`], the host key checked
+/// against `keys.host_fingerprint`), to accept `sessions` calls one after the other and run
+/// its operations on each. Returns once it printed `LISTENING` (its port is bound).
+pub fn start_nc_client_listening(
+    scratch: &Scratch,
+    via: CallHomeVia<'_>,
+    sessions: usize,
+) -> Result<ListeningClient, String> {
+    start_nc_client_listening_with(scratch, via, sessions, &[])
+}
+
+/// [`start_nc_client_listening`] with `extra` arguments after the usual ones (`nc_client`
+/// takes the last of a repeated option: `--ca OTHER.pem` or `--hostkey-sha256 SHA256:...`
+/// make it refuse our servers).
+pub fn start_nc_client_listening_with(
+    scratch: &Scratch,
+    via: CallHomeVia<'_>,
+    sessions: usize,
+    extra: &[&std::ffi::OsStr],
+) -> Result<ListeningClient, String> {
+    let bin = c_peer("nc_client")?;
+    let mut last = String::new();
+    for attempt in 0..3 {
+        let port = free_port();
+        let out = scratch.dir.join(format!("nc_client-ch-{attempt}.out"));
+        let err = scratch.dir.join(format!("nc_client-ch-{attempt}.err"));
+        let mut cmd = Command::new(&bin);
+        cmd.arg("--listen-port")
+            .arg(port.to_string())
+            .arg("--accept")
+            .arg(sessions.to_string());
+        match via {
+            CallHomeVia::Tls => {
+                cmd.arg("--cert")
+                    .arg(&scratch.files.client_cert)
+                    .arg("--key")
+                    .arg(&scratch.files.client_key)
+                    .arg("--ca")
+                    .arg(&scratch.files.ca_cert);
+            }
+            CallHomeVia::Ssh(keys) => {
+                cmd.args(["--transport", "ssh", "--user", SSH_USER])
+                    .args(["--password", SSH_PASSWORD, "--hostkey-sha256"])
+                    .arg(&keys.host_fingerprint);
+            }
+        }
+        let child = cmd
+            .arg("--schemas")
+            .arg(&scratch.schema_dir)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(File::create(&out).map_err(|e| e.to_string())?)
+            .stderr(File::create(&err).map_err(|e| e.to_string())?)
+            .spawn()
+            .map_err(|e| format!("starting nc_client: {e}"))?;
+        let mut peer = Peer {
+            name: "libnetconf2 nc_client (call-home listener)".into(),
+            child,
+            log: out,
+        };
+        let start = Instant::now();
+        loop {
+            let text = peer.log_text();
+            if text.contains("LISTENING ") {
+                println!("libnetconf2 client listening for call home on 127.0.0.1:{port}");
+                return Ok(ListeningClient {
+                    peer,
+                    stderr: err,
+                    port,
+                });
+            }
+            let exited = matches!(peer.child.try_wait(), Ok(Some(_)));
+            if exited || start.elapsed() > Duration::from_secs(15) {
+                last = format!(
+                    "nc_client did not listen on 127.0.0.1:{port}:\n{text}\n{}",
+                    fs::read_to_string(&err).unwrap_or_default()
+                );
+                break;
+            }
+            // A poll interval while the client starts, not a fixed sleep.
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // Most likely the port was taken between free_port() and bind: try another.
+    }
+    Err(last)
+}
+
 /// What a client process did.
 #[derive(Debug)]
 pub struct Outcome {

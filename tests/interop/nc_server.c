@@ -1,12 +1,15 @@
 /*
  * A small NETCONF server on libnetconf2 2.0.x's server API, for the interop suite: over TLS,
  * over SSH (libssh), or one session on stdin/stdout (for OpenSSH's sshd to run as its
- * `netconf` subsystem).
+ * `netconf` subsystem); listening, or calling a manager home (RFC 8071).
  *
  *   nc_server --schemas DIR [--data-size BYTES]
  *             [--port PORT --cert server.pem --key server.key --ca ca.pem]       TLS endpoint
  *             [--ssh-port PORT --hostkey KEY --user NAME [--password PW] [--authkey PUB]]
  *                                                                              SSH endpoint
+ *   nc_server --schemas DIR --ch-tls-port PORT --cert C --key K --ca CA      call home, TLS
+ *   nc_server --schemas DIR --ch-ssh-port PORT --hostkey KEY --user NAME [--password PW]
+ *             [--authkey PUB]                                                call home, SSH
  *   nc_server --stdio --user NAME --schemas DIR [--data-size BYTES] [--log FILE]
  *
  * Endpoints listen on 127.0.0.1 only. TLS clients must present a certificate signed by
@@ -15,6 +18,14 @@
  * key KEY is a private key file (OpenSSH or PEM format: libssh reads both). With --stdio the
  * one session runs on stdin/stdout as NAME (nc_accept_inout) and the program exits when it
  * ends; diagnostics go to FILE, since sshd would hand stderr to the client.
+ *
+ * Call home: a Call Home client "manager" with one endpoint at 127.0.0.1:PORT (TLS or SSH,
+ * with the same certificates, keys and users as the listening endpoints), persistent
+ * connection, dispatched with nc_connect_ch_client_dispatch: libnetconf2's own thread dials
+ * the manager, hands each established session to ch_session_clb (which adds it to the poll
+ * session the main loop serves) and, once the session ends, dials again at once; a failed
+ * call is retried after 1 s, for ever. Each established session is logged as
+ * "nc_server: call home session N established".
  *
  * Answers:
  *   get            <data> with a small state + config document
@@ -55,7 +66,7 @@
 static const char *opt_cert, *opt_key, *opt_ca, *opt_schemas;
 static const char *opt_hostkey, *opt_user, *opt_password, *opt_authkey, *opt_log;
 static long opt_data_size = 0;
-static int opt_port = 0, opt_ssh_port = 0, opt_stdio = 0;
+static int opt_port = 0, opt_ssh_port = 0, opt_stdio = 0, opt_ch_tls_port = 0, opt_ch_ssh_port = 0;
 
 static struct ly_ctx *ctx;
 static struct nc_pollsession *ps;
@@ -311,6 +322,18 @@ static void make_big_data(void)
     len += sprintf(big_data + len, "%s", tail);
 }
 
+/* libnetconf2's call-home thread hands us each session it established; 0 keeps it. */
+static int ch_session_clb(const char *client_name, struct nc_session *session)
+{
+    pthread_mutex_lock(&ps_mutex);
+    nc_ps_add_session(ps, session);
+    pthread_cond_signal(&ps_cond);
+    pthread_mutex_unlock(&ps_mutex);
+    fprintf(stderr, "nc_server: call home session %u established (client %s)\n",
+            nc_session_get_id(session), client_name);
+    return 0;
+}
+
 /* One session on stdin/stdout (sshd's subsystem), polled until it ends. */
 static int serve_stdio(void)
 {
@@ -344,6 +367,7 @@ int main(int argc, char **argv)
         "usage: nc_server --schemas DIR [--data-size BYTES]"
         " [--port P --cert C --key K --ca CA]"
         " [--ssh-port P --hostkey KEY --user NAME [--password PW] [--authkey PUB]]"
+        " [--ch-tls-port P] [--ch-ssh-port P]"
         " | nc_server --stdio --user NAME --schemas DIR [--data-size BYTES] [--log FILE]";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -366,12 +390,17 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--password")) opt_password = v;
         else if (!strcmp(a, "--authkey")) opt_authkey = v;
         else if (!strcmp(a, "--log")) opt_log = v;
+        else if (!strcmp(a, "--ch-tls-port")) opt_ch_tls_port = atoi(v);
+        else if (!strcmp(a, "--ch-ssh-port")) opt_ch_ssh_port = atoi(v);
         else die(usage);
         i++;
     }
     int tls = opt_port != 0, ssh = opt_ssh_port != 0;
-    if (!opt_schemas || (!tls && !ssh && !opt_stdio) || (opt_stdio && (tls || ssh || !opt_user)) ||
-        (tls && (!opt_cert || !opt_key || !opt_ca)) || (ssh && (!opt_hostkey || !opt_user))) {
+    int ch_tls = opt_ch_tls_port != 0, ch_ssh = opt_ch_ssh_port != 0;
+    if (!opt_schemas || (!tls && !ssh && !ch_tls && !ch_ssh && !opt_stdio) ||
+        (opt_stdio && (tls || ssh || ch_tls || ch_ssh || !opt_user)) || (ch_tls && ch_ssh) ||
+        ((tls || ch_tls) && (!opt_cert || !opt_key || !opt_ca)) ||
+        ((ssh || ch_ssh) && (!opt_hostkey || !opt_user))) {
         die(usage);
     }
     if (opt_log && !freopen(opt_log, "a", stderr)) {
@@ -426,8 +455,6 @@ int main(int argc, char **argv)
             nc_server_endpt_set_port("tls", (uint16_t)opt_port)) {
             die("cannot listen on 127.0.0.1 (port taken?)");
         }
-        nc_server_tls_set_server_cert_clb(server_cert_clb, NULL, NULL);
-        nc_server_tls_set_trusted_cert_list_clb(trusted_list_clb, NULL, NULL);
         char *fp = ca_fingerprint();
         if (nc_server_tls_endpt_set_server_cert("tls", "server") ||
             nc_server_tls_endpt_add_trusted_cert_list("tls", "clients") ||
@@ -442,20 +469,61 @@ int main(int argc, char **argv)
             nc_server_endpt_set_port("ssh", (uint16_t)opt_ssh_port)) {
             die("cannot listen on 127.0.0.1 for SSH (port taken?)");
         }
-        nc_server_ssh_set_hostkey_clb(hostkey_clb, NULL, NULL);
-        nc_server_ssh_set_passwd_auth_clb(passwd_clb, NULL, NULL);
         if (nc_server_ssh_endpt_add_hostkey("ssh", "hostkey", -1) ||
             nc_server_ssh_endpt_set_auth_methods("ssh", NC_SSH_AUTH_PUBLICKEY | NC_SSH_AUTH_PASSWORD)) {
             die("SSH endpoint configuration failed");
         }
+    }
+    /* Shared by the listening and the call-home endpoints. */
+    if (tls || ch_tls) {
+        nc_server_tls_set_server_cert_clb(server_cert_clb, NULL, NULL);
+        nc_server_tls_set_trusted_cert_list_clb(trusted_list_clb, NULL, NULL);
+    }
+    if (ssh || ch_ssh) {
+        nc_server_ssh_set_hostkey_clb(hostkey_clb, NULL, NULL);
+        nc_server_ssh_set_passwd_auth_clb(passwd_clb, NULL, NULL);
         if (opt_authkey && nc_server_ssh_add_authkey_path(opt_authkey, opt_user)) {
             die("cannot load the authorized key");
         }
     }
 
     ps = nc_ps_new();
+    if (ch_tls || ch_ssh) {
+        /* Call home: one client (the manager), one endpoint, persistent. */
+        const char *endpt = ch_tls ? "tls" : "ssh";
+        if (nc_server_ch_add_client("manager") ||
+            nc_server_ch_client_add_endpt("manager", endpt, ch_tls ? NC_TI_OPENSSL : NC_TI_LIBSSH) ||
+            nc_server_ch_client_endpt_set_address("manager", endpt, "127.0.0.1") ||
+            nc_server_ch_client_endpt_set_port("manager", endpt,
+                                               (uint16_t)(ch_tls ? opt_ch_tls_port : opt_ch_ssh_port)) ||
+            nc_server_ch_client_set_conn_type("manager", NC_CH_PERSIST)) {
+            die("call home client configuration failed");
+        }
+        if (ch_tls) {
+            char *fp = ca_fingerprint();
+            if (nc_server_tls_ch_client_endpt_set_server_cert("manager", "tls", "server") ||
+                nc_server_tls_ch_client_endpt_add_trusted_cert_list("manager", "tls", "clients") ||
+                nc_server_tls_ch_client_endpt_add_ctn("manager", "tls", 1, fp, NC_TLS_CTN_SPECIFIED, "admin")) {
+                die("call home TLS endpoint configuration failed");
+            }
+            free(fp);
+        } else if (nc_server_ssh_ch_client_endpt_add_hostkey("manager", "ssh", "hostkey", -1) ||
+                   nc_server_ssh_ch_client_endpt_set_auth_methods("manager", "ssh",
+                                                                  NC_SSH_AUTH_PUBLICKEY | NC_SSH_AUTH_PASSWORD)) {
+            die("call home SSH endpoint configuration failed");
+        }
+        if (nc_connect_ch_client_dispatch("manager", ch_session_clb)) {
+            die("nc_connect_ch_client_dispatch failed");
+        }
+        fprintf(stderr, "nc_server: calling home over %s to 127.0.0.1:%d\n", ch_tls ? "TLS" : "SSH",
+                ch_tls ? opt_ch_tls_port : opt_ch_ssh_port);
+    }
+    /* nc_accept fails at once without a listening endpoint: no acceptor for call home only. */
     pthread_t acceptor;
-    pthread_create(&acceptor, NULL, accept_thread, NULL);
+    int accepting = tls || ssh;
+    if (accepting) {
+        pthread_create(&acceptor, NULL, accept_thread, NULL);
+    }
     if (tls) {
         fprintf(stderr, "nc_server: TLS listening on 127.0.0.1:%d\n", opt_port);
     }
@@ -482,7 +550,12 @@ int main(int argc, char **argv)
             nc_session_free(session, NULL);
         }
     }
-    pthread_join(acceptor, NULL);
+    if (accepting) {
+        pthread_join(acceptor, NULL);
+    }
+    if (ch_tls || ch_ssh) {
+        nc_server_ch_del_client("manager");
+    }
     nc_ps_clear(ps, 1, NULL);
     nc_ps_free(ps);
     nc_server_destroy();

@@ -55,6 +55,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <libyang/libyang.h>
@@ -534,7 +535,16 @@ int main(int argc, char **argv)
     while (!stopping) {
         pthread_mutex_lock(&ps_mutex);
         while (!stopping && nc_ps_session_count(ps) == 0) {
-            pthread_cond_wait(&ps_cond, &ps_mutex);
+            /* Timed: a signal handler cannot wake us, and without a listening endpoint no
+             * acceptor thread signals at SIGTERM (call home only): look at `stopping` often. */
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_nsec += 200 * 1000 * 1000;
+            if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec += 1;
+                until.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&ps_cond, &ps_mutex, &until);
         }
         pthread_mutex_unlock(&ps_mutex);
         if (stopping) {

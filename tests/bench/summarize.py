@@ -29,14 +29,15 @@ TABLES = [
         "baseline_memcpy_grow_64k_offset11", "baseline_memmem",
         "baseline_utf8", "decoder_eom_64k", "decoder_chunked_one_64k", "decoder_chunked_4k_64k",
         "session_reply_chunked_64k", "session_reply_eom_64k", "session_send_reply"], "bytes"),
-    ("rpc_tiny", ["raw_rustls"], ["raw_rustls"] + ADAPTERS + ["tokio_current_thread"], None),
+    ("rpc_tiny", ["raw_rustls"], ["raw_rustls"] + ADAPTERS + [
+        "tokio_current_thread", "tokio_in_task", "smol_in_task"], None),
     ("pipelined_64", ["raw_rustls"], ["raw_rustls"] + ADAPTERS + ["tokio_current_thread"], "ops"),
-    ("get_config_10mb", ["raw_rustls_4k", "raw_rustls"], [
-        "raw_rustls", "raw_rustls_4k"] + ["%s_%s" % (a, m) for a in ADAPTERS
+    ("get_config_10mb", ["raw_rustls_4k", "raw_rustls_4k_fresh", "raw_rustls"], [
+        "raw_rustls", "raw_rustls_4k", "raw_rustls_4k_fresh"] + ["%s_%s" % (a, m) for a in ADAPTERS
                                            for m in ("call", "streamed")]
         + ["blocking_16k_call"], "bytes"),
-    ("get_config_256mb", ["raw_rustls_4k"], [
-        "raw_rustls_4k"] + ["%s_%s" % (a, m) for a in ADAPTERS for m in ("call", "streamed")],
+    ("get_config_256mb", ["raw_rustls_4k", "raw_rustls_4k_fresh"], [
+        "raw_rustls_4k", "raw_rustls_4k_fresh"] + ["%s_%s" % (a, m) for a in ADAPTERS for m in ("call", "streamed")],
         "bytes"),
     ("connect", ["raw_rustls_handshake"], ["raw_rustls_handshake"] + ADAPTERS, None),
     ("in_memory_10mb", ["raw_rustls_send_4k", "raw_rustls_receive_4k"], [
@@ -208,6 +209,9 @@ def goals_table(crits, rss):
         for mode, label in [("call", "`call`"), ("streamed", "`call_streamed`")]:
             row("%s get-config, TLS, %s, vs raw rustls (4 KiB records)" % (size, label),
                 "<= 1.1x", ratio_cell(group, "%%s_%s" % mode, "raw_rustls_4k"))
+            if mode == "call":
+                row("%s get-config, TLS, `call`, vs raw rustls into a fresh buffer" % size,
+                    "-", ratio_cell(group, "%s_call", "raw_rustls_4k_fresh"))
 
     def ttfb(suffix):
         def cell(a):

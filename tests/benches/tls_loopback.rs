@@ -16,12 +16,17 @@
 //! Groups (each starts with its baselines):
 //! - `rpc_tiny`: one tiny `<get-config>` round trip; raw rustls sends and answers exactly
 //!   as many bytes as the NETCONF request and reply take on the wire (printed at start).
+//!   The async clients are called with `block_on` from the benchmark's thread (`tokio`,
+//!   `smol`; `tokio_current_thread` on a current-thread runtime) and from a task on their
+//!   runtime (`*_in_task`).
 //! - `pipelined_64`: 1024 of those with 64 in flight on one session (raw: one thread keeps
 //!   64 requests ahead; blocking: 64 threads of a pool; async: 64 tasks).
 //! - `get_config_10mb`, `get_config_256mb`: `call` (buffered: the whole `<data>` as one
 //!   payload) against the prebuilt answer, and `call_streamed` read to its end through a
 //!   64 KiB buffer against the streamed answer; raw rustls reads the same number of bytes
-//!   into a buffer. 256 MiB: 10 samples of one transfer each.
+//!   into a buffer, reused (`raw_rustls_4k`) or allocated for each reply
+//!   (`raw_rustls_4k_fresh`: holding a whole reply means touching fresh pages). 256 MiB: 10
+//!   samples of one transfer each.
 //! - `first_byte`: time from `call_streamed` to the first payload piece in the caller's
 //!   hands, for 10 MB and 256 MiB replies, streamed (`_10m`, `_256m`) and prebuilt
 //!   (`_prebuilt`) answers; raw: from the request to the first plaintext byte. Only the
@@ -40,130 +45,25 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{AnyClient, Connect, Listen, Payloads, ThreadPool, BIG, PIECE, TEN_MB};
+use common::{
+    raw_connect, raw_server, AnyClient, Connect, Listen, Payloads, RawClient, ThreadPool, TlsSetup,
+    BIG, PIECE, TEN_MB,
+};
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use netconf_blocking::operations::{Datastore, GetConfig};
-use netconf_blocking::tls::{ClientTlsOptions, PemSource, ServerTlsOptions};
 use netconf_blocking::Reply;
 use netconf_proto::{Config, Event, Output, RequestId, TlsSession};
-use netconf_tests::certs::Pki;
 use rustls::pki_types::ServerName;
-use rustls::{
-    ClientConfig, ClientConnection, Connection, ServerConfig, ServerConnection, StreamOwned,
-};
+use rustls::{ClientConfig, ClientConnection, Connection, ServerConfig, ServerConnection};
 
 const PIPELINE_TOTAL: usize = 1024;
 const PIPELINE_DEPTH: usize = 64;
 const ADAPTERS: [&str; 3] = ["blocking", "tokio", "smol"];
 
-struct Setup {
-    pki: Pki,
-    client_config: Arc<ClientConfig>,
-}
-
-impl Setup {
-    fn new() -> Setup {
-        let pki = Pki::generate();
-        let mut client = (*pki.client_config(true)).clone();
-        // Every connect is a full handshake, for raw rustls and NETCONF alike.
-        client.resumption = rustls::client::Resumption::disabled();
-        Setup {
-            client_config: Arc::new(client),
-            pki,
-        }
-    }
-
-    fn client_tls(&self) -> ClientTlsOptions {
-        ClientTlsOptions::new().rustls_config(self.client_config.clone())
-    }
-
-    /// What a NETCONF server is configured with: PEM identity and client CA, the library's
-    /// defaults for everything else (ring, 4 KiB records).
-    fn server_tls(&self) -> ServerTlsOptions {
-        ServerTlsOptions::new(
-            PemSource::pem(self.pki.server_cert_pem.clone()),
-            PemSource::pem(self.pki.server_key_pem.clone()),
-            PemSource::pem(self.pki.ca_pem.clone()),
-        )
-    }
-
-    /// The same with rustls' 16 KiB records.
-    fn server_tls_16k(&self) -> ServerTlsOptions {
-        let mut tls = self.server_tls();
-        tls.max_record_plaintext = None;
-        tls
-    }
-}
-
-// ----- raw rustls -----
-
-/// Raw rustls server: after the handshake it sends one byte, then answers each command
-/// byte: `B` with the 10 MB payload, `G` with the 256 MiB one, `T` (followed by
-/// `req - 1` bytes) with `rep` bytes.
-fn raw_server(config: Arc<ServerConfig>, p: &Payloads, req: usize, rep: usize) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let p = p.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { continue };
-            let config = config.clone();
-            let p = p.clone();
-            std::thread::spawn(move || {
-                let _ = stream.set_nodelay(true);
-                let conn = ServerConnection::new(config).expect("server connection");
-                let mut tls = StreamOwned::new(conn, stream);
-                let _ = raw_serve(&mut tls, &p, req, rep);
-            });
-        }
-    });
-    addr
-}
-
-fn raw_serve(
-    tls: &mut StreamOwned<ServerConnection, TcpStream>,
-    p: &Payloads,
-    req: usize,
-    rep: usize,
-) -> std::io::Result<()> {
-    tls.write_all(b"R")?;
-    tls.flush()?;
-    let mut cmd = [0u8; 1];
-    let mut rest = vec![0u8; req - 1];
-    let answer = vec![b'a'; rep];
-    loop {
-        if tls.read(&mut cmd)? == 0 {
-            return Ok(());
-        }
-        match cmd[0] {
-            b'B' => tls.write_all(&p.ten)?,
-            b'G' => tls.write_all(&p.big)?,
-            b'T' => {
-                tls.read_exact(&mut rest)?;
-                tls.write_all(&answer)?;
-            }
-            _ => return Ok(()),
-        }
-        tls.flush()?;
-    }
-}
-
-type RawClient = StreamOwned<ClientConnection, TcpStream>;
-
-fn raw_connect(addr: SocketAddr, config: &Arc<ClientConfig>) -> RawClient {
-    let sock = TcpStream::connect(addr).expect("connect");
-    sock.set_nodelay(true).expect("nodelay");
-    let name = ServerName::try_from("127.0.0.1").expect("name");
-    let conn = ClientConnection::new(config.clone(), name).expect("client connection");
-    let mut tls = StreamOwned::new(conn, sock);
-    let mut ready = [0u8; 1];
-    tls.read_exact(&mut ready).expect("ready byte");
-    tls
-}
+// ----- raw rustls (server and connect in common/mod.rs) -----
 
 /// Asks for a payload with `cmd`; reads `buf.len()` bytes; returns the time to the first.
 fn raw_fetch(raw: &mut RawClient, cmd: u8, buf: &mut [u8]) -> Duration {
@@ -360,7 +260,7 @@ fn raw_send(
 }
 
 fn bench_in_memory(c: &mut Criterion) {
-    let setup = Setup::new();
+    let setup = TlsSetup::new();
     let server_4k = setup.server_tls().build().expect("server config");
     let server_16k = setup.server_tls_16k().build().expect("server config");
     let data = common::payload(TEN_MB);
@@ -452,7 +352,7 @@ fn bench_in_memory(c: &mut Criterion) {
 // ----- over loopback -----
 
 fn bench_loopback(c: &mut Criterion) {
-    let setup = Setup::new();
+    let setup = TlsSetup::new();
     let payloads = Payloads::new(true);
     let (req, rep) = common::tiny_wire_sizes();
     let server_tls = setup.server_tls();
@@ -516,6 +416,12 @@ fn bench_loopback(c: &mut Criterion) {
             .chain([("tokio_current_thread", &tokio_ct)])
         {
             g.bench_function(name, |b| b.iter(|| client.call(&tiny)));
+        }
+        // The async clients called from a task on their runtime, as an async program does.
+        for (name, client) in &clients[1..] {
+            g.bench_function(format!("{name}_in_task"), |b| {
+                b.iter_custom(|iters| client.calls_in_task(iters).expect("async client"))
+            });
         }
         g.finish();
     }
@@ -587,6 +493,15 @@ fn bench_loopback(c: &mut Criterion) {
         }
         g.bench_function("raw_rustls_4k", |b| {
             b.iter(|| raw_fetch(&mut raw, cmd, out))
+        });
+        // The same into a buffer allocated for each reply, as a buffered `call` must: the
+        // first touch of fresh pages is part of holding a whole reply.
+        g.bench_function("raw_rustls_4k_fresh", |b| {
+            b.iter(|| {
+                let mut fresh = vec![0u8; len];
+                raw_fetch(&mut raw, cmd, &mut fresh);
+                fresh
+            })
         });
         let (prebuilt, streamed) = (common::op(prebuilt), common::op(streamed));
         for (name, client) in &clients {

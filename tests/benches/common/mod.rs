@@ -11,7 +11,8 @@
 
 #![allow(dead_code)] // each bench binary uses its part
 
-use std::io::Read;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,8 +20,12 @@ use bytes::Bytes;
 use futures_lite::{AsyncReadExt, StreamExt};
 use netconf_proto::operations::{Datastore, Filter, GetConfig};
 use netconf_proto::server::ServerOptions;
+use netconf_proto::tls::{ClientTlsOptions, PemSource, ServerTlsOptions};
 use netconf_proto::{Config, Reply, Request};
+use netconf_tests::certs::Pki;
 use netconf_tests::pair::{drain, Pair};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection, ServerConfig, ServerConnection, StreamOwned};
 
 /// 10 MB, as in INTEROP.md's "Figures seen".
 pub const TEN_MB: usize = 10_000_000;
@@ -158,6 +163,112 @@ pub fn tiny_wire_sizes() -> (usize, usize) {
         .expect("reply");
     let reply = drain(&mut pair.server).transmitted;
     (request.len(), reply.len())
+}
+
+// ----- TLS setup and raw rustls -----
+
+/// Certificates and the rustls client configuration every TLS client shares.
+pub struct TlsSetup {
+    pub pki: Pki,
+    pub client_config: Arc<ClientConfig>,
+}
+
+impl TlsSetup {
+    pub fn new() -> TlsSetup {
+        let pki = Pki::generate();
+        let mut client = (*pki.client_config(true)).clone();
+        // Every connect is a full handshake, for raw rustls and NETCONF alike.
+        client.resumption = rustls::client::Resumption::disabled();
+        TlsSetup {
+            client_config: Arc::new(client),
+            pki,
+        }
+    }
+
+    pub fn client_tls(&self) -> ClientTlsOptions {
+        ClientTlsOptions::new().rustls_config(self.client_config.clone())
+    }
+
+    /// What a NETCONF server is configured with: PEM identity and client CA, the library's
+    /// defaults for everything else (ring, 4 KiB records).
+    pub fn server_tls(&self) -> ServerTlsOptions {
+        ServerTlsOptions::new(
+            PemSource::pem(self.pki.server_cert_pem.clone()),
+            PemSource::pem(self.pki.server_key_pem.clone()),
+            PemSource::pem(self.pki.ca_pem.clone()),
+        )
+    }
+
+    /// The same with rustls' 16 KiB records.
+    pub fn server_tls_16k(&self) -> ServerTlsOptions {
+        let mut tls = self.server_tls();
+        tls.max_record_plaintext = None;
+        tls
+    }
+}
+
+/// Raw rustls server: after the handshake it sends one byte, then answers each command
+/// byte: `B` with the 10 MB payload, `G` with the 256 MiB one, `T` (followed by
+/// `req - 1` bytes) with `rep` bytes.
+pub fn raw_server(config: Arc<ServerConfig>, p: &Payloads, req: usize, rep: usize) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let p = p.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let config = config.clone();
+            let p = p.clone();
+            std::thread::spawn(move || {
+                let _ = stream.set_nodelay(true);
+                let conn = ServerConnection::new(config).expect("server connection");
+                let mut tls = StreamOwned::new(conn, stream);
+                let _ = raw_serve(&mut tls, &p, req, rep);
+            });
+        }
+    });
+    addr
+}
+
+fn raw_serve(
+    tls: &mut StreamOwned<ServerConnection, TcpStream>,
+    p: &Payloads,
+    req: usize,
+    rep: usize,
+) -> std::io::Result<()> {
+    tls.write_all(b"R")?;
+    tls.flush()?;
+    let mut cmd = [0u8; 1];
+    let mut rest = vec![0u8; req - 1];
+    let answer = vec![b'a'; rep];
+    loop {
+        if tls.read(&mut cmd)? == 0 {
+            return Ok(());
+        }
+        match cmd[0] {
+            b'B' => tls.write_all(&p.ten)?,
+            b'G' => tls.write_all(&p.big)?,
+            b'T' => {
+                tls.read_exact(&mut rest)?;
+                tls.write_all(&answer)?;
+            }
+            _ => return Ok(()),
+        }
+        tls.flush()?;
+    }
+}
+
+pub type RawClient = StreamOwned<ClientConnection, TcpStream>;
+
+pub fn raw_connect(addr: SocketAddr, config: &Arc<ClientConfig>) -> RawClient {
+    let sock = TcpStream::connect(addr).expect("connect");
+    sock.set_nodelay(true).expect("nodelay");
+    let name = ServerName::try_from("127.0.0.1").expect("name");
+    let conn = ClientConnection::new(config.clone(), name).expect("client connection");
+    let mut tls = StreamOwned::new(conn, sock);
+    let mut ready = [0u8; 1];
+    tls.read_exact(&mut ready).expect("ready byte");
+    tls
 }
 
 /// A server of one adapter; `stop` shuts it down.
@@ -407,6 +518,27 @@ impl AnyClient {
                     t.await;
                 }
             }),
+        }
+    }
+
+    /// `n` tiny calls made one after the other by a task spawned on the client's runtime
+    /// (how an async program calls: no `block_on` per call), timed inside the task. `None`
+    /// for the blocking client.
+    pub fn calls_in_task(&self, n: u64) -> Option<Duration> {
+        async fn calls<R: netconf_async::Runtime>(c: netconf_async::Client<R>, n: u64) -> Duration {
+            let op = op("");
+            let t = Instant::now();
+            for _ in 0..n {
+                c.call(&op).await.expect("get-config");
+            }
+            t.elapsed()
+        }
+        match self {
+            AnyClient::Blocking(_) => None,
+            AnyClient::Tokio(c, rt) => {
+                Some(rt.block_on(rt.spawn(calls(c.clone(), n))).expect("task"))
+            }
+            AnyClient::Smol(c) => Some(smol::block_on(smol::spawn(calls(c.clone(), n)))),
         }
     }
 

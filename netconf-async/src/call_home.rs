@@ -367,15 +367,10 @@ impl<R: Runtime> Server<R> {
                 let random = jitter_seed();
                 next = match outcome {
                     None => break Some(CallHomeEnd::Stopped),
-                    Some(Ok(true)) => {
+                    Some(Ok(())) => {
                         *sessions.lock().unwrap_or_else(|p| p.into_inner()) += 1;
                         tracing::info!(manager = %host, "call home session ended; calling again");
                         schedule.next(Outcome::SessionEnded, random)
-                    }
-                    Some(Ok(false)) => {
-                        tracing::info!(manager = %host, "call home: no session established");
-                        last_error = Some(Error::Closed(netconf_proto::CloseReason::Eof));
-                        schedule.next(Outcome::Failed, random)
                     }
                     Some(Err(e)) => {
                         tracing::info!(manager = %host, error = %e, "call home failed");

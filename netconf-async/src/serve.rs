@@ -263,7 +263,7 @@ impl<R: Runtime> Server<R> {
                         let server = self.clone();
                         let tls = tls.clone();
                         self.inner.spawn(async move {
-                            server.serve_tls_admitted(stream, tls, session).await;
+                            let _ = server.serve_tls_admitted(stream, tls, session).await;
                         });
                     }
                 }
@@ -291,7 +291,9 @@ impl<R: Runtime> Server<R> {
     }
 
     /// Serves one NETCONF-over-TLS session on a stream the caller already has (RFC 8071
-    /// call home: we dialled the manager, yet run TLS as the server). Returns when it ends.
+    /// call home: we dialled the manager, yet run TLS as the server). Returns when it ends:
+    /// `Ok` once a NETCONF session ran (however it ended), else why none was established
+    /// (the TLS alert, a timeout, the peer hanging up).
     pub async fn serve_tls<S>(
         &self,
         stream: S,
@@ -303,23 +305,22 @@ impl<R: Runtime> Server<R> {
     {
         self.serve_tls_boxed(R::adopt(stream), tls.build()?, peer)
             .await
-            .map(drop)
     }
 
-    /// [`Server::serve_tls`] on a stream in the loops' form; whether a NETCONF session
-    /// was established.
+    /// [`Server::serve_tls`] on a stream in the loops' form.
     pub(crate) async fn serve_tls_boxed(
         &self,
         stream: BoxStream,
         config: Arc<ServerConfig>,
         peer: Option<SocketAddr>,
-    ) -> Result<bool, Error> {
+    ) -> Result<(), Error> {
         let session = self.admit(peer).ok_or_else(refused)?;
-        Ok(self.serve_tls_admitted(stream, config, session).await)
+        self.serve_tls_admitted(stream, config, session).await
     }
 
     /// Serves one session over a plaintext stream whose peer the transport already
-    /// authenticated as `username` (an SSH channel); returns when it ends.
+    /// authenticated as `username` (an SSH channel); returns when it ends (`Ok` once a
+    /// NETCONF session ran, else why none was established).
     ///
     /// Unlike a TLS session, this one keeps reading while it writes (as long as it wants
     /// requests at all: the pending-request cap still holds a client that never reads). An
@@ -336,19 +337,16 @@ impl<R: Runtime> Server<R> {
     where
         R: Adopt<S>,
     {
-        self.serve_plaintext(R::adopt(stream), username, peer)
-            .await
-            .map(drop)
+        self.serve_plaintext(R::adopt(stream), username, peer).await
     }
 
-    /// [`Server::serve_stream`] on a stream already in the loops' form; whether a
-    /// NETCONF session was established.
+    /// [`Server::serve_stream`] on a stream already in the loops' form.
     pub(crate) async fn serve_plaintext(
         &self,
         stream: BoxStream,
         username: Option<String>,
         peer: Option<SocketAddr>,
-    ) -> Result<bool, Error> {
+    ) -> Result<(), Error> {
         let mut session = self.admit(peer).ok_or_else(refused)?;
         session.info.username = username;
         let machine = Session::server(
@@ -356,9 +354,8 @@ impl<R: Runtime> Server<R> {
             session.info.session_id,
             Instant::now(),
         );
-        Ok(self
-            .run_session(stream, Box::new(machine), session, true)
-            .await)
+        self.run_session(stream, Box::new(machine), session, true)
+            .await
     }
 
     async fn serve_tls_admitted(
@@ -366,7 +363,7 @@ impl<R: Runtime> Server<R> {
         stream: Box<dyn AsyncStream>,
         tls: Arc<ServerConfig>,
         session: Admitted,
-    ) -> bool {
+    ) -> Result<(), Error> {
         let machine = TlsSession::server(
             tls,
             self.inner.options.session_config().clone(),
@@ -381,7 +378,7 @@ impl<R: Runtime> Server<R> {
             Err(e) => {
                 tracing::warn!(error = %e, "cannot start a TLS session");
                 self.inner.registry().remove(session.info.session_id);
-                false
+                Err(Error::Tls(netconf_proto::TlsError::from_rustls(e)))
             }
         }
     }
@@ -412,7 +409,7 @@ impl<R: Runtime> Server<R> {
         machine: Box<dyn Machine + Send>,
         admitted: Admitted,
         read_while_writing: bool,
-    ) -> bool {
+    ) -> Result<(), Error> {
         enum Step {
             Killed,
             Handler(RequestId, std::thread::Result<Answer>),
@@ -627,10 +624,9 @@ impl<R: Runtime> Server<R> {
             }
             Stop::Broken => {}
         }
-        // The peer's hello came: a NETCONF session was established.
-        let established = !live.core.session().peer_capabilities().is_empty();
+        let outcome = live.core.outcome();
         drop(live);
-        established
+        outcome
     }
 
     /// The session-ids of the sessions now open.

@@ -182,6 +182,5 @@ impl<R: Runtime> Server<R> {
             session.peer,
         )
         .await
-        .map(drop)
     }
 }

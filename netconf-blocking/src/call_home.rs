@@ -372,7 +372,7 @@ impl Server {
                     let call = connect_tcp(host, *port, connect_timeout).and_then(|tcp| {
                         shared.lock().current = Some(tcp.try_clone()?);
                         if stopped() {
-                            return Ok(false);
+                            return Ok(());
                         }
                         let peer = tcp.peer_addr().ok();
                         match &side {
@@ -389,15 +389,10 @@ impl Server {
                         break CallHomeEnd::Stopped;
                     }
                     next = match call {
-                        Ok(true) => {
+                        Ok(()) => {
                             shared.sessions.fetch_add(1, Ordering::SeqCst);
                             tracing::info!(manager = %host, "call home session ended; calling again");
                             schedule.next(Outcome::SessionEnded, jitter_seed())
-                        }
-                        Ok(false) => {
-                            tracing::info!(manager = %host, "call home: no session established");
-                            last_error = Some(Error::Closed(CloseReason::Eof));
-                            schedule.next(Outcome::Failed, jitter_seed())
                         }
                         Err(e) => {
                             tracing::info!(manager = %host, error = %e, "call home failed");

@@ -323,23 +323,23 @@ impl Server {
 
     /// Serves one NETCONF-over-TLS session on a stream the caller already has (RFC 8071
     /// call home: we dialled the manager, yet run TLS as the server), on this thread, until
-    /// it ends.
+    /// it ends: `Ok` once a NETCONF session ran (however it ended), else why none was
+    /// established (the TLS alert, a timeout, the peer hanging up).
     pub fn serve_tls(
         &self,
         stream: impl Transport,
         tls: &ServerTlsOptions,
         peer: Option<SocketAddr>,
     ) -> Result<(), Error> {
-        self.serve_tls_inner(stream, tls.build()?, peer).map(drop)
+        self.serve_tls_inner(stream, tls.build()?, peer)
     }
 
-    /// Serves one TLS session; whether a NETCONF session was established.
     pub(crate) fn serve_tls_inner(
         &self,
         stream: impl Transport,
         tls: Arc<ServerConfig>,
         peer: Option<SocketAddr>,
-    ) -> Result<bool, Error> {
+    ) -> Result<(), Error> {
         let options = &self.inner.options;
         self.serve(Box::new(stream), peer, None, false, |id| {
             TlsSession::server(tls, options.session_config().clone(), id, Instant::now())
@@ -363,16 +363,16 @@ impl Server {
         username: Option<String>,
         peer: Option<SocketAddr>,
     ) -> Result<(), Error> {
-        self.serve_plaintext(stream, username, peer).map(drop)
+        self.serve_plaintext(stream, username, peer)
     }
 
-    /// [`Server::serve_stream`]; whether a NETCONF session was established.
+    /// [`Server::serve_stream`], for callers in this crate.
     pub(crate) fn serve_plaintext(
         &self,
         stream: impl Transport,
         username: Option<String>,
         peer: Option<SocketAddr>,
-    ) -> Result<bool, Error> {
+    ) -> Result<(), Error> {
         let config = self.inner.options.session_config().clone();
         self.serve(Box::new(stream), peer, username, true, move |id| {
             Ok(Box::new(Session::server(config, id, Instant::now())) as Box<dyn Machine + Send>)
@@ -387,7 +387,7 @@ impl Server {
         username: Option<String>,
         read_while_writing: bool,
         machine: impl FnOnce(u32) -> Result<Box<dyn Machine + Send>, Error>,
-    ) -> Result<bool, Error> {
+    ) -> Result<(), Error> {
         let refused = || Error::Io(io::Error::other("the server refused the session"));
         if self.inner.stopping.load(Ordering::SeqCst) {
             transport.shutdown();
@@ -465,16 +465,12 @@ impl Server {
         self.session_loop(&live, &mut *reader);
         self.inner.registry().remove(id);
         live.writer.finish();
-        let (info, established) = {
+        let (info, outcome) = {
             let core = live.lock();
-            // The peer's hello came: a NETCONF session was established.
-            (
-                core.info().clone(),
-                !core.session().peer_capabilities().is_empty(),
-            )
+            (core.info().clone(), core.outcome())
         };
         options.session_ended(&info);
-        Ok(established)
+        outcome
     }
 
     fn session_loop(&self, live: &Arc<Live>, reader: &mut dyn Transport) {

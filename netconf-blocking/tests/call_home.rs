@@ -158,8 +158,11 @@ fn a_device_the_filter_refuses_gets_no_netconf_byte() {
         }
         // The device never had a NETCONF session: it gives up after its two attempts.
         match calls.wait() {
-            CallHomeEnd::GaveUp(_) => {}
-            other => panic!("expected GaveUp, got {other:?}"),
+            // The device learns why: the alert our TLS client sent.
+            CallHomeEnd::GaveUp(Error::Tls(why)) => {
+                assert!(why.to_string().contains("AccessDenied"), "{why}")
+            }
+            other => panic!("expected GaveUp with the TLS alert, got {other:?}"),
         }
         assert_eq!(calls.sessions(), 0);
         assert_eq!(requests.load(Ordering::SeqCst), 0);
@@ -193,7 +196,7 @@ fn a_device_certificate_from_another_ca_is_refused_in_the_handshake() {
         let refused = listener.accept().unwrap_err();
         let why = tls_error(&refused.error);
         assert!(why.to_lowercase().contains("unknownissuer"), "{why}");
-        assert!(matches!(calls.wait(), CallHomeEnd::GaveUp(_)));
+        assert!(matches!(calls.wait(), CallHomeEnd::GaveUp(Error::Tls(_))));
         assert_eq!(
             filtered.load(Ordering::SeqCst),
             0,
@@ -354,7 +357,7 @@ fn an_ssh_device_with_the_wrong_host_key_is_refused_before_authentication() {
             "{:?}",
             refused.error
         );
-        assert!(matches!(calls.wait(), CallHomeEnd::GaveUp(_)));
+        assert!(matches!(calls.wait(), CallHomeEnd::GaveUp(Error::Ssh(_))));
         assert_eq!(calls.sessions(), 0);
         assert_eq!(d.requests.load(Ordering::SeqCst), 0);
         d.server.shutdown();
@@ -408,7 +411,10 @@ fn one_listener_takes_many_devices_pinned_by_host_key() {
             SshError::HostKeyRefused { .. }
         ));
         assert_eq!(devices[2].requests.load(Ordering::SeqCst), 0);
-        assert!(matches!(calls[2].wait(), CallHomeEnd::GaveUp(_)));
+        assert!(matches!(
+            calls[2].wait(),
+            CallHomeEnd::GaveUp(Error::Ssh(_))
+        ));
         for (d, c) in devices.iter().zip(&calls) {
             c.stop();
             d.server.shutdown();

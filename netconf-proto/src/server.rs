@@ -418,6 +418,20 @@ impl ServerSession {
         self.ended.is_some()
     }
 
+    /// After the end: `Ok` if a NETCONF session was established (the client's hello came),
+    /// else why not (the TLS handshake's alert, a timeout, the peer hanging up), for callers
+    /// that must tell a refused connection from a session that ran (call home, `serve_*`).
+    pub fn outcome(&self) -> Result<(), crate::Error> {
+        if !self.machine.session().peer_capabilities().is_empty() {
+            return Ok(());
+        }
+        Err(self
+            .ended
+            .as_ref()
+            .map(SessionEnd::error)
+            .unwrap_or(crate::Error::Closed(CloseReason::Eof)))
+    }
+
     pub fn is_subscribed(&self) -> bool {
         self.subscribed
     }

@@ -983,19 +983,14 @@ fn call_home_ssh_libnetconf2_listener_refuses_tokio_server_host_key() {
     );
 }
 
-/// KNOWN-BUG (ours, `Server::call_home` in netconf-blocking and netconf-async): when the
-/// manager refuses our certificate, our calling server gives up with `Error::Closed(Eof)`
-/// ("the peer closed the connection") instead of the TLS failure. libnetconf2's OpenSSL
-/// client sends the fatal alert `unknown_ca` (48) before closing (`openssl s_server` prints
-/// "tlsv1 alert unknown ca" for the same client setup), but `Server::serve` returns only
-/// whether a session was established, and `call_home` fills in `Closed(Eof)` for "none". The
-/// device's operator learns nothing of why its calls fail. Ignored so that the interop run
-/// stays green; run it with
-/// `NETCONF_INTEROP=1 cargo test -p netconf-tests --test interop_call_home -- --ignored`.
+/// When the manager refuses our certificate, our calling server gives up with the TLS
+/// failure the manager's alert named (libnetconf2's OpenSSL client sends `unknown_ca`), not
+/// a bare "the peer closed the connection": the device's operator learns why its calls
+/// fail. (Found by this suite: `Server::serve` used to report only whether a session was
+/// established, and call home filled in `Closed(Eof)`.)
 #[test]
-#[ignore = "KNOWN-BUG: call_home's GaveUp error is Closed(Eof), not the TLS alert the manager sent"]
-fn known_bug_call_home_gave_up_error_does_not_name_the_tls_alert() {
-    let test = "known_bug_call_home_gave_up_error_does_not_name_the_tls_alert";
+fn call_home_gave_up_error_names_the_tls_alert() {
+    let test = "call_home_gave_up_error_names_the_tls_alert";
     let Some(setup) = Setup::new(test, "nc_client", Transport::Tls) else {
         return;
     };

@@ -29,7 +29,10 @@ Over TLS instead:
   netconf hello
   netconf get-config --source running --subtree '<interfaces xmlns=\"urn:ietf:params:xml:ns:yang:ietf-interfaces\"/>'
   netconf edit-config --target candidate --config change.xml --lock --commit
-  netconf batch steps.txt       (several commands in one session: netconf batch --help)";
+  netconf batch steps.txt       (several commands in one session: netconf batch --help)
+  netconf get-config -o running.xml    (streamed: any size in a few MiB)
+A device that calls home (RFC 8071; netconf listen --help):
+  netconf listen --ssh --host-key-fingerprint SHA256:... get-config";
 
 /// NETCONF over SSH or TLS from the shell.
 #[derive(Debug, Parser)]
@@ -331,6 +334,9 @@ pub enum Command {
     /// Show the whole thing working: a server on loopback, clients over SSH and TLS, step by
     /// step.
     Demo,
+    /// Wait for a device to call home (RFC 8071), run a command against it, and exit.
+    #[command(long_about = LISTEN_HELP)]
+    Listen(ListenArgs),
     /// Run several commands in one session, one per line, from FILE or '-' (stdin).
     #[command(long_about = BATCH_HELP)]
     Batch {
@@ -411,7 +417,69 @@ new ed25519 key each start. The SSH user name is the NETCONF user name. Printed:
   ssh fingerprint: SHA256:...
   ssh known_hosts: [127.0.0.1]:PORT ssh-ed25519 AAAA...
 With both transports, --port is TLS's and --ssh-port SSH's (--port 0: any free port for
-both).";
+both).
+
+Call home (RFC 8071): --call-home HOST[:PORT] dials a manager (e.g. `netconf listen`)
+instead of listening, over TLS (port 4335) or with --ssh over SSH (port 4334), and serves
+the session as the TLS or SSH server, like a device behind NAT. When the session ends it
+calls again at once (--reconnect-period SECS: that much later); failed calls are retried
+after 1 s, doubling to 60 s, with jitter, trying each manager in turn, without end unless
+--max-attempts N. Give --port (or --ssh-port) to listen as well. Printed:
+  calling home over TLS to HOST:PORT
+and the client-side files or the SSH fingerprint, as above, for the manager.";
+
+const LISTEN_HELP: &str = "\
+Wait for a device to call home (RFC 8071), run one command against it, and exit.
+
+A device behind NAT or a firewall opens the TCP connection to its manager; then the
+roles flip back: netconf, which accepted the connection, is the TLS or SSH client and the
+NETCONF client, exactly as when it dials. It listens on 0.0.0.0 (--bind), port 4335 for
+TLS or 4334 for SSH (--port), prints on stderr who called (address, and the certificate's
+subject or the SSH host key's fingerprint), runs the command, closes the session and
+exits. Other devices calling meanwhile are not answered.
+
+The device is verified before anything else is sent, as a dialled server would be: over
+TLS its certificate must chain to --ca (its name is checked only with --server-name);
+over SSH its host key must be in known_hosts under [ADDRESS]:830, the entry a dialled
+connection to the device records (--known-hosts, --accept-new-host-key), or match
+--host-key-fingerprint. A device that fails the check, or a call that fails otherwise,
+ends the command with exit status 2 and the reason.
+
+The command and its options come last, as after `netconf`; global options (--tls, --ca,
+--user, --timeout...) go before it. `batch FILE` runs several commands in the session.
+
+Examples:
+  netconf listen --tls --ca ca.pem --cert me.pem --key me.key get-config -o running.xml
+  netconf listen --ssh --user admin --password secret --host-key-fingerprint SHA256:... hello
+  netconf listen --ssh --user admin --key id_ed25519 --wait 600 batch steps.txt";
+
+/// Options of `listen` (besides the global connection options, and --port).
+#[derive(Debug, Args)]
+pub struct ListenArgs {
+    /// Address to listen on (the port is --port: 4335 for TLS, 4334 for SSH by default).
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0")]
+    pub bind: String,
+    /// Give up when no device has called within SECS [default: wait as long as it takes].
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub wait: Option<u64>,
+    /// The command to run against the device that calls, and its options.
+    #[arg(
+        value_name = "COMMAND",
+        required = true,
+        num_args = 1..,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub command: Vec<String>,
+}
+
+/// The command `listen` runs: a subcommand and its options.
+#[derive(Debug, Parser)]
+#[command(name = "netconf listen", no_binary_name = true)]
+pub struct ListenLine {
+    #[command(subcommand)]
+    pub command: Command,
+}
 
 /// One line of a batch: a subcommand and its options.
 #[derive(Debug, Parser)]
@@ -443,6 +511,19 @@ pub struct ServeArgs {
     /// Where to write the generated PKI (default: a new temporary directory).
     #[arg(long, value_name = "DIR")]
     pub pki_dir: Option<PathBuf>,
+    /// Call home (RFC 8071): dial the manager at HOST[:PORT] (port 4335 over TLS, 4334 over
+    /// SSH) instead of listening; repeatable or comma-separated: tried in turn.
+    #[arg(long, value_name = "HOST[:PORT]", value_delimiter = ',')]
+    pub call_home: Vec<String>,
+    /// Call home: after a session ends, call again SECS later [default: at once, a
+    /// persistent connection].
+    #[arg(long, value_name = "SECS", requires = "call_home")]
+    pub reconnect_period: Option<u64>,
+    /// Call home: stop after N calls in a row failed (then serve exits with status 2 unless
+    /// it listens too) [default: never stop].
+    #[arg(long, value_name = "N", requires = "call_home",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_attempts: Option<u32>,
     /// Do not log requests on stderr.
     #[arg(long, short)]
     pub quiet: bool,

@@ -20,7 +20,7 @@ use crate::output::{self, print};
 use crate::stream::{self, OutFile};
 use crate::{input, ssh};
 
-/// Runs a client command (everything but `serve`, `demo` and `batch`).
+/// Runs a client command (everything but `serve`, `demo`, `batch` and `listen`).
 pub fn run(cli: &Cli) -> Result<(), CliError> {
     let g = &cli.global;
     let target = target(g);
@@ -32,16 +32,33 @@ pub fn run(cli: &Cli) -> Result<(), CliError> {
     result
 }
 
-fn close(client: Client) {
+/// Ends the session politely; a failure is only a note.
+pub fn close(client: Client) {
     if let Err(e) = client.close() {
         eprintln!("netconf: note: closing the session: {e}");
     }
+}
+
+/// One line of a batch, checked and its files read.
+#[derive(Debug)]
+pub struct Step {
+    line: usize,
+    command: Command,
+    prepared: Prepared,
 }
 
 /// `netconf batch`: the commands in `input` (a file or `-`), one per line, in one session.
 pub fn run_batch(cli: &Cli, input: &str, keep_going: bool) -> Result<(), CliError> {
     let g = &cli.global;
     let target = target(g);
+    let steps = read_batch(input)?;
+    let client = connect(g, &target)?;
+    run_steps(client, steps, keep_going, g.format, &target)
+}
+
+/// The lines of a batch (a file or `-`), each parsed and prepared: a bad line or file is
+/// an error before any connection.
+pub fn read_batch(input: &str) -> Result<Vec<Step>, CliError> {
     let text = if input == "-" {
         let mut s = String::new();
         std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
@@ -63,7 +80,11 @@ pub fn run_batch(cli: &Cli, input: &str, keep_going: bool) -> Result<(), CliErro
             .map_err(|e| at(e.render().to_string().trim_end().to_owned()))?;
         if matches!(
             parsed.command,
-            Command::Serve(_) | Command::Demo | Command::Batch { .. } | Command::Subscribe { .. }
+            Command::Serve(_)
+                | Command::Demo
+                | Command::Batch { .. }
+                | Command::Subscribe { .. }
+                | Command::Listen(_)
         ) {
             return Err(at(format!("{:?} cannot run in a batch", words[0])));
         }
@@ -71,12 +92,31 @@ pub fn run_batch(cli: &Cli, input: &str, keep_going: bool) -> Result<(), CliErro
             CliError::Fatal(m) => at(m),
             other => other,
         })?;
-        steps.push((n + 1, parsed.command, prepared));
+        steps.push(Step {
+            line: n + 1,
+            command: parsed.command,
+            prepared,
+        });
     }
-    let client = connect(g, &target)?;
+    Ok(steps)
+}
+
+/// Runs the steps of a batch in order on `client`, then closes it.
+pub fn run_steps(
+    client: Client,
+    steps: Vec<Step>,
+    keep_going: bool,
+    asked: Option<Format>,
+    target: &Target<'_>,
+) -> Result<(), CliError> {
     let mut first_failure = None;
-    for (line, command, prepared) in steps {
-        if let Err(e) = execute(&client, &command, prepared, g.format, &target) {
+    for Step {
+        line,
+        command,
+        prepared,
+    } in steps
+    {
+        if let Err(e) = execute(&client, &command, prepared, asked, target) {
             match &e {
                 CliError::Rpc(errors) => {
                     eprint!("batch line {line}: {}", output::rpc_error_lines(errors))
@@ -117,11 +157,9 @@ fn read_file(option: &str, path: &std::path::Path) -> Result<Vec<u8>, CliError> 
         .map_err(|e| CliError::fatal(format!("cannot read {option} {}: {e}", path.display())))
 }
 
-/// Opens the session the global options describe, over SSH or TLS.
-pub fn connect(g: &Global, target: &Target<'_>) -> Result<Client, CliError> {
-    if g.ssh && g.tls {
-        return Err(CliError::fatal("--ssh and --tls: choose one transport"));
-    }
+/// The session options the global flags describe: timeouts, and the progress line of
+/// large replies when stderr is a terminal.
+pub fn client_options(g: &Global) -> ClientOptions {
     let mut options = ClientOptions::new();
     if std::io::stderr().is_terminal() {
         options = options.on_progress(output::progress_reporter());
@@ -133,18 +171,28 @@ pub fn connect(g: &Global, target: &Target<'_>) -> Result<Client, CliError> {
             .hello_timeout(t)
             .rpc_timeout(Some(t));
     }
+    options
+}
+
+/// Opens the session the global options describe, over SSH or TLS.
+pub fn connect(g: &Global, target: &Target<'_>) -> Result<Client, CliError> {
+    if g.ssh && g.tls {
+        return Err(CliError::fatal("--ssh and --tls: choose one transport"));
+    }
+    let options = client_options(g);
     match g.transport() {
         Transport::Ssh => ssh::connect(g, target, &options),
-        Transport::Tls => connect_tls(g, target, &options),
+        Transport::Tls => {
+            let tls = tls_options(g)?;
+            Client::connect_tls_with(&target.addr(), &tls, &options)
+                .map_err(|e| errors::connect_error(e, target))
+        }
     }
 }
 
-/// Opens the TLS session the global options describe.
-fn connect_tls(
-    g: &Global,
-    target: &Target<'_>,
-    options: &ClientOptions,
-) -> Result<Client, CliError> {
+/// The TLS options the global flags describe: the CA that verifies the server (required),
+/// our certificate and key, the name to check.
+pub fn tls_options(g: &Global) -> Result<ClientTlsOptions, CliError> {
     let ca = g.ca.as_deref().ok_or_else(|| {
         CliError::fatal(
             "no CA certificate: pass --ca FILE (or set NETCONF_CA) to verify the server",
@@ -162,13 +210,12 @@ fn connect_tls(
     if let Some(name) = &g.server_name {
         tls = tls.server_name(name.clone());
     }
-    Client::connect_tls_with(&target.addr(), &tls, options)
-        .map_err(|e| errors::connect_error(e, target))
+    Ok(tls)
 }
 
 /// What a command needs from files and arguments, checked before connecting.
 #[derive(Debug, Default)]
-struct Prepared {
+pub struct Prepared {
     filter: Option<Filter>,
     config: Option<InlineConfig>,
     raw: Option<String>,
@@ -176,7 +223,7 @@ struct Prepared {
     output: Option<OutFile>,
 }
 
-fn prepare(command: &Command) -> Result<Prepared, CliError> {
+pub fn prepare(command: &Command) -> Result<Prepared, CliError> {
     let mut p = Prepared::default();
     match command {
         Command::Get { filter, output, .. }
@@ -304,7 +351,7 @@ impl From<netconf_blocking::UsageError> for Failed {
 
 /// Runs one command on the session. `asked` is --format as given: output to a terminal
 /// defaults to pretty, to a pipe or an -o FILE to xml.
-fn execute(
+pub fn execute(
     client: &Client,
     command: &Command,
     p: Prepared,
@@ -567,7 +614,7 @@ fn execute_inner(
                 }
             }
         }
-        Command::Serve(_) | Command::Demo | Command::Batch { .. } => {
+        Command::Serve(_) | Command::Demo | Command::Batch { .. } | Command::Listen(_) => {
             unreachable!("handled in main")
         }
     }

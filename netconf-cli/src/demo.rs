@@ -90,6 +90,7 @@ pub fn run() -> Result<(), CliError> {
     let listen = serve::Listen {
         tls: Some((tls, 0)),
         ssh: Some((ssh.clone(), 0)),
+        call_home: None,
     };
     let server = serve::start(data, listen, false)
         .map_err(|e| CliError::fatal(format!("demo: starting the server: {}", e.message())))?;

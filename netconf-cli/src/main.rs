@@ -1,7 +1,7 @@
 //! `netconf`: NETCONF (RFC 6241) from the shell, over SSH (RFC 6242, the default) or TLS
-//! (RFC 7589), on the blocking client of `netconf-blocking`; plus `serve`, a loopback server
-//! on in-memory datastores, and `demo`, which shows everything working with nothing
-//! installed.
+//! (RFC 7589), on the blocking client of `netconf-blocking`; `listen`, the manager's side
+//! of call home (RFC 8071); plus `serve`, a loopback server on in-memory datastores (which
+//! can call home too), and `demo`, which shows everything working with nothing installed.
 //!
 //! Exit status: 0 success, 1 an `<rpc-error>` reply, 2 anything else.
 
@@ -10,6 +10,7 @@ mod commands;
 mod demo;
 mod errors;
 mod input;
+mod listen;
 mod output;
 mod pki;
 mod pretty;
@@ -59,6 +60,13 @@ fn main() -> ExitCode {
         Command::Demo => demo::run(),
         Command::Serve(args) => serve::run(&serve_options(&cli, &matches), args),
         Command::Batch { input, keep_going } => commands::run_batch(&cli, input, *keep_going),
+        Command::Listen(args) => {
+            let port = cli
+                .global
+                .port
+                .filter(|_| on_command_line(&matches, "port"));
+            listen::run(&cli.global, port, args)
+        }
         _ => commands::run(&cli),
     };
     match result {

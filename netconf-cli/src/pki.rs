@@ -125,6 +125,15 @@ pub fn common_name(der: &[u8]) -> Option<String> {
     cn.as_str().ok().map(str::to_owned)
 }
 
+/// A DER certificate in words: `subject CN=r1, issuer CN=Example CA`, or why it could not
+/// be read.
+pub fn describe(der: &[u8]) -> String {
+    match x509_parser::parse_x509_certificate(der) {
+        Ok((_, cert)) => format!("subject {}, issuer {}", cert.subject(), cert.issuer()),
+        Err(e) => format!("a certificate x509-parser cannot read ({e})"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,5 +154,10 @@ mod tests {
             Some("localhost")
         );
         assert_eq!(common_name(b"not a certificate"), None);
+        let described = describe(&der(&pki.server_cert_pem));
+        assert!(
+            described.starts_with("subject CN=localhost, issuer CN=netconf throwaway CA"),
+            "{described}"
+        );
     }
 }

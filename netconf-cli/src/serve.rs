@@ -16,6 +16,15 @@
 //! key: DIR/client.key
 //! ```
 //!
+//! With `--call-home HOST:PORT` it dials the manager instead (RFC 8071), over TLS or SSH,
+//! and calls again when the session ends or a call fails (`Server::call_home`):
+//!
+//! ```text
+//! calling home over TLS to HOST:PORT
+//! ca: DIR/ca.pem
+//! ...
+//! ```
+//!
 //! The blocking adapter runs the sessions of both transports in one `Server`; this module
 //! mounts `netconf_server::Server` in its handler, sends the notifications it produces and
 //! drives its confirmed-commit deadline from a timer thread.
@@ -26,6 +35,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Instant, SystemTime};
 
+use netconf_blocking::call_home::{CallHome, CallHomeEnd, CallHomeTransport, Reconnect};
 use netconf_blocking::server::{ServerOptions, SessionInfo};
 use netconf_blocking::ssh::SshServer;
 use netconf_blocking::tls::{PemSource, ServerTlsOptions};
@@ -52,11 +62,20 @@ pub struct Options {
     pub tls: bool,
 }
 
-/// Where `start` listens: either transport or both, each on 127.0.0.1:port (0: any free).
+/// Where `start` listens: either transport or both, each on 127.0.0.1:port (0: any free);
+/// and whom it calls home to.
 #[derive(Default)]
 pub struct Listen {
     pub tls: Option<(ServerTlsOptions, u16)>,
     pub ssh: Option<(SshServer, u16)>,
+    pub call_home: Option<CallHomePlan>,
+}
+
+/// Managers to call home to (`host[:port]`), over which transport, how often.
+pub struct CallHomePlan {
+    pub managers: Vec<String>,
+    pub transport: CallHomeTransport,
+    pub reconnect: Reconnect,
 }
 
 /// What the sessions share: the datastore server and how to reach the sessions.
@@ -187,6 +206,8 @@ pub struct Running {
     pub tls_addr: Option<SocketAddr>,
     /// The SSH listener's address.
     pub ssh_addr: Option<SocketAddr>,
+    /// The calls home, when asked for.
+    pub call_home: Option<CallHome>,
     handle: Option<Server>,
     shared: Arc<Shared>,
     timer: Option<JoinHandle<()>>,
@@ -215,6 +236,9 @@ impl Running {
         self.shared.wake.notify_all();
         if let Some(t) = self.timer.take() {
             let _ = t.join();
+        }
+        if let Some(calls) = self.call_home.take() {
+            calls.stop();
         }
         self.shared
             .sessions
@@ -245,6 +269,7 @@ fn config(capabilities: Vec<String>) -> Config {
 pub enum StartError {
     Tls(u16, netconf_blocking::Error),
     Ssh(u16, netconf_blocking::Error),
+    CallHome(netconf_blocking::Error),
     Other(netconf_blocking::Error),
 }
 
@@ -254,6 +279,10 @@ impl StartError {
         let (what, port, e) = match self {
             StartError::Tls(port, e) => ("TLS", port, e),
             StartError::Ssh(port, e) => ("SSH", port, e),
+            StartError::CallHome(netconf_blocking::Error::TlsConfig(c)) => {
+                return format!("bad server certificate, key or CA: {c}")
+            }
+            StartError::CallHome(e) => return format!("cannot call home: {e}"),
             StartError::Other(e) => return e.to_string(),
         };
         match e {
@@ -306,6 +335,20 @@ pub fn start(seed: Element, listen: Listen, log: bool) -> Result<Running, StartE
         })?),
         None => None,
     };
+    let call_home = match listen.call_home {
+        Some(plan) => {
+            let managers: Vec<&str> = plan.managers.iter().map(String::as_str).collect();
+            Some(
+                server
+                    .call_home(&managers, plan.transport, plan.reconnect)
+                    .map_err(|e| {
+                        stop(&server);
+                        StartError::CallHome(e)
+                    })?,
+            )
+        }
+        None => None,
+    };
     *shared.sessions.lock().unwrap_or_else(|p| p.into_inner()) = Some(server.clone());
     let handle = server;
     let timer_shared = shared.clone();
@@ -319,6 +362,7 @@ pub fn start(seed: Element, listen: Listen, log: bool) -> Result<Running, StartE
     Ok(Running {
         tls_addr,
         ssh_addr,
+        call_home,
         handle: Some(handle),
         shared,
         timer: Some(timer),
@@ -361,6 +405,14 @@ pub fn run(options: &Options, args: &ServeArgs) -> Result<(), CliError> {
         CliError::fatal(format!("--data {name}: not well-formed XML: {e}"))
     })?;
 
+    let calling = !args.call_home.is_empty();
+    if calling && options.ssh && options.tls {
+        return Err(CliError::fatal(
+            "--call-home calls over one transport: give --ssh or --tls, not both",
+        ));
+    }
+    // A server that calls home listens only when asked to with a port.
+    let listening = !calling || options.port.is_some() || args.ssh_port.is_some();
     let (serve_ssh, serve_tls) = (options.ssh, options.tls || !options.ssh);
     let tls_port = options.port.unwrap_or(netconf_blocking::DEFAULT_TLS_PORT);
     let ssh_port = args
@@ -378,6 +430,7 @@ pub fn run(options: &Options, args: &ServeArgs) -> Result<(), CliError> {
     }
 
     let mut listen = Listen::default();
+    let mut call_transport = None;
     let mut client_files = None;
     // Kept for the life of the process: the client needs the files while it runs.
     let mut _temp_dir = None;
@@ -425,9 +478,15 @@ pub fn run(options: &Options, args: &ServeArgs) -> Result<(), CliError> {
                 ))
             }
         };
-        listen.tls = Some((tls, tls_port));
+        if calling {
+            call_transport = Some(CallHomeTransport::Tls(tls.clone()));
+        }
+        if listening {
+            listen.tls = Some((tls, tls_port));
+        }
     }
     let mut generated = None;
+    let mut ssh_server = None;
     if serve_ssh {
         let (server, made_up) = ssh::server(&ssh::ServeSsh {
             users: args.ssh_user.clone(),
@@ -435,26 +494,59 @@ pub fn run(options: &Options, args: &ServeArgs) -> Result<(), CliError> {
             host_key: args.host_key.clone(),
         })?;
         generated = made_up;
-        listen.ssh = Some((server, ssh_port));
+        ssh_server = Some(server.clone());
+        if calling {
+            call_transport = Some(CallHomeTransport::Ssh(server.clone()));
+        }
+        if listening {
+            listen.ssh = Some((server, ssh_port));
+        }
     }
-    let ssh_server = listen.ssh.as_ref().map(|(s, _)| s.clone());
+    let mut managers = Vec::new();
+    if let Some(transport) = call_transport {
+        let names: Vec<&str> = args.call_home.iter().map(String::as_str).collect();
+        managers = transport.managers(&names).map_err(|e| {
+            CliError::fatal(format!("--call-home {}: {e}", args.call_home.join(",")))
+        })?;
+        let mut reconnect = Reconnect::new().max_attempts(args.max_attempts);
+        if let Some(secs) = args.reconnect_period {
+            reconnect = reconnect.periodic(std::time::Duration::from_secs(secs));
+        }
+        listen.call_home = Some(CallHomePlan {
+            managers: args.call_home.clone(),
+            transport,
+            reconnect,
+        });
+    }
 
     let running = start(data, listen, !args.quiet).map_err(|e| CliError::fatal(e.message()))?;
 
     let mut banner = String::new();
     let mut connect = String::new();
-    if let (Some(addr), Some(server)) = (running.ssh_addr, &ssh_server) {
-        banner.push_str(&format!(
-            "ssh: listening on {addr}\nssh fingerprint: {}\n",
-            server.host_key_fingerprint()
-        ));
+    let manager_list = managers
+        .iter()
+        .map(|(host, port)| host_port(host, *port))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let listen_port = managers.first().map(|(_, port)| *port);
+    if let Some(server) = &ssh_server {
+        let fingerprint = server.host_key_fingerprint();
+        if let Some(addr) = running.ssh_addr {
+            banner.push_str(&format!("ssh: listening on {addr}\n"));
+        }
+        if calling {
+            banner.push_str(&format!("calling home over SSH to {manager_list}\n"));
+        }
+        banner.push_str(&format!("ssh fingerprint: {fingerprint}\n"));
         if let Some((user, password)) = &generated {
             banner.push_str(&format!("ssh user: {user}\nssh password: {password}\n"));
         }
-        banner.push_str(&format!(
-            "ssh known_hosts: {}\n",
-            ssh::known_hosts_line(server, addr.port())
-        ));
+        if let Some(addr) = running.ssh_addr {
+            banner.push_str(&format!(
+                "ssh known_hosts: {}\n",
+                ssh::known_hosts_line(server, addr.port())
+            ));
+        }
         let (user, password) = match &generated {
             Some((user, password)) => (user.clone(), password.clone()),
             None => args
@@ -464,15 +556,27 @@ pub fn run(options: &Options, args: &ServeArgs) -> Result<(), CliError> {
                 .map(|(user, password)| (user, password.unwrap_or_else(|| "...".into())))
                 .unwrap_or_default(),
         };
-        connect.push_str(&format!(
-            "  netconf --host 127.0.0.1 --port {} --user {user} --password {password} \
-             --host-key-fingerprint {} hello\n",
-            addr.port(),
-            server.host_key_fingerprint()
-        ));
+        if let Some(addr) = running.ssh_addr {
+            connect.push_str(&format!(
+                "  netconf --host 127.0.0.1 --port {} --user {user} --password {password} \
+                 --host-key-fingerprint {fingerprint} hello\n",
+                addr.port(),
+            ));
+        }
+        if let Some(port) = listen_port {
+            connect.push_str(&format!(
+                "  netconf listen --ssh --port {port} --user {user} --password {password} \
+                 --host-key-fingerprint {fingerprint} hello\n",
+            ));
+        }
     }
-    if let Some(addr) = running.tls_addr {
-        banner.push_str(&format!("listening on {addr}\n"));
+    if serve_tls {
+        if let Some(addr) = running.tls_addr {
+            banner.push_str(&format!("listening on {addr}\n"));
+        }
+        if calling {
+            banner.push_str(&format!("calling home over TLS to {manager_list}\n"));
+        }
         if let Some(files) = &client_files {
             banner.push_str(&format!(
                 "ca: {}\ncert: {}\nkey: {}\n",
@@ -480,21 +584,58 @@ pub fn run(options: &Options, args: &ServeArgs) -> Result<(), CliError> {
                 files.client_cert.display(),
                 files.client_key.display(),
             ));
-            connect.push_str(&format!(
-                "  netconf --port {} --ca {} --cert {} --key {} hello\n",
-                addr.port(),
+            let credentials = format!(
+                "--ca {} --cert {} --key {}",
                 files.ca.display(),
                 files.client_cert.display(),
                 files.client_key.display(),
-            ));
+            );
+            if let Some(addr) = running.tls_addr {
+                connect.push_str(&format!(
+                    "  netconf --port {} {credentials} hello\n",
+                    addr.port()
+                ));
+            }
+            if let Some(port) = listen_port {
+                connect.push_str(&format!(
+                    "  netconf listen --tls --port {port} {credentials} hello\n"
+                ));
+            }
         }
     }
     if !connect.is_empty() {
-        banner.push_str(&format!("\nconnect with:\n{connect}"));
+        let how = match (calling, listening) {
+            (true, true) => "connect or answer the call with",
+            (true, false) => "answer the call with",
+            (false, _) => "connect with",
+        };
+        banner.push_str(&format!("\n{how}:\n{connect}"));
     }
     print(&banner);
+    if let Some(calls) = running.call_home.clone() {
+        if let CallHomeEnd::GaveUp(e) = calls.wait() {
+            let tries = args.max_attempts.unwrap_or_default();
+            let message = format!(
+                "call home to {manager_list}: gave up after {tries} failed calls in a row; \
+                 the last: {e}"
+            );
+            if !listening {
+                return Err(CliError::fatal(message));
+            }
+            eprintln!("netconf serve: {message}; still listening");
+        }
+    }
     loop {
         std::thread::park();
+    }
+}
+
+/// `host:port`, `[v6]:port` for an IPv6 address.
+fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
     }
 }
 

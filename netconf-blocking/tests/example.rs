@@ -1,5 +1,6 @@
-//! Runs `examples/get_config.rs` (through `cargo run`, since Cargo exposes no path to example
-//! binaries in tests) against our blocking `Server` on loopback.
+//! Runs `examples/blocking_get_config.rs` against our blocking `Server` on loopback: the binary
+//! `cargo test` built beside this test (Cargo exposes no path to examples, but builds them
+//! into `target/<profile>/examples/`), else through `cargo run`.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -102,8 +103,29 @@ struct Run {
     stderr: String,
 }
 
-/// `cargo run -q -p netconf-blocking --example get_config -- ARGS`, killed if it runs too long.
+/// The example as `cargo test` built it: `target/<profile>/examples/`, beside the `deps/`
+/// directory this test runs from.
+fn built_example() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let profile_dir = exe.parent()?.parent()?;
+    let path = profile_dir.join("examples").join("blocking_get_config");
+    path.is_file().then_some(path)
+}
+
+/// The example with `ARGS` (the built binary, else `cargo run -q -p netconf-blocking --example
+/// blocking_get_config -- ARGS`), killed if it runs too long.
 fn run_example(args: &[&str]) -> Run {
+    match built_example() {
+        Some(path) => {
+            let mut command = Command::new(path);
+            command.args(args);
+            run_command(command)
+        }
+        None => run_with_cargo(args),
+    }
+}
+
+fn run_with_cargo(args: &[&str]) -> Run {
     let mut command = Command::new(env!("CARGO"));
     command
         .args([
@@ -112,7 +134,7 @@ fn run_example(args: &[&str]) -> Run {
             "-p",
             "netconf-blocking",
             "--example",
-            "get_config",
+            "blocking_get_config",
             "--",
         ])
         .args(args)
@@ -138,12 +160,17 @@ fn run_example(args: &[&str]) -> Run {
             command.env_remove(key);
         }
     }
+    run_command(command)
+}
+
+/// Runs `command` to its end with its output captured, killed after [`CARGO_RUN_LIMIT`].
+fn run_command(mut command: Command) -> Run {
     let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("starting cargo");
+        .expect("starting the example");
     let mut stdout = child.stdout.take().expect("stdout");
     let mut stderr = child.stderr.take().expect("stderr");
     let out = std::thread::spawn(move || {
@@ -158,14 +185,14 @@ fn run_example(args: &[&str]) -> Run {
     });
     let started = Instant::now();
     let status = loop {
-        if let Some(status) = child.try_wait().expect("waiting for cargo") {
+        if let Some(status) = child.try_wait().expect("waiting for the example") {
             break status;
         }
         if started.elapsed() > CARGO_RUN_LIMIT {
             let _ = child.kill();
             let _ = child.wait();
             let stderr = err.join().unwrap_or_default();
-            panic!("cargo run did not finish within {CARGO_RUN_LIMIT:?}; stderr:\n{stderr}");
+            panic!("the example did not finish within {CARGO_RUN_LIMIT:?}; stderr:\n{stderr}");
         }
         std::thread::sleep(Duration::from_millis(20));
     };

@@ -796,10 +796,9 @@ impl Session {
         match self.state {
             State::Closed => None,
             State::Hello => earliest(self.hello_deadline, self.stall_deadline()),
-            State::Established | State::Closing => earliest(
-                earliest(rpc(), self.stall_deadline()),
-                self.draining,
-            ),
+            State::Established | State::Closing => {
+                earliest(earliest(rpc(), self.stall_deadline()), self.draining)
+            }
         }
     }
 

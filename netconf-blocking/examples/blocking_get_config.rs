@@ -1,23 +1,22 @@
 //! Connects over TLS, prints the session-id and the running configuration, and closes.
 //!
 //! ```text
-//! cargo run -p netconf-tokio --example get_config -- ADDR CA_PEM CERT_PEM KEY_PEM
+//! cargo run -p netconf-blocking --example blocking_get_config -- ADDR CA_PEM CERT_PEM KEY_PEM
 //! ```
 
 use std::process::ExitCode;
 
-use netconf_tokio::operations::{Datastore, GetConfig};
-use netconf_tokio::tls::ClientTlsOptions;
-use netconf_tokio::{Client, Error};
+use netconf_blocking::operations::{Datastore, GetConfig};
+use netconf_blocking::tls::ClientTlsOptions;
+use netconf_blocking::{Client, Error};
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [addr, ca, cert, key] = args.as_slice() else {
         eprintln!("usage: get_config ADDR CA_PEM CERT_PEM KEY_PEM");
         return ExitCode::from(2);
     };
-    match run(addr, ca, cert, key).await {
+    match run(addr, ca, cert, key) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
@@ -26,13 +25,13 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(addr: &str, ca: &str, cert: &str, key: &str) -> Result<(), Error> {
+fn run(addr: &str, ca: &str, cert: &str, key: &str) -> Result<(), Error> {
     let tls = ClientTlsOptions::new()
         .ca_file(ca)
         .client_cert_files(cert, key);
-    let client = Client::connect_tls(addr, &tls).await?;
+    let client = Client::connect_tls(addr, &tls)?;
     println!("session-id {}", client.session_id());
-    let data = client.call(&GetConfig::new(Datastore::Running)).await?;
+    let data = client.call(&GetConfig::new(Datastore::Running))?;
     println!("{data}");
-    client.close().await
+    client.close()
 }

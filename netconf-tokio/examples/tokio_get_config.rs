@@ -1,22 +1,23 @@
 //! Connects over TLS, prints the session-id and the running configuration, and closes.
 //!
 //! ```text
-//! cargo run -p netconf-smol --example get_config -- ADDR CA_PEM CERT_PEM KEY_PEM
+//! cargo run -p netconf-tokio --example tokio_get_config -- ADDR CA_PEM CERT_PEM KEY_PEM
 //! ```
 
 use std::process::ExitCode;
 
-use netconf_smol::operations::{Datastore, GetConfig};
-use netconf_smol::tls::ClientTlsOptions;
-use netconf_smol::{Client, Error};
+use netconf_tokio::operations::{Datastore, GetConfig};
+use netconf_tokio::tls::ClientTlsOptions;
+use netconf_tokio::{Client, Error};
 
-fn main() -> ExitCode {
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [addr, ca, cert, key] = args.as_slice() else {
         eprintln!("usage: get_config ADDR CA_PEM CERT_PEM KEY_PEM");
         return ExitCode::from(2);
     };
-    match smol::block_on(run(addr, ca, cert, key)) {
+    match run(addr, ca, cert, key).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

@@ -336,6 +336,8 @@ impl Server {
         };
         let shared = handle.shared.clone();
         let server = self.clone();
+        let stopper = handle.clone();
+        self.on_shutdown(move || stopper.stop());
         let connect_timeout = ClientOptions::new().get_connect_timeout();
         std::thread::Builder::new()
             .name("netconf-calling-home".into())
@@ -353,16 +355,20 @@ impl Server {
                             )
                         }
                     };
-                    // Wait, in slices, so that the server's shutdown is seen too.
+                    // Until the call is due, or `stop` (the handle's or the server's
+                    // shutdown) wakes us.
                     let until = Instant::now() + after;
                     let mut st = shared.lock();
-                    while !st.stop && !server.stopping().load(Ordering::SeqCst) {
+                    while !st.stop {
                         let now = Instant::now();
                         if now >= until {
                             break;
                         }
-                        let slice = (until - now).min(Duration::from_millis(100));
-                        st = shared.changed.wait_timeout(st, slice).unwrap_or_else(|p| p.into_inner()).0;
+                        st = shared
+                            .changed
+                            .wait_timeout(st, until - now)
+                            .unwrap_or_else(|p| p.into_inner())
+                            .0;
                     }
                     drop(st);
                     if stopped() {

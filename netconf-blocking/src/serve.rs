@@ -55,6 +55,8 @@ struct Inner {
     /// SSH listeners' stop switches, pulled at shutdown.
     #[cfg(feature = "ssh")]
     ssh_stops: Mutex<Vec<netconf_ssh::blocking::ListenerStop>>,
+    /// What shutdown must also stop (servers calling home).
+    on_shutdown: Mutex<Vec<Box<dyn FnOnce() + Send>>>,
 }
 
 impl Inner {
@@ -245,6 +247,7 @@ impl Server {
                 workers: Arc::default(),
                 #[cfg(feature = "ssh")]
                 ssh_stops: Mutex::new(Vec::new()),
+                on_shutdown: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -276,6 +279,17 @@ impl Server {
     /// Set once shutdown began.
     pub(crate) fn stopping(&self) -> &AtomicBool {
         &self.inner.stopping
+    }
+
+    /// Runs `stop` when the server shuts down (at once if it already has).
+    pub(crate) fn on_shutdown(&self, stop: impl FnOnce() + Send + 'static) {
+        let mut stops = lock(&self.inner.on_shutdown);
+        if self.inner.stopping.load(Ordering::SeqCst) {
+            drop(stops);
+            stop();
+        } else {
+            stops.push(Box::new(stop));
+        }
     }
 
     /// Registers an SSH listener's stop switch (pulled now if shutdown already began).
@@ -728,6 +742,9 @@ impl Server {
         #[cfg(feature = "ssh")]
         for stop in lock(&self.inner.ssh_stops).drain(..) {
             stop.stop();
+        }
+        for stop in std::mem::take(&mut *lock(&self.inner.on_shutdown)) {
+            stop();
         }
         // Collected first: ending a session takes its core's lock, which must never wait
         // while the registry's is held.

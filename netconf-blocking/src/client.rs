@@ -367,10 +367,10 @@ impl Client {
         inner.drain(&mut st);
         let st = inner.wait_until(st, |st| st.established || st.ended.is_some());
         if !st.established {
-            let e = Inner::ended_error(&st);
-            drop(st);
-            inner.transport.shutdown();
-            return Err(e);
+            // The writer, finished at the end, writes what was queued (a TLS alert saying
+            // why we refused the peer) and then shuts the transport down: shutting it here
+            // would race the alert.
+            return Err(Inner::ended_error(&st));
         }
         let session = st.core.session();
         let client = Client {

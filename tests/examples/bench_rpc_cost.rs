@@ -5,9 +5,9 @@
 //! ```text
 //! bench_rpc_cost ADAPTER [N] [DEPTH]
 //!     ADAPTER = raw | blocking | tokio | tokio_current_thread | smol, or tokio_in_task /
-//!     smol_in_task (the calls made by a task on the client's runtime, DEPTH after each
-//!     other, instead of `block_on` per call); N round trips (20000), DEPTH in flight (1;
-//!     64 is the pipelined benchmark). Prints
+//!     smol_in_task (all N calls made one after the other by one task on the client's
+//!     runtime instead of `block_on` per call; DEPTH is ignored); N round trips (20000),
+//!     DEPTH in flight (1; 64 is the pipelined benchmark). Prints
 //!     `COST adapter=A n=N depth=D wall_us=W cpu_us=C switches=S threads=T` per RPC.
 //! ```
 //!
@@ -70,22 +70,26 @@ fn main() {
     let server_tls = setup.server_tls();
     let tiny = common::op("");
 
-    let mut run: Box<dyn FnMut()> = if adapter == "raw" {
+    // `run(k)` makes k rounds of `depth` round trips.
+    let mut run: Box<dyn FnMut(usize)> = if adapter == "raw" {
         let addr = common::raw_server(server_tls.build().expect("config"), &payloads, req, rep);
         let mut raw = common::raw_connect(addr, &setup.client_config);
         let mut request = vec![b'r'; req];
         request[0] = b'T';
         let mut answer = vec![0u8; rep];
-        Box::new(move || {
-            for _ in 0..depth {
-                raw.write_all(&request).expect("request");
-            }
-            raw.flush().expect("flush");
-            for _ in 0..depth {
-                raw.read_exact(&mut answer).expect("answer");
+        Box::new(move |k| {
+            for _ in 0..k {
+                for _ in 0..depth {
+                    raw.write_all(&request).expect("request");
+                }
+                raw.flush().expect("flush");
+                for _ in 0..depth {
+                    raw.read_exact(&mut answer).expect("answer");
+                }
             }
         })
     } else {
+        let in_task = adapter.ends_with("_in_task");
         let adapter = adapter.trim_end_matches("_in_task");
         let server_kind = if adapter == "tokio_current_thread" {
             "tokio"
@@ -98,27 +102,29 @@ fn main() {
             .blocking()
             .filter(|_| depth > 1)
             .map(|c| ThreadPool::new(c, depth, 1));
-        let in_task = adapter.ends_with("_in_task");
-        Box::new(move || {
+        Box::new(move |k| {
             let _keep = &server;
             if in_task {
-                client.calls_in_task(depth as u64).expect("async client");
-            } else if depth == 1 {
-                client.call(&tiny);
+                // One task makes all the calls, one after the other.
+                client
+                    .calls_in_task((k * depth) as u64)
+                    .expect("async client");
             } else {
-                client.pipelined(pool.as_ref(), depth, depth);
+                for _ in 0..k {
+                    if depth == 1 {
+                        client.call(&tiny);
+                    } else {
+                        client.pipelined(pool.as_ref(), depth, depth);
+                    }
+                }
             }
         })
     };
 
-    for _ in 0..(500 / depth).max(2) {
-        run();
-    }
+    run((500 / depth).max(2));
     let (cpu0, sw0, _) = process_counters();
     let t = Instant::now();
-    for _ in 0..rounds {
-        run();
-    }
+    run(rounds);
     let wall = t.elapsed();
     let (cpu1, sw1, threads) = process_counters();
     println!(

@@ -17,6 +17,10 @@ use crate::capabilities::{BaseVersion, Capabilities};
 use crate::config::Config;
 use crate::error::{ProtocolError, UsageError};
 use crate::framing::{self, FrameDecoder, Framing, Piece};
+
+/// Reply payloads from this size on are queued as the shared `Bytes` they are instead of
+/// copied into the output buffer.
+const SHARE_PAYLOAD_AT: usize = 64 * 1024;
 use crate::message::{
     self, Message, Notification, ParseError, ParseLimits, Reply, Request, RpcReply,
 };
@@ -1287,11 +1291,42 @@ impl Session {
     fn write_reply(&mut self, open: &str, close: &str, reply: &Reply) {
         let mut scratch = String::new();
         let parts = message::reply_parts(open, close, reply, &mut scratch);
-        if let Err(e) = framing::encode_parts(self.out_framing, &parts, &mut self.out) {
+        let result = match reply {
+            Reply::Data(payload) | Reply::Raw(payload) if payload.len() >= SHARE_PAYLOAD_AT => {
+                self.write_shared(&parts, payload)
+            }
+            _ => framing::encode_parts(self.out_framing, &parts, &mut self.out),
+        };
+        if let Err(e) = result {
             // Only replies the session makes itself get here unchecked; they never hold the
             // delimiter (their text is escaped).
             tracing::error!(error = %e, "a reply could not be framed; it was not sent");
         }
+    }
+
+    /// Frames a reply whose large payload (`parts[2]`, the very bytes of `payload`) is
+    /// queued as the shared `Bytes` it is, not copied: the first bytes of the reply leave
+    /// (and are encrypted) while the rest waits, and the server holds the payload once.
+    fn write_shared(&mut self, parts: &[&[u8]; 5], payload: &Bytes) -> Result<(), UsageError> {
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        match self.out_framing {
+            Framing::EndOfMessage => framing::check_end_of_message(parts)?,
+            Framing::Chunked if total as u64 <= framing::MAX_CHUNK_SIZE => {
+                framing::write_chunk_header(total, &mut self.out);
+            }
+            // Over 4 GiB: several chunks, copied (rare enough not to matter).
+            Framing::Chunked => return framing::encode_parts(self.out_framing, parts, &mut self.out),
+        }
+        self.out.extend_from_slice(parts[0]);
+        self.out.extend_from_slice(parts[1]);
+        self.push_shared(payload.clone());
+        self.out.extend_from_slice(parts[3]);
+        self.out.extend_from_slice(parts[4]);
+        self.out.extend_from_slice(match self.out_framing {
+            Framing::EndOfMessage => framing::EOM_DELIMITER,
+            _ => b"\n##\n",
+        });
+        Ok(())
     }
 }
 

@@ -470,3 +470,50 @@ fn a_streamed_request_on_a_closing_session_fails_with_the_session_end() {
         "{result:?}"
     );
 }
+
+/// A large prebuilt `<data>` reply is queued as the very `Bytes` the server gave (never
+/// copied: the first bytes can leave while the rest waits, and the payload is held once),
+/// and the client reads back exactly that content, under both framings.
+#[test]
+fn a_large_prebuilt_reply_is_queued_not_copied() {
+    use netconf_proto::Output;
+    // Megabytes allocated here would show in the memory tests' peak.
+    let _m = MEASURING.lock().unwrap_or_else(|e| e.into_inner());
+    for bases in [&[BASE_1_0][..], &[BASE_1_0, BASE_1_1][..]] {
+        let mut p = pair(bases);
+        let id = p.client.send_rpc(&Get::new(), p.now).unwrap();
+        p.drive();
+        let rid = request(&mut p);
+        let mut content = String::from("<big xmlns=\"urn:x\">");
+        while content.len() < 1 << 20 {
+            content.push_str("<i>0123456789</i>");
+        }
+        content.push_str("</big>");
+        let payload = Bytes::from(content.clone());
+        p.server
+            .send_reply(rid, Reply::data_unchecked(payload.clone()))
+            .unwrap();
+        let mut wire = Vec::new();
+        let mut shared = false;
+        loop {
+            match p.server.poll_output() {
+                Output::Transmit(bytes) => {
+                    shared |= bytes.as_ptr() == payload.as_ptr() && bytes.len() == payload.len();
+                    wire.extend_from_slice(&bytes);
+                }
+                Output::Wait(_) => break,
+                _ => {}
+            }
+        }
+        assert!(shared, "the payload was copied ({bases:?})");
+        p.client.handle_input(&wire, p.now).unwrap();
+        p.drive();
+        match p.take_client_events().as_slice() {
+            [Event::Reply { id: got, reply }] => {
+                assert_eq!(*got, id);
+                assert_eq!(reply.data().unwrap().as_str(), content);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

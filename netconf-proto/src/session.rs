@@ -1315,7 +1315,9 @@ impl Session {
                 framing::write_chunk_header(total, &mut self.out);
             }
             // Over 4 GiB: several chunks, copied (rare enough not to matter).
-            Framing::Chunked => return framing::encode_parts(self.out_framing, parts, &mut self.out),
+            Framing::Chunked => {
+                return framing::encode_parts(self.out_framing, parts, &mut self.out)
+            }
         }
         self.out.extend_from_slice(parts[0]);
         self.out.extend_from_slice(parts[1]);

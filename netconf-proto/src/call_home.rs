@@ -13,7 +13,9 @@
 //! deterministic under test.
 
 use std::fmt;
-use std::net::SocketAddr;
+// A peer address is a plain value from `core` (no socket, no I/O), so the pure core can name
+// where a session came from.
+use core::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

@@ -12,7 +12,9 @@
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::io;
-use std::net::SocketAddr;
+// A peer address is a plain value from `core` (no socket, no I/O), so the pure core can name
+// where a session came from.
+use core::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

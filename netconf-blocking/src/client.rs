@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::net::TcpStream;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use netconf_proto::address::split_host_port;
@@ -27,6 +27,7 @@ use netconf_proto::{
 
 pub use netconf_proto::address::DEFAULT_TLS_PORT;
 
+use crate::signal::Signal;
 use crate::transport::Transport;
 use crate::writer::Writer;
 
@@ -56,7 +57,12 @@ pub(crate) struct State {
     /// The callers waiting for a result, each woken alone when its result arrives (with
     /// many callers in flight, waking them all for every reply would cost each reply as
     /// many wake-ups as there are callers).
-    wakers: HashMap<Ticket, Arc<Condvar>>,
+    wakers: HashMap<Ticket, Arc<Signal>>,
+    /// Set by the reading thread around its drain: results' waiters are woken once it has
+    /// released the lock (`to_wake`), so that a woken caller does not at once block again
+    /// on the lock the reading thread still holds.
+    wake_later: bool,
+    to_wake: Vec<Arc<Signal>>,
     /// Requests sent with [`Client::send`], awaiting [`Client::recv`].
     sent: HashMap<MessageId, Ticket>,
     next_ticket: Ticket,
@@ -67,7 +73,7 @@ pub(crate) struct State {
 
 pub(crate) struct Inner {
     state: Mutex<State>,
-    changed: Condvar,
+    changed: Signal,
     writer: Arc<Writer>,
     transport: Box<dyn Transport>,
     notification_buffer: usize,
@@ -83,17 +89,31 @@ impl Inner {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Runs the core to `Wait` with the state locked: transmits to the writer, results to
-    /// their tickets. Wakes every waiter.
+    /// Runs the core to `Wait` with the state locked: transmits to the writing thread,
+    /// results to their tickets. Wakes every waiter.
     fn drain(&self, st: &mut State) {
+        self.drain_to(st, Writer::push)
+    }
+
+    /// Like [`Inner::drain`], but the transmits wait for this thread to write them (with
+    /// [`Writer::write_here`], once the lock is released): a caller sends its own request.
+    fn drain_for_caller(&self, st: &mut State) {
+        self.drain_to(st, Writer::queue)
+    }
+
+    fn drain_to(&self, st: &mut State, transmit: fn(&Writer, bytes::Bytes)) {
         loop {
             match st.core.poll() {
-                ClientOutput::Transmit(bytes) => self.writer.push(bytes),
+                ClientOutput::Transmit(bytes) => transmit(&self.writer, bytes),
                 ClientOutput::Established => st.established = true,
                 ClientOutput::Complete(ticket, result) => {
                     st.results.insert(ticket, result);
                     if let Some(waker) = st.wakers.get(&ticket) {
-                        waker.notify_one();
+                        if st.wake_later {
+                            st.to_wake.push(waker.clone());
+                        } else {
+                            waker.notify_one();
+                        }
                     }
                 }
                 ClientOutput::Ended(end) => {
@@ -125,7 +145,7 @@ impl Inner {
         mut st: MutexGuard<'_, State>,
         ticket: Ticket,
     ) -> Result<RpcReply, Error> {
-        let waker = Arc::new(Condvar::new());
+        let waker = Arc::new(Signal::default());
         st.wakers.insert(ticket, waker.clone());
         let mut st = self.wait_on(&waker, st, |st| st.results.contains_key(&ticket));
         st.wakers.remove(&ticket);
@@ -137,10 +157,11 @@ impl Inner {
     /// [`Inner::wait_until`] on a given condition variable.
     pub(crate) fn wait_on<'a>(
         &'a self,
-        changed: &Condvar,
+        changed: &Signal,
         mut st: MutexGuard<'a, State>,
         mut done: impl FnMut(&mut State) -> bool,
     ) -> MutexGuard<'a, State> {
+        let _counted = changed.waiting();
         loop {
             if done(&mut st) {
                 return st;
@@ -152,13 +173,8 @@ impl Inner {
                     self.drain(&mut st);
                     st
                 }
-                Some(d) => {
-                    changed
-                        .wait_timeout(st, d - now)
-                        .unwrap_or_else(|p| p.into_inner())
-                        .0
-                }
-                None => changed.wait(st).unwrap_or_else(|p| p.into_inner()),
+                Some(d) => changed.wait_timeout(st, d - now),
+                None => changed.wait(st),
             };
         }
     }
@@ -317,8 +333,10 @@ impl Client {
             let session = session.clone();
             move || {
                 if let Some(inner) = session.get().and_then(Weak::upgrade) {
-                    let _guard = inner.lock();
-                    inner.changed.notify_all();
+                    if inner.changed.has_waiters() {
+                        let _guard = inner.lock();
+                        inner.changed.notify_all();
+                    }
                 }
             }
         };
@@ -344,13 +362,15 @@ impl Client {
                     core: ClientCore::new(machine, options),
                     results: HashMap::new(),
                     wakers: HashMap::new(),
+                    wake_later: false,
+                    to_wake: Vec::new(),
                     sent: HashMap::new(),
                     next_ticket: 0,
                     deadline: None,
                     established: false,
                     ended: None,
                 }),
-                changed: Condvar::new(),
+                changed: Signal::default(),
                 writer,
                 transport,
                 notification_buffer: options.get_notification_buffer(),
@@ -492,8 +512,10 @@ impl Client {
         let mut st = inner.lock();
         let ticket = Inner::ticket(&mut st);
         st.core.submit(op, timeout, ticket, Instant::now());
-        inner.drain(&mut st);
-        inner.wait_result(st, ticket)
+        inner.drain_for_caller(&mut st);
+        drop(st);
+        inner.writer.write_here();
+        inner.wait_result(inner.lock(), ticket)
     }
 
     /// Sends raw XML (the operation element) and waits for the reply.
@@ -519,19 +541,24 @@ impl Client {
         let mut st = inner.lock();
         let ticket = Inner::ticket(&mut st);
         let id = st.core.submit(op, timeout, ticket, Instant::now());
-        inner.drain(&mut st);
+        inner.drain_for_caller(&mut st);
         let Some(id) = id else {
-            return Err(st
+            let e = st
                 .results
                 .remove(&ticket)
                 .and_then(Result::err)
-                .unwrap_or_else(|| Inner::ended_error(&st)));
+                .unwrap_or_else(|| Inner::ended_error(&st));
+            drop(st);
+            inner.writer.write_here();
+            return Err(e);
         };
         st.sent.insert(id, ticket);
+        let mark = inner.writer.mark();
+        drop(st);
+        inner.writer.write_here();
         // Wait until our bytes are out (bounded memory: a caller cannot queue without end),
         // or the session ended without them.
-        let mark = inner.writer.mark();
-        let mut st = inner.wait_until(st, |st| {
+        let mut st = inner.wait_until(inner.lock(), |st| {
             inner.writer.is_written(mark) != Some(false) || st.ended.is_some()
         });
         if inner.writer.is_written(mark) == Some(true) {
@@ -632,6 +659,9 @@ impl Iterator for Notifications {
 /// waits for that reader to consume.
 fn read_loop(inner: &Inner, mut reader: Box<dyn Transport>) {
     let mut buf = vec![0u8; READ_BUFFER];
+    // Counted as waiting on `changed` throughout: a streamed reply's reader that consumed
+    // must always wake this thread (see `Inner::consumed`).
+    let _counted = inner.changed.waiting();
     loop {
         let deadline = {
             let mut st = inner.lock();
@@ -654,14 +684,8 @@ fn read_loop(inner: &Inner, mut reader: Box<dyn Transport>) {
                         inner.drain(&mut st);
                         st
                     }
-                    Some(d) => {
-                        inner
-                            .changed
-                            .wait_timeout(st, d - now)
-                            .unwrap_or_else(|p| p.into_inner())
-                            .0
-                    }
-                    None => inner.changed.wait(st).unwrap_or_else(|p| p.into_inner()),
+                    Some(d) => inner.changed.wait_timeout(st, d - now),
+                    None => inner.changed.wait(st),
                 };
             }
         };
@@ -687,10 +711,19 @@ fn read_loop(inner: &Inner, mut reader: Box<dyn Transport>) {
                 let stop = matches!(read, Ok(0))
                     || matches!(&read, Err(e) if e.kind() != std::io::ErrorKind::Interrupted);
                 st.core.handle_read(read.map(|n| &buf[..n]), now);
+                st.wake_later = true;
                 inner.drain(&mut st);
-                if stop {
+                st.wake_later = false;
+                let to_wake = std::mem::take(&mut st.to_wake);
+                let ended = st.ended.is_some();
+                drop(st);
+                for waker in to_wake {
+                    waker.notify_one();
+                }
+                if stop || ended {
                     return;
                 }
+                continue;
             }
         }
         if st.ended.is_some() {

@@ -120,6 +120,7 @@ mod answer;
 pub mod call_home;
 mod client;
 mod serve;
+mod signal;
 #[cfg(feature = "ssh")]
 pub mod ssh;
 mod stream;

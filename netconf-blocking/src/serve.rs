@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -18,6 +18,7 @@ use netconf_proto::tls::ServerTlsOptions;
 use netconf_proto::{Error, Machine, Request, RequestId, Session, TlsSession, UsageError};
 
 use crate::answer::{Answer, Source};
+use crate::signal::Signal;
 use crate::transport::Transport;
 use crate::workers::Workers;
 use crate::writer::Writer;
@@ -96,7 +97,7 @@ impl Slot {
 /// One session's shared state: its core and the queue of its writing thread.
 struct Live {
     core: Mutex<ServerSession>,
-    changed: Condvar,
+    changed: Signal,
     writer: Arc<Writer>,
     transport: Box<dyn Transport>,
     /// Keep reading while a large reply is being written (plaintext streams: SSH).
@@ -130,9 +131,25 @@ impl Live {
         core: &mut ServerSession,
         actions: &mut Vec<Action>,
     ) -> Option<Option<Instant>> {
+        self.drain_to(core, actions, Writer::push)
+    }
+
+    /// Like [`Live::drain`], but the transmits wait for this thread to write them (with
+    /// [`Writer::write_here`], once the lock is released): a handler's thread sends its
+    /// own reply.
+    fn drain_for_handler(&self, core: &mut ServerSession, actions: &mut Vec<Action>) {
+        self.drain_to(core, actions, Writer::queue);
+    }
+
+    fn drain_to(
+        &self,
+        core: &mut ServerSession,
+        actions: &mut Vec<Action>,
+        transmit: fn(&Writer, bytes::Bytes),
+    ) -> Option<Option<Instant>> {
         let result = loop {
             match core.poll() {
-                ServerOutput::Transmit(bytes) => self.writer.push(bytes),
+                ServerOutput::Transmit(bytes) => transmit(&self.writer, bytes),
                 ServerOutput::Dispatch { id, request } => actions.push(Action::Dispatch(
                     id,
                     Box::new((request, core.info().clone())),
@@ -436,8 +453,10 @@ impl Server {
                 let slot = slot.clone();
                 move || {
                     if let Some(live) = slot.live.get() {
-                        let _guard = live.lock();
-                        live.changed.notify_all();
+                        if live.changed.has_waiters() {
+                            let _guard = live.lock();
+                            live.changed.notify_all();
+                        }
                     }
                 }
             };
@@ -460,7 +479,7 @@ impl Server {
                 on_subscribed,
                 held: Mutex::new(VecDeque::new()),
                 core: Mutex::new(ServerSession::new(machine, info, options, Instant::now())),
-                changed: Condvar::new(),
+                changed: Signal::default(),
                 writer,
                 transport,
             }))
@@ -494,6 +513,8 @@ impl Server {
             // Drain, and wait while the session wants no input (too many requests pending,
             // too many replies unwritten), keeping its deadlines.
             let deadline = {
+                // Counted from before the writer's backlog is tested: its progress wakes us.
+                let _counted = live.changed.waiting();
                 let mut core = live.lock();
                 loop {
                     // Ended here, or already in a drain on another thread (kill-session,
@@ -519,13 +540,8 @@ impl Server {
                         break deadline;
                     }
                     core = match deadline {
-                        Some(d) => {
-                            live.changed
-                                .wait_timeout(core, d - now)
-                                .unwrap_or_else(|p| p.into_inner())
-                                .0
-                        }
-                        None => live.changed.wait(core).unwrap_or_else(|p| p.into_inner()),
+                        Some(d) => live.changed.wait_timeout(core, d - now),
+                        None => live.changed.wait(core),
                     };
                 }
             };
@@ -573,14 +589,14 @@ impl Server {
                             Ok(Answer::Reply(reply)) => {
                                 let mut core = live.lock();
                                 core.reply(id, reply);
-                                return server.settle(&live, core);
+                                return server.settle_here(&live, core);
                             }
                             Ok(Answer::Stream(pieces)) => Source::Pieces(pieces),
                             Ok(Answer::Reader(reader)) => Source::Reader(reader),
                             Err(_) => {
                                 let mut core = live.lock();
                                 core.handler_failed(id, "the handler panicked");
-                                return server.settle(&live, core);
+                                return server.settle_here(&live, core);
                             }
                         };
                         // This thread sends the stream, as the transport takes it.
@@ -615,6 +631,16 @@ impl Server {
         self.act(live, &mut more);
     }
 
+    /// Like [`Server::settle`], writing what the drain produced on this thread (a handler's
+    /// thread sending its reply) rather than waking the writing thread for it.
+    fn settle_here(&self, live: &Arc<Live>, mut core: MutexGuard<'_, ServerSession>) {
+        let mut more = Vec::new();
+        live.drain_for_handler(&mut core, &mut more);
+        drop(core);
+        live.writer.write_here();
+        self.act(live, &mut more);
+    }
+
     /// Sends a streamed answer to request `id`, on the handler's thread: the next piece is
     /// pulled only once the stream is the reply being sent (the replies before it are out)
     /// and the writer's backlog is low, so memory stays bounded by a few pieces. The session's
@@ -634,6 +660,7 @@ impl Server {
         core.reply_stream(id);
         self.settle(live, core);
         loop {
+            let counted = live.changed.waiting();
             let mut core = live.lock();
             loop {
                 if core.is_ended() {
@@ -643,8 +670,9 @@ impl Server {
                     break;
                 }
                 // Woken by every drain and every write.
-                core = live.changed.wait(core).unwrap_or_else(|p| p.into_inner());
+                core = live.changed.wait(core);
             }
+            drop(counted);
             let Some(piece) = next.take() else {
                 core.stream_end(id);
                 live.release_held(&mut core);

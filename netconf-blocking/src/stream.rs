@@ -12,6 +12,7 @@ use netconf_proto::client::{DataBuffer, DataSink};
 use netconf_proto::{Error, MessageId, RpcReply};
 
 use crate::client::{Inner, LastHandle};
+use crate::signal::Signal;
 
 /// What the core's sink and the reader share.
 #[derive(Default)]
@@ -21,7 +22,7 @@ pub(crate) struct StreamShared {
     readable: Condvar,
     /// The reply began or ended; paired with the session's lock, which the sink is called
     /// under (the caller of `call_streamed` keeps the deadlines while it waits).
-    pub(crate) begun: Condvar,
+    pub(crate) begun: Signal,
 }
 
 impl StreamShared {

@@ -1,20 +1,41 @@
-//! The writing thread of a session: it takes the transmits the loop produces, in order, and
-//! writes them, so that the thread holding the session never blocks on a slow reader.
+//! Writing a session's transmits, in order, without ever making the thread that holds the
+//! session wait for a slow reader.
+//!
+//! Bytes go into a queue. A caller that has just queued a small message (an `<rpc>`, a
+//! handler's reply) writes it on its own thread when nobody else is writing
+//! ([`Writer::write_here`]): the bytes leave without waking another thread, which on a
+//! small RPC costs more than the RPC itself. Everything else, and whatever a caller cannot
+//! write at once (the peer's receive window is full), is written by the session's writing
+//! thread. One writer at a time holds the `writing` role, so pieces leave in queue order.
 
 use std::collections::VecDeque;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
 
 use crate::transport::Transport;
 
-/// The queue between a session and its writing thread.
+/// A caller writes its own bytes only when no more than this is queued: a large message
+/// takes long to write, and the writing thread is there for it.
+const INLINE_MAX: usize = 64 * 1024;
+/// How long a caller's write may wait for the peer before the writing thread takes over
+/// the rest: a caller must not stall for a peer that stopped reading.
+const INLINE_WAIT: Duration = Duration::from_millis(5);
+
+type OnError = Box<dyn FnOnce(io::Error) + Send>;
+
+/// The queue between a session and whoever writes its bytes.
 pub(crate) struct Writer {
     queue: Mutex<Queue>,
     ready: Condvar,
+    /// Touched only by the holder of the `writing` role.
+    out: Mutex<Out>,
+    write_timeout: Option<Duration>,
+    on_written: Box<dyn Fn() + Send + Sync>,
+    on_error: Mutex<Option<OnError>>,
     /// Bytes queued and not yet written: what a slow reader costs us.
     queued: AtomicUsize,
     /// Pieces queued and not yet written (the one being written included).
@@ -29,30 +50,47 @@ pub(crate) struct Writer {
 
 struct Queue {
     pieces: VecDeque<Bytes>,
+    /// A thread is writing (the writing thread, or a caller writing its own bytes).
+    writing: bool,
     /// No more pieces: the thread ends once the queue is empty.
     closing: bool,
     /// Shut the transport down once everything is written (the session ended).
     shutdown_after: bool,
 }
 
+struct Out {
+    transport: Box<dyn Transport>,
+    /// The write timeout the transport has now (callers and the thread wait differently).
+    timeout: Option<Duration>,
+}
+
 impl Writer {
     /// Starts the writing thread on `transport`. `on_written` is told after every piece
     /// written (the backlog shrank); `on_error` once if a write fails or times out, after
-    /// which the transport is shut down so the reading thread wakes.
+    /// which the transport is shut down so the reading thread wakes. Both may be called on
+    /// a caller's thread (one that called [`Writer::write_here`]) with no lock held.
     pub fn spawn(
         transport: Box<dyn Transport>,
         write_timeout: Option<Duration>,
-        on_written: impl Fn() + Send + 'static,
+        on_written: impl Fn() + Send + Sync + 'static,
         on_error: impl FnOnce(io::Error) + Send + 'static,
     ) -> io::Result<Arc<Writer>> {
         transport.set_write_timeout(write_timeout)?;
         let writer = Arc::new(Writer {
             queue: Mutex::new(Queue {
                 pieces: VecDeque::new(),
+                writing: false,
                 closing: false,
                 shutdown_after: false,
             }),
             ready: Condvar::new(),
+            out: Mutex::new(Out {
+                transport,
+                timeout: write_timeout,
+            }),
+            write_timeout,
+            on_written: Box::new(on_written),
+            on_error: Mutex::new(Some(Box::new(on_error))),
             queued: AtomicUsize::new(0),
             pieces: AtomicUsize::new(0),
             pushed: AtomicU64::new(0),
@@ -62,19 +100,50 @@ impl Writer {
         let w = writer.clone();
         std::thread::Builder::new()
             .name("netconf-writer".into())
-            .spawn(move || w.run(transport, on_written, on_error))?;
+            .spawn(move || w.run())?;
         Ok(writer)
     }
 
-    /// Queues bytes to write; never blocks.
+    /// Queues bytes for the writing thread; never blocks.
     pub fn push(&self, bytes: Bytes) {
+        if self.enqueue(bytes) {
+            self.ready.notify_all();
+        }
+    }
+
+    /// Queues bytes that the caller will write itself with [`Writer::write_here`] once it
+    /// has released the session's lock (so the reading thread is never held up by a write);
+    /// never blocks.
+    pub fn queue(&self, bytes: Bytes) {
+        self.enqueue(bytes);
+    }
+
+    /// Queues; true if no one is writing (someone must be told).
+    fn enqueue(&self, bytes: Bytes) -> bool {
         self.queued.fetch_add(bytes.len(), Ordering::SeqCst);
         self.pieces.fetch_add(1, Ordering::SeqCst);
         let mut q = self.lock();
         self.pushed.fetch_add(bytes.len() as u64, Ordering::SeqCst);
         q.pieces.push_back(bytes);
+        !q.writing
+    }
+
+    /// Writes what is queued on this thread if no one else is writing and it is small;
+    /// otherwise leaves it to the one writing, or to the writing thread. Call it with no
+    /// session lock held: it may wait (briefly) for the peer.
+    pub fn write_here(&self) {
+        let mut q = self.lock();
+        if q.writing || q.pieces.is_empty() {
+            return;
+        }
+        if self.queued.load(Ordering::SeqCst) > INLINE_MAX {
+            drop(q);
+            self.ready.notify_all();
+            return;
+        }
+        q.writing = true;
         drop(q);
-        self.ready.notify_all();
+        self.write_queued(Some(INLINE_WAIT));
     }
 
     /// Bytes queued and not yet written.
@@ -113,51 +182,108 @@ impl Writer {
         self.ready.notify_all();
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn run(
-        &self,
-        mut transport: Box<dyn Transport>,
-        on_written: impl Fn(),
-        on_error: impl FnOnce(io::Error),
-    ) {
+    fn out(&self) -> MutexGuard<'_, Out> {
+        self.out.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The writing thread: takes the `writing` role whenever there is something to write
+    /// and no caller holds it; ends once closing with nothing left.
+    fn run(&self) {
         loop {
-            let next = {
+            let mut q = self.lock();
+            loop {
+                if !q.writing && !q.pieces.is_empty() {
+                    break;
+                }
+                if !q.writing && q.closing {
+                    let shutdown = q.shutdown_after;
+                    drop(q);
+                    if shutdown {
+                        self.out().transport.shutdown();
+                    }
+                    return;
+                }
+                q = self.ready.wait(q).unwrap_or_else(|p| p.into_inner());
+            }
+            q.writing = true;
+            drop(q);
+            self.write_queued(None);
+        }
+    }
+
+    /// Writes queued pieces in order while holding the `writing` role, and gives it up when
+    /// the queue is empty. `wait_at_most`: a caller's thread, which hands the rest to the
+    /// writing thread rather than wait longer than that for the peer.
+    fn write_queued(&self, wait_at_most: Option<Duration>) {
+        let mut out = self.out();
+        let timeout = wait_at_most.or(self.write_timeout);
+        if out.timeout != timeout {
+            // Best effort: a transport that cannot change it keeps the one it has.
+            let _ = out.transport.set_write_timeout(timeout);
+            out.timeout = timeout;
+        }
+        loop {
+            let piece = {
                 let mut q = self.lock();
-                loop {
-                    if let Some(piece) = q.pieces.pop_front() {
-                        break Some(piece);
+                match q.pieces.pop_front() {
+                    Some(piece) => piece,
+                    None => {
+                        q.writing = false;
+                        let closing = q.closing;
+                        drop(q);
+                        if closing {
+                            self.ready.notify_all();
+                        }
+                        return;
                     }
-                    if q.closing {
-                        break None;
-                    }
-                    q = self.ready.wait(q).unwrap_or_else(|p| p.into_inner());
                 }
             };
-            let Some(piece) = next else { break };
-            let result = transport.write_all(&piece).and_then(|()| transport.flush());
-            self.queued.fetch_sub(piece.len(), Ordering::SeqCst);
-            self.pieces.fetch_sub(1, Ordering::SeqCst);
+            let (done, result) = write_piece(&mut *out.transport, &piece);
+            self.queued.fetch_sub(done, Ordering::SeqCst);
+            self.written.fetch_add(done as u64, Ordering::SeqCst);
             let e = match result {
                 Ok(()) => {
-                    self.written.fetch_add(piece.len() as u64, Ordering::SeqCst);
-                    on_written();
+                    self.pieces.fetch_sub(1, Ordering::SeqCst);
+                    (self.on_written)();
                     continue;
                 }
                 Err(e) => e,
             };
-            let e = match e.kind() {
-                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => io::Error::new(
+            let waited = matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            );
+            if waited && wait_at_most.is_some() {
+                // The peer is slow to read: the writing thread writes the rest, with the
+                // session's own write timeout.
+                let mut q = self.lock();
+                q.pieces.push_front(piece.slice(done..));
+                q.writing = false;
+                drop(q);
+                drop(out);
+                if done > 0 {
+                    (self.on_written)();
+                }
+                self.ready.notify_all();
+                return;
+            }
+            self.pieces.fetch_sub(1, Ordering::SeqCst);
+            let e = if waited {
+                io::Error::new(
                     io::ErrorKind::TimedOut,
                     "the peer stopped reading: write timed out",
-                ),
-                _ => e,
+                )
+            } else {
+                e
             };
             {
                 let mut q = self.lock();
                 q.closing = true;
+                q.writing = false;
                 let dropped: usize = q.pieces.iter().map(|p| p.len()).sum();
                 self.pieces.fetch_sub(q.pieces.len(), Ordering::SeqCst);
                 q.pieces.clear();
@@ -167,14 +293,43 @@ impl Writer {
             // (a caller of `send` woken by `failed` alone would find no result yet and
             // report a local close), and before shutting the transport wakes the reading
             // thread with an end of stream, which would otherwise be taken as the cause.
-            on_error(e);
+            let on_error = self
+                .on_error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+            if let Some(on_error) = on_error {
+                on_error(e);
+            }
             self.failed.store(true, Ordering::SeqCst);
-            on_written();
-            transport.shutdown();
+            (self.on_written)();
+            out.transport.shutdown();
+            drop(out);
+            self.ready.notify_all();
             return;
         }
-        if self.lock().shutdown_after {
-            transport.shutdown();
+    }
+}
+
+/// Writes all of `piece` and flushes; how much was written either way, so a write that
+/// timed out part-way can be resumed where it stopped.
+fn write_piece(transport: &mut dyn Transport, piece: &[u8]) -> (usize, io::Result<()>) {
+    let mut done = 0;
+    while done < piece.len() {
+        match transport.write(&piece[done..]) {
+            Ok(0) => {
+                return (
+                    done,
+                    Err(io::Error::new(
+                        io::ErrorKind::WriteZero,
+                        "the transport accepted no more bytes",
+                    )),
+                )
+            }
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return (done, Err(e)),
         }
     }
+    (done, transport.flush())
 }

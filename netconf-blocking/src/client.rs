@@ -28,7 +28,7 @@ use netconf_proto::{
 pub use netconf_proto::address::DEFAULT_TLS_PORT;
 
 use crate::signal::Signal;
-use crate::transport::Transport;
+use crate::transport::{ReadTimeout, Transport};
 use crate::writer::Writer;
 
 const READ_BUFFER: usize = 64 * 1024;
@@ -662,6 +662,7 @@ fn read_loop(inner: &Inner, mut reader: Box<dyn Transport>) {
     // Counted as waiting on `changed` throughout: a streamed reply's reader that consumed
     // must always wake this thread (see `Inner::consumed`).
     let _counted = inner.changed.waiting();
+    let mut armed = ReadTimeout::default();
     loop {
         let deadline = {
             let mut st = inner.lock();
@@ -693,7 +694,7 @@ fn read_loop(inner: &Inner, mut reader: Box<dyn Transport>) {
             d.saturating_duration_since(Instant::now())
                 .max(MIN_READ_TIMEOUT)
         });
-        let _ = reader.set_read_timeout(timeout);
+        armed.arm(&*reader, timeout);
         let read = reader.read(&mut buf);
         let mut st = inner.lock();
         let now = Instant::now();

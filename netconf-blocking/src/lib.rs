@@ -119,6 +119,7 @@
 mod answer;
 pub mod call_home;
 mod client;
+mod pending;
 mod serve;
 mod signal;
 #[cfg(feature = "ssh")]

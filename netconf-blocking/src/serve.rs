@@ -18,8 +18,9 @@ use netconf_proto::tls::ServerTlsOptions;
 use netconf_proto::{Error, Machine, Request, RequestId, Session, TlsSession, UsageError};
 
 use crate::answer::{Answer, Source};
+use crate::pending::Pending;
 use crate::signal::Signal;
-use crate::transport::Transport;
+use crate::transport::{ReadTimeout, Transport};
 use crate::workers::Workers;
 use crate::writer::Writer;
 
@@ -111,13 +112,18 @@ struct Live {
     /// else can go out meanwhile. Bounded by the notification queue. (Lock order: the core,
     /// then this.)
     held: Mutex<VecDeque<(String, String)>>,
+    /// Requests waiting for their handler.
+    pending: Pending<Job>,
 }
 
 /// What a drain left for the caller to do once the session's lock is released.
 enum Action {
-    Dispatch(RequestId, Box<(Request, SessionInfo)>),
+    Dispatch(Job),
     Kill(RequestId, u32),
 }
+
+/// A request for the handler.
+type Job = (RequestId, Box<(Request, SessionInfo)>);
 
 impl Live {
     fn lock(&self) -> MutexGuard<'_, ServerSession> {
@@ -150,10 +156,10 @@ impl Live {
         let result = loop {
             match core.poll() {
                 ServerOutput::Transmit(bytes) => transmit(&self.writer, bytes),
-                ServerOutput::Dispatch { id, request } => actions.push(Action::Dispatch(
+                ServerOutput::Dispatch { id, request } => actions.push(Action::Dispatch((
                     id,
                     Box::new((request, core.info().clone())),
-                )),
+                ))),
                 ServerOutput::KillSession { id, target } => actions.push(Action::Kill(id, target)),
                 ServerOutput::Subscribed => (self.on_subscribed)(),
                 // The handler's thread cannot be stopped; the core drops its late answer.
@@ -478,6 +484,7 @@ impl Server {
                 read_while_writing,
                 on_subscribed,
                 held: Mutex::new(VecDeque::new()),
+                pending: Pending::default(),
                 core: Mutex::new(ServerSession::new(machine, info, options, Instant::now())),
                 changed: Signal::default(),
                 writer,
@@ -509,7 +516,13 @@ impl Server {
     fn session_loop(&self, live: &Arc<Live>, reader: &mut dyn Transport) {
         let mut buf = vec![0u8; 64 * 1024];
         let mut actions = Vec::new();
-        loop {
+        let mut armed = ReadTimeout::default();
+        'session: loop {
+            // Requests stuck behind a slow handler get threads of their own.
+            let (overdue, _) = live.pending.overdue(Instant::now());
+            for job in overdue {
+                self.run_alone(live, job);
+            }
             // Drain, and wait while the session wants no input (too many requests pending,
             // too many replies unwritten), keeping its deadlines.
             let deadline = {
@@ -522,7 +535,7 @@ impl Server {
                     let drained = live.drain(&mut core, &mut actions);
                     let Some(deadline) = drained.filter(|_| !core.is_ended()) else {
                         drop(core);
-                        self.act(live, &mut actions);
+                        self.act(live, &mut actions, true);
                         return;
                     };
                     let now = Instant::now();
@@ -539,70 +552,63 @@ impl Server {
                     if !actions.is_empty() {
                         break deadline;
                     }
-                    core = match deadline {
+                    let due = live.pending.due_at();
+                    if due.is_some_and(|d| d <= now) {
+                        continue 'session;
+                    }
+                    core = match earliest(deadline, due) {
                         Some(d) => live.changed.wait_timeout(core, d - now),
                         None => live.changed.wait(core),
                     };
                 }
             };
             if !actions.is_empty() {
-                self.act(live, &mut actions);
+                self.act(live, &mut actions, true);
                 continue;
             }
             // Never a zero timeout: to std that means none, and a deadline passing just now
             // would wait for the next byte from the client.
-            let timeout = deadline.map(|d| {
+            let timeout = earliest(deadline, live.pending.due_at()).map(|d| {
                 d.saturating_duration_since(Instant::now())
                     .max(MIN_READ_TIMEOUT)
             });
-            let _ = reader.set_read_timeout(timeout);
-            let read = reader.read(&mut buf);
-            let mut core = live.lock();
-            match read {
+            armed.arm(&*reader, timeout);
+            match reader.read(&mut buf) {
+                // A deadline (the loop's top keeps it) or a request to rescue.
                 Err(e)
                     if matches!(
                         e.kind(),
                         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    core.handle_timeout(Instant::now())
+                    ) => {}
+                read => {
+                    // Drained at once under the same lock: the requests read are acted on
+                    // by this loop (queued for one handler thread), not by whichever
+                    // thread drains next.
+                    let mut core = live.lock();
+                    core.handle_read(read.map(|n| &buf[..n]), Instant::now());
+                    live.drain(&mut core, &mut actions);
                 }
-                read => core.handle_read(read.map(|n| &buf[..n]), Instant::now()),
             }
         }
     }
 
-    /// Does what a drain asked for, with no session lock held.
-    fn act(&self, live: &Arc<Live>, actions: &mut Vec<Action>) {
+    /// Does what a drain asked for, with no session lock held. `from_session_loop`: the
+    /// requests go to the session's queue, served by one thread (see [`Pending`]), which
+    /// only the session's loop keeps the grace of; elsewhere each gets its own thread.
+    fn act(&self, live: &Arc<Live>, actions: &mut Vec<Action>, from_session_loop: bool) {
         for action in actions.drain(..) {
             match action {
-                Action::Dispatch(id, job) => {
-                    let (request, info) = *job;
-                    let live = live.clone();
-                    let handler = self.inner.handler.clone();
-                    let server = self.clone();
-                    self.inner.workers.run(move || {
-                        let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            handler(&request, &info)
-                        }));
-                        let source = match answer {
-                            Ok(Answer::Reply(reply)) => {
-                                let mut core = live.lock();
-                                core.reply(id, reply);
-                                return server.settle_here(&live, core);
+                Action::Dispatch(job) if from_session_loop => {
+                    if live.pending.push(job, Instant::now()) {
+                        let (server, live) = (self.clone(), live.clone());
+                        self.inner.workers.run(move || {
+                            while let Some(job) = live.pending.next() {
+                                server.handle(&live, job);
                             }
-                            Ok(Answer::Stream(pieces)) => Source::Pieces(pieces),
-                            Ok(Answer::Reader(reader)) => Source::Reader(reader),
-                            Err(_) => {
-                                let mut core = live.lock();
-                                core.handler_failed(id, "the handler panicked");
-                                return server.settle_here(&live, core);
-                            }
-                        };
-                        // This thread sends the stream, as the transport takes it.
-                        server.send_stream(&live, id, source);
-                    });
+                        });
+                    }
                 }
+                Action::Dispatch(job) => self.run_alone(live, job),
                 Action::Kill(id, target) => {
                     let found = self.inner.registry().kill(target);
                     let existed = match found {
@@ -617,10 +623,40 @@ impl Server {
                     let mut more = Vec::new();
                     live.drain(&mut core, &mut more);
                     drop(core);
-                    self.act(live, &mut more);
+                    self.act(live, &mut more, from_session_loop);
                 }
             }
         }
+    }
+
+    /// Runs one request's handler on a thread of its own.
+    fn run_alone(&self, live: &Arc<Live>, job: Job) {
+        let (server, live) = (self.clone(), live.clone());
+        self.inner.workers.run(move || server.handle(&live, job));
+    }
+
+    /// Runs the handler for a request and sends its answer, on this (a handler's) thread.
+    fn handle(&self, live: &Arc<Live>, (id, job): Job) {
+        let (request, info) = *job;
+        let handler = &self.inner.handler;
+        let answer =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(&request, &info)));
+        let source = match answer {
+            Ok(Answer::Reply(reply)) => {
+                let mut core = live.lock();
+                core.reply(id, reply);
+                return self.settle_here(live, core);
+            }
+            Ok(Answer::Stream(pieces)) => Source::Pieces(pieces),
+            Ok(Answer::Reader(reader)) => Source::Reader(reader),
+            Err(_) => {
+                let mut core = live.lock();
+                core.handler_failed(id, "the handler panicked");
+                return self.settle_here(live, core);
+            }
+        };
+        // This thread sends the stream, as the transport takes it.
+        self.send_stream(live, id, source);
     }
 
     /// Drains the session after a command, then does what the drain asked for.
@@ -628,7 +664,7 @@ impl Server {
         let mut more = Vec::new();
         live.drain(&mut core, &mut more);
         drop(core);
-        self.act(live, &mut more);
+        self.act(live, &mut more, false);
     }
 
     /// Like [`Server::settle`], writing what the drain produced on this thread (a handler's
@@ -638,7 +674,7 @@ impl Server {
         live.drain_for_handler(&mut core, &mut more);
         drop(core);
         live.writer.write_here();
-        self.act(live, &mut more);
+        self.act(live, &mut more, false);
     }
 
     /// Sends a streamed answer to request `id`, on the handler's thread: the next piece is
@@ -752,7 +788,7 @@ impl Server {
             let mut actions = Vec::new();
             live.drain(&mut core, &mut actions);
             drop(core);
-            self.act(live, &mut actions);
+            self.act(live, &mut actions, false);
         }
         Ok(sent)
     }
@@ -792,6 +828,14 @@ impl Server {
                 let _ = t.join();
             }
         }
+    }
+}
+
+/// The earlier of two optional instants (`None`: never).
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 

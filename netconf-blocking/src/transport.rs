@@ -53,3 +53,39 @@ impl Transport for std::os::unix::net::UnixStream {
         let _ = std::os::unix::net::UnixStream::shutdown(self, Shutdown::Both);
     }
 }
+
+/// The read timeout a loop last gave its transport, so that it is changed only when it
+/// must be: setting it is a system call that locks the socket against the thread writing,
+/// and a loop would otherwise do it before every read.
+#[derive(Debug, Default)]
+pub(crate) struct ReadTimeout {
+    /// `None`: never set.
+    set: Option<Option<Duration>>,
+}
+
+impl ReadTimeout {
+    /// Makes the next read return (timed out) by `remaining` from now (`None`: never). A
+    /// timeout already set is kept if it wakes the read no later than that, and not much
+    /// earlier (an early wake only costs a turn of the loop); a new one is set a little
+    /// short of `remaining`, so that it stays good while the deadline draws nearer.
+    pub fn arm(&mut self, transport: &dyn Transport, remaining: Option<Duration>) {
+        let keep = match (self.set, remaining) {
+            (Some(None), None) => true,
+            (Some(Some(set)), Some(remaining)) => set <= remaining && set >= remaining / 2,
+            _ => false,
+        };
+        if keep {
+            return;
+        }
+        let timeout = remaining.map(|r| {
+            if r > Duration::from_millis(20) {
+                r - r / 4
+            } else {
+                r
+            }
+        });
+        if transport.set_read_timeout(timeout).is_ok() {
+            self.set = Some(timeout);
+        }
+    }
+}

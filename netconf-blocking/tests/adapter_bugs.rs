@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use netconf_blocking::operations::{
-    CreateSubscription, Datastore, GetConfig, KillSession, RpcBody,
+    CreateSubscription, Datastore, GetConfig, KillSession, Rpc, RpcBody,
 };
 use netconf_blocking::server::{ServerOptions, SessionInfo};
 use netconf_blocking::tls::{ClientTlsOptions, PemSource, ServerTlsOptions};
@@ -378,6 +378,68 @@ fn shutdown_returns_while_a_handler_never_does() {
         // A server that shut down refuses new sessions.
         assert!(connect(&pki, &addr).is_err());
         drop(release);
+    });
+}
+
+/// Requests pipelined behind a handler that never returns still get handled. Requests that
+/// arrive together are served by one handler thread in turn (a thread per small request
+/// costs more than the request); one stuck behind a slow handler gets a thread of its own
+/// after a short grace. Without that rescue the get-config's handler never runs while the
+/// first one blocks, and this test hits its guard.
+#[test]
+fn a_request_behind_a_handler_that_never_returns_is_handled() {
+    with_deadline(30, || {
+        let pki = Pki::generate();
+        let (ran_tx, ran_rx) = mpsc::channel::<String>();
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let ran_tx = Mutex::new(ran_tx);
+        let release_rx = Mutex::new(release_rx);
+        let server = Server::new(
+            ServerOptions::new(),
+            move |request: &Request, _info: &SessionInfo| {
+                let name = request.operation.name.clone();
+                let _ = ran_tx.lock().map(|tx| tx.send(name.clone()));
+                if name == "block" {
+                    let _ = release_rx.lock().map(|rx| rx.recv());
+                    return Reply::Ok;
+                }
+                Reply::data(DATA).expect("data")
+            },
+        );
+        let addr = server
+            .listen_tls("127.0.0.1:0", &server_tls(&pki))
+            .expect("listening")
+            .to_string();
+        let client = connect(&pki, &addr).expect("connect");
+        let blocked = client
+            .send(&RpcBody::raw("<block xmlns=\"urn:x\"/>").expect("body"))
+            .expect("send");
+        let behind: Vec<MessageId> = (0..3)
+            .map(|_| {
+                client
+                    .send(&GetConfig::new(Datastore::Running))
+                    .expect("send")
+            })
+            .collect();
+        let guard = Duration::from_secs(10);
+        assert_eq!(ran_rx.recv_timeout(guard).as_deref(), Ok("block"));
+        for _ in &behind {
+            assert_eq!(
+                ran_rx.recv_timeout(guard).as_deref(),
+                Ok("get-config"),
+                "a request waits for another's handler"
+            );
+        }
+        // Replies keep the order of the requests: the first is released, then all arrive.
+        release_tx.send(()).expect("release");
+        client.recv(blocked).expect("the blocked request's reply");
+        for id in behind {
+            let reply = client.recv(id).expect("reply");
+            let data = <GetConfig as Rpc>::output(reply).expect("data");
+            assert_eq!(data.as_str(), DATA);
+        }
+        client.close().expect("close");
+        server.shutdown();
     });
 }
 

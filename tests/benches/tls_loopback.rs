@@ -464,6 +464,10 @@ fn bench_loopback(c: &mut Criterion) {
                 b.iter(|| client.pipelined(Some(&pool), PIPELINE_TOTAL, PIPELINE_DEPTH))
             });
         }
+        // The blocking client from one thread: `send` and `recv` with 64 in flight.
+        g.bench_function("blocking_send_recv", |b| {
+            b.iter(|| clients[0].1.pipelined(None, PIPELINE_TOTAL, PIPELINE_DEPTH))
+        });
         g.finish();
     }
 

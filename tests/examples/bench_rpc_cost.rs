@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! bench_rpc_cost ADAPTER [N] [DEPTH]
-//!     ADAPTER = raw | blocking | tokio | tokio_current_thread | smol, or tokio_in_task /
+//!     ADAPTER = raw | blocking | blocking_send_recv (one thread keeping DEPTH in flight
+//!     with `send`/`recv` instead of a thread per call) | tokio | tokio_current_thread | smol, or tokio_in_task /
 //!     smol_in_task (all N calls made one after the other by one task on the client's
 //!     runtime instead of `block_on` per call; DEPTH is ignored); N round trips (20000),
 //!     DEPTH in flight (1; 64 is the pipelined benchmark). Prints
@@ -91,6 +92,9 @@ fn main() {
     } else {
         let in_task = adapter.ends_with("_in_task");
         let adapter = adapter.trim_end_matches("_in_task");
+        // One thread keeping `depth` in flight with `send`/`recv`, not a thread per call.
+        let send_recv = adapter == "blocking_send_recv";
+        let adapter = if send_recv { "blocking" } else { adapter };
         let server_kind = if adapter == "tokio_current_thread" {
             "tokio"
         } else {
@@ -100,7 +104,7 @@ fn main() {
         let client = AnyClient::connect(adapter, &server.addr, Connect::Tls(&setup.client_tls()));
         let pool = client
             .blocking()
-            .filter(|_| depth > 1)
+            .filter(|_| depth > 1 && !send_recv)
             .map(|c| ThreadPool::new(c, depth, 1));
         Box::new(move |k| {
             let _keep = &server;

@@ -483,10 +483,16 @@ impl AnyClient {
 
     /// `total` tiny get-configs with `depth` in flight (threads for the blocking client,
     /// tasks for the async ones, all on this one session).
+    /// `total` tiny calls with `depth` in flight. The blocking client makes them from the
+    /// threads of `pool` (each thread one call at a time), or without a pool from this one
+    /// thread with `send` and `recv` (a window of `depth` requests).
     pub fn pipelined(&self, pool: Option<&ThreadPool>, total: usize, depth: usize) {
         let each = total / depth;
         match self {
-            AnyClient::Blocking(_) => pool.expect("a thread pool").run(),
+            AnyClient::Blocking(c) => match pool {
+                Some(pool) => pool.run(),
+                None => send_recv_window(c, total, depth),
+            },
             AnyClient::Tokio(c, rt) => rt.block_on(async {
                 let mut tasks = tokio::task::JoinSet::new();
                 for _ in 0..depth {
@@ -629,6 +635,23 @@ async fn first_piece_async<R: netconf_async::Runtime>(
 
 /// `depth` threads that each make `each` tiny calls on one blocking client when told to,
 /// so the 64-in-flight benchmark does not time thread creation.
+/// `total` tiny calls from this thread with `depth` in flight: `send` until `depth` are out,
+/// then `recv` the oldest before each next `send`.
+pub fn send_recv_window(client: &netconf_blocking::Client, total: usize, depth: usize) {
+    let op = op("");
+    let mut in_flight = std::collections::VecDeque::with_capacity(depth);
+    for _ in 0..total {
+        if in_flight.len() == depth {
+            let id = in_flight.pop_front().expect("in flight");
+            client.recv(id).expect("get-config");
+        }
+        in_flight.push_back(client.send(&op).expect("send"));
+    }
+    for id in in_flight {
+        client.recv(id).expect("get-config");
+    }
+}
+
 pub struct ThreadPool {
     go: Vec<std::sync::mpsc::Sender<()>>,
     done: std::sync::mpsc::Receiver<()>,

@@ -659,12 +659,13 @@ impl Iterator for Notifications {
 /// waits for that reader to consume.
 fn read_loop(inner: &Inner, mut reader: Box<dyn Transport>) {
     let mut buf = vec![0u8; READ_BUFFER];
-    // Counted as waiting on `changed` throughout: a streamed reply's reader that consumed
-    // must always wake this thread (see `Inner::consumed`).
-    let _counted = inner.changed.waiting();
     let mut armed = ReadTimeout::default();
     loop {
         let deadline = {
+            // Counted as waiting on `changed` from before the tests below (a streamed
+            // reply's reader that consumed must wake us), but not while reading: then
+            // nobody needs to tell us anything.
+            let _counted = inner.changed.waiting();
             let mut st = inner.lock();
             loop {
                 // Marked before asking, so a reader consuming meanwhile sees it and wakes us.

@@ -3,7 +3,6 @@
 //! the deadlines while they wait).
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::net::TcpStream;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
@@ -14,7 +13,7 @@ use netconf_proto::client::{
     close_result, ClientCore, ClientOptions, ClientOutput, Delivery, NotificationItem,
     NotificationSink,
 };
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::stream::{DataReader, StreamShared, StreamSink};
 use netconf_proto::operations::{Operation, Rpc, RpcBody};
@@ -27,19 +26,16 @@ use netconf_proto::{
 
 pub use netconf_proto::address::DEFAULT_TLS_PORT;
 
+use crate::reading::{lead_while_waiting, read_loop, ReadSide};
 use crate::signal::Signal;
-use crate::transport::{ReadTimeout, Transport};
+use crate::transport::Transport;
 use crate::writer::Writer;
 
-const READ_BUFFER: usize = 64 * 1024;
-/// A zero read timeout means "forever" to std: a deadline that has just passed waits this.
-const MIN_READ_TIMEOUT: Duration = Duration::from_millis(1);
-
 /// A caller waiting for a result.
-type Ticket = u64;
+pub(crate) type Ticket = u64;
 
 /// A subscriber's bounded queue.
-struct Sink(SyncSender<NotificationItem>);
+pub(crate) struct Sink(SyncSender<NotificationItem>);
 
 impl NotificationSink for Sink {
     fn try_deliver(&mut self, item: NotificationItem) -> Delivery {
@@ -52,23 +48,29 @@ impl NotificationSink for Sink {
 }
 
 pub(crate) struct State {
-    core: ClientCore<Ticket, Sink, StreamSink>,
-    results: HashMap<Ticket, Result<RpcReply, Error>>,
+    pub(crate) core: ClientCore<Ticket, Sink, StreamSink>,
+    pub(crate) results: HashMap<Ticket, Result<RpcReply, Error>>,
     /// The callers waiting for a result, each woken alone when its result arrives (with
     /// many callers in flight, waking them all for every reply would cost each reply as
     /// many wake-ups as there are callers).
-    wakers: HashMap<Ticket, Arc<Signal>>,
+    pub(crate) wakers: HashMap<Ticket, Arc<Signal>>,
     /// Set by the reading thread around its drain: results' waiters are woken once it has
     /// released the lock (`to_wake`), so that a woken caller does not at once block again
     /// on the lock the reading thread still holds.
-    wake_later: bool,
-    to_wake: Vec<Arc<Signal>>,
+    pub(crate) wake_later: bool,
+    pub(crate) to_wake: Vec<Arc<Signal>>,
     /// Requests sent with [`Client::send`], awaiting [`Client::recv`].
     sent: HashMap<MessageId, Ticket>,
     next_ticket: Ticket,
-    deadline: Option<Instant>,
+    pub(crate) deadline: Option<Instant>,
     established: bool,
-    ended: Option<SessionEnd>,
+    pub(crate) ended: Option<SessionEnd>,
+    /// A thread holds the reading role (see [`crate::reading`]).
+    pub(crate) reading: bool,
+    /// Threads waiting in [`Inner::wait_on`] for something other than a result.
+    pub(crate) other_waiters: usize,
+    /// Someone asked for notifications: reading must not wait for a caller.
+    pub(crate) subscribed: bool,
 }
 
 pub(crate) struct Inner {
@@ -80,8 +82,16 @@ pub(crate) struct Inner {
     /// Content of a streamed reply that may wait for its reader before reading stops.
     stream_window: usize,
     /// The reading thread waits for a streamed reply's reader to catch up: a reader that
-    /// consumes wakes it (through `changed`).
-    read_paused: AtomicBool,
+    /// consumes wakes it (through `reader_wake`).
+    pub(crate) read_paused: AtomicBool,
+    /// The transport's read side, for the holder of the reading role.
+    pub(crate) read_side: Mutex<ReadSide>,
+    /// Callers may read for themselves (the transport can wait for readability).
+    pub(crate) callers_read: bool,
+    /// Wakes the reading thread.
+    pub(crate) reader_wake: Signal,
+    /// Streamed replies being read or about to be: their readers need the reading thread.
+    pub(crate) streams: AtomicUsize,
 }
 
 impl Inner {
@@ -89,9 +99,13 @@ impl Inner {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    pub(crate) fn read_side(&self) -> MutexGuard<'_, ReadSide> {
+        self.read_side.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Runs the core to `Wait` with the state locked: transmits to the writing thread,
     /// results to their tickets. Wakes every waiter.
-    fn drain(&self, st: &mut State) {
+    pub(crate) fn drain(&self, st: &mut State) {
         self.drain_to(st, Writer::push)
     }
 
@@ -128,6 +142,10 @@ impl Inner {
             }
         }
         self.changed.notify_all();
+        // The reading thread waits for the core to want input again, or for the end.
+        if self.read_paused.load(Ordering::SeqCst) || st.ended.is_some() {
+            self.reader_wake.notify_all();
+        }
     }
 
     /// Waits, keeping the deadlines, until `done` holds.
@@ -147,34 +165,68 @@ impl Inner {
     ) -> Result<RpcReply, Error> {
         let waker = Arc::new(Signal::default());
         st.wakers.insert(ticket, waker.clone());
-        let mut st = self.wait_on(&waker, st, |st| st.results.contains_key(&ticket));
+        let mut st = self.wait_for(&waker, true, st, |st| st.results.contains_key(&ticket));
         st.wakers.remove(&ticket);
         st.results
             .remove(&ticket)
             .unwrap_or_else(|| Err(Inner::ended_error(&st)))
     }
 
-    /// [`Inner::wait_until`] on a given condition variable.
+    /// [`Inner::wait_until`] on a given signal.
     pub(crate) fn wait_on<'a>(
         &'a self,
         changed: &Signal,
+        st: MutexGuard<'a, State>,
+        done: impl FnMut(&mut State) -> bool,
+    ) -> MutexGuard<'a, State> {
+        self.wait_for(changed, false, st, done)
+    }
+
+    /// Waits on `signal` until `done` holds, keeping the deadlines. `for_result`: a caller
+    /// registered in `wakers`, waiting for its result, which reads the transport meanwhile
+    /// if nobody else does (see [`crate::reading`]).
+    fn wait_for<'a>(
+        &'a self,
+        signal: &Signal,
+        for_result: bool,
         mut st: MutexGuard<'a, State>,
         mut done: impl FnMut(&mut State) -> bool,
     ) -> MutexGuard<'a, State> {
-        let _counted = changed.waiting();
+        let _counted = signal.waiting();
+        if !for_result {
+            st.other_waiters += 1;
+        }
+        let mut leading = false;
         loop {
             if done(&mut st) {
+                if !for_result {
+                    st.other_waiters -= 1;
+                }
+                if leading {
+                    self.release_read(&mut st);
+                }
                 return st;
             }
             let now = Instant::now();
-            st = match st.deadline {
-                Some(d) if d <= now => {
-                    st.core.handle_timeout(now);
-                    self.drain(&mut st);
-                    st
+            if st.deadline.is_some_and(|d| d <= now) {
+                st.core.handle_timeout(now);
+                self.drain(&mut st);
+                continue;
+            }
+            // Only a result comes by reading alone: a caller waiting for its bytes to be
+            // written, or for the session's end, must not sit in a read meanwhile.
+            if for_result {
+                let read;
+                (st, read) = lead_while_waiting(self, st, &mut leading);
+                if read {
+                    continue;
                 }
-                Some(d) => changed.wait_timeout(st, d - now),
-                None => changed.wait(st),
+            } else if self.callers_read && !st.reading {
+                self.reader_wake.notify_all();
+            }
+            st = match st.deadline {
+                Some(d) => signal.wait_timeout(st, d.saturating_duration_since(now)),
+                None => signal.wait(st),
             };
         }
     }
@@ -190,7 +242,7 @@ impl Inner {
     pub(crate) fn consumed(&self, backlog: usize) {
         if self.read_paused.load(Ordering::SeqCst) && backlog <= self.stream_window / 2 {
             let _guard = self.lock();
-            self.changed.notify_all();
+            self.reader_wake.notify_all();
         }
     }
 
@@ -324,7 +376,9 @@ impl Client {
         machine: Box<dyn Machine + Send>,
         options: &ClientOptions,
     ) -> Result<Client, Error> {
+        let callers_read = transport.can_wait_readable();
         let reader = transport.try_clone_transport()?;
+        let watcher = transport.try_clone_transport()?;
         let write_half = transport.try_clone_transport()?;
         // The writer reports a failed write to the session it serves, once that exists.
         let session: Arc<OnceLock<Weak<Inner>>> = Arc::default();
@@ -369,6 +423,9 @@ impl Client {
                     deadline: None,
                     established: false,
                     ended: None,
+                    reading: false,
+                    other_waiters: 0,
+                    subscribed: false,
                 }),
                 changed: Signal::default(),
                 writer,
@@ -376,13 +433,17 @@ impl Client {
                 notification_buffer: options.get_notification_buffer(),
                 stream_window: options.get_stream_window(),
                 read_paused: AtomicBool::new(false),
+                callers_read,
+                read_side: Mutex::new(ReadSide::new(reader)),
+                reader_wake: Signal::default(),
+                streams: AtomicUsize::new(0),
             }
         });
         let _ = session.set(Arc::downgrade(&inner));
         let reading = inner.clone();
         std::thread::Builder::new()
             .name("netconf-reader".into())
-            .spawn(move || read_loop(&reading, reader))?;
+            .spawn(move || read_loop(&reading, watcher))?;
         let mut st = inner.lock();
         inner.drain(&mut st);
         let st = inner.wait_until(st, |st| st.established || st.ended.is_some());
@@ -470,6 +531,9 @@ impl Client {
     ) -> Result<DataReader, Error> {
         let inner = &self.inner;
         let shared = Arc::new(StreamShared::default());
+        // Counted from now: once the reply begins, its reader needs the reading thread
+        // (see `crate::reading`); the `DataReader` of a reply with data keeps the count.
+        inner.streams.fetch_add(1, Ordering::SeqCst);
         let mut st = inner.lock();
         let id =
             st.core
@@ -477,8 +541,9 @@ impl Client {
         inner.drain(&mut st);
         let st = inner.wait_on(&shared.begun, st, |_| shared.has_begun());
         drop(st);
-        let started = shared.buffer().started();
+        let started = shared.buffer().started() && id.is_some();
         if !started {
+            inner.streams.fetch_sub(1, Ordering::SeqCst);
             // Over already: an rpc-error, a timeout, the end of the session (`Err`), or a
             // reply without `<data>` (a reader at its end).
             if let Some(Err(e)) = shared.buffer().take_end() {
@@ -589,7 +654,12 @@ impl Client {
     /// (`Err(Lagged(n))`). Subscribe before sending `<create-subscription>`.
     pub fn notifications(&self) -> Notifications {
         let (tx, rx) = mpsc::sync_channel(self.inner.notification_buffer);
-        self.inner.lock().core.subscribe(Sink(tx));
+        let mut st = self.inner.lock();
+        st.core.subscribe(Sink(tx));
+        st.subscribed = true;
+        if !st.reading {
+            self.inner.reader_wake.notify_all();
+        }
         Notifications { rx }
     }
 
@@ -649,88 +719,6 @@ impl Iterator for Notifications {
 
     fn next(&mut self) -> Option<NotificationItem> {
         self.recv()
-    }
-}
-
-/// The reading thread: reads until the session ends, feeding the core. It keeps the
-/// session's deadlines too (a read times out at the next one), so a stall or a close timeout
-/// ends the session even while no caller is waiting for a result. While a streamed reply's
-/// reader has a window's worth of content unread it does not read (the core says so), and
-/// waits for that reader to consume.
-fn read_loop(inner: &Inner, mut reader: Box<dyn Transport>) {
-    let mut buf = vec![0u8; READ_BUFFER];
-    let mut armed = ReadTimeout::default();
-    loop {
-        let deadline = {
-            // Counted as waiting on `changed` from before the tests below (a streamed
-            // reply's reader that consumed must wake us), but not while reading: then
-            // nobody needs to tell us anything.
-            let _counted = inner.changed.waiting();
-            let mut st = inner.lock();
-            loop {
-                // Marked before asking, so a reader consuming meanwhile sees it and wakes us.
-                inner.read_paused.store(true, Ordering::SeqCst);
-                if st.ended.is_some() {
-                    return;
-                }
-                if st.core.wants_read() {
-                    inner.read_paused.store(false, Ordering::SeqCst);
-                    break st.deadline;
-                }
-                // A streamed reply's reader has a window's worth to read: wait for it,
-                // keeping the deadlines.
-                let now = Instant::now();
-                st = match st.deadline {
-                    Some(d) if d <= now => {
-                        st.core.handle_timeout(now);
-                        inner.drain(&mut st);
-                        st
-                    }
-                    Some(d) => inner.changed.wait_timeout(st, d - now),
-                    None => inner.changed.wait(st),
-                };
-            }
-        };
-        let timeout = deadline.map(|d| {
-            d.saturating_duration_since(Instant::now())
-                .max(MIN_READ_TIMEOUT)
-        });
-        armed.arm(&*reader, timeout);
-        let read = reader.read(&mut buf);
-        let mut st = inner.lock();
-        let now = Instant::now();
-        match read {
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                st.core.handle_timeout(now);
-                inner.drain(&mut st);
-            }
-            read => {
-                let stop = matches!(read, Ok(0))
-                    || matches!(&read, Err(e) if e.kind() != std::io::ErrorKind::Interrupted);
-                st.core.handle_read(read.map(|n| &buf[..n]), now);
-                st.wake_later = true;
-                inner.drain(&mut st);
-                st.wake_later = false;
-                let to_wake = std::mem::take(&mut st.to_wake);
-                let ended = st.ended.is_some();
-                drop(st);
-                for waker in to_wake {
-                    waker.notify_one();
-                }
-                if stop || ended {
-                    return;
-                }
-                continue;
-            }
-        }
-        if st.ended.is_some() {
-            return;
-        }
     }
 }
 

@@ -120,6 +120,7 @@ mod answer;
 pub mod call_home;
 mod client;
 mod pending;
+mod reading;
 mod serve;
 mod signal;
 #[cfg(feature = "ssh")]

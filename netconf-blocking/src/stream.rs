@@ -264,6 +264,11 @@ impl Drop for DataReader {
         if unfinished {
             self.inner.cancel_stream(self.id);
         }
+        if self.has_data {
+            self.inner
+                .streams
+                .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        }
     }
 }
 

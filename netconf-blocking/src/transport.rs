@@ -1,10 +1,12 @@
 //! The byte streams a blocking session can run on.
 //!
-//! A session uses its stream from two threads: one reads (and is the session's loop), one
-//! writes, so a write that waits for a peer that is slow to read never stops us reading
-//! what that peer sends meanwhile (two peers that both only write would wait forever).
-//! Deadlines are kept by whichever thread waits for a result, so reads need no timeout and
-//! any pair of `Read` and `Write` halves works.
+//! A session uses its stream from several threads: one reads at a time (the caller waiting
+//! for its reply, or the session's reading thread: see `reading.rs`), one writes at a time
+//! (a caller sending a small request, or the session's writing thread: see `writer.rs`), so a
+//! write that waits for a peer that is slow to read never stops us reading what that peer
+//! sends meanwhile (two peers that both only write would wait forever). Any pair of `Read`
+//! and `Write` halves works; a stream that can also wait for readability without reading
+//! ([`Transport::wait_readable`]) spares a thread switch per reply.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -21,6 +23,34 @@ pub trait Transport: Read + Write + Send + Sync + 'static {
     fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
     /// Closes both directions, waking a thread blocked in `read` (best effort).
     fn shutdown(&self);
+    /// Waits until a read would not block (bytes, or the end of the stream, are there)
+    /// without consuming anything, at most the read timeout: `Ok(false)` when that passed.
+    /// A client session whose transport can do this lets the thread waiting for a reply
+    /// read it itself; with the default (`Unsupported`) only its reading thread reads.
+    fn wait_readable(&self) -> io::Result<bool> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+    /// Whether [`Transport::wait_readable`] works.
+    fn can_wait_readable(&self) -> bool {
+        false
+    }
+}
+
+/// `Ok(false)` for a read timeout, as [`Transport::wait_readable`] reports it.
+fn readable(peeked: io::Result<usize>) -> io::Result<bool> {
+    match peeked {
+        Ok(_) => Ok(true),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
+            Ok(false)
+        }
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 impl Transport for TcpStream {
@@ -35,6 +65,12 @@ impl Transport for TcpStream {
     }
     fn shutdown(&self) {
         let _ = TcpStream::shutdown(self, Shutdown::Both);
+    }
+    fn wait_readable(&self) -> io::Result<bool> {
+        readable(self.peek(&mut [0u8; 1]))
+    }
+    fn can_wait_readable(&self) -> bool {
+        true
     }
 }
 

@@ -524,6 +524,37 @@ async fn drive<R: Runtime>(
     }
 }
 
+/// How many queued commands the loop takes at once.
+const COMMAND_BATCH: usize = 64;
+
+/// Hands a handle's command to the core.
+fn apply(core: &mut Core, cmd: Command, closing: &mut Vec<Closing>) {
+    match cmd {
+        Command::Rpc {
+            body,
+            timeout,
+            reply,
+        } => {
+            if !reply.is_closed() {
+                core.submit(&body, timeout, reply, Instant::now());
+            }
+        }
+        Command::Close { reply } => {
+            let (waiter, result) = async_channel::bounded(1);
+            core.close(waiter, Instant::now());
+            closing.push((reply, result));
+        }
+        Command::Subscribe(sink) => core.subscribe(sink),
+        Command::Streamed {
+            body,
+            timeout,
+            sink,
+        } => {
+            core.submit_streamed(&body, timeout, sink, Instant::now());
+        }
+    }
+}
+
 /// The loop: until the session ends (returns how), or, without the handles' `closed` flag,
 /// until it is established (returns `None`). `closed` is set as soon as the session has
 /// ended, before the core tells any waiter or stream.
@@ -605,27 +636,16 @@ async fn run<R: Runtime>(
             cmd.or(read).or(room).or(timer).await
         };
         match step {
-            Step::Command(Some(Command::Rpc {
-                body,
-                timeout,
-                reply,
-            })) => {
-                if !reply.is_closed() {
-                    core.submit(&body, timeout, reply, Instant::now());
+            Step::Command(Some(cmd)) => {
+                apply(core, cmd, closing);
+                // The commands queued meanwhile too (up to a window's worth), so that
+                // pipelined requests are encrypted and written together.
+                if let Some(rx) = cmds {
+                    for _ in 1..COMMAND_BATCH {
+                        let Ok(cmd) = rx.try_recv() else { break };
+                        apply(core, cmd, closing);
+                    }
                 }
-            }
-            Step::Command(Some(Command::Close { reply })) => {
-                let (waiter, result) = async_channel::bounded(1);
-                core.close(waiter, Instant::now());
-                closing.push((reply, result));
-            }
-            Step::Command(Some(Command::Subscribe(sink))) => core.subscribe(sink),
-            Step::Command(Some(Command::Streamed {
-                body,
-                timeout,
-                sink,
-            })) => {
-                core.submit_streamed(&body, timeout, sink, Instant::now());
             }
             Step::Room => {}
             Step::Command(None) => {

@@ -1206,3 +1206,98 @@ fn our_close_sends_close_notify_before_closed() {
     let state = peer.receive(&out.ciphertext()).expect("valid records");
     assert!(state.peer_has_closed(), "the peer saw our close_notify");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Pipelined messages leave together
+
+/// RPCs queued together leave in ONE transmit, so one write sends them all; the peer reads
+/// every one, in order. The async client relies on it: it takes all its pending commands in
+/// one turn of its loop, so 64 pipelined requests cost one write, not 64.
+#[test]
+fn rpcs_queued_together_leave_in_one_transmit() {
+    let now = Instant::now();
+    let (mut ours, mut peer) = established_client(now);
+    let ids: Vec<MessageId> = (0..64)
+        .map(|_| {
+            ours.session_mut()
+                .send_rpc(&GetConfig::new(Datastore::Running), now)
+                .expect("established")
+        })
+        .collect();
+    let drained = drain(&mut ours, now);
+    let transmits = drained
+        .outputs
+        .iter()
+        .filter(|o| matches!(o, Output::Transmit(_)))
+        .count();
+    assert_eq!(transmits, 1, "{:?}", drained.outputs.len());
+    peer.receive(&drained.ciphertext())
+        .expect("the peer accepts our records");
+    for id in ids {
+        let rpc = peer.next_message().expect("every rpc reached the peer");
+        assert_eq!(message_id(&rpc), Some(id.to_string().as_str()), "{rpc}");
+    }
+    assert!(peer.next_message().is_none());
+}
+
+/// Replies answered together leave in ONE transmit too, whatever pieces the session hands
+/// over (a reply's envelope and a `<data>` payload are separate pieces): a server answering
+/// pipelined requests writes once per turn, not once per piece.
+#[test]
+fn replies_answered_together_leave_in_one_transmit() {
+    let now = Instant::now();
+    let pki = pki();
+    let mut ours = our_server(pki.server_config(true), now);
+    let mut peer = Peer::client(pki.client_config(true));
+    let mut delivery = handshake_held(&mut ours, &mut peer, now);
+    let client_hello = format!(
+        "<hello xmlns=\"{NETCONF_NS}\"><capabilities><capability>{BASE_1_0}</capability>\
+         <capability>{BASE_1_1}</capability></capabilities></hello>"
+    );
+    let mut wire = frame(client_hello.as_bytes(), Framing::EndOfMessage);
+    for id in 1..=16 {
+        let rpc = format!(
+            "<rpc message-id=\"{id}\" xmlns=\"{NETCONF_NS}\"><get-config><source><running/>\
+             </source></get-config></rpc>"
+        );
+        wire.extend(frame(rpc.as_bytes(), Framing::Chunked));
+    }
+    delivery.extend(peer.seal(&wire));
+    let out = deliver(&mut ours, &delivery, now);
+    peer.receive(&out.ciphertext()).expect("valid records");
+    assert!(peer.next_message().expect("our hello").contains("<hello"));
+    let requests: Vec<_> = out
+        .events()
+        .iter()
+        .filter_map(|e| match e {
+            Event::Rpc { id, .. } => Some(*id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(requests.len(), 16);
+    // A payload the session queues as its own piece, not copied into its buffer.
+    let payload = bytes::Bytes::from(format!("<top xmlns=\"urn:x\">{}</top>", "x".repeat(70_000)));
+    for id in &requests {
+        let reply = Reply::data_unchecked(payload.clone());
+        ours.session_mut()
+            .send_reply(*id, reply)
+            .expect("a pending request");
+    }
+    let drained = drain(&mut ours, now);
+    let transmits = drained
+        .outputs
+        .iter()
+        .filter(|o| matches!(o, Output::Transmit(_)))
+        .count();
+    // 16 replies of ~70 KB: about 1.1 MB of plaintext, at most 128 KiB per transmit.
+    let plaintext = 16 * payload.len();
+    assert!(
+        transmits <= plaintext / (128 * 1024) + 2,
+        "{transmits} transmits for {plaintext} bytes"
+    );
+    peer.receive(&drained.ciphertext()).expect("valid records");
+    for id in 1..=16 {
+        let reply = peer.next_message().expect("every reply");
+        assert_eq!(message_id(&reply), Some(id.to_string().as_str()));
+    }
+}

@@ -326,20 +326,23 @@ impl TlsSession {
     /// `Transmit` before acting on `Event::Closed` never drops our last reply or the
     /// close_notify alert.
     pub fn poll_output(&mut self) -> Output {
+        // Ciphertext left from before (a handshake flight, an alert, the rest of a large
+        // message) goes first.
+        if self.tls.wants_write() {
+            return self.transmit();
+        }
+        // Then as many of the session's transmits as fit one of ours: replies (or requests)
+        // that were queued separately leave in one write, not one each.
+        let mut room = TRANSMIT_PLAINTEXT;
         loop {
-            if self.tls.wants_write() {
-                let mut out = Vec::with_capacity(TRANSMIT_PLAINTEXT + 4096);
-                while self.tls.wants_write() && out.len() < TRANSMIT_PLAINTEXT {
-                    if self.tls.write_tls(&mut out).is_err() {
-                        break; // writing into a Vec cannot fail
-                    }
-                }
-                return Output::Transmit(Bytes::from(out));
-            }
             if !self.plaintext.is_empty() {
-                let n = self.plaintext.len().min(TRANSMIT_PLAINTEXT);
+                let n = self.plaintext.len().min(room);
                 let slice = self.plaintext.split_to(n);
                 self.write_plaintext(&slice);
+                room -= n;
+                if room == 0 {
+                    break;
+                }
                 continue;
             }
             let holding = self.authorization == Authorization::Pending && !self.session.is_closed();
@@ -347,10 +350,24 @@ impl TlsSession {
                 break;
             }
         }
+        if self.tls.wants_write() {
+            return self.transmit();
+        }
         if let Some(ev) = self.events.pop_front() {
             return Output::Event(ev);
         }
         Output::Wait(self.next_deadline())
+    }
+
+    /// The ciphertext rustls holds, at most about one transmit's worth.
+    fn transmit(&mut self) -> Output {
+        let mut out = Vec::with_capacity(TRANSMIT_PLAINTEXT + 4096);
+        while self.tls.wants_write() && out.len() < TRANSMIT_PLAINTEXT {
+            if self.tls.write_tls(&mut out).is_err() {
+                break; // writing into a Vec cannot fail
+            }
+        }
+        Output::Transmit(Bytes::from(out))
     }
 
     /// Takes the session's next output: plaintext to encrypt, or an event to hold until the

@@ -113,6 +113,10 @@ fn main() {
                 client
                     .calls_in_task((k * depth) as u64)
                     .expect("async client");
+            } else if send_recv {
+                // One sliding window over all of them, as the criterion benchmark runs it.
+                let c = client.blocking().expect("the blocking client");
+                common::send_recv_window(c, k * depth, depth);
             } else {
                 for _ in 0..k {
                     if depth == 1 {

@@ -31,7 +31,8 @@ TABLES = [
         "session_reply_chunked_64k", "session_reply_eom_64k", "session_send_reply"], "bytes"),
     ("rpc_tiny", ["raw_rustls"], ["raw_rustls"] + ADAPTERS + [
         "tokio_current_thread", "tokio_in_task", "smol_in_task"], None),
-    ("pipelined_64", ["raw_rustls"], ["raw_rustls"] + ADAPTERS + ["tokio_current_thread"], "ops"),
+    ("pipelined_64", ["raw_rustls"],
+        ["raw_rustls"] + ADAPTERS + ["tokio_current_thread", "blocking_send_recv"], "ops"),
     ("get_config_10mb", ["raw_rustls_4k", "raw_rustls_4k_fresh", "raw_rustls"], [
         "raw_rustls", "raw_rustls_4k", "raw_rustls_4k_fresh"] + ["%s_%s" % (a, m) for a in ADAPTERS
                                            for m in ("call", "streamed")]
@@ -205,6 +206,8 @@ def goals_table(crits, rss):
         return spread([r["elements"] / (r["median_ns"] / 1e9) for r in rs],
                       lambda v: "{:,.0f}/s".format(v))
     row("tiny RPCs, 64 in flight, TLS", ">= 100,000/s", ops)
+    row("the same, the blocking client from one thread (`send`/`recv`)", ">= 100,000/s",
+        lambda a: ops("blocking_send_recv") if a == "blocking" else "-")
     for group, size in [("get_config_10mb", "10 MB"), ("get_config_256mb", "256 MiB")]:
         for mode, label in [("call", "`call`"), ("streamed", "`call_streamed`")]:
             row("%s get-config, TLS, %s, vs raw rustls (4 KiB records)" % (size, label),

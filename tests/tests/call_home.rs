@@ -32,30 +32,7 @@ use netconf_tests::certs::Pki;
 const GUARD: Duration = Duration::from_secs(60);
 const NS: &str = "urn:test:call-home";
 
-/// Runs each test on both runtimes, under a deadlock guard (async-io's timer works on both).
-macro_rules! on_each_runtime {
-    ($($test:ident),* $(,)?) => {
-        mod tokio {
-            $(#[test]
-            fn $test() {
-                let rt = ::tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                rt.block_on(super::guarded(super::$test::<netconf_tokio::Tokio>()));
-            })*
-        }
-        mod smol {
-            $(#[test]
-            fn $test() {
-                ::smol::block_on(super::guarded(super::$test::<netconf_smol::Smol>()));
-            })*
-        }
-    };
-}
-
-on_each_runtime!(
+netconf_tests::on_each_runtime!(
     tls_device_calls_home_and_is_identified_by_its_certificate,
     a_device_the_filter_refuses_gets_no_netconf_byte,
     a_device_certificate_from_another_ca_is_refused_in_the_handshake,

@@ -334,7 +334,13 @@ impl<R: Runtime> Server<R> {
                     // Within ClientOptions' connect timeout (30 s), like any dial.
                     let stream =
                         crate::client::connect::<R>(host, *port, &ClientOptions::new()).await?;
-                    let peer = None;
+                    // The manager's address, when it is configured as one (a name is
+                    // resolved by the dial, which does not say to what): errors and the
+                    // session's info name it.
+                    let peer = host
+                        .parse::<std::net::IpAddr>()
+                        .ok()
+                        .map(|ip| std::net::SocketAddr::new(ip, *port));
                     match &side {
                         Side::Tls(config) => {
                             server.serve_tls_boxed(stream, config.clone(), peer).await

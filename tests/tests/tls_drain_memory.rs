@@ -383,6 +383,25 @@ fn handshake(ours: &mut TlsSession, peer: &mut Peer, now: Instant) {
     assert!(hello.contains("<hello"), "{hello}");
 }
 
+/// Our server and a peer client with the handshake done up to the peer's last flight, which
+/// is returned undelivered (so a test can append the peer's first records to it).
+fn server_handshake_held(now: Instant) -> (TlsSession, Peer, Vec<u8>) {
+    let pki = pki();
+    let mut ours = our_server(pki.server_config(true), now);
+    let mut peer = Peer::client(pki.client_config(true));
+    let held = handshake_held(&mut ours, &mut peer, now);
+    (ours, peer, held)
+}
+
+/// A client hello offering base:1.0 and base:1.1, framed as hellos are (end-of-message).
+fn client_hello() -> Vec<u8> {
+    let hello = format!(
+        "<hello xmlns=\"{NETCONF_NS}\"><capabilities><capability>{BASE_1_0}</capability>\
+         <capability>{BASE_1_1}</capability></capabilities></hello>"
+    );
+    frame(hello.as_bytes(), Framing::EndOfMessage)
+}
+
 /// A client, established against a default-config peer whose hello came in one record.
 fn established_client(now: Instant) -> (TlsSession, Peer) {
     let pki = pki();
@@ -1120,16 +1139,8 @@ fn key_update_and_notification_in_one_delivery() {
 #[test]
 fn server_gets_client_hello_and_first_rpc_in_one_record() {
     let now = Instant::now();
-    let pki = pki();
-    let mut ours = our_server(pki.server_config(true), now);
-    let mut peer = Peer::client(pki.client_config(true));
-
-    let mut delivery = handshake_held(&mut ours, &mut peer, now);
-    let client_hello = format!(
-        "<hello xmlns=\"{NETCONF_NS}\"><capabilities><capability>{BASE_1_0}</capability>\
-         <capability>{BASE_1_1}</capability></capabilities></hello>"
-    );
-    let mut both = frame(client_hello.as_bytes(), Framing::EndOfMessage);
+    let (mut ours, mut peer, mut delivery) = server_handshake_held(now);
+    let mut both = client_hello();
     let rpc = format!(
         "<rpc message-id=\"101\" xmlns=\"{NETCONF_NS}\"><get-config><source><running/></source>\
          </get-config></rpc>"
@@ -1246,15 +1257,8 @@ fn rpcs_queued_together_leave_in_one_transmit() {
 #[test]
 fn replies_answered_together_leave_in_one_transmit() {
     let now = Instant::now();
-    let pki = pki();
-    let mut ours = our_server(pki.server_config(true), now);
-    let mut peer = Peer::client(pki.client_config(true));
-    let mut delivery = handshake_held(&mut ours, &mut peer, now);
-    let client_hello = format!(
-        "<hello xmlns=\"{NETCONF_NS}\"><capabilities><capability>{BASE_1_0}</capability>\
-         <capability>{BASE_1_1}</capability></capabilities></hello>"
-    );
-    let mut wire = frame(client_hello.as_bytes(), Framing::EndOfMessage);
+    let (mut ours, mut peer, mut delivery) = server_handshake_held(now);
+    let mut wire = client_hello();
     for id in 1..=16 {
         let rpc = format!(
             "<rpc message-id=\"{id}\" xmlns=\"{NETCONF_NS}\"><get-config><source><running/>\

@@ -66,6 +66,14 @@ struct Drained {
 }
 
 impl Drained {
+    /// How many `Transmit`s (writes, for an adapter).
+    fn transmits(&self) -> usize {
+        self.outputs
+            .iter()
+            .filter(|o| matches!(o, Output::Transmit(_)))
+            .count()
+    }
+
     /// All `Transmit`s, concatenated.
     fn ciphertext(&self) -> Vec<u8> {
         let mut all = Vec::new();
@@ -1236,12 +1244,7 @@ fn rpcs_queued_together_leave_in_one_transmit() {
         })
         .collect();
     let drained = drain(&mut ours, now);
-    let transmits = drained
-        .outputs
-        .iter()
-        .filter(|o| matches!(o, Output::Transmit(_)))
-        .count();
-    assert_eq!(transmits, 1, "{:?}", drained.outputs.len());
+    assert_eq!(drained.transmits(), 1, "{:?}", drained.outputs.len());
     peer.receive(&drained.ciphertext())
         .expect("the peer accepts our records");
     for id in ids {
@@ -1288,11 +1291,7 @@ fn replies_answered_together_leave_in_one_transmit() {
             .expect("a pending request");
     }
     let drained = drain(&mut ours, now);
-    let transmits = drained
-        .outputs
-        .iter()
-        .filter(|o| matches!(o, Output::Transmit(_)))
-        .count();
+    let transmits = drained.transmits();
     // 16 replies of ~70 KB: about 1.1 MB of plaintext, at most 128 KiB per transmit.
     let plaintext = 16 * payload.len();
     assert!(

@@ -179,12 +179,18 @@ pub(crate) fn read_loop(inner: &Inner, watcher: Box<dyn Transport>) {
             }
             let readable = watcher.wait_readable();
             st = inner.lock();
-            if st.reading || !matches!(readable, Ok(true)) {
-                // A caller took the role, or a deadline: look again.
-                if let Err(e) = readable {
-                    tracing::debug!(error = %e, "waiting for the transport to be readable");
+            match readable {
+                // A caller took the role, or a deadline passed: look again.
+                _ if st.reading => continue,
+                Ok(false) => continue,
+                Ok(true) => {}
+                // The transport failed (a reset). The socket reports an error once: a read
+                // now would see a plain end of stream, so the session hears it from here.
+                Err(e) => {
+                    st.core.handle_read(Err(e), Instant::now());
+                    inner.drain(&mut st);
+                    continue;
                 }
-                continue;
             }
             if !st.core.wants_read() || st.ended.is_some() {
                 continue;

@@ -20,7 +20,8 @@ use netconf_blocking::operations::{
 use netconf_blocking::server::{ServerOptions, SessionInfo};
 use netconf_blocking::tls::{ClientTlsOptions, PemSource, ServerTlsOptions};
 use netconf_blocking::{
-    Client, ClientOptions, Config, Error, MessageId, Reply, Request, Server, UsageError,
+    Client, ClientOptions, CloseReason, Config, Error, MessageId, Reply, Request, Server,
+    UsageError,
 };
 use netconf_proto::rustls;
 use netconf_proto::rustls::pki_types::ServerName;
@@ -440,6 +441,39 @@ fn a_request_behind_a_handler_that_never_returns_is_handled() {
         }
         client.close().expect("close");
         server.shutdown();
+    });
+}
+
+/// A peer that resets the connection while nobody waits for a reply ends the session: the
+/// reading thread, which waits for readability without reading (so that a caller may read
+/// its own reply), notices the reset by itself. The core takes a reset as the end of the
+/// stream.
+#[test]
+fn a_reset_while_nobody_waits_ends_the_session_with_the_reset() {
+    with_deadline(30, || {
+        const HELLO: &str = "<hello xmlns=\"urn:ietf:params:xml:ns:netconf:base:1.0\">\
+            <capabilities><capability>urn:ietf:params:netconf:base:1.0</capability>\
+            </capabilities><session-id>4</session-id></hello>]]>]]>";
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let peer = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().expect("accept");
+            stream.write_all(HELLO.as_bytes()).expect("hello");
+            // Wait for the client's hello and leave it unread: closing then sends a reset.
+            stream.peek(&mut [0u8; 1]).expect("the client's hello");
+            drop(stream);
+        });
+        let client =
+            Client::from_stream(TcpStream::connect(addr).expect("connect")).expect("established");
+        peer.join().expect("peer");
+        assert!(
+            eventually(Duration::from_secs(10), || client.is_closed()),
+            "the reset went unnoticed"
+        );
+        let e = client
+            .call(&GetConfig::new(Datastore::Running))
+            .expect_err("the session is over");
+        assert!(matches!(&e, Error::Closed(CloseReason::Eof)), "{e:?}");
     });
 }
 

@@ -1,6 +1,7 @@
-//! The blocking client: [`ClientCore`] behind a mutex, a reading thread that feeds it, a
-//! writing thread that drains it, and callers that wait for their own results (and keep
-//! the deadlines while they wait).
+//! The blocking client: [`ClientCore`] behind a mutex; callers that write their own requests
+//! and wait for their own results (keeping the deadlines, and reading the transport
+//! themselves when nobody else does: see `reading.rs`); a reading thread for everything
+//! else, and a writing thread for what a caller cannot write at once (`writer.rs`).
 
 use std::collections::HashMap;
 use std::net::TcpStream;
@@ -54,9 +55,9 @@ pub(crate) struct State {
     /// many callers in flight, waking them all for every reply would cost each reply as
     /// many wake-ups as there are callers).
     pub(crate) wakers: HashMap<Ticket, Arc<Signal>>,
-    /// Set by the reading thread around its drain: results' waiters are woken once it has
+    /// Set by whoever reads around its drain: results' waiters are woken once it has
     /// released the lock (`to_wake`), so that a woken caller does not at once block again
-    /// on the lock the reading thread still holds.
+    /// on the lock the reader still holds.
     pub(crate) wake_later: bool,
     pub(crate) to_wake: Vec<Arc<Signal>>,
     /// Requests sent with [`Client::send`], awaiting [`Client::recv`].

@@ -1,10 +1,12 @@
 //! A blocking NETCONF client and server, built on the sans-IO [`netconf_proto`] core: the
 //! loops and `std`'s I/O, nothing else.
 //!
-//! Each session uses its stream from a reading thread and a writing thread, so a slow
-//! reader on the other side never stops us reading; callers wait for their own results and
-//! keep the session's deadlines while they wait. The [`Client`] is `Clone + Send + Sync`:
-//! several threads may have RPCs in flight on one session.
+//! Each session has a reading thread and a writing thread, so a slow reader on the other
+//! side never stops us reading; a caller writes its own small request, and (over TCP and
+//! TLS) reads its own reply when nobody else is reading, so a small RPC costs about what a
+//! plain socket's round trip does. Callers keep the session's deadlines while they wait.
+//! The [`Client`] is `Clone + Send + Sync`: several threads may have RPCs in flight on one
+//! session.
 //!
 //! ```no_run
 //! use netconf_blocking::Client;

@@ -17,10 +17,105 @@ pub fn load_private_key(path: &Path, passphrase: Option<&str>) -> Result<Private
         what: format!("reading private key {}", path.display()),
         source,
     })?;
-    russh::keys::decode_secret_key(&text, passphrase).map_err(|source| Error::Key {
-        path: path.to_owned(),
-        source,
+    russh::keys::decode_secret_key(&text, passphrase).or_else(|source| {
+        // OpenSSH writes an ECDSA private scalar as an mpint, without its leading zero bytes:
+        // about one P-256 key in 256 has a 31-byte scalar, which `ssh-key` refuses
+        // ("Length"). The same key with the scalar padded to the curve's size loads.
+        pad_ecdsa_scalar(&text)
+            .and_then(|padded| russh::keys::decode_secret_key(&padded, passphrase).ok())
+            .ok_or_else(|| Error::Key {
+                path: path.to_owned(),
+                source,
+            })
     })
+}
+
+/// `text`, an unencrypted OpenSSH private key, with its ECDSA private scalar left-padded
+/// with zero bytes to the curve's size; `None` if it is no such key or needs no padding.
+fn pad_ecdsa_scalar(text: &str) -> Option<String> {
+    const BEGIN: &str = "-----BEGIN OPENSSH PRIVATE KEY-----";
+    const END: &str = "-----END OPENSSH PRIVATE KEY-----";
+    const MAGIC: &[u8] = b"openssh-key-v1\0";
+    let body: String = text
+        .trim()
+        .strip_prefix(BEGIN)?
+        .strip_suffix(END)?
+        .split_whitespace()
+        .collect();
+    let blob = data_encoding::BASE64.decode(body.as_bytes()).ok()?;
+    let mut outer = Reader(blob.strip_prefix(MAGIC)?);
+    let (cipher, kdf, kdf_options) = (outer.string()?, outer.string()?, outer.string()?);
+    if cipher != b"none" || outer.u32()? != 1 {
+        return None; // encrypted, or several keys: not ours to rewrite
+    }
+    let public = outer.string()?;
+    let mut private = Reader(outer.string()?);
+    let checks = private.take(8)?;
+    let (key_type, curve, point) = (private.string()?, private.string()?, private.string()?);
+    let scalar = private.string()?;
+    let comment = private.string()?;
+    let size = match curve {
+        b"nistp256" => 32,
+        b"nistp384" => 48,
+        b"nistp521" => 66,
+        _ => return None,
+    };
+    if !key_type.starts_with(b"ecdsa-sha2-") || scalar.len() >= size {
+        return None;
+    }
+    let mut padded = vec![0u8; size - scalar.len()];
+    padded.extend_from_slice(scalar);
+    let mut section = checks.to_vec();
+    for field in [key_type, curve, point, &padded, comment] {
+        put_string(&mut section, field);
+    }
+    // Padded to the cipher's block size ("none": 8) with 1, 2, 3, ...
+    let mut pad = 1u8;
+    while section.len() % 8 != 0 {
+        section.push(pad);
+        pad += 1;
+    }
+    let mut out = MAGIC.to_vec();
+    for field in [cipher, kdf, kdf_options] {
+        put_string(&mut out, field);
+    }
+    out.extend_from_slice(&1u32.to_be_bytes());
+    put_string(&mut out, public);
+    put_string(&mut out, &section);
+    let encoded = data_encoding::BASE64.encode(&out);
+    let mut pem = format!("{BEGIN}\n");
+    for line in encoded.as_bytes().chunks(70) {
+        pem.push_str(std::str::from_utf8(line).ok()?);
+        pem.push('\n');
+    }
+    pem.push_str(END);
+    pem.push('\n');
+    Some(pem)
+}
+
+/// Reads SSH wire fields (RFC 4251 section 5) off a byte slice.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (head, rest) = (self.0.get(..n)?, self.0.get(n..)?);
+        self.0 = rest;
+        Some(head)
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_be_bytes(self.take(4)?.try_into().ok()?))
+    }
+
+    fn string(&mut self) -> Option<&'a [u8]> {
+        let n = usize::try_from(self.u32()?).ok()?;
+        self.take(n)
+    }
+}
+
+fn put_string(out: &mut Vec<u8>, field: &[u8]) {
+    out.extend_from_slice(&(field.len() as u32).to_be_bytes());
+    out.extend_from_slice(field);
 }
 
 /// Reads an OpenSSH public key (`ssh-ed25519 AAAA... comment`) file.

@@ -24,6 +24,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use netconf_proto::tls::{ClientTlsOptions, PemSource, ServerTlsOptions};
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, SanType,
@@ -232,6 +233,27 @@ impl Pki {
     /// `with_client_cert` is true.
     pub fn client_config(&self, with_client_cert: bool) -> Arc<ClientConfig> {
         client_config_trusting(self, with_client_cert.then_some(self))
+    }
+
+    /// The adapters' server options for this PKI, all in memory: its server certificate and
+    /// key, and its CA as the one client certificates must chain to (the RFC 7589 default).
+    ///
+    /// Every adapter re-exports this type, so one helper serves the blocking, tokio and smol
+    /// servers alike.
+    pub fn server_tls_options(&self) -> ServerTlsOptions {
+        ServerTlsOptions::new(
+            PemSource::pem(self.server_cert_pem.clone()),
+            PemSource::pem(self.server_key_pem.clone()),
+            PemSource::pem(self.ca_pem.clone()),
+        )
+    }
+
+    /// The adapters' client options for this PKI, all in memory: trust its CA and present
+    /// its client certificate (`CN=admin`).
+    pub fn client_tls_options(&self) -> ClientTlsOptions {
+        ClientTlsOptions::new()
+            .ca_pem(self.ca_pem.clone())
+            .client_cert_pem(self.client_cert_pem.clone(), self.client_key_pem.clone())
     }
 }
 

@@ -18,7 +18,6 @@ use netconf_blocking::operations::{
     CreateSubscription, Datastore, GetConfig, KillSession, Rpc, RpcBody,
 };
 use netconf_blocking::server::{ServerOptions, SessionInfo};
-use netconf_blocking::tls::{ClientTlsOptions, PemSource, ServerTlsOptions};
 use netconf_blocking::{
     Client, ClientOptions, CloseReason, Config, Error, MessageId, Reply, Request, Server,
     UsageError,
@@ -66,20 +65,6 @@ fn eventually(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
 
 const DATA: &str = "<top xmlns=\"urn:x\"><v>1</v></top>";
 
-fn server_tls(pki: &Pki) -> ServerTlsOptions {
-    ServerTlsOptions::new(
-        PemSource::pem(pki.server_cert_pem.clone()),
-        PemSource::pem(pki.server_key_pem.clone()),
-        PemSource::pem(pki.ca_pem.clone()),
-    )
-}
-
-fn client_tls(pki: &Pki) -> ClientTlsOptions {
-    ClientTlsOptions::new()
-        .ca_pem(pki.ca_pem.clone())
-        .client_cert_pem(pki.client_cert_pem.clone(), pki.client_key_pem.clone())
-}
-
 fn client_options() -> ClientOptions {
     ClientOptions::new()
         .hello_timeout(Duration::from_secs(5))
@@ -108,13 +93,13 @@ fn start(pki: &Pki, options: ServerOptions) -> (Server, String, mpsc::Sender<()>
         answer(request, &release)
     });
     let addr = server
-        .listen_tls("127.0.0.1:0", &server_tls(pki))
+        .listen_tls("127.0.0.1:0", &pki.server_tls_options())
         .expect("listening on 127.0.0.1");
     (server, addr.to_string(), release_tx)
 }
 
 fn connect(pki: &Pki, addr: &str) -> Result<Client, Error> {
-    Client::connect_tls_with(addr, &client_tls(pki), &client_options())
+    Client::connect_tls_with(addr, &pki.client_tls_options(), &client_options())
 }
 
 fn notification_config() -> Config {
@@ -408,7 +393,7 @@ fn a_request_behind_a_handler_that_never_returns_is_handled() {
             },
         );
         let addr = server
-            .listen_tls("127.0.0.1:0", &server_tls(&pki))
+            .listen_tls("127.0.0.1:0", &pki.server_tls_options())
             .expect("listening")
             .to_string();
         let client = connect(&pki, &addr).expect("connect");
@@ -675,16 +660,20 @@ fn tls_over_the_callers_streams() {
         let addr = listener.local_addr().expect("addr");
         let serving = {
             let server = server.clone();
-            let tls = server_tls(&pki);
+            let tls = pki.server_tls_options();
             std::thread::spawn(move || {
                 let (stream, peer) = listener.accept().expect("accept");
                 server.serve_tls(stream, &tls, Some(peer))
             })
         };
         let stream = TcpStream::connect(addr).expect("connect");
-        let client =
-            Client::connect_tls_over(stream, "127.0.0.1", &client_tls(&pki), &client_options())
-                .expect("TLS and hello over our own stream");
+        let client = Client::connect_tls_over(
+            stream,
+            "127.0.0.1",
+            &pki.client_tls_options(),
+            &client_options(),
+        )
+        .expect("TLS and hello over our own stream");
         assert_eq!(server.sessions(), vec![client.session_id()]);
         let data = client
             .call(&GetConfig::new(Datastore::Running))

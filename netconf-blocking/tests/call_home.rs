@@ -22,7 +22,7 @@ use netconf_blocking::ssh::{
     known_hosts::fingerprint, PublicKey, SshClientOptions, SshError, SshServer, SshServerOptions,
     StaticAuth,
 };
-use netconf_blocking::tls::{ClientTlsOptions, PemSource, ServerTlsOptions};
+use netconf_blocking::tls::PemSource;
 use netconf_blocking::{Client, Error, Reply, Server};
 use netconf_tests::certs::Pki;
 
@@ -67,20 +67,6 @@ fn quick() -> Reconnect {
     Reconnect::new().backoff(Duration::from_millis(20), Duration::from_millis(200))
 }
 
-fn device_tls(pki: &Pki) -> ServerTlsOptions {
-    ServerTlsOptions::new(
-        PemSource::pem(pki.server_cert_pem.clone()),
-        PemSource::pem(pki.server_key_pem.clone()),
-        PemSource::pem(pki.ca_pem.clone()),
-    )
-}
-
-fn manager_tls(pki: &Pki) -> ClientTlsOptions {
-    ClientTlsOptions::new()
-        .ca_pem(pki.ca_pem.clone())
-        .client_cert_pem(pki.client_cert_pem.clone(), pki.client_key_pem.clone())
-}
-
 fn tls_error(e: &Error) -> String {
     match e {
         Error::Tls(tls) => tls.to_string(),
@@ -101,16 +87,18 @@ fn ssh_error(e: &Error) -> &SshError {
 fn tls_device_calls_home_and_is_identified_by_its_certificate() {
     guarded(|| {
         let pki = Pki::generate();
-        let listener =
-            CallHomeListener::bind("127.0.0.1:0", &CallHomeOptions::tls(manager_tls(&pki)))
-                .unwrap();
+        let listener = CallHomeListener::bind(
+            "127.0.0.1:0",
+            &CallHomeOptions::tls(pki.client_tls_options()),
+        )
+        .unwrap();
         let requests = Arc::new(AtomicUsize::new(0));
         let device = device("r1", requests.clone());
         let manager = listener.local_addr().to_string();
         let calls = device
             .call_home(
                 &[&manager],
-                CallHomeTransport::Tls(device_tls(&pki)),
+                CallHomeTransport::Tls(pki.server_tls_options()),
                 quick(),
             )
             .unwrap();
@@ -140,14 +128,14 @@ fn tls_device_calls_home_and_is_identified_by_its_certificate() {
 fn a_device_the_filter_refuses_gets_no_netconf_byte() {
     guarded(|| {
         let pki = Pki::generate();
-        let options = CallHomeOptions::tls(manager_tls(&pki)).filter(|_device| false);
+        let options = CallHomeOptions::tls(pki.client_tls_options()).filter(|_device| false);
         let listener = CallHomeListener::bind("127.0.0.1:0", &options).unwrap();
         let requests = Arc::new(AtomicUsize::new(0));
         let device = device("r1", requests.clone());
         let calls = device
             .call_home(
                 &[&listener.local_addr().to_string()],
-                CallHomeTransport::Tls(device_tls(&pki)),
+                CallHomeTransport::Tls(pki.server_tls_options()),
                 quick().max_attempts(Some(2)),
             )
             .unwrap();
@@ -177,14 +165,14 @@ fn a_device_certificate_from_another_ca_is_refused_in_the_handshake() {
         let stranger = Pki::other_ca();
         let filtered = Arc::new(AtomicUsize::new(0));
         let seen = filtered.clone();
-        let options = CallHomeOptions::tls(manager_tls(&pki)).filter(move |_| {
+        let options = CallHomeOptions::tls(pki.client_tls_options()).filter(move |_| {
             seen.fetch_add(1, Ordering::SeqCst);
             true
         });
         let listener = CallHomeListener::bind("127.0.0.1:0", &options).unwrap();
         let device = device("impostor", Arc::default());
         // The impostor trusts our CA (so only its own certificate is wrong).
-        let mut tls = device_tls(&stranger);
+        let mut tls = stranger.server_tls_options();
         tls.client_ca = vec![PemSource::pem(pki.ca_pem.clone())];
         let calls = device
             .call_home(
@@ -210,14 +198,14 @@ fn a_device_certificate_from_another_ca_is_refused_in_the_handshake() {
 fn the_device_calls_again_after_the_manager_restarts() {
     guarded(|| {
         let pki = Pki::generate();
-        let options = CallHomeOptions::tls(manager_tls(&pki));
+        let options = CallHomeOptions::tls(pki.client_tls_options());
         let listener = CallHomeListener::bind("127.0.0.1:0", &options).unwrap();
         let addr = listener.local_addr();
         let device = device("r1", Arc::default());
         let calls = device
             .call_home(
                 &[&addr.to_string()],
-                CallHomeTransport::Tls(device_tls(&pki)),
+                CallHomeTransport::Tls(pki.server_tls_options()),
                 quick(),
             )
             .unwrap();
@@ -249,14 +237,16 @@ fn a_device_whose_first_manager_is_down_calls_the_second() {
             .unwrap()
             .local_addr()
             .unwrap();
-        let listener =
-            CallHomeListener::bind("127.0.0.1:0", &CallHomeOptions::tls(manager_tls(&pki)))
-                .unwrap();
+        let listener = CallHomeListener::bind(
+            "127.0.0.1:0",
+            &CallHomeOptions::tls(pki.client_tls_options()),
+        )
+        .unwrap();
         let device = device("r2", Arc::default());
         let calls = device
             .call_home(
                 &[&dead.to_string(), &listener.local_addr().to_string()],
-                CallHomeTransport::Tls(device_tls(&pki)),
+                CallHomeTransport::Tls(pki.server_tls_options()),
                 quick(),
             )
             .unwrap();

@@ -4,7 +4,6 @@ use std::sync::{Arc, Mutex};
 
 use netconf_blocking::operations::{Datastore, GetConfig};
 use netconf_blocking::server::ServerOptions;
-use netconf_blocking::tls::{ClientTlsOptions, PemSource, ServerTlsOptions};
 use netconf_blocking::{Client, ClientOptions, Reply, Server};
 use netconf_tests::certs::Pki;
 
@@ -15,18 +14,9 @@ fn progress_grows_while_a_large_reply_arrives() {
     let reply = Reply::data(data.clone()).unwrap();
     let server = Server::new(ServerOptions::new(), move |_, _| reply.clone());
     let addr = server
-        .listen_tls(
-            "127.0.0.1:0",
-            &ServerTlsOptions::new(
-                PemSource::pem(pki.server_cert_pem.clone()),
-                PemSource::pem(pki.server_key_pem.clone()),
-                PemSource::pem(pki.ca_pem.clone()),
-            ),
-        )
+        .listen_tls("127.0.0.1:0", &pki.server_tls_options())
         .unwrap();
-    let tls = ClientTlsOptions::new()
-        .ca_pem(pki.ca_pem.clone())
-        .client_cert_pem(pki.client_cert_pem.clone(), pki.client_key_pem.clone());
+    let tls = pki.client_tls_options();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let record = seen.clone();
     let client = Client::connect_tls_with(

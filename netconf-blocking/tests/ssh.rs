@@ -26,7 +26,6 @@ use netconf_blocking::ssh::{
     keys, Authenticator, ChannelOptions, PublicKey, SshClientOptions, SshError, SshServer,
     SshServerOptions, StaticAuth,
 };
-use netconf_blocking::tls::{ClientTlsOptions, PemSource, ServerTlsOptions};
 use netconf_blocking::{
     Client, ClientOptions, Config, Error, ErrorTag, ErrorType, Reply, Request, RpcError, Server,
 };
@@ -519,15 +518,8 @@ fn tls_and_ssh_listeners_on_one_server_with_one_handler() {
     guarded(|| {
         let f = start(password_auth());
         let pki = Pki::generate();
-        let server_tls = ServerTlsOptions::new(
-            PemSource::pem(pki.server_cert_pem.clone()),
-            PemSource::pem(pki.server_key_pem.clone()),
-            PemSource::pem(pki.ca_pem.clone()),
-        );
-        let client_tls = ClientTlsOptions::new()
-            .ca_pem(pki.ca_pem.clone())
-            .client_cert_pem(pki.client_cert_pem.clone(), pki.client_key_pem.clone())
-            .server_name("localhost");
+        let server_tls = pki.server_tls_options();
+        let client_tls = pki.client_tls_options().server_name("localhost");
         let tls_addr = f.server.listen_tls("127.0.0.1:0", &server_tls).unwrap();
 
         let over_ssh =

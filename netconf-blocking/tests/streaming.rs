@@ -20,7 +20,7 @@ use netconf_blocking::operations::{
     CreateSubscription, Datastore, Get, GetConfig, GetData, KillSession, NmdaDatastore,
 };
 use netconf_blocking::server::{ServerOptions, SessionInfo};
-use netconf_blocking::tls::{ClientTlsOptions, PemSource, ServerTlsOptions};
+use netconf_blocking::tls::ClientTlsOptions;
 use netconf_blocking::{
     Answer, Client, ClientOptions, Error, Framing, Reply, Request, RpcError, Server,
 };
@@ -79,18 +79,9 @@ impl Fixture {
         let pki = Pki::generate();
         let server = Server::new(options, handler);
         let addr = server
-            .listen_tls(
-                "127.0.0.1:0",
-                &ServerTlsOptions::new(
-                    PemSource::pem(pki.server_cert_pem.clone()),
-                    PemSource::pem(pki.server_key_pem.clone()),
-                    PemSource::pem(pki.ca_pem.clone()),
-                ),
-            )
+            .listen_tls("127.0.0.1:0", &pki.server_tls_options())
             .expect("listening");
-        let tls = ClientTlsOptions::new()
-            .ca_pem(pki.ca_pem.clone())
-            .client_cert_pem(pki.client_cert_pem.clone(), pki.client_key_pem.clone());
+        let tls = pki.client_tls_options();
         Fixture { server, addr, tls }
     }
 

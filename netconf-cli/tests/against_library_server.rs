@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use common::{lines_of, netconf, run, run_with_stdin, wait_for, ChildGuard, Out, TempDir};
 use netconf_blocking::server::ServerOptions;
-use netconf_blocking::tls::{PemSource, ServerTlsOptions};
 use netconf_blocking::{Config, Reply, RpcError, Server};
 use netconf_proto::message::{ErrorSeverity, ErrorTag, ErrorType};
 use netconf_tests::certs::{Pki, PkiFiles};
@@ -58,11 +57,7 @@ impl Lib {
         let files = pki.write_to_dir(dir.path()).unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let log = seen.clone();
-        let tls = ServerTlsOptions::new(
-            PemSource::pem(pki.server_cert_pem.clone()),
-            PemSource::pem(pki.server_key_pem.clone()),
-            PemSource::pem(pki.ca_pem.clone()),
-        );
+        let tls = pki.server_tls_options();
         let config = Config::server()
             .with_capability("urn:ietf:params:netconf:capability:xpath:1.0")
             .with_capability("urn:ietf:params:netconf:capability:candidate:1.0")

@@ -26,7 +26,7 @@ use netconf_blocking::ssh::known_hosts::fingerprint;
 use netconf_blocking::ssh::{
     PrivateKey, SshClientOptions, SshServer, SshServerOptions, StaticAuth,
 };
-use netconf_blocking::tls::{ClientTlsOptions, PemSource, ServerTlsOptions};
+use netconf_blocking::tls::ClientTlsOptions;
 use netconf_blocking::{Reply, Server};
 use netconf_tests::certs::{Pki, PkiFiles};
 
@@ -47,14 +47,6 @@ fn device(requests: Arc<AtomicUsize>) -> Server {
         requests.fetch_add(1, Ordering::SeqCst);
         Reply::data(format!("<device xmlns=\"{NS}\">r1</device>")).unwrap()
     })
-}
-
-fn device_tls(pki: &Pki) -> ServerTlsOptions {
-    ServerTlsOptions::new(
-        PemSource::pem(pki.server_cert_pem.clone()),
-        PemSource::pem(pki.server_key_pem.clone()),
-        PemSource::pem(pki.ca_pem.clone()),
-    )
 }
 
 fn device_ssh(key: Option<PrivateKey>) -> SshServer {
@@ -160,7 +152,7 @@ fn listen_over_tls_runs_the_command_against_the_device_that_calls() {
     let calls = device
         .call_home(
             &[&listening.addr()],
-            CallHomeTransport::Tls(device_tls(&pki)),
+            CallHomeTransport::Tls(pki.server_tls_options()),
             quick(),
         )
         .unwrap();
@@ -298,7 +290,7 @@ fn listen_refuses_a_device_with_the_wrong_host_key_or_ca_before_any_request() {
     let calls = device
         .call_home(
             &[&listening.addr()],
-            CallHomeTransport::Tls(device_tls(&stranger)),
+            CallHomeTransport::Tls(stranger.server_tls_options()),
             quick(),
         )
         .unwrap();
@@ -380,11 +372,7 @@ fn serve_calls_home_to_a_library_listener_and_again_after_each_session() {
     let pki = Pki::generate();
     let dir = TempDir::new("serve-calls");
     let files = pki.write_to_dir(dir.path()).unwrap();
-    let options = CallHomeOptions::tls(
-        ClientTlsOptions::new()
-            .ca_pem(pki.ca_pem.clone())
-            .client_cert_pem(pki.client_cert_pem.clone(), pki.client_key_pem.clone()),
-    );
+    let options = CallHomeOptions::tls(pki.client_tls_options());
     let listener = CallHomeListener::bind("127.0.0.1:0", &options).unwrap();
     let manager = listener.local_addr().to_string();
     // --port: it listens as well.

@@ -22,7 +22,6 @@ use bytes::Bytes;
 use common::{closed_port, netconf, run, ChildGuard, Out, TempDir};
 use netconf_blocking::server::ServerOptions;
 use netconf_blocking::ssh::{SshServer, SshServerOptions, StaticAuth};
-use netconf_blocking::tls::{PemSource, ServerTlsOptions};
 use netconf_blocking::{Answer, Reply, RpcError, Server};
 use netconf_proto::message::{ErrorTag, ErrorType};
 use netconf_tests::certs::{Pki, PkiFiles};
@@ -130,11 +129,7 @@ impl Lib {
                 _ => Answer::Reply(Reply::Ok),
             }
         });
-        let tls = ServerTlsOptions::new(
-            PemSource::pem(pki.server_cert_pem.clone()),
-            PemSource::pem(pki.server_key_pem.clone()),
-            PemSource::pem(pki.ca_pem.clone()),
-        );
+        let tls = pki.server_tls_options();
         let tls_port = server.listen_tls("127.0.0.1:0", &tls).unwrap().port();
         let ssh = SshServer::new(
             SshServerOptions::default(),

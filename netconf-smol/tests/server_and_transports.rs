@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use netconf_smol::operations::{Datastore, GetConfig};
 use netconf_smol::server::{ServerOptions, SessionInfo};
-use netconf_smol::tls::{ClientTlsOptions, PemSource, ServerTlsOptions};
+use netconf_smol::tls::{ClientTlsOptions, ServerTlsOptions};
 use netconf_smol::{Client, ClientOptions, Reply, Request, Server};
 use netconf_tests::certs::Pki;
 
@@ -63,14 +63,8 @@ impl Tls {
     fn new() -> Tls {
         let pki = Pki::generate();
         Tls {
-            server: ServerTlsOptions::new(
-                PemSource::pem(pki.server_cert_pem.clone()),
-                PemSource::pem(pki.server_key_pem.clone()),
-                PemSource::pem(pki.ca_pem.clone()),
-            ),
-            client: ClientTlsOptions::new()
-                .ca_pem(pki.ca_pem.clone())
-                .client_cert_pem(pki.client_cert_pem.clone(), pki.client_key_pem.clone()),
+            server: pki.server_tls_options(),
+            client: pki.client_tls_options(),
         }
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use netconf_tests::certs::Pki;
 use netconf_tokio::operations::{Datastore, GetConfig};
 use netconf_tokio::server::{ServerOptions, SessionInfo};
-use netconf_tokio::tls::{ClientTlsOptions, PemSource, ServerTlsOptions};
+use netconf_tokio::tls::{ClientTlsOptions, ServerTlsOptions};
 use netconf_tokio::{Client, ClientOptions, Reply, Request, Server};
 
 const GUARD: Duration = Duration::from_secs(20);
@@ -42,14 +42,8 @@ impl Tls {
     fn new() -> Tls {
         let pki = Pki::generate();
         Tls {
-            server: ServerTlsOptions::new(
-                PemSource::pem(pki.server_cert_pem.clone()),
-                PemSource::pem(pki.server_key_pem.clone()),
-                PemSource::pem(pki.ca_pem.clone()),
-            ),
-            client: ClientTlsOptions::new()
-                .ca_pem(pki.ca_pem.clone())
-                .client_cert_pem(pki.client_cert_pem.clone(), pki.client_key_pem.clone()),
+            server: pki.server_tls_options(),
+            client: pki.client_tls_options(),
         }
     }
 }

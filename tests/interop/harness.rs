@@ -989,22 +989,12 @@ pub fn server_config(store: &ToyStore) -> netconf_proto::Config {
 
 /// Server TLS options from a scratch PKI.
 pub fn server_tls(scratch: &Scratch) -> netconf_proto::tls::ServerTlsOptions {
-    use netconf_proto::tls::{PemSource, ServerTlsOptions};
-    ServerTlsOptions::new(
-        PemSource::pem(scratch.pki.server_cert_pem.clone()),
-        PemSource::pem(scratch.pki.server_key_pem.clone()),
-        PemSource::pem(scratch.pki.ca_pem.clone()),
-    )
+    scratch.pki.server_tls_options()
 }
 
 /// Client TLS options from a scratch PKI.
 pub fn client_tls(scratch: &Scratch) -> netconf_proto::tls::ClientTlsOptions {
-    netconf_proto::tls::ClientTlsOptions::new()
-        .ca_pem(scratch.pki.ca_pem.clone())
-        .client_cert_pem(
-            scratch.pki.client_cert_pem.clone(),
-            scratch.pki.client_key_pem.clone(),
-        )
+    scratch.pki.client_tls_options()
 }
 
 // ---- our servers, for external clients -------------------------------------------------------

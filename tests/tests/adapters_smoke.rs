@@ -8,7 +8,6 @@ use netconf_proto::client::ClientOptions;
 use netconf_proto::message::{ErrorTag, ErrorType};
 use netconf_proto::operations::{CreateSubscription, Datastore, GetConfig, Lock};
 use netconf_proto::server::{ServerOptions, SessionInfo};
-use netconf_proto::tls::{ClientTlsOptions, PemSource, ServerTlsOptions};
 use netconf_proto::xml::NS_NOTIFICATION;
 use netconf_proto::{Config, Error, Reply, Request, RpcError};
 use netconf_tests::certs::Pki;
@@ -23,19 +22,6 @@ fn answer(request: &Request, _info: &SessionInfo) -> Reply {
         ),
         _ => Reply::Ok,
     }
-}
-
-fn tls(pki: &Pki) -> (ServerTlsOptions, ClientTlsOptions) {
-    (
-        ServerTlsOptions::new(
-            PemSource::pem(pki.server_cert_pem.clone()),
-            PemSource::pem(pki.server_key_pem.clone()),
-            PemSource::pem(pki.ca_pem.clone()),
-        ),
-        ClientTlsOptions::new()
-            .ca_pem(pki.ca_pem.clone())
-            .client_cert_pem(pki.client_cert_pem.clone(), pki.client_key_pem.clone()),
-    )
 }
 
 fn server_options() -> ServerOptions {
@@ -55,7 +41,7 @@ fn guarded<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
 
 /// Starts a server of the given kind; returns its address and a stopper.
 fn start_server(kind: &str, pki: &Pki) -> (std::net::SocketAddr, Box<dyn FnOnce() + Send>) {
-    let (server_tls, _) = tls(pki);
+    let server_tls = pki.server_tls_options();
     match kind {
         "blocking" => {
             let server = netconf_blocking::Server::new(server_options(), answer);
@@ -138,7 +124,7 @@ fn check_lock_error(r: Result<(), Error>) {
 }
 
 fn run_blocking_client(addr: std::net::SocketAddr, pki: &Pki) {
-    let (_, client_tls) = tls(pki);
+    let client_tls = pki.client_tls_options();
     let client = netconf_blocking::Client::connect_tls_with(
         &addr.to_string(),
         &client_tls.server_name("localhost"),
@@ -160,7 +146,7 @@ fn run_blocking_client(addr: std::net::SocketAddr, pki: &Pki) {
 }
 
 fn run_tokio_client(addr: std::net::SocketAddr, pki: &Pki) {
-    let (_, client_tls) = tls(pki);
+    let client_tls = pki.client_tls_options();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -193,7 +179,7 @@ fn run_tokio_client(addr: std::net::SocketAddr, pki: &Pki) {
 }
 
 fn run_smol_client(addr: std::net::SocketAddr, pki: &Pki) {
-    let (_, client_tls) = tls(pki);
+    let client_tls = pki.client_tls_options();
     smol::block_on(async {
         use futures_lite::StreamExt;
         let client = netconf_smol::Client::connect_tls_with(

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use futures_lite::{AsyncReadExt, StreamExt};
 use netconf_async::adapter::operations::{CreateSubscription, Datastore, GetConfig, KillSession};
 use netconf_async::adapter::server::{ServerOptions, SessionInfo};
-use netconf_async::adapter::tls::{ClientTlsOptions, PemSource, ServerTlsOptions};
+use netconf_async::adapter::tls::{ClientTlsOptions, ServerTlsOptions};
 use netconf_async::adapter::{ClientOptions, Config, Driver, Error, ErrorTag, Reply, Request};
 use netconf_async::{BoxStream, Client, Runtime, Server};
 use netconf_tests::certs::Pki;
@@ -105,14 +105,8 @@ impl Tls {
     fn new() -> Tls {
         let pki = Pki::generate();
         Tls {
-            server: ServerTlsOptions::new(
-                PemSource::pem(pki.server_cert_pem.clone()),
-                PemSource::pem(pki.server_key_pem.clone()),
-                PemSource::pem(pki.ca_pem.clone()),
-            ),
-            client: ClientTlsOptions::new()
-                .ca_pem(pki.ca_pem.clone())
-                .client_cert_pem(pki.client_cert_pem.clone(), pki.client_key_pem.clone()),
+            server: pki.server_tls_options(),
+            client: pki.client_tls_options(),
         }
     }
 }

@@ -24,7 +24,6 @@ use netconf_async::adapter::operations::{
     CreateSubscription, Datastore, EditConfig, GetConfig, InlineConfig, Lock,
 };
 use netconf_async::adapter::server::{ServerOptions, SessionInfo};
-use netconf_async::adapter::tls::{ClientTlsOptions, PemSource, ServerTlsOptions};
 use netconf_async::adapter::{
     ClientOptions, Config, Error, ErrorTag, ErrorType, Reply, Request, RpcError,
 };
@@ -598,15 +597,8 @@ async fn a_server_that_closes_the_channel_mid_message<R: Runtime>() {
 async fn tls_and_ssh_listeners_on_one_server_with_one_handler<R: Runtime>() {
     let f = start::<R>(password_auth()).await;
     let pki = Pki::generate();
-    let server_tls = ServerTlsOptions::new(
-        PemSource::pem(pki.server_cert_pem.clone()),
-        PemSource::pem(pki.server_key_pem.clone()),
-        PemSource::pem(pki.ca_pem.clone()),
-    );
-    let client_tls = ClientTlsOptions::new()
-        .ca_pem(pki.ca_pem.clone())
-        .client_cert_pem(pki.client_cert_pem.clone(), pki.client_key_pem.clone())
-        .server_name("localhost");
+    let server_tls = pki.server_tls_options();
+    let client_tls = pki.client_tls_options().server_name("localhost");
     let tls_addr = f
         .server
         .listen_tls("127.0.0.1:0", &server_tls)

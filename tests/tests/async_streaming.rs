@@ -29,7 +29,7 @@ use netconf_async::adapter::operations::{
     KillSession, NmdaDatastore,
 };
 use netconf_async::adapter::server::{ServerOptions, SessionInfo};
-use netconf_async::adapter::tls::{ClientTlsOptions, PemSource, ServerTlsOptions};
+use netconf_async::adapter::tls::ClientTlsOptions;
 use netconf_async::adapter::{
     Answer, ClientOptions, Config, DataStream, Error, ErrorTag, ErrorType, Framing, Reply, Request,
     RpcError, TimeoutKind,
@@ -206,19 +206,10 @@ impl<R: Runtime> Fixture<R> {
             std::future::ready(handler(&request))
         });
         let addr = server
-            .listen_tls(
-                "127.0.0.1:0",
-                &ServerTlsOptions::new(
-                    PemSource::pem(pki.server_cert_pem.clone()),
-                    PemSource::pem(pki.server_key_pem.clone()),
-                    PemSource::pem(pki.ca_pem.clone()),
-                ),
-            )
+            .listen_tls("127.0.0.1:0", &pki.server_tls_options())
             .await
             .expect("listening");
-        let tls = ClientTlsOptions::new()
-            .ca_pem(pki.ca_pem.clone())
-            .client_cert_pem(pki.client_cert_pem.clone(), pki.client_key_pem.clone());
+        let tls = pki.client_tls_options();
         Fixture { server, addr, tls }
     }
 
@@ -1084,19 +1075,10 @@ async fn a_streamed_call_times_out_before_the_reply_begins<R: Native>() {
         }
     });
     let addr = server
-        .listen_tls(
-            "127.0.0.1:0",
-            &ServerTlsOptions::new(
-                PemSource::pem(pki.server_cert_pem.clone()),
-                PemSource::pem(pki.server_key_pem.clone()),
-                PemSource::pem(pki.ca_pem.clone()),
-            ),
-        )
+        .listen_tls("127.0.0.1:0", &pki.server_tls_options())
         .await
         .unwrap();
-    let tls = ClientTlsOptions::new()
-        .ca_pem(pki.ca_pem.clone())
-        .client_cert_pem(pki.client_cert_pem.clone(), pki.client_key_pem.clone());
+    let tls = pki.client_tls_options();
     let client = Client::<R>::connect_tls(&addr.to_string(), &tls)
         .await
         .unwrap();

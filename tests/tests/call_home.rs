@@ -25,7 +25,7 @@ use netconf_async::ssh::{
 use netconf_async::{Client, Runtime, Server};
 use netconf_proto::operations::{Datastore, GetConfig};
 use netconf_proto::server::ServerOptions;
-use netconf_proto::tls::{ClientTlsOptions, PemSource, ServerTlsOptions};
+use netconf_proto::tls::PemSource;
 use netconf_proto::{Error, Reply};
 use netconf_tests::certs::Pki;
 
@@ -74,20 +74,6 @@ fn quick() -> Reconnect {
     Reconnect::new().backoff(Duration::from_millis(20), Duration::from_millis(200))
 }
 
-fn device_tls(pki: &Pki) -> ServerTlsOptions {
-    ServerTlsOptions::new(
-        PemSource::pem(pki.server_cert_pem.clone()),
-        PemSource::pem(pki.server_key_pem.clone()),
-        PemSource::pem(pki.ca_pem.clone()),
-    )
-}
-
-fn manager_tls(pki: &Pki) -> ClientTlsOptions {
-    ClientTlsOptions::new()
-        .ca_pem(pki.ca_pem.clone())
-        .client_cert_pem(pki.client_cert_pem.clone(), pki.client_key_pem.clone())
-}
-
 fn tls_error(e: &Error) -> String {
     match e {
         Error::Tls(tls) => tls.to_string(),
@@ -107,17 +93,19 @@ fn ssh_error(e: &Error) -> &SshError {
 async fn tls_device_calls_home_and_is_identified_by_its_certificate<R: Runtime>() {
     {
         let pki = Pki::generate();
-        let mut listener =
-            CallHomeListener::<R>::bind("127.0.0.1:0", &CallHomeOptions::tls(manager_tls(&pki)))
-                .await
-                .unwrap();
+        let mut listener = CallHomeListener::<R>::bind(
+            "127.0.0.1:0",
+            &CallHomeOptions::tls(pki.client_tls_options()),
+        )
+        .await
+        .unwrap();
         let requests = Arc::new(AtomicUsize::new(0));
         let device = device::<R>("r1", requests.clone());
         let manager = listener.local_addr().to_string();
         let calls = device
             .call_home(
                 &[&manager],
-                CallHomeTransport::Tls(device_tls(&pki)),
+                CallHomeTransport::Tls(pki.server_tls_options()),
                 quick(),
             )
             .unwrap();
@@ -146,7 +134,7 @@ async fn tls_device_calls_home_and_is_identified_by_its_certificate<R: Runtime>(
 async fn a_device_the_filter_refuses_gets_no_netconf_byte<R: Runtime>() {
     {
         let pki = Pki::generate();
-        let options = CallHomeOptions::tls(manager_tls(&pki)).filter(|_device| false);
+        let options = CallHomeOptions::tls(pki.client_tls_options()).filter(|_device| false);
         let mut listener = CallHomeListener::<R>::bind("127.0.0.1:0", &options)
             .await
             .unwrap();
@@ -155,7 +143,7 @@ async fn a_device_the_filter_refuses_gets_no_netconf_byte<R: Runtime>() {
         let calls = device
             .call_home(
                 &[&listener.local_addr().to_string()],
-                CallHomeTransport::Tls(device_tls(&pki)),
+                CallHomeTransport::Tls(pki.server_tls_options()),
                 quick().max_attempts(Some(2)),
             )
             .unwrap();
@@ -184,7 +172,7 @@ async fn a_device_certificate_from_another_ca_is_refused_in_the_handshake<R: Run
         let stranger = Pki::other_ca();
         let filtered = Arc::new(AtomicUsize::new(0));
         let seen = filtered.clone();
-        let options = CallHomeOptions::tls(manager_tls(&pki)).filter(move |_| {
+        let options = CallHomeOptions::tls(pki.client_tls_options()).filter(move |_| {
             seen.fetch_add(1, Ordering::SeqCst);
             true
         });
@@ -193,7 +181,7 @@ async fn a_device_certificate_from_another_ca_is_refused_in_the_handshake<R: Run
             .unwrap();
         let device = device::<R>("impostor", Arc::default());
         // The impostor trusts our CA (so only its own certificate is wrong).
-        let mut tls = device_tls(&stranger);
+        let mut tls = stranger.server_tls_options();
         tls.client_ca = vec![PemSource::pem(pki.ca_pem.clone())];
         let calls = device
             .call_home(
@@ -221,7 +209,7 @@ async fn a_device_certificate_from_another_ca_is_refused_in_the_handshake<R: Run
 async fn the_device_calls_again_after_the_manager_restarts<R: Runtime>() {
     {
         let pki = Pki::generate();
-        let options = CallHomeOptions::tls(manager_tls(&pki));
+        let options = CallHomeOptions::tls(pki.client_tls_options());
         let listener = CallHomeListener::<R>::bind("127.0.0.1:0", &options)
             .await
             .unwrap();
@@ -230,7 +218,7 @@ async fn the_device_calls_again_after_the_manager_restarts<R: Runtime>() {
         let calls = device
             .call_home(
                 &[&addr.to_string()],
-                CallHomeTransport::Tls(device_tls(&pki)),
+                CallHomeTransport::Tls(pki.server_tls_options()),
                 quick(),
             )
             .unwrap();
@@ -261,15 +249,17 @@ async fn a_device_whose_first_manager_is_down_calls_the_second<R: Runtime>() {
             .unwrap()
             .local_addr()
             .unwrap();
-        let mut listener =
-            CallHomeListener::<R>::bind("127.0.0.1:0", &CallHomeOptions::tls(manager_tls(&pki)))
-                .await
-                .unwrap();
+        let mut listener = CallHomeListener::<R>::bind(
+            "127.0.0.1:0",
+            &CallHomeOptions::tls(pki.client_tls_options()),
+        )
+        .await
+        .unwrap();
         let device = device::<R>("r2", Arc::default());
         let calls = device
             .call_home(
                 &[&dead.to_string(), &listener.local_addr().to_string()],
-                CallHomeTransport::Tls(device_tls(&pki)),
+                CallHomeTransport::Tls(pki.server_tls_options()),
                 quick(),
             )
             .unwrap();
@@ -504,7 +494,7 @@ mod across_adapters {
             let pki = Pki::generate();
             let mut listener = CallHomeListener::<netconf_tokio::Tokio>::bind(
                 "127.0.0.1:0",
-                &CallHomeOptions::tls(manager_tls(&pki)),
+                &CallHomeOptions::tls(pki.client_tls_options()),
             )
             .await
             .unwrap();
@@ -514,7 +504,7 @@ mod across_adapters {
             let calls = device
                 .call_home(
                     &[&listener.local_addr().to_string()],
-                    netconf_blocking::call_home::CallHomeTransport::Tls(device_tls(&pki)),
+                    netconf_blocking::call_home::CallHomeTransport::Tls(pki.server_tls_options()),
                     quick(),
                 )
                 .unwrap();

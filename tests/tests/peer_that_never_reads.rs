@@ -159,9 +159,7 @@ fn get_reply_data() -> bytes::Bytes {
 /// both replies must arrive.
 fn pipelined_get_and_big_edit(addr: std::net::SocketAddr, pki: &netconf_tests::certs::Pki) {
     use netconf_proto::operations::{Datastore, EditConfig, Get, InlineConfig};
-    let tls = netconf_proto::tls::ClientTlsOptions::new()
-        .ca_pem(pki.ca_pem.clone())
-        .client_cert_pem(pki.client_cert_pem.clone(), pki.client_key_pem.clone());
+    let tls = pki.client_tls_options();
     let client = netconf_blocking::Client::connect_tls_with(
         &addr.to_string(),
         &tls,
@@ -220,7 +218,7 @@ fn blocking_client_pipelines_a_32mb_edit_behind_a_get_blocking_server() {
             big_answer(request, &data)
         });
         let addr = server
-            .listen_tls("127.0.0.1:0", &server_tls(&pki))
+            .listen_tls("127.0.0.1:0", &pki.server_tls_options())
             .expect("listen");
         pipelined_get_and_big_edit(addr, &pki);
         server.shutdown();
@@ -243,19 +241,10 @@ fn blocking_client_pipelines_a_32mb_edit_behind_a_get_tokio_server() {
             async move { reply }
         });
         let addr = rt
-            .block_on(server.listen_tls("127.0.0.1:0", &server_tls(&pki)))
+            .block_on(server.listen_tls("127.0.0.1:0", &pki.server_tls_options()))
             .expect("listen");
         pipelined_get_and_big_edit(addr, &pki);
         rt.block_on(server.shutdown());
         rt.shutdown_timeout(Duration::from_secs(2));
     });
-}
-
-fn server_tls(pki: &netconf_tests::certs::Pki) -> netconf_proto::tls::ServerTlsOptions {
-    use netconf_proto::tls::{PemSource, ServerTlsOptions};
-    ServerTlsOptions::new(
-        PemSource::pem(pki.server_cert_pem.clone()),
-        PemSource::pem(pki.server_key_pem.clone()),
-        PemSource::pem(pki.ca_pem.clone()),
-    )
 }

@@ -7,7 +7,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use netconf_blocking::server::ServerOptions;
-use netconf_blocking::tls::{PemSource, ServerTlsOptions, CLIENT_FRIENDLY_RECORD};
+use netconf_blocking::tls::CLIENT_FRIENDLY_RECORD;
 use netconf_blocking::{Reply, Server};
 use netconf_tests::certs::Pki;
 use netconf_tests::hostile_tls::TlsRecordCounter;
@@ -26,14 +26,7 @@ fn every_server_record_fits_one_4096_byte_read() {
     let reply = Reply::data(data).unwrap();
     let server = Server::new(ServerOptions::new(), move |_, _| reply.clone());
     let addr = server
-        .listen_tls(
-            "127.0.0.1:0",
-            &ServerTlsOptions::new(
-                PemSource::pem(pki.server_cert_pem.clone()),
-                PemSource::pem(pki.server_key_pem.clone()),
-                PemSource::pem(pki.ca_pem.clone()),
-            ),
-        )
+        .listen_tls("127.0.0.1:0", &pki.server_tls_options())
         .unwrap();
 
     let mut tcp = TcpStream::connect(addr).unwrap();

@@ -20,7 +20,7 @@ use bytes::Bytes;
 use futures_lite::{AsyncReadExt, StreamExt};
 use netconf_proto::operations::{Datastore, Filter, GetConfig};
 use netconf_proto::server::ServerOptions;
-use netconf_proto::tls::{ClientTlsOptions, PemSource, ServerTlsOptions};
+use netconf_proto::tls::{ClientTlsOptions, ServerTlsOptions};
 use netconf_proto::{Config, Reply, Request};
 use netconf_tests::certs::Pki;
 use netconf_tests::pair::{drain, Pair};
@@ -192,11 +192,7 @@ impl TlsSetup {
     /// What a NETCONF server is configured with: PEM identity and client CA, the library's
     /// defaults for everything else (ring, 4 KiB records).
     pub fn server_tls(&self) -> ServerTlsOptions {
-        ServerTlsOptions::new(
-            PemSource::pem(self.pki.server_cert_pem.clone()),
-            PemSource::pem(self.pki.server_key_pem.clone()),
-            PemSource::pem(self.pki.ca_pem.clone()),
-        )
+        self.pki.server_tls_options()
     }
 
     /// The same with rustls' 16 KiB records.

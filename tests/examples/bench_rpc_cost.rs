@@ -14,32 +14,32 @@
 //!
 //! CPU time and context switches are summed over every thread of the process from
 //! `/proc/self/task/*/schedstat` and `.../status` (voluntary + involuntary), measured after
-//! 500 warm-up round trips. Timing only: nothing here passes or fails.
+//! 500 warm-up round trips; with `BY_THREAD=1` also per kind of thread (by name). Timing
+//! only: nothing here passes or fails.
 
 #[path = "../benches/common/mod.rs"]
 mod common;
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::time::Instant;
 
 use common::{AnyClient, Connect, Listen, Payloads, ThreadPool, TlsSetup};
 
-/// (CPU ns, context switches, threads) summed over the process's threads.
-fn process_counters() -> (u64, u64, usize) {
-    let mut cpu = 0;
-    let mut switches = 0;
-    let mut threads = 0;
+/// (CPU ns, context switches) of each thread of the process, by thread id, with its name.
+fn thread_counters() -> BTreeMap<String, (String, u64, u64)> {
+    let mut threads = BTreeMap::new();
     for task in std::fs::read_dir("/proc/self/task").expect("/proc/self/task") {
         let dir = task.expect("task").path();
         let Ok(sched) = std::fs::read_to_string(dir.join("schedstat")) else {
             continue;
         };
-        threads += 1;
-        cpu += sched
+        let cpu = sched
             .split_whitespace()
             .next()
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0);
+        let mut switches = 0;
         if let Ok(status) = std::fs::read_to_string(dir.join("status")) {
             for line in status.lines() {
                 if let Some(v) = line
@@ -50,8 +50,43 @@ fn process_counters() -> (u64, u64, usize) {
                 }
             }
         }
+        let name = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        let id = dir.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        threads.insert(id, (name.trim().to_owned(), cpu, switches));
     }
-    (cpu, switches, threads)
+    threads
+}
+
+/// (CPU ns, context switches, threads) summed over the process's threads.
+fn process_counters() -> (u64, u64, usize) {
+    let threads = thread_counters();
+    let cpu = threads.values().map(|t| t.1).sum();
+    let switches = threads.values().map(|t| t.2).sum();
+    (cpu, switches, threads.len())
+}
+
+/// With `BY_THREAD=1`: per RPC, the CPU time and switches of each kind of thread (by name)
+/// between two snapshots, to see who pays for a round trip.
+fn print_by_thread(
+    before: &BTreeMap<String, (String, u64, u64)>,
+    after: &BTreeMap<String, (String, u64, u64)>,
+    n: usize,
+) {
+    let mut by_name: BTreeMap<String, (u64, u64, usize)> = BTreeMap::new();
+    for (id, (name, cpu, sw)) in after {
+        let (cpu0, sw0) = before.get(id).map_or((0, 0), |b| (b.1, b.2));
+        let e = by_name.entry(name.clone()).or_default();
+        e.0 += cpu - cpu0;
+        e.1 += sw - sw0;
+        e.2 += 1;
+    }
+    for (name, (cpu, sw, count)) in by_name {
+        println!(
+            "  {name:<20} x{count:<3} cpu_us={:.2} switches={:.2}",
+            cpu as f64 / 1e3 / n as f64,
+            sw as f64 / n as f64
+        );
+    }
 }
 
 fn main() {
@@ -118,11 +153,15 @@ fn main() {
                 let c = client.blocking().expect("the blocking client");
                 common::send_recv_window(c, k * depth, depth);
             } else {
-                for _ in 0..k {
-                    if depth == 1 {
-                        client.call(&tiny);
-                    } else {
-                        client.pipelined(pool.as_ref(), depth, depth);
+                match &pool {
+                    // Each of the pool's threads makes its k calls in a row.
+                    Some(pool) => pool.run_calls(k),
+                    // `depth` tasks, each making its k calls in a row.
+                    None if depth > 1 => client.pipelined(None, k * depth, depth),
+                    None => {
+                        for _ in 0..k {
+                            client.call(&tiny);
+                        }
                     }
                 }
             }
@@ -130,11 +169,16 @@ fn main() {
     };
 
     run((500 / depth).max(2));
+    let by_thread = std::env::var_os("BY_THREAD").is_some();
+    let before = by_thread.then(thread_counters);
     let (cpu0, sw0, _) = process_counters();
     let t = Instant::now();
     run(rounds);
     let wall = t.elapsed();
     let (cpu1, sw1, threads) = process_counters();
+    if let Some(before) = before {
+        print_by_thread(&before, &thread_counters(), n);
+    }
     println!(
         "COST adapter={adapter} n={n} depth={depth} wall_us={:.2} cpu_us={:.2} switches={:.2} threads={threads}",
         wall.as_secs_f64() * 1e6 / n as f64,

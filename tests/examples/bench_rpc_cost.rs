@@ -51,7 +51,11 @@ fn thread_counters() -> BTreeMap<String, (String, u64, u64)> {
             }
         }
         let name = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
-        let id = dir.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let id = dir
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
         threads.insert(id, (name.trim().to_owned(), cpu, switches));
     }
     threads

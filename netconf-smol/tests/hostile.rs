@@ -1,7 +1,8 @@
 //! The smol client against the testkit's deliberately hostile TLS server, on loopback, under
-//! two executors: `smol::block_on` with the driver spawned on smol's global executor by
-//! `Client::connect_tls`, and async-std's executor with the driver returned by
-//! `connect_tls_with_driver` and spawned with `async_std::task::spawn`.
+//! async-std's executor: the driver comes from `connect_tls_with_driver` and runs on
+//! `async_std::task::spawn`, so nothing of the session runs on smol's own executor.
+//! The same cases on `smol::block_on` (and on tokio) run in the netconf-tests crate's
+//! `tests/async_hostile.rs`; async-std is this crate's dev-dependency only.
 //!
 //! Each `Hostile` mode delivers ciphertext in a way that strands decrypted bytes inside TLS
 //! for a read loop with a drainage bug (tiny records in one write, records dribbled 1-7 bytes
@@ -12,17 +13,14 @@
 //! test instead of the whole run.
 
 use std::future::Future;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use futures_lite::StreamExt;
 use netconf_proto::Framing;
 use netconf_smol::operations::{Datastore, GetConfig};
-use netconf_smol::tls::ClientTlsOptions;
 use netconf_smol::{Client, ClientOptions, Config, Error, TimeoutKind};
-use netconf_tests::certs::{Pki, PkiFiles};
+use netconf_tests::certs::Pki;
 use netconf_tests::hostile_tls::{
     Hostile, HostileServer, Outcome, BIG_HELLO_MODULES, DEFAULT_SESSION_ID,
 };
@@ -65,137 +63,33 @@ async fn within<F: Future>(limit: Duration, what: &str, fut: F) -> F::Output {
     .unwrap_or_else(|| panic!("{what}: did not finish within {limit:?}"))
 }
 
-/// A fresh PKI in its own temp dir (removed on drop).
-struct TestPki {
-    pki: Pki,
-    files: PkiFiles,
-    dir: PathBuf,
-}
-
-impl TestPki {
-    fn new(tag: &str) -> TestPki {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default();
-        let dir = std::env::temp_dir().join(format!(
-            "netconf-smol-hostile-{tag}-{}-{n}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).expect("creating the temp dir");
-        let pki = Pki::generate();
-        let files = pki.write_to_dir(&dir).expect("writing the PKI");
-        TestPki { pki, files, dir }
-    }
-
-    fn client_tls(&self) -> ClientTlsOptions {
-        ClientTlsOptions::new()
-            .ca_file(&self.files.ca_cert)
-            .client_cert_files(&self.files.client_cert, &self.files.client_key)
-    }
-}
-
-impl Drop for TestPki {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// Which executor a case runs on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Exec {
-    /// `smol::block_on`; the driver is spawned on smol's global executor by `connect_tls`.
-    Smol,
-    /// `async_std::task::block_on`; the test spawns the driver with `async_std::task::spawn`.
-    AsyncStd,
-}
-
-impl Exec {
-    fn block_on<T>(self, fut: impl Future<Output = T>) -> T {
-        match self {
-            Exec::Smol => smol::block_on(fut),
-            Exec::AsyncStd => async_std::task::block_on(fut),
-        }
-    }
-}
-
-/// The running driver, as far as the test can see it.
-enum DriverTask {
-    /// Spawned and detached by `connect_tls` on smol's global executor.
-    Detached,
-    /// Spawned by the test on async-std's executor.
-    AsyncStd(async_std::task::JoinHandle<()>),
-}
-
-/// Connects within [`ESTABLISH_WITHIN`] on `exec`, with `options` if given.
+/// Connects within [`ESTABLISH_WITHIN`] and spawns the driver on async-std's executor.
 async fn connect(
-    exec: Exec,
     addr: &str,
-    tls: &ClientTlsOptions,
-    options: Option<ClientOptions>,
+    pki: &Pki,
+    options: &ClientOptions,
     mode: Hostile,
-) -> (Client, DriverTask) {
-    let what = format!("{mode:?} on {exec:?}: establishing the session");
-    match exec {
-        Exec::Smol => {
-            let client = match &options {
-                None => within(ESTABLISH_WITHIN, &what, Client::connect_tls(addr, tls)).await,
-                Some(options) => {
-                    within(
-                        ESTABLISH_WITHIN,
-                        &what,
-                        Client::connect_tls_with(addr, tls, options),
-                    )
-                    .await
-                }
-            }
-            .unwrap_or_else(|e| panic!("{what}: {e}"));
-            (client, DriverTask::Detached)
-        }
-        Exec::AsyncStd => {
-            let options = options.unwrap_or_default();
-            let (client, driver) = within(
-                ESTABLISH_WITHIN,
-                &what,
-                Client::connect_tls_with_driver(addr, tls, &options),
-            )
-            .await
-            .unwrap_or_else(|e| panic!("{what}: {e}"));
-            (client, DriverTask::AsyncStd(async_std::task::spawn(driver)))
-        }
-    }
+) -> (Client, async_std::task::JoinHandle<()>) {
+    let what = format!("{mode:?} on async-std: establishing the session");
+    let (client, driver) = within(
+        ESTABLISH_WITHIN,
+        &what,
+        Client::connect_tls_with_driver(addr, &pki.client_tls_options(), options),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{what}: {e}"));
+    (client, async_std::task::spawn(driver))
 }
 
-/// Waits until the driver has stopped: the test's own join handle where there is one,
-/// otherwise `is_closed` polled for up to 2 s.
-async fn driver_finished(client: &Client, driver: DriverTask) {
-    match driver {
-        DriverTask::AsyncStd(handle) => {
-            within(
-                Duration::from_secs(2),
-                "the driver finishing after the session closed",
-                handle,
-            )
-            .await
-        }
-        DriverTask::Detached => {
-            assert!(wait_closed(client).await, "the driver did not stop");
-        }
-    }
+/// Waits until the driver has stopped.
+async fn driver_finished(client: &Client, driver: async_std::task::JoinHandle<()>) {
+    within(
+        Duration::from_secs(2),
+        "the driver finishing after the session closed",
+        driver,
+    )
+    .await;
     assert!(client.is_closed());
-}
-
-/// Polls `is_closed` for up to 2 s.
-async fn wait_closed(client: &Client) -> bool {
-    for _ in 0..200 {
-        if client.is_closed() {
-            return true;
-        }
-        async_io::Timer::after(Duration::from_millis(10)).await;
-    }
-    client.is_closed()
 }
 
 /// Waits (on a blocking thread) until the hostile server has recorded how its first
@@ -262,14 +156,14 @@ fn check_data(data: &str, mode: Hostile, index: usize) {
 }
 
 /// Connect, check the session, get-config twice, close: against every answering mode.
-async fn answers_get_config(exec: Exec, mode: Hostile) {
+async fn answers_get_config(mode: Hostile) {
     assert!(mode.answers_rpcs());
-    let pki = TestPki::new(&format!("{mode:?}-{exec:?}"));
-    let server = Arc::new(HostileServer::start(mode, &pki.pki).expect("hostile server"));
+    let pki = Pki::generate();
+    let server = Arc::new(HostileServer::start(mode, &pki).expect("hostile server"));
     let addr = server.addr().to_string();
 
     let started = Instant::now();
-    let (client, driver) = connect(exec, &addr, &pki.client_tls(), None, mode).await;
+    let (client, driver) = connect(&addr, &pki, &ClientOptions::new(), mode).await;
     let established_in = started.elapsed();
     check_established(&client, mode);
 
@@ -278,7 +172,7 @@ async fn answers_get_config(exec: Exec, mode: Hostile) {
     let get = GetConfig::new(Datastore::Running);
     let data = within(GUARD / 2, "the first get-config", client.call(&get))
         .await
-        .unwrap_or_else(|e| panic!("{mode:?} on {exec:?}: get-config failed: {e}"));
+        .unwrap_or_else(|e| panic!("{mode:?} on async-std: get-config failed: {e}"));
     check_data(data.as_str(), mode, 0);
 
     if mode == Hostile::ReplyAndNotification {
@@ -320,14 +214,14 @@ async fn answers_get_config(exec: Exec, mode: Hostile) {
     assert_eq!(
         first_outcome(&server).await,
         Some(Outcome::ClosedAfterCloseSession),
-        "{mode:?} on {exec:?}"
+        "{mode:?} on async-std"
     );
     let log = server.connections();
     assert_eq!(log.len(), 1);
     assert!(log[0].close_session);
     assert_eq!(log[0].chunked, mode.offers_base_1_1());
     assert_eq!(log[0].rpcs.len(), 3, "two get-configs and a close-session");
-    eprintln!("{mode:?} on {exec:?}: established in {established_in:?}");
+    eprintln!("{mode:?} on async-std: established in {established_in:?}");
     stop(server).await;
 }
 
@@ -335,20 +229,17 @@ async fn answers_get_config(exec: Exec, mode: Hostile) {
 /// can follow a half message the session ends once the peer has been silent mid-message for
 /// the stall timeout (an RPC timeout alone fails only its RPC); later calls fail at once
 /// instead of hanging.
-async fn stall_mid_reply(exec: Exec) {
+async fn stall_mid_reply() {
     let mode = Hostile::StallMidReply;
-    let pki = TestPki::new(&format!("stall-{exec:?}"));
-    let server = Arc::new(HostileServer::start(mode, &pki.pki).expect("server"));
+    let pki = Pki::generate();
+    let server = Arc::new(HostileServer::start(mode, &pki).expect("server"));
     let addr = server.addr().to_string();
     let (client, driver) = connect(
-        exec,
         &addr,
-        &pki.client_tls(),
-        Some(
-            ClientOptions::new()
-                .config(Config::client().with_stall_timeout(Some(Duration::from_millis(600))))
-                .rpc_timeout(Some(Duration::from_millis(300))),
-        ),
+        &pki,
+        &ClientOptions::new()
+            .config(Config::client().with_stall_timeout(Some(Duration::from_millis(600))))
+            .rpc_timeout(Some(Duration::from_millis(300))),
         mode,
     )
     .await;
@@ -408,148 +299,27 @@ async fn stall_mid_reply(exec: Exec) {
     stop(server).await;
 }
 
-/// `connect_tls_with_driver` on smol: the test spawns the driver itself, pipelines two rpcs
-/// from two clones, and sees the driver finish after close.
-async fn driver_spawned_by_test(mode: Hostile) {
-    let pki = TestPki::new(&format!("driver-{mode:?}"));
-    let server = Arc::new(HostileServer::start(mode, &pki.pki).expect("server"));
-    let addr = server.addr().to_string();
-    let (client, driver) = within(
-        ESTABLISH_WITHIN,
-        "establishing the session",
-        Client::connect_tls_with_driver(&addr, &pki.client_tls(), &ClientOptions::new()),
-    )
-    .await
-    .expect("connect");
-    check_established(&client, mode);
-    let driver = smol::spawn(driver);
-
-    let other = client.clone();
-    let get = GetConfig::new(Datastore::Running);
-    let (a, b) = within(
-        GUARD / 2,
-        "two pipelined get-configs",
-        futures_lite::future::zip(client.call(&get), other.call(&get)),
-    )
-    .await;
-    let (a, b) = (a.expect("first"), b.expect("second"));
-    assert_ne!(a, b, "two rpcs got the same reply");
-    let both = format!("{a}{b}");
-    for i in 0..2 {
-        assert!(
-            both.contains(&format!("<rpc-index>{i}</rpc-index>")),
-            "reply {i} missing: {both}"
-        );
-    }
-
-    client.close().await.expect("close");
-    within(Duration::from_secs(2), "the driver finishing", driver).await;
-    assert!(client.is_closed());
-    assert!(other.call(&get).await.is_err());
-    assert_eq!(
-        first_outcome(&server).await,
-        Some(Outcome::ClosedAfterCloseSession)
-    );
-    stop(server).await;
-}
-
-/// A driver that is dropped unrun: rpcs fail at once and the server sees the socket close.
-async fn driver_dropped() {
-    let pki = TestPki::new("driver-dropped");
-    let server = Arc::new(HostileServer::start(Hostile::Normal, &pki.pki).expect("server"));
-    let addr = server.addr().to_string();
-    let (client, driver) = within(
-        ESTABLISH_WITHIN,
-        "establishing the session",
-        Client::connect_tls_with_driver(&addr, &pki.client_tls(), &ClientOptions::new()),
-    )
-    .await
-    .expect("connect");
-    drop(driver);
-    let result = within(
-        Duration::from_secs(2),
-        "an rpc without a driver",
-        client.call(&GetConfig::new(Datastore::Running)),
-    )
-    .await;
-    assert!(result.is_err(), "{result:?}");
-    assert!(client.is_closed());
-    drop(client);
-    let outcome = first_outcome(&server).await;
-    assert!(
-        matches!(outcome, Some(Outcome::PeerClosed | Outcome::Error(_))),
-        "{outcome:?}"
-    );
-    stop(server).await;
-}
-
-/// Runs each case under `smol::block_on` and under async-std's executor.
-macro_rules! on_both_executors {
-    ($($name:ident => |$exec:ident| $body:expr;)*) => {$(
+/// Runs each case under async-std's executor, as `<case>::async_std`.
+macro_rules! on_async_std {
+    ($($name:ident => $body:expr;)*) => {$(
         mod $name {
             #[allow(unused_imports)]
             use super::*;
 
             #[test]
-            fn smol() {
-                guarded(|| {
-                    let $exec = Exec::Smol;
-                    $exec.block_on($body)
-                })
-            }
-
-            #[test]
             fn async_std() {
-                guarded(|| {
-                    let $exec = Exec::AsyncStd;
-                    $exec.block_on($body)
-                })
+                guarded(|| async_std::task::block_on($body))
             }
         }
     )*};
 }
 
-on_both_executors! {
-    normal => |exec| answers_get_config(exec, Hostile::Normal);
-    tiny_records => |exec| answers_get_config(exec, Hostile::TinyRecords);
-    dribble => |exec| answers_get_config(exec, Hostile::Dribble);
-    big_hello => |exec| answers_get_config(exec, Hostile::BigHello);
-    reply_and_notification => |exec| answers_get_config(exec, Hostile::ReplyAndNotification);
-    base10_only => |exec| answers_get_config(exec, Hostile::Base10Only);
-    stall_mid_reply_times_out_then_closes => |exec| stall_mid_reply(exec);
-}
-
-#[test]
-fn every_answering_mode_is_covered() {
-    // The macro above lists the modes by hand: fail loudly when the testkit grows one.
-    let answering: Vec<Hostile> = Hostile::ALL
-        .into_iter()
-        .filter(|m| m.answers_rpcs())
-        .collect();
-    assert_eq!(
-        answering,
-        [
-            Hostile::Normal,
-            Hostile::TinyRecords,
-            Hostile::Dribble,
-            Hostile::BigHello,
-            Hostile::ReplyAndNotification,
-            Hostile::Base10Only,
-        ]
-    );
-}
-
-#[test]
-fn driver_spawned_by_the_test_tiny_records() {
-    guarded(|| smol::block_on(driver_spawned_by_test(Hostile::TinyRecords)))
-}
-
-#[test]
-fn driver_spawned_by_the_test_dribble() {
-    guarded(|| smol::block_on(driver_spawned_by_test(Hostile::Dribble)))
-}
-
-#[test]
-fn driver_never_run() {
-    guarded(|| smol::block_on(driver_dropped()))
+on_async_std! {
+    normal => answers_get_config(Hostile::Normal);
+    tiny_records => answers_get_config(Hostile::TinyRecords);
+    dribble => answers_get_config(Hostile::Dribble);
+    big_hello => answers_get_config(Hostile::BigHello);
+    reply_and_notification => answers_get_config(Hostile::ReplyAndNotification);
+    base10_only => answers_get_config(Hostile::Base10Only);
+    stall_mid_reply_times_out_then_closes => stall_mid_reply();
 }

@@ -649,8 +649,9 @@ pub fn send_recv_window(client: &netconf_blocking::Client, total: usize, depth: 
 }
 
 pub struct ThreadPool {
-    go: Vec<std::sync::mpsc::Sender<()>>,
+    go: Vec<std::sync::mpsc::Sender<usize>>,
     done: std::sync::mpsc::Receiver<()>,
+    each: usize,
 }
 
 impl ThreadPool {
@@ -658,13 +659,13 @@ impl ThreadPool {
         let (done_tx, done) = std::sync::mpsc::channel();
         let go = (0..depth)
             .map(|_| {
-                let (tx, rx) = std::sync::mpsc::channel::<()>();
+                let (tx, rx) = std::sync::mpsc::channel::<usize>();
                 let client = client.clone();
                 let done_tx = done_tx.clone();
                 std::thread::spawn(move || {
                     let op = op("");
-                    while rx.recv().is_ok() {
-                        for _ in 0..each {
+                    while let Ok(calls) = rx.recv() {
+                        for _ in 0..calls {
                             client.call(&op).expect("get-config");
                         }
                         let _ = done_tx.send(());
@@ -673,13 +674,18 @@ impl ThreadPool {
                 tx
             })
             .collect();
-        ThreadPool { go, done }
+        ThreadPool { go, done, each }
     }
 
     /// One round: every thread makes its calls; returns when all are done.
     pub fn run(&self) {
+        self.run_calls(self.each)
+    }
+
+    /// One round in which every thread makes `calls` calls, one after the other.
+    pub fn run_calls(&self, calls: usize) {
         for tx in &self.go {
-            tx.send(()).expect("pool thread");
+            tx.send(calls).expect("pool thread");
         }
         for _ in 0..self.go.len() {
             self.done.recv().expect("pool thread");

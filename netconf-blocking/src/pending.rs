@@ -7,6 +7,11 @@
 //! for it: whatever has waited longer than a short grace is taken out by the session's
 //! thread and run on threads of their own ([`Pending::overdue`]), so no request waits for
 //! another's handler longer than that.
+//!
+//! The serving thread also holds its replies back while the next request is already
+//! waiting, and writes them together once the queue is empty: one system call for a run of
+//! replies instead of one each. The same grace bounds that: a reply held for longer (the
+//! next handler blocks) is written by the session's thread ([`Pending::overdue`] says so).
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
@@ -23,6 +28,8 @@ struct Queue<J> {
     jobs: VecDeque<(Instant, J)>,
     /// A thread is serving the queue (it takes the next job when its handler returns).
     serving: bool,
+    /// Since when the serving thread holds replies back unwritten.
+    held: Option<Instant>,
 }
 
 impl<J> Default for Pending<J> {
@@ -31,6 +38,7 @@ impl<J> Default for Pending<J> {
             queue: Mutex::new(Queue {
                 jobs: VecDeque::new(),
                 serving: false,
+                held: None,
             }),
         }
     }
@@ -63,9 +71,25 @@ impl<J> Pending<J> {
         }
     }
 
+    /// Whether the serving thread may hold its reply back (true), because the next request
+    /// waits already and it runs that next; or must write it now (false; always when not
+    /// `may_hold`, which the writer's backlog decides). Holding starts the grace of the held
+    /// replies; writing ends it.
+    pub fn hold_reply(&self, now: Instant, may_hold: bool) -> bool {
+        let mut q = self.lock();
+        if q.jobs.is_empty() || !may_hold {
+            q.held = None;
+            false
+        } else {
+            q.held.get_or_insert(now);
+            true
+        }
+    }
+
     /// Takes out the jobs that have waited `GRACE` or longer (the serving thread is held by
-    /// a slow handler), for threads of their own; and when the next one will be overdue.
-    pub fn overdue(&self, now: Instant) -> (Vec<J>, Option<Instant>) {
+    /// a slow handler), for threads of their own; and whether replies have been held back
+    /// that long (the session's thread must have them written).
+    pub fn overdue(&self, now: Instant) -> (Vec<J>, bool) {
         let mut q = self.lock();
         let mut overdue = Vec::new();
         while q
@@ -75,13 +99,19 @@ impl<J> Pending<J> {
         {
             overdue.extend(q.jobs.pop_front().map(|(_, job)| job));
         }
-        let next = q.jobs.front().map(|(since, _)| *since + GRACE);
-        (overdue, next)
+        let held_too_long = q.held.is_some_and(|since| now >= since + GRACE);
+        if held_too_long {
+            q.held = None;
+        }
+        (overdue, held_too_long)
     }
 
-    /// When the oldest waiting job will be overdue.
+    /// When the oldest waiting job, or the oldest reply held back, will be overdue.
     pub fn due_at(&self) -> Option<Instant> {
-        self.lock().jobs.front().map(|(since, _)| *since + GRACE)
+        let q = self.lock();
+        let job = q.jobs.front().map(|(since, _)| *since + GRACE);
+        let held = q.held.map(|since| since + GRACE);
+        job.into_iter().chain(held).min()
     }
 }
 
@@ -111,15 +141,38 @@ mod tests {
         assert_eq!(p.next(), Some("slow")); // its handler now blocks
         let _ = p.push("a", t);
         let _ = p.push("b", t + GRACE / 2);
-        assert_eq!(p.overdue(t), (vec![], Some(t + GRACE)));
-        assert_eq!(
-            p.overdue(t + GRACE),
-            (vec!["a"], Some(t + GRACE / 2 + GRACE))
-        );
+        assert_eq!(p.due_at(), Some(t + GRACE));
+        assert_eq!(p.overdue(t), (vec![], false));
+        assert_eq!(p.overdue(t + GRACE), (vec!["a"], false));
         assert_eq!(p.due_at(), Some(t + GRACE / 2 + GRACE));
-        assert_eq!(p.overdue(t + 2 * GRACE), (vec!["b"], None));
+        assert_eq!(p.overdue(t + 2 * GRACE), (vec!["b"], false));
         assert_eq!(p.due_at(), None);
         // The slow handler returns: nothing left for it.
+        assert_eq!(p.next(), None);
+    }
+
+    #[test]
+    fn replies_are_held_only_while_a_request_waits_and_at_most_the_grace() {
+        let p = Pending::default();
+        let t = Instant::now();
+        assert!(p.push(1, t));
+        assert_eq!(p.next(), Some(1));
+        assert!(!p.hold_reply(t, true), "nothing waits: the reply goes now");
+        assert_eq!(p.due_at(), None);
+        let _ = p.push(2, t);
+        let _ = p.push(3, t);
+        assert_eq!(p.next(), Some(2));
+        assert!(p.hold_reply(t, true), "3 waits: 2's reply may wait for it");
+        assert_eq!(p.next(), Some(3)); // its handler now blocks
+        assert_eq!(p.due_at(), Some(t + GRACE), "the held reply is due");
+        assert_eq!(p.overdue(t + GRACE / 2), (vec![], false));
+        assert_eq!(
+            p.overdue(t + GRACE),
+            (vec![], true),
+            "written by the session"
+        );
+        assert_eq!(p.due_at(), None, "once");
+        assert!(!p.hold_reply(t + 2 * GRACE, true), "3's reply goes at once");
         assert_eq!(p.next(), None);
     }
 }

@@ -41,6 +41,9 @@ const NOTIFICATION_BYTES: usize = 4096;
 /// A streamed answer's next piece is pulled only while less than this waits to be written:
 /// the memory a streamed reply costs is this, plus the piece in hand and the next.
 const STREAM_BACKLOG: usize = 256 * 1024;
+/// The thread serving a session's queue holds its replies back (to write them together)
+/// only while less than this waits to be written: it writes more at once.
+const HOLD_MAX: usize = 32 * 1024;
 /// The shortest read timeout the session loop sets (a deadline that has just passed).
 const MIN_READ_TIMEOUT: Duration = Duration::from_millis(1);
 
@@ -519,9 +522,12 @@ impl Server {
         let mut armed = ReadTimeout::default();
         'session: loop {
             // Requests stuck behind a slow handler get threads of their own.
-            let (overdue, _) = live.pending.overdue(Instant::now());
+            let (overdue, held_too_long) = live.pending.overdue(Instant::now());
             for job in overdue {
                 self.run_alone(live, job);
+            }
+            if held_too_long {
+                live.writer.kick();
             }
             // Drain, and wait while the session wants no input (too many requests pending,
             // too many replies unwritten), keeping its deadlines.
@@ -603,8 +609,10 @@ impl Server {
                         let (server, live) = (self.clone(), live.clone());
                         self.inner.workers.run(move || {
                             while let Some(job) = live.pending.next() {
-                                server.handle(&live, job);
+                                server.handle(&live, job, true);
                             }
+                            // Replies held back for a job the session's loop then took out.
+                            live.writer.write_here();
                         });
                     }
                 }
@@ -632,11 +640,15 @@ impl Server {
     /// Runs one request's handler on a thread of its own.
     fn run_alone(&self, live: &Arc<Live>, job: Job) {
         let (server, live) = (self.clone(), live.clone());
-        self.inner.workers.run(move || server.handle(&live, job));
+        self.inner
+            .workers
+            .run(move || server.handle(&live, job, false));
     }
 
     /// Runs the handler for a request and sends its answer, on this (a handler's) thread.
-    fn handle(&self, live: &Arc<Live>, (id, job): Job) {
+    /// `serving`: this thread serves the session's queue, and may hold a reply back while
+    /// the next request waits (see [`Pending`]).
+    fn handle(&self, live: &Arc<Live>, (id, job): Job, serving: bool) {
         let (request, info) = *job;
         let handler = &self.inner.handler;
         let answer =
@@ -645,14 +657,14 @@ impl Server {
             Ok(Answer::Reply(reply)) => {
                 let mut core = live.lock();
                 core.reply(id, reply);
-                return self.settle_here(live, core);
+                return self.settle_here(live, core, serving);
             }
             Ok(Answer::Stream(pieces)) => Source::Pieces(pieces),
             Ok(Answer::Reader(reader)) => Source::Reader(reader),
             Err(_) => {
                 let mut core = live.lock();
                 core.handler_failed(id, "the handler panicked");
-                return self.settle_here(live, core);
+                return self.settle_here(live, core, serving);
             }
         };
         // This thread sends the stream, as the transport takes it.
@@ -669,11 +681,21 @@ impl Server {
 
     /// Like [`Server::settle`], writing what the drain produced on this thread (a handler's
     /// thread sending its reply) rather than waking the writing thread for it.
-    fn settle_here(&self, live: &Arc<Live>, mut core: MutexGuard<'_, ServerSession>) {
+    /// `serving`: the thread serving the session's queue, which holds the reply back while
+    /// the next request waits, to write them together.
+    fn settle_here(
+        &self,
+        live: &Arc<Live>,
+        mut core: MutexGuard<'_, ServerSession>,
+        serving: bool,
+    ) {
         let mut more = Vec::new();
         live.drain_for_handler(&mut core, &mut more);
         drop(core);
-        live.writer.write_here();
+        let may_hold = serving && live.writer.backlog() < HOLD_MAX;
+        if !live.pending.hold_reply(Instant::now(), may_hold) {
+            live.writer.write_here();
+        }
         self.act(live, &mut more, false);
     }
 

@@ -9,7 +9,7 @@
 //! thread. One writer at a time holds the `writing` role, so pieces leave in queue order.
 
 use std::collections::VecDeque;
-use std::io;
+use std::io::{self, IoSlice};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
@@ -24,6 +24,11 @@ const INLINE_MAX: usize = 64 * 1024;
 /// How long a caller's write may wait for the peer before the writing thread takes over
 /// the rest: a caller must not stall for a peer that stopped reading.
 const INLINE_WAIT: Duration = Duration::from_millis(5);
+
+/// At most this many pieces, or about this many bytes, go in one vectored write (Linux
+/// takes up to 1024 slices; a few dozen small messages is what piles up in practice).
+const BATCH_PIECES: usize = 64;
+const BATCH_BYTES: usize = 256 * 1024;
 
 type OnError = Box<dyn FnOnce(io::Error) + Send>;
 
@@ -146,6 +151,16 @@ impl Writer {
         self.write_queued(Some(INLINE_WAIT));
     }
 
+    /// Has the writing thread write what is queued, unless someone is writing it already:
+    /// bytes a thread queued to write itself and then could not (see `pending.rs`).
+    pub fn kick(&self) {
+        let q = self.lock();
+        if !q.writing && !q.pieces.is_empty() {
+            drop(q);
+            self.ready.notify_all();
+        }
+    }
+
     /// Bytes queued and not yet written.
     pub fn backlog(&self) -> usize {
         self.queued.load(Ordering::SeqCst)
@@ -226,42 +241,48 @@ impl Writer {
             let _ = out.transport.set_write_timeout(timeout);
             out.timeout = timeout;
         }
+        let mut batch = Vec::new();
         loop {
-            let piece = {
+            {
                 let mut q = self.lock();
-                match q.pieces.pop_front() {
-                    Some(piece) => piece,
-                    None => {
-                        q.writing = false;
-                        let closing = q.closing;
-                        drop(q);
-                        if closing {
-                            self.ready.notify_all();
-                        }
-                        return;
+                take_batch(&mut q.pieces, &mut batch);
+                if batch.is_empty() {
+                    q.writing = false;
+                    let closing = q.closing;
+                    drop(q);
+                    if closing {
+                        self.ready.notify_all();
                     }
+                    return;
                 }
-            };
-            let (done, result) = write_piece(&mut *out.transport, &piece);
+            }
+            let (done, result) = write_pieces(&mut *out.transport, &batch);
             self.queued.fetch_sub(done, Ordering::SeqCst);
             self.written.fetch_add(done as u64, Ordering::SeqCst);
             let e = match result {
                 Ok(()) => {
-                    self.pieces.fetch_sub(1, Ordering::SeqCst);
+                    self.pieces.fetch_sub(batch.len(), Ordering::SeqCst);
+                    batch.clear();
                     (self.on_written)();
                     continue;
                 }
                 Err(e) => e,
             };
+            // The pieces written whole are done; the rest of the batch is not.
+            let rest = unwritten(&mut batch, done);
+            self.pieces
+                .fetch_sub(batch.len() - rest.len(), Ordering::SeqCst);
             let waited = matches!(
                 e.kind(),
                 io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
             );
             if waited && wait_at_most.is_some() {
                 // The peer is slow to read: the writing thread writes the rest, with the
-                // session's own write timeout.
+                // session's own write timeout, from the exact byte where this write stopped.
                 let mut q = self.lock();
-                q.pieces.push_front(piece.slice(done..));
+                for piece in rest.into_iter().rev() {
+                    q.pieces.push_front(piece);
+                }
                 q.writing = false;
                 drop(q);
                 drop(out);
@@ -271,7 +292,9 @@ impl Writer {
                 self.ready.notify_all();
                 return;
             }
-            self.pieces.fetch_sub(1, Ordering::SeqCst);
+            self.pieces.fetch_sub(rest.len(), Ordering::SeqCst);
+            let dropped_here: usize = rest.iter().map(Bytes::len).sum();
+            self.queued.fetch_sub(dropped_here, Ordering::SeqCst);
             let e = if waited {
                 io::Error::new(
                     io::ErrorKind::TimedOut,
@@ -309,6 +332,66 @@ impl Writer {
             return;
         }
     }
+}
+
+/// Moves the pieces at the queue's front into `batch`, as many as one vectored write takes:
+/// several small messages queued together (callers' requests, a handler's replies) leave in
+/// one system call instead of one each.
+fn take_batch(queue: &mut VecDeque<Bytes>, batch: &mut Vec<Bytes>) {
+    let mut bytes = 0;
+    while batch.len() < BATCH_PIECES && bytes < BATCH_BYTES {
+        let Some(piece) = queue.pop_front() else {
+            break;
+        };
+        bytes += piece.len();
+        batch.push(piece);
+    }
+}
+
+/// What of `batch` is not written once `done` bytes of it were: the piece cut short from
+/// where it stopped, and those after it.
+fn unwritten(batch: &mut [Bytes], mut done: usize) -> Vec<Bytes> {
+    let mut rest = Vec::new();
+    for piece in batch.iter() {
+        if done >= piece.len() {
+            done -= piece.len();
+        } else {
+            rest.push(piece.slice(done..));
+            done = 0;
+        }
+    }
+    rest
+}
+
+/// Writes all of `pieces`, in order, with vectored writes, and flushes; how much was
+/// written either way, so a write that timed out part-way can be resumed where it stopped.
+fn write_pieces(transport: &mut dyn Transport, pieces: &[Bytes]) -> (usize, io::Result<()>) {
+    if let [piece] = pieces {
+        return write_piece(transport, piece);
+    }
+    let mut slices: Vec<IoSlice<'_>> = pieces.iter().map(|p| IoSlice::new(p)).collect();
+    let mut left = &mut slices[..];
+    let mut done = 0;
+    while !left.is_empty() {
+        match transport.write_vectored(left) {
+            Ok(0) => {
+                return (
+                    done,
+                    Err(io::Error::new(
+                        io::ErrorKind::WriteZero,
+                        "the transport accepted no more bytes",
+                    )),
+                )
+            }
+            Ok(n) => {
+                done += n;
+                IoSlice::advance_slices(&mut left, n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return (done, Err(e)),
+        }
+    }
+    (done, transport.flush())
 }
 
 /// Writes all of `piece` and flushes; how much was written either way, so a write that
@@ -387,5 +470,69 @@ mod tests {
         let mut rest = Vec::new();
         peer.read_to_end(&mut rest).unwrap();
         assert!(rest.is_empty());
+    }
+
+    /// Small pieces queued together leave in one vectored write; a caller's batch cut short
+    /// in the middle (the peer stopped reading) is resumed by the writing thread at the
+    /// exact byte, in the middle of whichever piece it stopped in.
+    #[test]
+    fn a_batch_cut_short_resumes_at_the_exact_byte() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut peer, _) = listener.accept().unwrap();
+        let writer = Writer::spawn(Box::new(client), None, || {}, |e| panic!("{e}")).unwrap();
+        // Batches of 40 pieces of odd sizes (so a cut rarely falls on a piece's end), each
+        // written by a "caller", until one could not leave at once.
+        let mut sent = Vec::new();
+        let mut n = 0usize;
+        let started = Instant::now();
+        let mut queue_batch = |writer: &Writer, sent: &mut Vec<u8>| {
+            for _ in 0..40 {
+                let len = 500 + n % 977;
+                let piece: Vec<u8> = (0..len).map(|i| (n * 31 + i) as u8).collect();
+                sent.extend_from_slice(&piece);
+                writer.queue(Bytes::from(piece));
+                n += 1;
+            }
+        };
+        while writer.backlog() == 0 {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the socket never filled"
+            );
+            queue_batch(&writer, &mut sent);
+            assert!(writer.backlog() <= INLINE_MAX);
+            writer.write_here();
+        }
+        // More behind the thread's remainder.
+        queue_batch(&writer, &mut sent);
+        writer.write_here();
+        let mut received = vec![0u8; sent.len()];
+        peer.read_exact(&mut received).unwrap();
+        assert!(received == sent, "bytes lost, repeated or reordered");
+        assert_eq!(writer.is_written(writer.mark()), Some(true));
+        assert_eq!(writer.pieces(), 0);
+        assert_eq!(writer.backlog(), 0);
+        writer.finish();
+    }
+
+    #[test]
+    fn unwritten_cuts_the_batch_where_the_write_stopped() {
+        let mut batch = vec![
+            Bytes::from_static(b"abc"),
+            Bytes::from_static(b"defg"),
+            Bytes::from_static(b"hi"),
+        ];
+        assert_eq!(unwritten(&mut batch, 0), batch.clone());
+        assert_eq!(
+            unwritten(&mut batch, 3),
+            vec![Bytes::from_static(b"defg"), Bytes::from_static(b"hi")]
+        );
+        assert_eq!(
+            unwritten(&mut batch, 5),
+            vec![Bytes::from_static(b"fg"), Bytes::from_static(b"hi")]
+        );
+        assert_eq!(unwritten(&mut batch, 8), vec![Bytes::from_static(b"i")]);
+        assert!(unwritten(&mut batch, 9).is_empty());
     }
 }

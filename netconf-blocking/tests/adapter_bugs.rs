@@ -429,6 +429,85 @@ fn a_request_behind_a_handler_that_never_returns_is_handled() {
     });
 }
 
+/// A reply is not held back behind the next request's handler for longer than a short
+/// grace. The thread serving a session's queue of requests holds a reply while the next
+/// request waits, to write the replies together; when that next handler blocks, the
+/// session's thread writes the held reply. The two requests arrive in one TLS record, so
+/// they are queued together; without the session's thread writing it, the get-config's
+/// reply waits for the blocked handler and this test hits its guard.
+#[test]
+fn a_reply_is_not_held_behind_a_handler_that_blocks() {
+    with_deadline(30, || {
+        let pki = Pki::generate();
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let release_rx = Mutex::new(release_rx);
+        let server = Server::new(
+            ServerOptions::new(),
+            move |request: &Request, _info: &SessionInfo| {
+                if request.operation.name == "block" {
+                    let _ = release_rx.lock().map(|rx| rx.recv());
+                    return Reply::Ok;
+                }
+                Reply::data(DATA).expect("data")
+            },
+        );
+        let addr = server
+            .listen_tls("127.0.0.1:0", &pki.server_tls_options())
+            .expect("listening")
+            .to_string();
+        let tcp = TcpStream::connect(&addr).expect("connect");
+        tcp.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("read timeout");
+        let conn = rustls::ClientConnection::new(
+            pki.client_config(true),
+            ServerName::try_from("127.0.0.1").expect("name"),
+        )
+        .expect("TLS client");
+        let mut tls = rustls::StreamOwned::new(conn, tcp);
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        let mut read_until = |tls: &mut rustls::StreamOwned<_, TcpStream>, what: &str| {
+            while !String::from_utf8_lossy(&seen).contains(what) {
+                let n = tls.read(&mut buf).unwrap_or_else(|e| {
+                    panic!(
+                        "waiting for {what}: {e}; got {}",
+                        String::from_utf8_lossy(&seen)
+                    )
+                });
+                assert!(n > 0, "the server closed before sending {what}");
+                seen.extend_from_slice(&buf[..n]);
+            }
+            String::from_utf8_lossy(&seen).into_owned()
+        };
+        tls.write_all(
+            b"<hello xmlns=\"urn:ietf:params:xml:ns:netconf:base:1.0\"><capabilities>\
+<capability>urn:ietf:params:netconf:base:1.0</capability></capabilities></hello>]]>]]>",
+        )
+        .expect("hello");
+        tls.flush().expect("flush");
+        read_until(&mut tls, "</hello>");
+        // One write: one TLS record, one read on the server, both requests queued at once.
+        tls.write_all(
+            b"<rpc message-id=\"1\" xmlns=\"urn:ietf:params:xml:ns:netconf:base:1.0\">\
+<get-config><source><running/></source></get-config></rpc>]]>]]>\
+<rpc message-id=\"2\" xmlns=\"urn:ietf:params:xml:ns:netconf:base:1.0\">\
+<block xmlns=\"urn:x\"/></rpc>]]>]]>",
+        )
+        .expect("two requests");
+        tls.flush().expect("flush");
+        let got = read_until(&mut tls, "</rpc-reply>");
+        assert!(
+            got.contains("message-id=\"1\"") && got.contains(DATA),
+            "the get-config's reply: {got}"
+        );
+        assert!(!got.contains("message-id=\"2\""), "{got}");
+        release_tx.send(()).expect("release");
+        let got = read_until(&mut tls, "message-id=\"2\"");
+        assert!(got.ends_with("]]>]]>") || got.contains("<ok/>"), "{got}");
+        server.shutdown();
+    });
+}
+
 /// A peer that resets the connection while nobody waits for a reply ends the session: the
 /// reading thread, which waits for readability without reading (so that a caller may read
 /// its own reply), notices the reset by itself. The core takes a reset as the end of the

@@ -60,6 +60,12 @@ pub struct TlsSession {
 /// Plaintext encrypted per `Transmit`: large enough for few syscalls, small enough that
 /// encryption overlaps transfer and memory stays flat.
 const TRANSMIT_PLAINTEXT: usize = 128 * 1024;
+/// A TLS record's plaintext, at most (RFC 8446 5.1).
+const MAX_RECORD_PLAINTEXT: usize = 16 * 1024;
+/// What a record adds to its plaintext, about: header, content type, AEAD tag (TLS 1.3:
+/// 5 + 1 + 16), or explicit nonce and tag (TLS 1.2: 8 + 16); more leaves room for a
+/// key update or an alert in the same transmit.
+const RECORD_OVERHEAD: usize = 64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Authorization {
@@ -329,7 +335,7 @@ impl TlsSession {
         // Ciphertext left from before (a handshake flight, an alert, the rest of a large
         // message) goes first.
         if self.tls.wants_write() {
-            return self.transmit();
+            return self.transmit(0);
         }
         // Then as many of the session's transmits as fit one of ours: replies (or requests)
         // that were queued separately leave in one write, not one each.
@@ -351,7 +357,7 @@ impl TlsSession {
             }
         }
         if self.tls.wants_write() {
-            return self.transmit();
+            return self.transmit(TRANSMIT_PLAINTEXT - room);
         }
         if let Some(ev) = self.events.pop_front() {
             return Output::Event(ev);
@@ -359,9 +365,13 @@ impl TlsSession {
         Output::Wait(self.next_deadline())
     }
 
-    /// The ciphertext rustls holds, at most about one transmit's worth.
-    fn transmit(&mut self) -> Output {
-        let mut out = Vec::with_capacity(TRANSMIT_PLAINTEXT + 4096);
+    /// The ciphertext rustls holds, at most about one transmit's worth; `plaintext`: how
+    /// much was just encrypted, to size the buffer. A tiny message must not take a whole
+    /// transmit's worth of memory: that cost a fresh 132 KiB allocation (page faults, the
+    /// allocator growing and trimming its heap) per small RPC.
+    fn transmit(&mut self, plaintext: usize) -> Output {
+        let records = plaintext / MAX_RECORD_PLAINTEXT + 1;
+        let mut out = Vec::with_capacity(plaintext + records * RECORD_OVERHEAD);
         while self.tls.wants_write() && out.len() < TRANSMIT_PLAINTEXT {
             if self.tls.write_tls(&mut out).is_err() {
                 break; // writing into a Vec cannot fail

@@ -76,3 +76,108 @@ impl Signal {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+    use std::thread;
+    use std::time::Instant;
+
+    /// How long a test waits for what should happen at once before it gives up.
+    const GUARD: Duration = Duration::from_secs(5);
+
+    #[derive(Default)]
+    struct State {
+        /// The waiter holds the lock from setting this until its wait releases it.
+        waiting: bool,
+        changed: bool,
+    }
+
+    /// A thread counted by `waiting()` before it tests its condition, waiting for `changed`;
+    /// once it waits, another thread sets `changed` under the mutex and calls `notify`.
+    /// Whether the waiter saw the change before its wait of [`GUARD`] ran out (after that
+    /// it would see the change without having been woken).
+    fn waiter_is_woken(notify: fn(&Signal)) -> bool {
+        let shared = Arc::new((Mutex::new(State::default()), Signal::default()));
+        let waiter = {
+            let shared = Arc::clone(&shared);
+            thread::spawn(move || {
+                let (lock, signal) = &*shared;
+                let deadline = Instant::now() + GUARD;
+                let _counted = signal.waiting();
+                let mut state = lock.lock().unwrap();
+                state.waiting = true;
+                loop {
+                    let now = Instant::now();
+                    // Seen only once the wait timed out at the deadline: not woken.
+                    if state.changed || now >= deadline {
+                        return state.changed && now < deadline;
+                    }
+                    state = signal.wait_timeout(state, deadline - now);
+                }
+            })
+        };
+        let (lock, signal) = &*shared;
+        let deadline = Instant::now() + GUARD;
+        loop {
+            let mut state = lock.lock().unwrap();
+            if state.waiting {
+                // The waiter set it and kept the lock until its wait let go of it.
+                assert!(signal.has_waiters());
+                state.changed = true;
+                notify(signal);
+                break;
+            }
+            drop(state);
+            assert!(
+                Instant::now() < deadline,
+                "the waiter never started waiting"
+            );
+            thread::sleep(Duration::from_millis(1));
+        }
+        waiter.join().unwrap()
+    }
+
+    #[test]
+    fn notify_all_wakes_a_counted_waiter() {
+        assert!(waiter_is_woken(Signal::notify_all), "waiter not woken");
+    }
+
+    #[test]
+    fn notify_one_wakes_a_counted_waiter() {
+        assert!(waiter_is_woken(Signal::notify_one), "waiter not woken");
+    }
+
+    #[test]
+    fn has_waiters_counts_the_guards() {
+        let signal = Signal::default();
+        assert!(!signal.has_waiters());
+        let first = signal.waiting();
+        assert!(signal.has_waiters());
+        drop(first);
+        assert!(!signal.has_waiters());
+
+        let first = signal.waiting();
+        let second = signal.waiting();
+        assert!(signal.has_waiters());
+        drop(first);
+        assert!(signal.has_waiters(), "one guard still lives");
+        drop(second);
+        assert!(!signal.has_waiters());
+    }
+
+    #[test]
+    fn notifying_nobody_is_harmless() {
+        let signal = Signal::default();
+        signal.notify_all();
+        signal.notify_one();
+        assert!(!signal.has_waiters());
+        // Counted but not yet blocked (still testing its condition): the notification is
+        // lost, harmlessly, as the waiter finds the change when it tests.
+        let lock = Mutex::new(());
+        let _counted = signal.waiting();
+        signal.notify_all();
+        let _guard = signal.wait_timeout(lock.lock().unwrap(), Duration::from_millis(1));
+    }
+}

@@ -1,7 +1,8 @@
 //! The blocking client: [`ClientCore`] behind a mutex; callers that write their own requests
 //! and wait for their own results (keeping the deadlines, and reading the transport
 //! themselves when nobody else does: see `reading.rs`); a reading thread for everything
-//! else, and a writing thread for what a caller cannot write at once (`writer.rs`).
+//! else, and a writing thread for what a caller cannot write at once (`writer.rs`) and for
+//! the requests of a crowd of callers, which it writes several at a time.
 
 use std::collections::HashMap;
 use std::net::TcpStream;
@@ -34,6 +35,10 @@ use crate::writer::Writer;
 
 /// A caller waiting for a result.
 pub(crate) type Ticket = u64;
+
+/// From this many callers waiting for results, a caller leaves its request to the writing
+/// thread instead of writing it itself.
+const CROWD: usize = 8;
 
 /// A subscriber's bounded queue.
 pub(crate) struct Sink(SyncSender<NotificationItem>);
@@ -585,9 +590,18 @@ impl Client {
         let mut st = inner.lock();
         let ticket = Inner::ticket(&mut st);
         st.core.submit(op, timeout, ticket, Instant::now());
-        inner.drain_for_caller(&mut st);
+        // With many callers waiting, their requests pile up faster than one caller writes
+        // its own: the writing thread takes them, several per write.
+        let crowded = st.wakers.len() >= CROWD;
+        if crowded {
+            inner.drain(&mut st);
+        } else {
+            inner.drain_for_caller(&mut st);
+        }
         drop(st);
-        inner.writer.write_here();
+        if !crowded {
+            inner.writer.write_here();
+        }
         inner.wait_result(inner.lock(), ticket)
     }
 

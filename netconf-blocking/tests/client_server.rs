@@ -1094,6 +1094,41 @@ fn pipelining_replies_matched_in_any_order() {
     });
 }
 
+/// Many threads calling on one session at once (more than the few a caller writes for
+/// itself: a crowd leaves its requests to the writing thread, several per write) each get
+/// their own reply, every time.
+#[test]
+fn many_threads_calling_at_once_each_get_their_own_reply() {
+    with_deadline(60, || {
+        let server = TestServer::start();
+        let client = server.client();
+        let threads: Vec<_> = (0..32)
+            .map(|t| {
+                let client = client.clone();
+                std::thread::spawn(move || {
+                    for i in 0..50 {
+                        let n = format!("{t}-{i}");
+                        let body = RpcBody::raw(format!("<echo xmlns=\"urn:x\"><n>{n}</n></echo>"))
+                            .expect("body");
+                        match client.rpc(&body).expect("rpc").content {
+                            ReplyContent::Other(p) => assert_eq!(
+                                p.as_str(),
+                                format!("<echoed xmlns=\"urn:x\"><n>{n}</n></echoed>")
+                            ),
+                            other => panic!("call {n}: {other:?}"),
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("a calling thread");
+        }
+        assert_eq!(server.seen("echo").len(), 32 * 50);
+        client.close().expect("close");
+    });
+}
+
 // ---------------------------------------------------------------------------------------------
 // Authentication
 

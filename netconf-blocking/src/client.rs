@@ -298,11 +298,12 @@ impl Drop for LastHandle {
 /// Dropping the last clone ends the session with `<close-session>`.
 ///
 /// A thread that calls and waits reads its own reply off the transport when nobody else is
-/// reading (over TCP and TLS), so a round trip costs about what a plain socket's does. To
-/// keep many requests in flight, [`Client::send`] them from one thread and [`Client::recv`]
-/// the replies in turn: with a thread per request, every reply must wake its thread (on 2
-/// vCPUs over loopback TLS, about 95,000 tiny RPCs/s with 64 threads against 113,000-128,000/s
-/// from one thread; see BENCHMARKS.md).
+/// reading (over TCP and TLS), so a round trip costs about what a plain socket's does. Many
+/// threads may call at once: with a crowd waiting, their requests are written several at a
+/// time by the session's writing thread, but every reply must still wake its own thread.
+/// One thread can keep many requests in flight instead, with [`Client::send`] and
+/// [`Client::recv`]. On 2 vCPUs over loopback TLS both reach about 110,000 tiny RPCs/s
+/// with 64 in flight (see BENCHMARKS.md).
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,

@@ -118,9 +118,13 @@ impl Writer {
 
     /// Queues bytes that the caller will write itself with [`Writer::write_here`] once it
     /// has released the session's lock (so the reading thread is never held up by a write);
-    /// never blocks.
+    /// never blocks. Past [`INLINE_MAX`] the writing thread is woken at once instead: a
+    /// large message is the writing thread's anyway, and it must not wait until the whole
+    /// of it is encrypted (the first byte of a large prebuilt reply waited for that).
     pub fn queue(&self, bytes: Bytes) {
-        self.enqueue(bytes);
+        if self.enqueue(bytes) && self.queued.load(Ordering::SeqCst) > INLINE_MAX {
+            self.ready.notify_all();
+        }
     }
 
     /// Queues; true if no one is writing (someone must be told).

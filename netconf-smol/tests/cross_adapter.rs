@@ -7,6 +7,7 @@
 //!
 //! Every test body runs on its own thread under a 10 s deadlock guard.
 
+use netconf_tests::deadline::within;
 use std::future::Future;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener};
@@ -46,16 +47,6 @@ fn guarded(body: impl FnOnce() + Send + 'static) {
             panic!("deadlock guard: the test did not finish within {GUARD:?}")
         }
     }
-}
-
-/// `fut`, or a panic naming `what` if it takes longer than `limit`.
-async fn within<F: Future>(limit: Duration, what: &str, fut: F) -> F::Output {
-    futures_lite::future::or(async { Some(fut.await) }, async {
-        async_io::Timer::after(limit).await;
-        None
-    })
-    .await
-    .unwrap_or_else(|| panic!("{what}: did not finish within {limit:?}"))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -12,7 +12,6 @@
 //! Every test body runs on its own thread under a 10 s deadlock guard, so a hang fails the
 //! test instead of the whole run.
 
-use std::future::Future;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
@@ -21,6 +20,7 @@ use netconf_proto::Framing;
 use netconf_smol::operations::{Datastore, GetConfig};
 use netconf_smol::{Client, ClientOptions, Config, Error, TimeoutKind};
 use netconf_tests::certs::Pki;
+use netconf_tests::deadline::within;
 use netconf_tests::hostile_tls::{
     Hostile, HostileServer, Outcome, BIG_HELLO_MODULES, DEFAULT_SESSION_ID,
 };
@@ -51,16 +51,6 @@ fn guarded(body: impl FnOnce() + Send + 'static) {
             panic!("deadlock guard: the test did not finish within {GUARD:?}")
         }
     }
-}
-
-/// `fut`, or a panic naming `what` if it takes longer than `limit`.
-async fn within<F: Future>(limit: Duration, what: &str, fut: F) -> F::Output {
-    futures_lite::future::or(async { Some(fut.await) }, async {
-        async_io::Timer::after(limit).await;
-        None
-    })
-    .await
-    .unwrap_or_else(|| panic!("{what}: did not finish within {limit:?}"))
 }
 
 /// Connects within [`ESTABLISH_WITHIN`] and spawns the driver on async-std's executor.

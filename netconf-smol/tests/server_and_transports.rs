@@ -45,12 +45,7 @@ fn guarded(body: impl Future<Output = ()> + Send + 'static) {
 
 /// `fut`, or a panic naming `what` if it does not finish within a few seconds.
 async fn within<F: Future>(what: &str, fut: F) -> F::Output {
-    futures_lite::future::or(async { Some(fut.await) }, async {
-        async_io::Timer::after(Duration::from_secs(5)).await;
-        None
-    })
-    .await
-    .unwrap_or_else(|| panic!("{what}: not done within 5 s"))
+    netconf_tests::deadline::within(Duration::from_secs(5), what, fut).await
 }
 
 /// Certificates in memory: nothing is written to disk.

@@ -27,9 +27,7 @@ async fn guarded(body: impl Future<Output = ()>) {
 
 /// `fut`, or a panic naming `what` if it does not finish within a few seconds.
 async fn within<F: Future>(what: &str, fut: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(5), fut)
-        .await
-        .unwrap_or_else(|_| panic!("{what}: not done within 5 s"))
+    netconf_tests::deadline::within(Duration::from_secs(5), what, fut).await
 }
 
 /// Certificates in memory: nothing is written to disk.

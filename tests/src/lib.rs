@@ -2,6 +2,7 @@
 //! and an in-memory `Pair` of sessions driven by a virtual clock.
 
 pub mod certs;
+pub mod deadline;
 pub mod fuzz_harness;
 pub mod hostile_tls;
 pub mod pair;

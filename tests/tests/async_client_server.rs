@@ -32,6 +32,7 @@ use netconf_async::adapter::{
 use netconf_async::{Client, Runtime, Server};
 use netconf_proto::xml::{escape_text, NS_BASE, NS_MONITORING, NS_NMDA, NS_NOTIFICATION};
 use netconf_tests::certs::{Pki, PkiFiles};
+use netconf_tests::deadline::within;
 
 netconf_tests::on_each_runtime!(
     every_operation_reaches_the_handler,
@@ -55,16 +56,6 @@ const SCHEMA_TEXT: &str =
 /// both runtimes).
 async fn guarded<T>(body: impl Future<Output = T>) -> T {
     within(GUARD, "the test (deadlock guard)", body).await
-}
-
-/// `fut`, or a panic naming `what` if it takes longer than `limit` (the future is dropped).
-async fn within<F: Future>(limit: Duration, what: &str, fut: F) -> F::Output {
-    futures_lite::future::or(async { Some(fut.await) }, async {
-        async_io::Timer::after(limit).await;
-        None
-    })
-    .await
-    .unwrap_or_else(|| panic!("{what}: did not finish within {limit:?}"))
 }
 
 /// Polls `condition` every 10 ms (on the runtime's timer) for up to 2 s.

@@ -27,6 +27,7 @@ use netconf_async::adapter::server::ServerOptions;
 use netconf_async::adapter::{ClientOptions, Config, Error, Lagged, Reply, Request, RpcReply};
 use netconf_async::{Client, Runtime, Server};
 use netconf_tests::certs::Pki;
+use netconf_tests::deadline::{timeout, within};
 use netconf_tests::hostile_tls::{Hostile, HostileServer, Outcome};
 
 netconf_tests::on_each_runtime!(
@@ -63,22 +64,6 @@ const NS: &str = "urn:test:concurrency";
 /// both runtimes).
 async fn guarded<T>(body: impl Future<Output = T>) -> T {
     within(GUARD, "the test (deadlock guard)", body).await
-}
-
-/// `Some(fut's output)`, or `None` if it takes longer than `limit` (the future is dropped).
-async fn timeout<F: Future>(limit: Duration, fut: F) -> Option<F::Output> {
-    futures_lite::future::or(async { Some(fut.await) }, async {
-        async_io::Timer::after(limit).await;
-        None
-    })
-    .await
-}
-
-/// `fut`, or a panic naming `what` if it takes longer than `limit`.
-async fn within<F: Future>(limit: Duration, what: &str, fut: F) -> F::Output {
-    timeout(limit, fut)
-        .await
-        .unwrap_or_else(|| panic!("{what}: did not finish within {limit:?}"))
 }
 
 /// Waits `d` on the runtime's timer.

@@ -34,6 +34,7 @@ use netconf_async::{Client, Runtime, Server};
 use netconf_proto::capabilities::{BASE_1_0, BASE_1_1};
 use netconf_proto::xml::escape_text;
 use netconf_tests::certs::Pki;
+use netconf_tests::deadline::{timeout, within};
 
 netconf_tests::on_each_runtime!(
     client_against_the_tokio_server,
@@ -81,22 +82,6 @@ const NOTIFICATION: &str = "urn:ietf:params:netconf:capability:notification:1.0"
 /// both runtimes).
 async fn guarded<T>(body: impl Future<Output = T>) -> T {
     within(GUARD, "the test (deadlock guard)", body).await
-}
-
-/// `Some(fut's output)`, or `None` if it takes longer than `limit` (the future is dropped).
-async fn timeout<F: Future>(limit: Duration, fut: F) -> Option<F::Output> {
-    futures_lite::future::or(async { Some(fut.await) }, async {
-        async_io::Timer::after(limit).await;
-        None
-    })
-    .await
-}
-
-/// `fut`, or a panic naming `what` if it takes longer than `limit`.
-async fn within<F: Future>(limit: Duration, what: &str, fut: F) -> F::Output {
-    timeout(limit, fut)
-        .await
-        .unwrap_or_else(|| panic!("{what}: did not finish within {limit:?}"))
 }
 
 /// Polls `condition` every 10 ms (on the runtime's timer) for up to 2 s.

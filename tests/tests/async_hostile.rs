@@ -22,6 +22,7 @@ use netconf_async::adapter::operations::{Datastore, GetConfig};
 use netconf_async::adapter::{ClientOptions, Config, Error, Framing, TimeoutKind};
 use netconf_async::{Client, Runtime};
 use netconf_tests::certs::Pki;
+use netconf_tests::deadline::within;
 use netconf_tests::hostile_tls::{
     Hostile, HostileServer, Outcome, BIG_HELLO_MODULES, DEFAULT_SESSION_ID,
 };
@@ -68,16 +69,6 @@ const ESTABLISH_WITHIN: Duration = Duration::from_secs(2);
 /// both runtimes).
 async fn guarded<T>(body: impl Future<Output = T>) -> T {
     within(GUARD, "the test (deadlock guard)", body).await
-}
-
-/// `fut`, or a panic naming `what` if it takes longer than `limit`.
-async fn within<F: Future>(limit: Duration, what: &str, fut: F) -> F::Output {
-    futures_lite::future::or(async { Some(fut.await) }, async {
-        async_io::Timer::after(limit).await;
-        None
-    })
-    .await
-    .unwrap_or_else(|| panic!("{what}: did not finish within {limit:?}"))
 }
 
 /// Runs `task` on the runtime at once; completes with its output (a task that panicked

@@ -37,6 +37,7 @@ use netconf_async::adapter::{
 use netconf_async::{Client, Runtime, Server};
 use netconf_smol::Smol;
 use netconf_tests::certs::Pki;
+use netconf_tests::deadline::within;
 use netconf_tokio::Tokio;
 
 netconf_tests::on_each_runtime!(
@@ -74,17 +75,6 @@ static MEASURING: ::smol::lock::RwLock<()> = ::smol::lock::RwLock::new(());
 async fn guarded<T>(body: impl Future<Output = T>) -> T {
     let _shared = MEASURING.read().await;
     within(GUARD, "the test", body).await
-}
-
-/// `f`'s output, or a failure if it has not finished within `limit` (a deadlock guard;
-/// async-io's timer works on both runtimes).
-async fn within<T>(limit: Duration, what: &str, f: impl Future<Output = T>) -> T {
-    futures_lite::future::or(async { Some(f.await) }, async {
-        async_io::Timer::after(limit).await;
-        None
-    })
-    .await
-    .unwrap_or_else(|| panic!("deadlock guard: {what} did not finish within {limit:?}"))
 }
 
 /// A step that must not hang (a deadlock guard of a few seconds, generous for loaded CI).

@@ -16,6 +16,7 @@
 //!
 //! Every test runs under a deadlock guard; none measures time.
 
+use netconf_tests::deadline::within;
 use std::future::Future;
 use std::io;
 use std::io::IoSlice;
@@ -51,16 +52,6 @@ const MAX_WRITES: usize = CALLS / 4;
 /// both runtimes).
 async fn guarded<T>(body: impl Future<Output = T>) -> T {
     within(GUARD, "the test", body).await
-}
-
-/// `fut`'s output, or a failure naming `what` if it has not finished within `limit`.
-async fn within<F: Future>(limit: Duration, what: &str, fut: F) -> F::Output {
-    futures_lite::future::or(async { Some(fut.await) }, async {
-        async_io::Timer::after(limit).await;
-        None
-    })
-    .await
-    .unwrap_or_else(|| panic!("deadlock guard: {what} did not finish within {limit:?}"))
 }
 
 /// A step of a test: a deadlock guard of a few seconds.

@@ -520,6 +520,39 @@ mod tests {
         writer.finish();
     }
 
+    /// Past `INLINE_MAX`, bytes queued for the caller to write wake the writing thread at
+    /// once: a handler encrypting a large reply does not hold its first bytes back until it
+    /// has finished and calls `write_here`. Here nobody calls it, and everything arrives.
+    #[test]
+    fn a_large_queue_is_written_without_waiting_for_its_caller() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut peer, _) = listener.accept().unwrap();
+        // Deadlock guard: bytes that never leave fail the read instead of hanging.
+        peer.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let writer = Writer::spawn(Box::new(client), None, || {}, |e| panic!("{e}")).unwrap();
+        // The writing thread writes something, and is then left to go back to sleep (not a
+        // timing assertion: without the wake-up the test fails whenever it slept).
+        writer.push(Bytes::from_static(b"first"));
+        let mut first = [0u8; 5];
+        peer.read_exact(&mut first).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        let mut sent = Vec::new();
+        for n in 0..4usize {
+            let piece: Vec<u8> = (0..INLINE_MAX / 2 + 1)
+                .map(|i| (n * 13 + i) as u8)
+                .collect();
+            sent.extend_from_slice(&piece);
+            writer.queue(Bytes::from(piece));
+        }
+        let mut received = vec![0u8; sent.len()];
+        peer.read_exact(&mut received)
+            .expect("the writing thread wrote the large queue");
+        assert!(received == sent, "bytes lost, repeated or reordered");
+        writer.finish();
+    }
+
     #[test]
     fn unwritten_cuts_the_batch_where_the_write_stopped() {
         let mut batch = vec![

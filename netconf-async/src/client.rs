@@ -10,6 +10,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use async_channel::{Receiver, Sender, TrySendError};
+use futures_channel::oneshot;
 use futures_lite::{FutureExt, Stream};
 use netconf_proto::address::split_host_port;
 use netconf_proto::client::{
@@ -31,12 +32,14 @@ use crate::data::{DataStream, StreamSink};
 use crate::link::Link;
 use crate::runtime::{sleep, when, Adopt, AsyncStream, BoxStream, Runtime};
 
-/// A one-shot reply slot (an `async_channel` of capacity one).
-type Waiter = Sender<Result<RpcReply, Error>>;
+/// A caller's reply slot. A oneshot, not an `async_channel` of one: a woken caller takes
+/// its reply without a lock the answering thread may still hold (with `async_channel`, a
+/// caller outside the runtime slept a second time per call, on the channel's list lock).
+type Waiter = oneshot::Sender<Result<RpcReply, Error>>;
 type Core = ClientCore<Waiter, Sink, StreamSink>;
 /// A `close()` caller, answered only once the driver has finished (so `is_closed()` holds
 /// when `close()` returns), with what the core said about its close-session.
-type Closing = (Waiter, Receiver<Result<RpcReply, Error>>);
+type Closing = (Waiter, oneshot::Receiver<Result<RpcReply, Error>>);
 
 enum Command {
     Rpc {
@@ -335,7 +338,7 @@ impl<R> Client<R> {
         timeout: Option<Duration>,
     ) -> Result<RpcReply, Error> {
         let body = RpcBody::from_operation(op);
-        let (reply, rx) = async_channel::bounded(1);
+        let (reply, rx) = oneshot::channel();
         self.cmds
             .try_send(Command::Rpc {
                 body,
@@ -343,7 +346,7 @@ impl<R> Client<R> {
                 reply,
             })
             .map_err(|_| self.shared.ended_error())?;
-        rx.recv().await.map_err(|_| self.shared.ended_error())?
+        rx.await.map_err(|_| self.shared.ended_error())?
     }
 
     /// Sends raw XML (the operation element) and waits for the reply.
@@ -401,15 +404,11 @@ impl<R> Client<R> {
         if self.is_closed() {
             return Ok(());
         }
-        let (reply, rx) = async_channel::bounded(1);
+        let (reply, rx) = oneshot::channel();
         if self.cmds.try_send(Command::Close { reply }).is_err() {
             return Ok(()); // the driver is gone: so is the session
         }
-        close_result(
-            rx.recv()
-                .await
-                .unwrap_or_else(|_| Err(self.shared.ended_error())),
-        )
+        close_result(rx.await.unwrap_or_else(|_| Err(self.shared.ended_error())))
     }
 }
 
@@ -504,12 +503,12 @@ async fn drive<R: Runtime>(
     while let Ok(cmd) = cmds.try_recv() {
         match cmd {
             Command::Rpc { reply, .. } => {
-                let _ = reply.try_send(Err(end.error()));
+                let _ = reply.send(Err(end.error()));
             }
             // The session is over: nothing is left to close (`close_result` takes a local
             // close as success).
             Command::Close { reply } => {
-                let _ = reply.try_send(Err(Error::Closed(CloseReason::Local)));
+                let _ = reply.send(Err(Error::Closed(CloseReason::Local)));
             }
             Command::Subscribe(_) => {}
             Command::Streamed { mut sink, .. } => {
@@ -520,7 +519,9 @@ async fn drive<R: Runtime>(
     }
     link.shutdown().await;
     for (reply, result) in closing {
-        let _ = reply.try_send(result.try_recv().unwrap_or_else(|_| Err(end.error())));
+        let mut result = result;
+        let said = result.try_recv().ok().flatten();
+        let _ = reply.send(said.unwrap_or_else(|| Err(end.error())));
     }
 }
 
@@ -535,12 +536,12 @@ fn apply(core: &mut Core, cmd: Command, closing: &mut Vec<Closing>) {
             timeout,
             reply,
         } => {
-            if !reply.is_closed() {
+            if !reply.is_canceled() {
                 core.submit(&body, timeout, reply, Instant::now());
             }
         }
         Command::Close { reply } => {
-            let (waiter, result) = async_channel::bounded(1);
+            let (waiter, result) = oneshot::channel();
             core.close(waiter, Instant::now());
             closing.push((reply, result));
         }
@@ -595,7 +596,7 @@ async fn run<R: Runtime>(
                 ClientOutput::Established if until_established => return None,
                 ClientOutput::Complete(waiter, result) => {
                     // A waiter that went away (dropped future) simply misses its reply.
-                    let _ = waiter.try_send(result);
+                    let _ = waiter.send(result);
                 }
                 ClientOutput::Ended(end) => return Some(end),
                 ClientOutput::Wait(deadline) => break deadline,
@@ -651,7 +652,7 @@ async fn run<R: Runtime>(
             Step::Command(None) => {
                 // Every handle is gone: end the session politely.
                 handles_alive = false;
-                let (nobody, _) = async_channel::bounded(1);
+                let (nobody, _) = oneshot::channel();
                 core.close(nobody, Instant::now());
             }
             Step::Read(read) => core.handle_read(link.bytes(read), Instant::now()),

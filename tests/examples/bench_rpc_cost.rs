@@ -14,8 +14,10 @@
 //!
 //! CPU time and context switches are summed over every thread of the process from
 //! `/proc/self/task/*/schedstat` and `.../status` (voluntary + involuntary), measured after
-//! 500 warm-up round trips; with `BY_THREAD=1` also per kind of thread (by name). Timing
-//! only: nothing here passes or fails.
+//! 500 warm-up round trips; with `BY_THREAD=1` also per kind of thread (by name). With
+//! `VOLUNTARY=1` only the switches a thread made by sleeping count (not preemptions): how
+//! often each thread waits for another per round trip. Timing only: nothing here passes or
+//! fails.
 
 #[path = "../benches/common/mod.rs"]
 mod common;
@@ -28,6 +30,7 @@ use common::{AnyClient, Connect, Listen, Payloads, ThreadPool, TlsSetup};
 
 /// (CPU ns, context switches) of each thread of the process, by thread id, with its name.
 fn thread_counters() -> BTreeMap<String, (String, u64, u64)> {
+    let voluntary_only = std::env::var_os("VOLUNTARY").is_some();
     let mut threads = BTreeMap::new();
     for task in std::fs::read_dir("/proc/self/task").expect("/proc/self/task") {
         let dir = task.expect("task").path();
@@ -42,9 +45,10 @@ fn thread_counters() -> BTreeMap<String, (String, u64, u64)> {
         let mut switches = 0;
         if let Ok(status) = std::fs::read_to_string(dir.join("status")) {
             for line in status.lines() {
+                let preempted = line.strip_prefix("nonvoluntary_ctxt_switches:");
                 if let Some(v) = line
                     .strip_prefix("voluntary_ctxt_switches:")
-                    .or_else(|| line.strip_prefix("nonvoluntary_ctxt_switches:"))
+                    .or(preempted.filter(|_| !voluntary_only))
                 {
                     switches += v.trim().parse::<u64>().unwrap_or(0);
                 }

@@ -44,6 +44,14 @@ const STREAM_BACKLOG: usize = 256 * 1024;
 /// The thread serving a session's queue holds its replies back (to write them together)
 /// only while less than this waits to be written: it writes more at once.
 const HOLD_MAX: usize = 32 * 1024;
+/// A TLS session encrypts its replies only while less than this waits to be written; the
+/// rest waits in the core as the handler's own plaintext (a prebuilt reply's `Bytes`), and
+/// is encrypted as the writer makes room (down to [`PACE_RESUME`]). Encrypting eagerly held
+/// a second, encrypted copy of every large reply, and delayed its first byte by the time it
+/// took to encrypt all of it. Under the default subscriber limit (256 notifications of 4
+/// KiB), so a subscriber reading a large reply is not taken for a slow one.
+const PACE: usize = 512 * 1024;
+const PACE_RESUME: usize = 256 * 1024;
 /// The shortest read timeout the session loop sets (a deadline that has just passed).
 const MIN_READ_TIMEOUT: Duration = Duration::from_millis(1);
 
@@ -106,6 +114,11 @@ struct Live {
     transport: Box<dyn Transport>,
     /// Keep reading while a large reply is being written (plaintext streams: SSH).
     read_while_writing: bool,
+    /// Encrypt only up to [`PACE`] ahead of the writer: TLS, whose transmits are a copy of
+    /// the reply (a plaintext stream's are the reply's own `Bytes`).
+    pace: bool,
+    /// Output is held back in the core until the writer makes room (see [`PACE`]).
+    paced: AtomicBool,
     /// Marks the session subscribed in the registry. Called inside the drain, before the
     /// create-subscription reply is queued for writing, so a client that has its `<ok/>` is
     /// already counted by [`Server::notify`]. (Lock order: a session's core, then the
@@ -117,6 +130,18 @@ struct Live {
     held: Mutex<VecDeque<(String, String)>>,
     /// Requests waiting for their handler.
     pending: Pending<Job>,
+}
+
+/// Where a drain stopped.
+enum Drained {
+    /// The core waits for input or this deadline (`None`: none).
+    Wait(Option<Instant>),
+    /// The writer's backlog reached [`PACE`]: the core holds more to write, which the
+    /// writer's progress resumes ([`Live::resume`]). Requests and the session's end may be
+    /// behind it: the session's loop must drain again, not read.
+    Paused,
+    /// The session is over.
+    Ended,
 }
 
 /// What a drain left for the caller to do once the session's lock is released.
@@ -133,13 +158,9 @@ impl Live {
         lock(&self.core)
     }
 
-    /// Runs the core to `Wait` with its lock held; returns the deadline (`None`: ended) and
-    /// what must happen without the lock.
-    fn drain(
-        &self,
-        core: &mut ServerSession,
-        actions: &mut Vec<Action>,
-    ) -> Option<Option<Instant>> {
+    /// Runs the core to `Wait` (or to the [`PACE`]) with its lock held; returns where it
+    /// stopped, and leaves in `actions` what must happen without the lock.
+    fn drain(&self, core: &mut ServerSession, actions: &mut Vec<Action>) -> Drained {
         self.drain_to(core, actions, Writer::push)
     }
 
@@ -155,10 +176,16 @@ impl Live {
         core: &mut ServerSession,
         actions: &mut Vec<Action>,
         transmit: fn(&Writer, bytes::Bytes),
-    ) -> Option<Option<Instant>> {
+    ) -> Drained {
         let result = loop {
             match core.poll() {
-                ServerOutput::Transmit(bytes) => transmit(&self.writer, bytes),
+                ServerOutput::Transmit(bytes) => {
+                    transmit(&self.writer, bytes);
+                    if self.pace && self.writer.backlog() > PACE {
+                        self.paced.store(true, Ordering::SeqCst);
+                        break Drained::Paused;
+                    }
+                }
                 ServerOutput::Dispatch { id, request } => actions.push(Action::Dispatch((
                     id,
                     Box::new((request, core.info().clone())),
@@ -169,17 +196,54 @@ impl Live {
                 ServerOutput::Abort(_) => {}
                 ServerOutput::Ended(_) => {
                     self.writer.finish();
-                    break None;
+                    break Drained::Ended;
                 }
                 // Another thread may have drained the `Ended` (kill-session, shutdown): the
                 // session is over all the same.
-                ServerOutput::Wait(_) if core.is_ended() => break None,
-                ServerOutput::Wait(deadline) => break Some(deadline),
+                ServerOutput::Wait(_) if core.is_ended() => break Drained::Ended,
+                ServerOutput::Wait(deadline) => {
+                    if self.unpause(core) {
+                        continue;
+                    }
+                    break Drained::Wait(deadline);
+                }
                 _ => {}
             }
         };
         self.changed.notify_all();
         result
+    }
+
+    /// Encrypts more of what the core holds back, now that the writer made room: on the
+    /// thread that wrote (see [`PACE`]). Only transmits: requests and the session's end stay
+    /// in the core for the session's loop, which does not read while the session is paused.
+    fn resume(&self) {
+        let mut core = self.lock();
+        if self.paced.load(Ordering::SeqCst) {
+            loop {
+                if self.writer.backlog() > PACE {
+                    self.paced.store(true, Ordering::SeqCst);
+                    break;
+                }
+                match core.poll_transmit() {
+                    Some(bytes) => self.writer.push(bytes),
+                    None if self.unpause(&mut core) => {}
+                    None => break,
+                }
+            }
+        }
+        self.changed.notify_all();
+        drop(core);
+    }
+
+    /// The core has nothing held back any more: ends the pause and sends the notifications
+    /// that waited for it. True if that gave the core more to write.
+    fn unpause(&self, core: &mut ServerSession) -> bool {
+        if !self.paced.swap(false, Ordering::SeqCst) || self.held().is_empty() {
+            return false;
+        }
+        self.release_held(core);
+        true
     }
 
     fn held(&self) -> MutexGuard<'_, VecDeque<(String, String)>> {
@@ -462,6 +526,10 @@ impl Server {
                 let slot = slot.clone();
                 move || {
                     if let Some(live) = slot.live.get() {
+                        if live.paced.load(Ordering::SeqCst) && live.writer.backlog() <= PACE_RESUME
+                        {
+                            return live.resume();
+                        }
                         if live.changed.has_waiters() {
                             let _guard = live.lock();
                             live.changed.notify_all();
@@ -485,6 +553,8 @@ impl Server {
             });
             Ok(Arc::new(Live {
                 read_while_writing,
+                pace: !read_while_writing,
+                paced: AtomicBool::new(false),
                 on_subscribed,
                 held: Mutex::new(VecDeque::new()),
                 pending: Pending::default(),
@@ -538,20 +608,28 @@ impl Server {
                 loop {
                     // Ended here, or already in a drain on another thread (kill-session,
                     // shutdown): either way the loop is over.
-                    let drained = live.drain(&mut core, &mut actions);
-                    let Some(deadline) = drained.filter(|_| !core.is_ended()) else {
-                        drop(core);
-                        self.act(live, &mut actions, true);
-                        return;
+                    let deadline = match live.drain(&mut core, &mut actions) {
+                        Drained::Wait(deadline) if !core.is_ended() => deadline,
+                        // The writer's progress wakes us to drain the rest.
+                        Drained::Paused if !core.is_ended() => None,
+                        _ => {
+                            drop(core);
+                            self.act(live, &mut actions, true);
+                            return;
+                        }
                     };
                     let now = Instant::now();
                     if deadline.is_some_and(|d| d <= now) {
                         core.handle_timeout(now);
                         continue;
                     }
-                    let writing_allows_reading = live.writer.backlog() <= MAX_BACKLOG
-                        || (live.read_while_writing
-                            && live.writer.pieces() <= MAX_PIECES_WHILE_WRITING);
+                    // Not while output is held back in the core: requests read now would
+                    // have their replies held there too, and a client that sends and never
+                    // reads must meet backpressure.
+                    let writing_allows_reading = !live.paced.load(Ordering::SeqCst)
+                        && (live.writer.backlog() <= MAX_BACKLOG
+                            || (live.read_while_writing
+                                && live.writer.pieces() <= MAX_PIECES_WHILE_WRITING));
                     if core.wants_read() && writing_allows_reading {
                         break deadline;
                     }
@@ -776,9 +854,12 @@ impl Server {
             }
             let mut core = live.lock();
             // While a streamed reply is being sent, nothing else can go out: the
-            // notification waits for its end (behind any waiting already).
+            // notification waits for its end (behind any waiting already). Likewise while a
+            // reply is held back in the core (see `PACE`): bounded here, not behind it there.
             let mut held = live.held();
-            if core.is_subscribed() && (core.is_streaming() || !held.is_empty()) {
+            if core.is_subscribed()
+                && (core.is_streaming() || live.paced.load(Ordering::SeqCst) || !held.is_empty())
+            {
                 if core.is_ended() {
                     continue;
                 }

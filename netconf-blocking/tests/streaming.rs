@@ -833,6 +833,55 @@ fn notifications_around_a_streamed_reply_arrive_in_order() {
     });
 }
 
+/// A subscriber reading a large prebuilt reply at its own pace is not a slow subscriber:
+/// notifications sent meanwhile wait (bounded) for the reply to be out, then arrive in
+/// order, and the session goes on. Before the server encrypted as the transport took the
+/// reply, the whole reply waited in its writer's queue, which `notify` took for a
+/// subscriber that had stopped reading: it disconnected this one.
+#[test]
+fn notifications_wait_for_a_large_prebuilt_reply_the_subscriber_reads_slowly() {
+    let _shared = shared();
+    with_deadline(300, || {
+        let payload = Bytes::from(format!("<x>{}</x>", "z".repeat(16 * MIB as usize)));
+        let prebuilt = payload.clone();
+        let fixture = Fixture::start(move |request, _| match request.operation.name.as_str() {
+            "get-config" => Reply::data_unchecked(prebuilt.clone()).into(),
+            _ => Reply::Ok.into(), // create-subscription, get
+        });
+        let client = fixture.client();
+        let notifications = client.notifications();
+        client.call(&CreateSubscription::new()).unwrap();
+        let mut reader = client
+            .call_streamed(&GetConfig::new(Datastore::Running))
+            .unwrap();
+        let mut first = vec![0u8; MIB as usize];
+        reader.read_exact(&mut first).unwrap();
+        // The client reads no more for now: most of the reply is still at the server.
+        let event = |n: usize| format!("<event xmlns=\"urn:t\"><n>{n}</n></event>");
+        for n in 0..10 {
+            let sent = fixture
+                .server
+                .notify("2026-01-01T00:00:00Z", &event(n))
+                .unwrap();
+            assert_eq!(sent, 1, "notification {n} was not sent: subscriber dropped");
+        }
+        let mut rest = Vec::new();
+        reader.read_to_end(&mut rest).unwrap();
+        drop(reader);
+        first.extend_from_slice(&rest);
+        assert!(first == payload, "the reply arrived whole");
+        let order: Vec<String> = (0..10)
+            .map(|_| {
+                let n = notifications.recv().expect("a notification").unwrap();
+                n.content.as_str().to_owned()
+            })
+            .collect();
+        assert_eq!(order, (0..10).map(event).collect::<Vec<_>>());
+        client.call(&Get::new()).expect("the session goes on");
+        client.close().unwrap();
+    });
+}
+
 // ---------------------------------------------------------------------------------------------
 // Memory
 
@@ -909,6 +958,67 @@ fn a_large_reply_streams_in_bounded_memory() {
             growth < 64 * 1024,
             "peak RSS grew by {growth} KiB while streaming {} MiB",
             size / MIB
+        );
+        client.close().unwrap();
+    });
+}
+
+/// A large prebuilt reply (`Reply::data_unchecked`, 64 MiB) over TLS costs the server a
+/// bounded amount of ciphertext, not a second, encrypted copy of the reply: the server
+/// encrypts it as the transport takes it. The payload exists before the peak is reset; the
+/// client streams the reply through a 64 KiB buffer. Before the fix the peak grew by the
+/// reply's size (about 66 MiB here): the server encrypted all of it at once into its
+/// writer's queue.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_large_prebuilt_reply_is_encrypted_as_the_transport_takes_it() {
+    let _exclusive = MEASURING.write().unwrap_or_else(|p| p.into_inner());
+    with_deadline(600, move || {
+        let size = 64 * MIB as usize;
+        let mut xml = String::with_capacity(size + 16);
+        xml.push_str("<x>");
+        while xml.len() < size - 4 {
+            xml.push_str("yyyyyyyyyyyyyyy\n");
+        }
+        xml.push_str("</x>");
+        let payload = Bytes::from(xml);
+        let sent = (payload.len() as u64, Sha256::digest(&payload).to_vec());
+        let prebuilt = payload.clone();
+        let fixture = Fixture::start(move |request, _| {
+            if request.operation.name == "get-data" {
+                return Reply::data_unchecked(prebuilt.slice(..MIB as usize - 4)).into();
+            }
+            Reply::data_unchecked(prebuilt.clone()).into()
+        });
+        let client = fixture.client();
+        // Warm up both ends (threads, TLS buffers) with the first MiB, then measure.
+        let mut reader = client
+            .call_streamed(&GetData::new(NmdaDatastore::Operational))
+            .unwrap();
+        io::copy(&mut reader, &mut io::sink()).unwrap();
+        drop(reader);
+        let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+        let before = if reset {
+            proc_status_kib("VmHWM:")
+        } else {
+            proc_status_kib("VmHWM:").max(proc_status_kib("VmRSS:"))
+        };
+        let mut reader = client
+            .call_streamed(&GetConfig::new(Datastore::Running))
+            .unwrap();
+        let got = hash_reader(&mut reader).unwrap();
+        drop(reader);
+        let after = proc_status_kib("VmHWM:");
+        let growth = after.saturating_sub(before);
+        eprintln!(
+            "prebuilt {} MiB: peak RSS {before} KiB -> {after} KiB (+{growth} KiB; HWM reset: {reset})",
+            size as u64 / MIB
+        );
+        assert_eq!(got, sent, "the reply arrived whole");
+        assert!(
+            growth < 24 * 1024,
+            "peak RSS grew by {growth} KiB while sending a {} MiB prebuilt reply",
+            size as u64 / MIB
         );
         client.close().unwrap();
     });

@@ -4,6 +4,8 @@
 
 use std::time::Instant;
 
+use bytes::Bytes;
+
 use crate::error::ProtocolError;
 use crate::session::{Output, Session};
 
@@ -17,6 +19,10 @@ pub trait Machine {
     fn handle_timeout(&mut self, now: Instant);
     /// The next output; drain until [`Output::Wait`].
     fn poll_output(&mut self) -> Output;
+    /// Only the next bytes to write (`None`: nothing to write now), leaving every event
+    /// for [`Machine::poll_output`]: for a writing thread that paces a large message out
+    /// and must not take the session's requests or its end.
+    fn poll_transmit(&mut self) -> Option<Bytes>;
     /// The NETCONF session, for getters.
     fn session(&self) -> &Session;
     /// The NETCONF session, for commands.
@@ -54,6 +60,9 @@ impl Machine for Session {
     fn poll_output(&mut self) -> Output {
         Session::poll_output(self)
     }
+    fn poll_transmit(&mut self) -> Option<Bytes> {
+        Session::poll_transmit(self)
+    }
     fn session(&self) -> &Session {
         self
     }
@@ -75,6 +84,9 @@ impl Machine for crate::tls::TlsSession {
     }
     fn poll_output(&mut self) -> Output {
         crate::tls::TlsSession::poll_output(self)
+    }
+    fn poll_transmit(&mut self) -> Option<Bytes> {
+        crate::tls::TlsSession::poll_transmit(self)
     }
     fn session(&self) -> &Session {
         crate::tls::TlsSession::session(self)
@@ -115,6 +127,9 @@ impl<M: Machine + ?Sized> Machine for Box<M> {
     }
     fn poll_output(&mut self) -> Output {
         (**self).poll_output()
+    }
+    fn poll_transmit(&mut self) -> Option<Bytes> {
+        (**self).poll_transmit()
     }
     fn session(&self) -> &Session {
         (**self).session()

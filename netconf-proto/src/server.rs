@@ -634,6 +634,18 @@ impl ServerSession {
 
     // ----- output -----
 
+    /// Only the next bytes to write (`None`: nothing to write now), leaving every other
+    /// output (requests, the session's end) for [`ServerSession::poll`]: a thread that
+    /// writes can encrypt a large reply as the transport takes it, and hold the rest here
+    /// as the handler's own plaintext rather than as a second, encrypted copy.
+    pub fn poll_transmit(&mut self) -> Option<Bytes> {
+        // After the transport failed, what is left is dropped by `poll`.
+        if self.transport_end.is_some() || self.machine.awaiting_authorization() {
+            return None;
+        }
+        self.machine.poll_transmit()
+    }
+
     /// The next thing to do; call until [`ServerOutput::Wait`] (or `Ended`).
     pub fn poll(&mut self) -> ServerOutput {
         if let Some(out) = self.queued.pop_front() {

@@ -782,16 +782,25 @@ impl Session {
 
     /// The next thing to do. Call until it returns [`Output::Wait`].
     pub fn poll_output(&mut self) -> Output {
-        if let Some(bytes) = self.queue.pop_front() {
+        if let Some(bytes) = self.poll_transmit() {
             return Output::Transmit(bytes);
-        }
-        if !self.out.is_empty() {
-            return Output::Transmit(self.out.split().freeze());
         }
         if let Some(ev) = self.events.pop_front() {
             return Output::Event(ev);
         }
         Output::Wait(self.next_deadline())
+    }
+
+    /// Only the next bytes to write (`None`: nothing to write now), leaving the events for
+    /// [`Session::poll_output`]: for a thread that writes and must not take them.
+    pub fn poll_transmit(&mut self) -> Option<Bytes> {
+        if let Some(bytes) = self.queue.pop_front() {
+            return Some(bytes);
+        }
+        if !self.out.is_empty() {
+            return Some(self.out.split().freeze());
+        }
+        None
     }
 
     /// The earliest deadline the session needs [`Session::handle_timeout`] for.

@@ -1348,3 +1348,82 @@ fn a_small_transmit_takes_memory_for_its_size() {
     };
     assert!(held <= 4096, "{held} bytes held for a {len}-byte transmit");
 }
+
+/// `poll_transmit` hands out ciphertext only, as much as one transmit holds each time, and
+/// leaves the requests that arrived meanwhile for `poll_output`: a writing thread can
+/// encrypt a large reply as the transport takes it (instead of all of it at once, a second
+/// copy of the reply) without taking requests it could not act on.
+#[test]
+fn poll_transmit_encrypts_piece_by_piece_and_leaves_requests_for_poll_output() {
+    let now = Instant::now();
+    let (mut ours, mut peer, mut delivery) = server_handshake_held(now);
+    let rpc = |n: u32| {
+        frame(
+            format!(
+                "<rpc message-id=\"{n}\" xmlns=\"{NETCONF_NS}\"><get-config><source>\
+                 <running/></source></get-config></rpc>"
+            )
+            .as_bytes(),
+            Framing::Chunked,
+        )
+    };
+    let mut wire = client_hello();
+    wire.extend(rpc(1));
+    delivery.extend(peer.seal(&wire));
+    let out = deliver(&mut ours, &delivery, now);
+    peer.receive(&out.ciphertext()).expect("valid records");
+    let first = out
+        .events()
+        .iter()
+        .find_map(|e| match e {
+            Event::Rpc { id, .. } => Some(*id),
+            _ => None,
+        })
+        .expect("the first request");
+    assert!(peer.next_message().expect("our hello").contains("<hello"));
+
+    let payload = "<x>".to_owned() + &"y".repeat(2 << 20) + "</x>";
+    ours.session_mut()
+        .send_reply(first, Reply::data_unchecked(payload.clone().into()))
+        .expect("a pending request");
+    // The second request arrives while the reply is still being written.
+    ours.handle_ciphertext(&peer.seal(&rpc(2)), now)
+        .expect("valid ciphertext");
+
+    let mut transmits = 0;
+    while let Some(ciphertext) = ours.poll_transmit() {
+        assert!(
+            ciphertext.len() < 140 * 1024,
+            "one transmit holds {} bytes",
+            ciphertext.len()
+        );
+        transmits += 1;
+        peer.receive(&ciphertext).expect("valid records");
+    }
+    assert!(transmits >= 16, "2 MiB in {transmits} transmits");
+    let reply = peer
+        .next_message()
+        .expect("the whole reply reached the peer");
+    assert!(reply.contains(&payload), "the reply carries the payload");
+    assert!(
+        message_id(&reply) == Some("1"),
+        "the reply answers the first request"
+    );
+
+    // Nothing was lost: the second request is still there for poll_output.
+    let rest = drain(&mut ours, now);
+    assert_eq!(
+        rest.transmits(),
+        0,
+        "everything was written by poll_transmit"
+    );
+    let ids: Vec<String> = rest
+        .events()
+        .iter()
+        .filter_map(|e| match e {
+            Event::Rpc { request, .. } => Some(request.message_id.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ids, ["2"], "the second request, after the reply");
+}

@@ -332,10 +332,29 @@ impl TlsSession {
     /// `Transmit` before acting on `Event::Closed` never drops our last reply or the
     /// close_notify alert.
     pub fn poll_output(&mut self) -> Output {
+        if let Some(ciphertext) = self.next_transmit(true) {
+            return Output::Transmit(ciphertext);
+        }
+        if let Some(ev) = self.events.pop_front() {
+            return Output::Event(ev);
+        }
+        Output::Wait(self.next_deadline())
+    }
+
+    /// Only the next ciphertext to write (`None`: nothing to write now), leaving the
+    /// session's events where they are, for [`TlsSession::poll_output`]: a writing thread
+    /// can encrypt a large reply as the transport takes it, without taking requests.
+    pub fn poll_transmit(&mut self) -> Option<Bytes> {
+        self.next_transmit(false)
+    }
+
+    /// `with_events`: also move the session's events behind the ciphertext (for
+    /// `poll_output`), else leave them in the session.
+    fn next_transmit(&mut self, with_events: bool) -> Option<Bytes> {
         // Ciphertext left from before (a handshake flight, an alert, the rest of a large
         // message) goes first.
         if self.tls.wants_write() {
-            return self.transmit(0);
+            return Some(self.transmit(0));
         }
         // Then as many of the session's transmits as fit one of ours: replies (or requests)
         // that were queued separately leave in one write, not one each.
@@ -352,24 +371,27 @@ impl TlsSession {
                 continue;
             }
             let holding = self.authorization == Authorization::Pending && !self.session.is_closed();
-            if holding || !self.pull_session_output() {
+            let more = !holding
+                && if with_events {
+                    self.pull_session_output()
+                } else {
+                    self.pull_session_transmit()
+                };
+            if !more {
                 break;
             }
         }
         if self.tls.wants_write() {
-            return self.transmit(TRANSMIT_PLAINTEXT - room);
+            return Some(self.transmit(TRANSMIT_PLAINTEXT - room));
         }
-        if let Some(ev) = self.events.pop_front() {
-            return Output::Event(ev);
-        }
-        Output::Wait(self.next_deadline())
+        None
     }
 
     /// The ciphertext rustls holds, at most about one transmit's worth; `plaintext`: how
     /// much was just encrypted, to size the buffer. A tiny message must not take a whole
     /// transmit's worth of memory: that cost a fresh 132 KiB allocation (page faults, the
     /// allocator growing and trimming its heap) per small RPC.
-    fn transmit(&mut self, plaintext: usize) -> Output {
+    fn transmit(&mut self, plaintext: usize) -> Bytes {
         let records = plaintext / MAX_RECORD_PLAINTEXT + 1;
         let mut out = Vec::with_capacity(plaintext + records * RECORD_OVERHEAD);
         while self.tls.wants_write() && out.len() < TRANSMIT_PLAINTEXT {
@@ -377,7 +399,7 @@ impl TlsSession {
                 break; // writing into a Vec cannot fail
             }
         }
-        Output::Transmit(Bytes::from(out))
+        Bytes::from(out)
     }
 
     /// Takes the session's next output: plaintext to encrypt, or an event to hold until the
@@ -398,6 +420,19 @@ impl TlsSession {
                 true
             }
             Output::Wait(_) => false,
+        }
+    }
+
+    /// Takes the session's next plaintext to encrypt, if any; its events stay there.
+    fn pull_session_transmit(&mut self) -> bool {
+        match self.session.poll_transmit() {
+            // A refused peer gets nothing but the close_notify.
+            Some(_) if self.authorization == Authorization::Refused => true,
+            Some(plain) => {
+                self.plaintext = plain;
+                true
+            }
+            None => false,
         }
     }
 

@@ -138,8 +138,9 @@ enum Drained {
     Wait(Option<Instant>),
     /// The writer's backlog reached [`PACE`]: the core holds more to write, which the
     /// writer's progress resumes ([`Live::resume`]). Requests and the session's end may be
-    /// behind it: the session's loop must drain again, not read.
-    Paused,
+    /// behind it: the session's loop must drain again, not read; by this deadline at the
+    /// latest (the core's, as with `Wait`).
+    Paused(Option<Instant>),
     /// The session is over.
     Ended,
 }
@@ -183,7 +184,11 @@ impl Live {
                     transmit(&self.writer, bytes);
                     if self.pace && self.writer.backlog() > PACE {
                         self.paced.store(true, Ordering::SeqCst);
-                        break Drained::Paused;
+                        // Tested again after the store: a writer that emptied its queue
+                        // before it could see the pause will not resume it.
+                        if self.writer.backlog() > PACE_RESUME {
+                            break Drained::Paused(core.session().next_deadline());
+                        }
                     }
                 }
                 ServerOutput::Dispatch { id, request } => actions.push(Action::Dispatch((
@@ -230,6 +235,14 @@ impl Live {
                     None if self.unpause(&mut core) => {}
                     None => break,
                 }
+            }
+            if !self.paced.load(Ordering::SeqCst) && core.session().is_closed() {
+                // The session ended behind the reply (a streamed answer's source failed,
+                // say), on a thread whose drain paused: its close and end are ours to
+                // drain, as the session's loop may be reading. A closed session asks for
+                // nothing to be done outside the lock.
+                let mut nothing = Vec::new();
+                self.drain(&mut core, &mut nothing);
             }
         }
         self.changed.notify_all();
@@ -611,7 +624,7 @@ impl Server {
                     let deadline = match live.drain(&mut core, &mut actions) {
                         Drained::Wait(deadline) if !core.is_ended() => deadline,
                         // The writer's progress wakes us to drain the rest.
-                        Drained::Paused if !core.is_ended() => None,
+                        Drained::Paused(deadline) if !core.is_ended() => deadline,
                         _ => {
                             drop(core);
                             self.act(live, &mut actions, true);

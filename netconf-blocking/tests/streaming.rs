@@ -608,6 +608,58 @@ fn a_source_failing_mid_stream_is_an_io_error_with_the_netconf_error_inside() {
     });
 }
 
+/// The same with pieces larger than the server encrypts ahead of its writer (512 KiB), so
+/// each piece is held back in the core and encrypted as the writer makes room: the failure
+/// still ends the session for the client, and at the server. (The session's end can be
+/// left behind a held-back piece when the failure comes before the piece is out; the
+/// server's source is pulled only once the backlog is low, so this test does not force
+/// that interleaving: it passes with or without the fix for it in `Live::resume`.)
+#[test]
+fn a_source_failing_after_pieces_larger_than_the_encryption_bound_ends_the_session() {
+    let _shared = shared();
+    with_deadline(60, || {
+        let fixture = Fixture::start(|_, _| {
+            let piece = Bytes::from(format!("<r>{}</r>", "p".repeat(2 * MIB as usize)));
+            let mut n = 0;
+            Answer::stream(std::iter::from_fn(move || {
+                n += 1;
+                Some(if n == 4 {
+                    Err(io::Error::other("the generator broke"))
+                } else {
+                    Ok(piece.clone())
+                })
+            }))
+        });
+        let client = fixture.client();
+        let mut reader = client
+            .call_streamed(&GetConfig::new(Datastore::Running))
+            .unwrap();
+        let mut got = 0usize;
+        let mut buf = vec![0u8; 64 * 1024];
+        let e = loop {
+            match reader.read(&mut buf) {
+                Ok(0) => panic!("a truncated reply must not look complete ({got} bytes)"),
+                Ok(n) => got += n,
+                Err(e) => break e,
+            }
+        };
+        assert!(got <= 3 * (2 * MIB as usize + 7), "{got}");
+        assert!(
+            e.get_ref()
+                .and_then(|e| e.downcast_ref::<Error>())
+                .is_some(),
+            "no netconf error inside {e:?}"
+        );
+        drop(reader);
+        assert!(client.is_closed());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !fixture.server.sessions().is_empty() {
+            assert!(Instant::now() < deadline, "the session stays registered");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    });
+}
+
 // ---------------------------------------------------------------------------------------------
 // Early drop, backpressure, stopping the source
 

@@ -25,29 +25,10 @@ use netconf_blocking::{
 use netconf_proto::rustls;
 use netconf_proto::rustls::pki_types::ServerName;
 use netconf_tests::certs::Pki;
+use netconf_tests::deadline::with_deadline;
 
 // ---------------------------------------------------------------------------------------------
 // Harness
-
-/// Runs `body` on its own thread and fails the test if it has not finished within `secs`
-/// seconds (a deadlock guard: a hang becomes a failure, not a stuck test run).
-fn with_deadline<T: Send + 'static>(secs: u64, body: impl FnOnce() -> T + Send + 'static) -> T {
-    let (done_tx, done_rx) = mpsc::channel();
-    let handle = std::thread::spawn(move || {
-        let value = body();
-        let _ = done_tx.send(());
-        value
-    });
-    match done_rx.recv_timeout(Duration::from_secs(secs)) {
-        Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => match handle.join() {
-            Ok(value) => value,
-            Err(panic) => std::panic::resume_unwind(panic),
-        },
-        Err(mpsc::RecvTimeoutError::Timeout) => {
-            panic!("deadlock guard: the test body did not finish within {secs} s")
-        }
-    }
-}
 
 /// Polls `condition` every 10 ms for up to `timeout` (for state another thread updates).
 fn eventually(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {

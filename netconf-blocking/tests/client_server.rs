@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -26,30 +26,10 @@ use netconf_proto::message::{ErrorSeverity, ErrorTag, ErrorType};
 use netconf_proto::xml::{escape_text, NS_BASE, NS_MONITORING, NS_NMDA, NS_NOTIFICATION};
 use netconf_proto::{CloseReason, Event, Output, Session};
 use netconf_tests::certs::{Pki, PkiFiles};
+use netconf_tests::deadline::with_deadline;
 
 // ---------------------------------------------------------------------------------------------
 // Harness
-
-/// Runs `body` on its own thread and fails the test if it has not finished within `secs`
-/// seconds (a deadlock guard: a hang becomes a failure, not a stuck test run).
-fn with_deadline<T: Send + 'static>(secs: u64, body: impl FnOnce() -> T + Send + 'static) -> T {
-    let (done_tx, done_rx) = mpsc::channel();
-    let handle = std::thread::spawn(move || {
-        let value = body();
-        let _ = done_tx.send(());
-        value
-    });
-    match done_rx.recv_timeout(Duration::from_secs(secs)) {
-        // Disconnected: the body panicked; join to re-raise its panic.
-        Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => match handle.join() {
-            Ok(value) => value,
-            Err(panic) => std::panic::resume_unwind(panic),
-        },
-        Err(mpsc::RecvTimeoutError::Timeout) => {
-            panic!("deadlock guard: the test body did not finish within {secs} s")
-        }
-    }
-}
 
 /// Polls `condition` every 10 ms for up to `timeout` (for state another thread updates).
 fn eventually(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {

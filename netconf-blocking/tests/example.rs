@@ -6,40 +6,20 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use netconf_blocking::server::{ServerOptions, SessionInfo};
 use netconf_blocking::tls::{PemSource, ServerTlsOptions};
 use netconf_blocking::{Reply, Request, Server};
 use netconf_tests::certs::{Pki, PkiFiles};
+use netconf_tests::deadline::with_deadline;
 
 const DATA: &str = "<top xmlns=\"urn:x\"><v>1</v></top>";
 
 /// How long one `cargo run` may take. Normally well under a second (the build is warm); the
 /// margin covers a rebuild when a workspace file changed since the test binary was built.
 const CARGO_RUN_LIMIT: Duration = Duration::from_secs(120);
-
-/// Runs `body` on its own thread and fails the test if it has not finished within `secs`
-/// seconds (a deadlock guard: a hang becomes a failure, not a stuck test run).
-fn with_deadline<T: Send + 'static>(secs: u64, body: impl FnOnce() -> T + Send + 'static) -> T {
-    let (done_tx, done_rx) = mpsc::channel();
-    let handle = std::thread::spawn(move || {
-        let value = body();
-        let _ = done_tx.send(());
-        value
-    });
-    match done_rx.recv_timeout(Duration::from_secs(secs)) {
-        // Disconnected: the body panicked; join to re-raise its panic.
-        Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => match handle.join() {
-            Ok(value) => value,
-            Err(panic) => std::panic::resume_unwind(panic),
-        },
-        Err(mpsc::RecvTimeoutError::Timeout) => {
-            panic!("deadlock guard: the test body did not finish within {secs} s")
-        }
-    }
-}
 
 /// A PKI written to its own temporary directory, removed on drop.
 struct TestPki {

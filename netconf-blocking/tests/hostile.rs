@@ -9,7 +9,6 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use netconf_blocking::operations::{Datastore, GetConfig};
@@ -17,28 +16,8 @@ use netconf_blocking::tls::ClientTlsOptions;
 use netconf_blocking::{Client, ClientOptions, Config, Notifications, TimeoutKind};
 use netconf_proto::Framing;
 use netconf_tests::certs::Pki;
+use netconf_tests::deadline::with_deadline;
 use netconf_tests::hostile_tls::{self, Hostile, HostileServer, Outcome};
-
-/// Runs `body` on its own thread and fails the test if it has not finished within `secs`
-/// seconds (a deadlock guard: a hang becomes a failure, not a stuck test run).
-fn with_deadline<T: Send + 'static>(secs: u64, body: impl FnOnce() -> T + Send + 'static) -> T {
-    let (done_tx, done_rx) = mpsc::channel();
-    let handle = std::thread::spawn(move || {
-        let value = body();
-        let _ = done_tx.send(());
-        value
-    });
-    match done_rx.recv_timeout(Duration::from_secs(secs)) {
-        // Disconnected: the body panicked; join to re-raise its panic.
-        Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => match handle.join() {
-            Ok(value) => value,
-            Err(panic) => std::panic::resume_unwind(panic),
-        },
-        Err(mpsc::RecvTimeoutError::Timeout) => {
-            panic!("deadlock guard: the test body did not finish within {secs} s")
-        }
-    }
-}
 
 /// A fresh PKI written to its own temporary directory, removed on drop.
 struct TestPki {

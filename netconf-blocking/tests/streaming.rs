@@ -26,6 +26,8 @@ use netconf_blocking::{
 };
 use netconf_proto::message::{ErrorTag, ErrorType};
 use netconf_tests::certs::Pki;
+use netconf_tests::deadline::with_deadline;
+use netconf_tests::memory::{proc_status_kib, PeakRss};
 use sha2::{Digest as _, Sha256};
 
 // ---------------------------------------------------------------------------------------------
@@ -36,26 +38,6 @@ static MEASURING: RwLock<()> = RwLock::new(());
 
 fn shared() -> RwLockReadGuard<'static, ()> {
     MEASURING.read().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Runs `body` on its own thread and fails the test if it has not finished within `secs`
-/// seconds (a deadlock guard: a hang becomes a failure, not a stuck test run).
-fn with_deadline<T: Send + 'static>(secs: u64, body: impl FnOnce() -> T + Send + 'static) -> T {
-    let (done_tx, done_rx) = mpsc::channel();
-    let handle = std::thread::spawn(move || {
-        let value = body();
-        let _ = done_tx.send(());
-        value
-    });
-    match done_rx.recv_timeout(Duration::from_secs(secs)) {
-        Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => match handle.join() {
-            Ok(value) => value,
-            Err(panic) => std::panic::resume_unwind(panic),
-        },
-        Err(mpsc::RecvTimeoutError::Timeout) => {
-            panic!("deadlock guard: the test body did not finish within {secs} s")
-        }
-    }
 }
 
 /// A server on 127.0.0.1 over TLS, and how to connect to it.
@@ -937,15 +919,6 @@ fn notifications_wait_for_a_large_prebuilt_reply_the_subscriber_reads_slowly() {
 // ---------------------------------------------------------------------------------------------
 // Memory
 
-fn proc_status_kib(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {field} in /proc/self/status"))
-}
-
 /// A large reply (1 GiB; 256 MiB with `NETCONF_BIG_STREAM=0`), generated on the fly by our
 /// server in 16 KiB pieces, streamed over loopback TLS through the client: the digest the
 /// client computes is the one the server computed, and this process's peak RSS (server
@@ -977,12 +950,7 @@ fn a_large_reply_streams_in_bounded_memory() {
             .unwrap();
         io::copy(&mut reader, &mut io::sink()).unwrap();
         drop(reader);
-        let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
-        let before = if reset {
-            proc_status_kib("VmHWM:")
-        } else {
-            proc_status_kib("VmHWM:").max(proc_status_kib("VmRSS:"))
-        };
+        let PeakRss { before, reset } = PeakRss::start();
         let start = Instant::now();
         let mut reader = client
             .call_streamed(&GetConfig::new(Datastore::Running))
@@ -1049,12 +1017,7 @@ fn a_large_prebuilt_reply_is_encrypted_as_the_transport_takes_it() {
             .unwrap();
         io::copy(&mut reader, &mut io::sink()).unwrap();
         drop(reader);
-        let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
-        let before = if reset {
-            proc_status_kib("VmHWM:")
-        } else {
-            proc_status_kib("VmHWM:").max(proc_status_kib("VmRSS:"))
-        };
+        let PeakRss { before, reset } = PeakRss::start();
         let mut reader = client
             .call_streamed(&GetConfig::new(Datastore::Running))
             .unwrap();

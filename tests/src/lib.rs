@@ -5,6 +5,7 @@ pub mod certs;
 pub mod deadline;
 pub mod fuzz_harness;
 pub mod hostile_tls;
+pub mod memory;
 pub mod pair;
 
 /// Runs each generic test `async fn name<R: netconf_async::Runtime>()` on both async

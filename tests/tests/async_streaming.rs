@@ -1484,6 +1484,7 @@ async fn a_generated_reply_streams_over_ssh<R: Native>() {
 #[cfg(target_os = "linux")]
 mod memory {
     use super::*;
+    use netconf_tests::memory::{proc_status_kib, PeakRss};
 
     netconf_tests::on_each_runtime!(
         a_gibibyte_reply_streams_in_bounded_memory,
@@ -1495,27 +1496,6 @@ mod memory {
     async fn guarded<T>(body: impl Future<Output = T>) -> T {
         let _exclusive = MEASURING.write().await;
         within(Duration::from_secs(3600), "the test", body).await
-    }
-
-    fn proc_status_kib(field: &str) -> u64 {
-        let status = std::fs::read_to_string("/proc/self/status").unwrap();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(field))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or_else(|| panic!("no {field} in /proc/self/status"))
-    }
-
-    /// The peak RSS from here on: resets the high-water mark where the kernel lets us (else
-    /// the current peak, or RSS if higher, is the baseline).
-    fn peak_baseline() -> (u64, bool) {
-        let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
-        let before = if reset {
-            proc_status_kib("VmHWM:")
-        } else {
-            proc_status_kib("VmHWM:").max(proc_status_kib("VmRSS:"))
-        };
-        (before, reset)
     }
 
     /// How the large reply's content is produced at the server.
@@ -1561,7 +1541,7 @@ mod memory {
             .unwrap();
         R::copy_to_sink(&mut stream).await.unwrap();
         drop(stream);
-        let (before, reset) = peak_baseline();
+        let PeakRss { before, reset } = PeakRss::start();
         let start = Instant::now();
         let mut stream = client
             .call_streamed(&GetConfig::new(Datastore::Running))

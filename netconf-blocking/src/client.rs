@@ -31,7 +31,7 @@ pub use netconf_proto::address::DEFAULT_TLS_PORT;
 use crate::reading::{lead_while_waiting, read_loop, ReadSide};
 use crate::signal::Signal;
 use crate::transport::Transport;
-use crate::writer::Writer;
+use crate::writer::{Writer, PACE, PACE_RESUME};
 
 /// A caller waiting for a result.
 pub(crate) type Ticket = u64;
@@ -98,6 +98,11 @@ pub(crate) struct Inner {
     pub(crate) reader_wake: Signal,
     /// Streamed replies being read or about to be: their readers need the reading thread.
     pub(crate) streams: AtomicUsize,
+    /// Encrypt only up to [`PACE`] ahead of the writer (TLS).
+    pace: bool,
+    /// The core holds the rest of a large request back until the writer makes room; only
+    /// its events are taken meanwhile (replies are not held behind the request).
+    paced: AtomicBool,
 }
 
 impl Inner {
@@ -123,8 +128,23 @@ impl Inner {
 
     fn drain_to(&self, st: &mut State, transmit: fn(&Writer, bytes::Bytes)) {
         loop {
-            match st.core.poll() {
-                ClientOutput::Transmit(bytes) => transmit(&self.writer, bytes),
+            let output = if self.paced.load(Ordering::SeqCst) {
+                st.core.poll_events()
+            } else {
+                st.core.poll()
+            };
+            match output {
+                ClientOutput::Transmit(bytes) => {
+                    transmit(&self.writer, bytes);
+                    if self.pace && self.writer.backlog() > PACE {
+                        self.paced.store(true, Ordering::SeqCst);
+                        // Tested again after the store: a writer that emptied its queue
+                        // before it could see the pause would never resume it.
+                        if self.writer.backlog() <= PACE_RESUME {
+                            self.paced.store(false, Ordering::SeqCst);
+                        }
+                    }
+                }
                 ClientOutput::Established => st.established = true,
                 ClientOutput::Complete(ticket, result) => {
                     st.results.insert(ticket, result);
@@ -152,6 +172,24 @@ impl Inner {
         if self.read_paused.load(Ordering::SeqCst) || st.ended.is_some() {
             self.reader_wake.notify_all();
         }
+    }
+
+    /// The writer made room (see [`PACE`]): encrypt more of what the core held back, on the
+    /// thread that wrote. The drain takes the events that arrived meanwhile too.
+    fn resume(&self) {
+        let mut st = self.lock();
+        if self.paced.load(Ordering::SeqCst) && self.writer.backlog() <= PACE_RESUME {
+            self.paced.store(false, Ordering::SeqCst);
+            self.drain(&mut st);
+        } else {
+            self.changed.notify_all();
+        }
+    }
+
+    /// Whether everything the core had to write is with the writer (nothing held back, see
+    /// [`PACE`]). Asked with the state locked, so no drain is halfway.
+    fn all_queued(&self) -> bool {
+        !self.paced.load(Ordering::SeqCst)
     }
 
     /// Waits, keeping the deadlines, until `done` holds.
@@ -367,7 +405,7 @@ impl Client {
             Instant::now(),
         )
         .map_err(|e| Error::Tls(TlsError::from_rustls(e)))?;
-        Client::establish(stream, Box::new(machine), options)
+        Client::establish(stream, Box::new(machine), true, options)
     }
 
     /// NETCONF over a plaintext stream (an SSH channel, a Unix socket, TCP in tests) with
@@ -382,12 +420,14 @@ impl Client {
         options: &ClientOptions,
     ) -> Result<Client, Error> {
         let machine = Session::client(options.session_config().clone(), Instant::now());
-        Client::establish(Box::new(stream), Box::new(machine), options)
+        Client::establish(Box::new(stream), Box::new(machine), false, options)
     }
 
+    /// `pace`: the machine encrypts (TLS), so its transmits are copies worth pacing.
     fn establish(
         transport: Box<dyn Transport>,
         machine: Box<dyn Machine + Send>,
+        pace: bool,
         options: &ClientOptions,
     ) -> Result<Client, Error> {
         let callers_read = transport.can_wait_readable();
@@ -396,11 +436,15 @@ impl Client {
         let write_half = transport.try_clone_transport()?;
         // The writer reports a failed write to the session it serves, once that exists.
         let session: Arc<OnceLock<Weak<Inner>>> = Arc::default();
-        // Callers of `send` wait for their bytes to be written: wake them.
+        // Callers of `send` wait for their bytes to be written: wake them. A request held
+        // back (see `PACE`) is encrypted further once the backlog is low enough.
         let on_written = {
             let session = session.clone();
             move || {
                 if let Some(inner) = session.get().and_then(Weak::upgrade) {
+                    if inner.paced.load(Ordering::SeqCst) && inner.writer.backlog() <= PACE_RESUME {
+                        return inner.resume();
+                    }
                     if inner.changed.has_waiters() {
                         let _guard = inner.lock();
                         inner.changed.notify_all();
@@ -451,6 +495,8 @@ impl Client {
                 read_side: Mutex::new(ReadSide::new(reader)),
                 reader_wake: Signal::default(),
                 streams: AtomicUsize::new(0),
+                pace,
+                paced: AtomicBool::new(false),
             }
         });
         let _ = session.set(Arc::downgrade(&inner));
@@ -641,15 +687,21 @@ impl Client {
             return Err(e);
         };
         st.sent.insert(id, ticket);
-        let mark = inner.writer.mark();
+        // Everything queued up to `mark` includes our request, once the core holds none
+        // of it back (a large one is encrypted as the writer makes room).
+        let mut mark = inner.all_queued().then(|| inner.writer.mark());
         drop(st);
         inner.writer.write_here();
         // Wait until our bytes are out (bounded memory: a caller cannot queue without end),
         // or the session ended without them.
+        let written = |mark: Option<u64>| mark.map(|m| inner.writer.is_written(m));
         let mut st = inner.wait_until(inner.lock(), |st| {
-            inner.writer.is_written(mark) != Some(false) || st.ended.is_some()
+            if mark.is_none() && inner.all_queued() {
+                mark = Some(inner.writer.mark());
+            }
+            written(mark).is_some_and(|w| w != Some(false)) || st.ended.is_some()
         });
-        if inner.writer.is_written(mark) == Some(true) {
+        if written(mark) == Some(Some(true)) {
             return Ok(id);
         }
         // Not written: the request is lost with the session; forget it.

@@ -22,7 +22,7 @@ use crate::pending::Pending;
 use crate::signal::Signal;
 use crate::transport::{ReadTimeout, Transport};
 use crate::workers::Workers;
-use crate::writer::Writer;
+use crate::writer::{Writer, PACE, PACE_RESUME};
 
 type Handler = dyn Fn(&Request, &SessionInfo) -> Answer + Send + Sync;
 
@@ -44,14 +44,9 @@ const STREAM_BACKLOG: usize = 256 * 1024;
 /// The thread serving a session's queue holds its replies back (to write them together)
 /// only while less than this waits to be written: it writes more at once.
 const HOLD_MAX: usize = 32 * 1024;
-/// A TLS session encrypts its replies only while less than this waits to be written; the
-/// rest waits in the core as the handler's own plaintext (a prebuilt reply's `Bytes`), and
-/// is encrypted as the writer makes room (down to [`PACE_RESUME`]). Encrypting eagerly held
-/// a second, encrypted copy of every large reply, and delayed its first byte by the time it
-/// took to encrypt all of it. Under the default subscriber limit (256 notifications of 4
-/// KiB), so a subscriber reading a large reply is not taken for a slow one.
-const PACE: usize = 512 * 1024;
-const PACE_RESUME: usize = 256 * 1024;
+// A TLS session encrypts its replies only up to `PACE` ahead of the writer (see there):
+// below the default subscriber limit (256 notifications of 4 KiB), so a subscriber reading
+// a large reply is not taken for a slow one.
 /// The shortest read timeout the session loop sets (a deadline that has just passed).
 const MIN_READ_TIMEOUT: Duration = Duration::from_millis(1);
 

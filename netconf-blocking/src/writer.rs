@@ -30,6 +30,15 @@ const INLINE_WAIT: Duration = Duration::from_millis(5);
 const BATCH_PIECES: usize = 64;
 const BATCH_BYTES: usize = 256 * 1024;
 
+/// Over TLS a session encrypts its messages only while less than this waits to be written;
+/// the rest waits in the core as the message's own plaintext (a large `Bytes`), and is
+/// encrypted as the writer makes room (down to [`PACE_RESUME`]). Encrypting eagerly held
+/// a second, encrypted copy of every large message, and delayed its first byte by the time
+/// it took to encrypt all of it. (A plaintext stream's transmits are the message's own
+/// `Bytes`: nothing to pace.)
+pub(crate) const PACE: usize = 512 * 1024;
+pub(crate) const PACE_RESUME: usize = 256 * 1024;
+
 type OnError = Box<dyn FnOnce(io::Error) + Send>;
 
 /// The queue between a session and whoever writes its bytes.
@@ -538,11 +547,13 @@ mod tests {
         let mut first = [0u8; 5];
         peer.read_exact(&mut first).unwrap();
         std::thread::sleep(Duration::from_millis(50));
+        // Each piece alone is past `INLINE_MAX`: whenever the writing thread has emptied
+        // the queue and gone back to sleep, the next piece still wakes it. (Pieces of half
+        // that size failed now and then: the thread wrote the first ones, slept, and the last
+        // one alone was under the bound, left for a `write_here` this test never calls.)
         let mut sent = Vec::new();
         for n in 0..4usize {
-            let piece: Vec<u8> = (0..INLINE_MAX / 2 + 1)
-                .map(|i| (n * 13 + i) as u8)
-                .collect();
+            let piece: Vec<u8> = (0..INLINE_MAX + 1).map(|i| (n * 13 + i) as u8).collect();
             sent.extend_from_slice(&piece);
             writer.queue(Bytes::from(piece));
         }

@@ -7,7 +7,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use crate::error::ProtocolError;
-use crate::session::{Output, Session};
+use crate::session::{Event, Output, Session};
 
 /// A sans-IO session as seen by a read loop: transport bytes in, [`Output`] out.
 pub trait Machine {
@@ -23,6 +23,12 @@ pub trait Machine {
     /// for [`Machine::poll_output`]: for a writing thread that paces a large message out
     /// and must not take the session's requests or its end.
     fn poll_transmit(&mut self) -> Option<Bytes>;
+    /// Only the next event (`None`: none now), leaving the bytes to write: for a client
+    /// whose writer has enough queued, so replies are not held behind a large request.
+    fn poll_event(&mut self) -> Option<Event>;
+    /// The earliest deadline [`Machine::handle_timeout`] is wanted for (what
+    /// [`Output::Wait`] carries).
+    fn next_deadline(&self) -> Option<Instant>;
     /// The NETCONF session, for getters.
     fn session(&self) -> &Session;
     /// The NETCONF session, for commands.
@@ -63,6 +69,12 @@ impl Machine for Session {
     fn poll_transmit(&mut self) -> Option<Bytes> {
         Session::poll_transmit(self)
     }
+    fn poll_event(&mut self) -> Option<Event> {
+        Session::poll_event(self)
+    }
+    fn next_deadline(&self) -> Option<Instant> {
+        Session::next_deadline(self)
+    }
     fn session(&self) -> &Session {
         self
     }
@@ -87,6 +99,12 @@ impl Machine for crate::tls::TlsSession {
     }
     fn poll_transmit(&mut self) -> Option<Bytes> {
         crate::tls::TlsSession::poll_transmit(self)
+    }
+    fn poll_event(&mut self) -> Option<Event> {
+        crate::tls::TlsSession::poll_event(self)
+    }
+    fn next_deadline(&self) -> Option<Instant> {
+        crate::tls::TlsSession::next_deadline(self)
     }
     fn session(&self) -> &Session {
         crate::tls::TlsSession::session(self)
@@ -130,6 +148,12 @@ impl<M: Machine + ?Sized> Machine for Box<M> {
     }
     fn poll_transmit(&mut self) -> Option<Bytes> {
         (**self).poll_transmit()
+    }
+    fn poll_event(&mut self) -> Option<Event> {
+        (**self).poll_event()
+    }
+    fn next_deadline(&self) -> Option<Instant> {
+        (**self).next_deadline()
     }
     fn session(&self) -> &Session {
         (**self).session()

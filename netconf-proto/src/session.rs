@@ -18,8 +18,8 @@ use crate::config::Config;
 use crate::error::{ProtocolError, UsageError};
 use crate::framing::{self, FrameDecoder, Framing, Piece};
 
-/// Reply payloads from this size on are queued as the shared `Bytes` they are instead of
-/// copied into the output buffer.
+/// Message parts from this size on (a reply's payload, a request's `<config>`) are queued
+/// as the shared `Bytes` they are instead of copied into the output buffer.
 const SHARE_PAYLOAD_AT: usize = 64 * 1024;
 use crate::message::{
     self, Message, Notification, ParseError, ParseLimits, Reply, Request, RpcReply,
@@ -541,8 +541,9 @@ impl Session {
 
     /// Sends an RPC that times out after `timeout` (`None`: never).
     ///
-    /// The operation is framed straight from its parts: a large `<config>` is copied once,
-    /// into the output. Under base:1.0 framing a message holding `]]>]]>` is refused
+    /// The operation is framed straight from its parts, and a large `<config>` given as
+    /// shared bytes is queued as it is, not copied: a client sending a huge configuration
+    /// holds it once. Under base:1.0 framing a message holding `]]>]]>` is refused
     /// ([`UsageError::DelimiterInMessage`]) and nothing is sent.
     pub fn send_rpc_with_timeout(
         &mut self,
@@ -557,9 +558,7 @@ impl Session {
         let id = self.next_id;
         let mut writer = crate::operations::XmlWriter::new();
         message::write_rpc(id, op, &mut writer);
-        let parts = writer.into_parts();
-        let slices: Vec<&[u8]> = parts.iter().map(|p| &p[..]).collect();
-        framing::encode_parts(self.out_framing, &slices, &mut self.out)?;
+        self.write_parts(&writer.into_parts())?;
         self.next_id += 1;
         let deadline = timeout.and_then(|t| now.checked_add(t));
         self.pending.insert(id, deadline);
@@ -789,6 +788,14 @@ impl Session {
             return Output::Event(ev);
         }
         Output::Wait(self.next_deadline())
+    }
+
+    /// Only the next event (`None`: none now), leaving the bytes to write where they are:
+    /// for a client whose writer already has enough to write (a large request encrypted
+    /// as the transport takes it), so that the replies arriving meanwhile are not held
+    /// behind the rest of that request.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
     }
 
     /// Only the next bytes to write (`None`: nothing to write now), leaving the events for
@@ -1317,22 +1324,40 @@ impl Session {
     /// queued as the shared `Bytes` it is, not copied: the first bytes of the reply leave
     /// (and are encrypted) while the rest waits, and the server holds the payload once.
     fn write_shared(&mut self, parts: &[&[u8]; 5], payload: &Bytes) -> Result<(), UsageError> {
-        let total: usize = parts.iter().map(|p| p.len()).sum();
+        let small = |part: &[u8]| Bytes::copy_from_slice(part);
+        self.write_parts(&[
+            small(parts[0]),
+            small(parts[1]),
+            payload.clone(),
+            small(parts[3]),
+            small(parts[4]),
+        ])
+    }
+
+    /// Frames one message from its parts, queuing each part of [`SHARE_PAYLOAD_AT`] or more
+    /// as the shared `Bytes` it is (see [`Session::push_shared`]) and copying the rest.
+    fn write_parts(&mut self, parts: &[Bytes]) -> Result<(), UsageError> {
+        let slices: Vec<&[u8]> = parts.iter().map(|p| &p[..]).collect();
+        let total: usize = parts.iter().map(Bytes::len).sum();
+        let shares = parts.iter().any(|p| p.len() >= SHARE_PAYLOAD_AT);
         match self.out_framing {
-            Framing::EndOfMessage => framing::check_end_of_message(parts)?,
+            _ if !shares => return framing::encode_parts(self.out_framing, &slices, &mut self.out),
+            Framing::EndOfMessage => framing::check_end_of_message(&slices)?,
             Framing::Chunked if total as u64 <= framing::MAX_CHUNK_SIZE => {
                 framing::write_chunk_header(total, &mut self.out);
             }
             // Over 4 GiB: several chunks, copied (rare enough not to matter).
             Framing::Chunked => {
-                return framing::encode_parts(self.out_framing, parts, &mut self.out)
+                return framing::encode_parts(self.out_framing, &slices, &mut self.out)
             }
         }
-        self.out.extend_from_slice(parts[0]);
-        self.out.extend_from_slice(parts[1]);
-        self.push_shared(payload.clone());
-        self.out.extend_from_slice(parts[3]);
-        self.out.extend_from_slice(parts[4]);
+        for part in parts {
+            if part.len() >= SHARE_PAYLOAD_AT {
+                self.push_shared(part.clone());
+            } else {
+                self.out.extend_from_slice(part);
+            }
+        }
         self.out.extend_from_slice(match self.out_framing {
             Framing::EndOfMessage => framing::EOM_DELIMITER,
             _ => b"\n##\n",

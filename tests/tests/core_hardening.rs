@@ -112,6 +112,36 @@ fn the_end_of_message_delimiter_is_never_sent_inside_a_message() {
         drain(&mut client).transmitted.is_empty(),
         "nothing may be sent"
     );
+    // A configuration large enough to be queued as the shared bytes it is, not copied: the
+    // whole message is still checked, and a clean one leaves whole, then the delimiter.
+    let filler = "<b/>".repeat(32 * 1024);
+    let large = InlineConfig::new(format!("<a>{filler}<c d=\"]]>]]>\"/></a>")).unwrap();
+    let op_large = EditConfig::new(Datastore::Running, large);
+    assert_eq!(
+        client.send_rpc(&op_large, Instant::now()),
+        Err(UsageError::DelimiterInMessage)
+    );
+    assert!(
+        drain(&mut client).transmitted.is_empty(),
+        "nothing may be sent"
+    );
+    let clean = InlineConfig::new(format!("<a>{filler}</a>")).unwrap();
+    let id = client
+        .send_rpc(&EditConfig::new(Datastore::Running, clean), Instant::now())
+        .unwrap();
+    let wire = drain(&mut client).transmitted;
+    let text = String::from_utf8(wire).unwrap();
+    assert!(
+        text.starts_with(&format!("<rpc message-id=\"{id}\"")),
+        "{}",
+        &text[..80]
+    );
+    assert!(text.contains(&format!("<config><a>{filler}</a></config>")));
+    assert!(
+        text.ends_with("</rpc>]]>]]>"),
+        "one message, then the delimiter"
+    );
+    assert_eq!(text.matches("]]>]]>").count(), 1);
     // The same message goes out fine under chunked framing.
     let mut pair = Pair::new(Config::client(), Config::server());
     pair.establish();

@@ -1427,3 +1427,65 @@ fn poll_transmit_encrypts_piece_by_piece_and_leaves_requests_for_poll_output() {
         .collect();
     assert_eq!(ids, ["2"], "the second request, after the reply");
 }
+
+/// A client sending a large `<edit-config>` whose configuration is shared bytes: the request
+/// leaves as the very bytes a copy would have made (one chunk, the configuration whole), and
+/// while most of it still waits to be encrypted, `poll_event` hands out the reply to an
+/// earlier request, leaving the rest of the request for `poll_transmit`: a client that
+/// encrypts a large request as the transport takes it does not hold replies behind it.
+#[test]
+fn poll_event_takes_a_reply_while_a_large_request_waits_to_be_encrypted() {
+    use netconf_proto::operations::{EditConfig, InlineConfig};
+    let now = Instant::now();
+    let (mut ours, mut peer) = established_client(now);
+    let first = send_get_config(&mut ours, &mut peer, now);
+
+    let content = "<top xmlns=\"urn:example:big\">".to_owned()
+        + &"<leaf>yyyyyy</leaf>\n".repeat(100_000)
+        + "</top>";
+    let edit = EditConfig::new(
+        Datastore::Candidate,
+        InlineConfig::new(content.clone()).expect("well-formed"),
+    );
+    let second = ours
+        .session_mut()
+        .send_rpc(&edit, now)
+        .expect("established");
+    let ciphertext = ours.poll_transmit().expect("the request's first transmit");
+    assert!(
+        ciphertext.len() < 140 * 1024,
+        "one transmit holds {}",
+        ciphertext.len()
+    );
+    peer.receive(&ciphertext).expect("valid records");
+
+    // The reply to the get-config arrives while the rest of the request waits.
+    ours.handle_ciphertext(&peer.seal(&reply_to(first, "<data/>")), now)
+        .expect("valid ciphertext");
+    match ours.poll_event() {
+        Some(Event::Reply { id, .. }) => assert_eq!(id, first),
+        other => panic!("expected the get-config's reply, got {other:?}"),
+    }
+    assert!(ours.poll_event().is_none(), "nothing else arrived");
+
+    let mut transmits = 1;
+    while let Some(ciphertext) = ours.poll_transmit() {
+        transmits += 1;
+        peer.receive(&ciphertext).expect("valid records");
+    }
+    assert!(transmits >= 10, "2 MB in {transmits} transmits");
+    let request = peer
+        .next_message()
+        .expect("the whole request reached the peer");
+    assert_eq!(message_id(&request), Some(second.to_string().as_str()));
+    let expected = format!(
+        "<rpc message-id=\"{second}\" xmlns=\"{NETCONF_NS}\"><edit-config><target><candidate/>\
+         </target><config>{content}</config></edit-config></rpc>"
+    );
+    assert_eq!(request, expected, "the request, framed as one message");
+    assert_eq!(
+        drain(&mut ours, now).transmits(),
+        0,
+        "nothing left to write"
+    );
+}

@@ -316,7 +316,8 @@ impl TlsSession {
         self.session.handle_timeout(now);
     }
 
-    fn next_deadline(&self) -> Option<Instant> {
+    /// The earliest deadline [`TlsSession::handle_timeout`] is wanted for.
+    pub fn next_deadline(&self) -> Option<Instant> {
         let session = self.session.next_deadline();
         match self.handshake_deadline {
             Some(h) if self.tls.is_handshaking() && !self.session.is_closed() => {
@@ -346,6 +347,26 @@ impl TlsSession {
     /// can encrypt a large reply as the transport takes it, without taking requests.
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
         self.next_transmit(false)
+    }
+
+    /// Only the next event (`None`: none now), leaving the ciphertext and the plaintext
+    /// still to encrypt where they are: for a client whose writer already has enough to
+    /// write, so that replies arriving meanwhile are not held behind a large request. An
+    /// event taken this way may pass ciphertext queued before it: a caller acting on
+    /// `Event::Closed` from here gives up the rest of what it was sending (the session is
+    /// over).
+    pub fn poll_event(&mut self) -> Option<Event> {
+        if let Some(ev) = self.events.pop_front() {
+            return Some(ev);
+        }
+        if self.authorization == Authorization::Pending && !self.session.is_closed() {
+            return None;
+        }
+        let ev = self.session.poll_event()?;
+        if matches!(ev, Event::Closed { .. }) {
+            self.tls.send_close_notify();
+        }
+        Some(ev)
     }
 
     /// `with_events`: also move the session's events behind the ciphertext (for

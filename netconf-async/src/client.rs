@@ -569,6 +569,9 @@ async fn run<R: Runtime>(
 ) -> Option<SessionEnd> {
     let until_established = closed.is_none();
     let mut handles_alive = cmds.is_some();
+    // What a read during a write produced that only this loop may act on (the session's
+    // end, its establishment).
+    let mut held: Option<ClientOutput<Waiter>> = None;
     loop {
         let deadline = loop {
             if let Some(closed) = closed {
@@ -576,14 +579,34 @@ async fn run<R: Runtime>(
                     closed.store(true, Ordering::SeqCst);
                 }
             }
-            match core.poll() {
+            match held.take().unwrap_or_else(|| core.poll()) {
                 ClientOutput::Transmit(bytes) => {
                     // Reading on while the write waits (no write-write deadlock), but not
                     // past a streamed reply's window: reading resumes when its reader makes
-                    // room.
+                    // room. The replies read meanwhile go to their callers at once, not
+                    // after the rest of a large request the peer is slow to take.
                     let reading = core.wants_read();
                     let mut on_read = |r: std::io::Result<&[u8]>| {
                         core.handle_read(r, Instant::now());
+                        loop {
+                            let output = core.poll_events();
+                            // As above: marked closed before any waiter hears of the end.
+                            if let Some(closed) = closed {
+                                if core.session().is_closed() {
+                                    closed.store(true, Ordering::SeqCst);
+                                }
+                            }
+                            match output {
+                                ClientOutput::Complete(waiter, result) => {
+                                    let _ = waiter.send(result);
+                                }
+                                ClientOutput::Wait(_) => break,
+                                other => {
+                                    held = Some(other);
+                                    return false;
+                                }
+                            }
+                        }
                         core.wants_read()
                     };
                     let written = link

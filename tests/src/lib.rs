@@ -3,6 +3,7 @@
 
 pub mod certs;
 pub mod deadline;
+pub mod discarding;
 pub mod fuzz_harness;
 pub mod hostile_tls;
 pub mod memory;

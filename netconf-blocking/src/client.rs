@@ -186,12 +186,6 @@ impl Inner {
         }
     }
 
-    /// Whether everything the core had to write is with the writer (nothing held back, see
-    /// [`PACE`]). Asked with the state locked, so no drain is halfway.
-    fn all_queued(&self) -> bool {
-        !self.paced.load(Ordering::SeqCst)
-    }
-
     /// Waits, keeping the deadlines, until `done` holds.
     fn wait_until<'a>(
         &'a self,
@@ -687,16 +681,21 @@ impl Client {
             return Err(e);
         };
         st.sent.insert(id, ticket);
-        // Everything queued up to `mark` includes our request, once the core holds none
-        // of it back (a large one is encrypted as the writer makes room).
-        let mut mark = inner.all_queued().then(|| inner.writer.mark());
+        // Everything queued to the writer up to `mark` includes our request once the core
+        // has handed all of it out (a large one is encrypted as the writer makes room, see
+        // `PACE`). Taken under the lock, after a drain: at most a pace's worth of what
+        // others queued behind it comes with it.
+        let end = st.core.session().output_position();
+        // Not once the session has ended: what it still handed out was dropped, not queued.
+        let handed_out = |st: &State| st.ended.is_none() && st.core.output_handed_out() >= end;
+        let mut mark = handed_out(&st).then(|| inner.writer.mark());
         drop(st);
         inner.writer.write_here();
         // Wait until our bytes are out (bounded memory: a caller cannot queue without end),
         // or the session ended without them.
         let written = |mark: Option<u64>| mark.map(|m| inner.writer.is_written(m));
         let mut st = inner.wait_until(inner.lock(), |st| {
-            if mark.is_none() && inner.all_queued() {
+            if mark.is_none() && handed_out(st) {
                 mark = Some(inner.writer.mark());
             }
             written(mark).is_some_and(|w| w != Some(false)) || st.ended.is_some()

@@ -755,6 +755,13 @@ impl<W, S: NotificationSink, D: DataSink> ClientCore<W, S, D> {
         Some(bytes)
     }
 
+    /// How much of the session's output has been handed out as transmits, in the session's
+    /// plaintext bytes: a request submitted when [`Session::output_position`] was `p` is
+    /// all handed out once this reaches `p` (see [`Machine::output_handed_out`]).
+    pub fn output_handed_out(&self) -> u64 {
+        self.machine.output_handed_out()
+    }
+
     /// The session has ended: every waiter hears why, once, then the loop hears it.
     fn poll_end(&mut self) -> ClientOutput<W> {
         let end = self
@@ -847,9 +854,11 @@ impl<W, S: NotificationSink, D: DataSink> ClientCore<W, S, D> {
                 None
             }
             Event::Closed { reason } => {
+                // Kept: what the machine still hands out after this (an alert, the rest of
+                // a paced request) has nowhere to go once the transport is gone.
                 let end = self
                     .transport_end
-                    .take()
+                    .clone()
                     .unwrap_or(SessionEnd::Close(reason));
                 self.ended = Some(end);
                 None

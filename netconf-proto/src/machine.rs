@@ -29,6 +29,10 @@ pub trait Machine {
     /// The earliest deadline [`Machine::handle_timeout`] is wanted for (what
     /// [`Output::Wait`] carries).
     fn next_deadline(&self) -> Option<Instant>;
+    /// How much of the session's output (its plaintext bytes, the positions of
+    /// [`Session::output_position`]) has left in the transmits handed out: a message queued
+    /// up to position `p` is all with the caller once this reaches `p`.
+    fn output_handed_out(&self) -> u64;
     /// The NETCONF session, for getters.
     fn session(&self) -> &Session;
     /// The NETCONF session, for commands.
@@ -75,6 +79,9 @@ impl Machine for Session {
     fn next_deadline(&self) -> Option<Instant> {
         Session::next_deadline(self)
     }
+    fn output_handed_out(&self) -> u64 {
+        Session::output_handed_out(self)
+    }
     fn session(&self) -> &Session {
         self
     }
@@ -105,6 +112,9 @@ impl Machine for crate::tls::TlsSession {
     }
     fn next_deadline(&self) -> Option<Instant> {
         crate::tls::TlsSession::next_deadline(self)
+    }
+    fn output_handed_out(&self) -> u64 {
+        crate::tls::TlsSession::output_handed_out(self)
     }
     fn session(&self) -> &Session {
         crate::tls::TlsSession::session(self)
@@ -154,6 +164,9 @@ impl<M: Machine + ?Sized> Machine for Box<M> {
     }
     fn next_deadline(&self) -> Option<Instant> {
         (**self).next_deadline()
+    }
+    fn output_handed_out(&self) -> u64 {
+        (**self).output_handed_out()
     }
     fn session(&self) -> &Session {
         (**self).session()

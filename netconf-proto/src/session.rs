@@ -194,6 +194,8 @@ pub struct Session {
     /// Output in order: shared payload pieces queued as they are (never copied), with the
     /// small writes between them gathered in `out`.
     queue: VecDeque<Bytes>,
+    /// Bytes of output handed out so far (see [`Session::output_handed_out`]).
+    handed_out: u64,
     /// RPCs whose `<data>` replies are handed out as they arrive (client).
     streamed: HashSet<u64>,
     /// The message now arriving, when it is a streamed `<data>` reply (client): its id and
@@ -252,6 +254,7 @@ impl Session {
             quirks: QuirkCounts::default(),
             garbage: None,
             queue: VecDeque::new(),
+            handed_out: 0,
             streamed: HashSet::new(),
             incoming: None,
             received_whole: false,
@@ -801,13 +804,26 @@ impl Session {
     /// Only the next bytes to write (`None`: nothing to write now), leaving the events for
     /// [`Session::poll_output`]: for a thread that writes and must not take them.
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
-        if let Some(bytes) = self.queue.pop_front() {
-            return Some(bytes);
-        }
-        if !self.out.is_empty() {
-            return Some(self.out.split().freeze());
-        }
-        None
+        let bytes = match self.queue.pop_front() {
+            Some(bytes) => bytes,
+            None if !self.out.is_empty() => self.out.split().freeze(),
+            None => return None,
+        };
+        self.handed_out += bytes.len() as u64;
+        Some(bytes)
+    }
+
+    /// Where the output queued so far ends, counted in bytes from the session's first:
+    /// taken right after queuing a message, the position its last byte must reach in
+    /// [`Session::output_handed_out`] before all of it has been handed out.
+    pub fn output_position(&self) -> u64 {
+        let queued: usize = self.queue.iter().map(Bytes::len).sum();
+        self.handed_out + (queued + self.out.len()) as u64
+    }
+
+    /// How many bytes of output have been handed out as transmits so far.
+    pub fn output_handed_out(&self) -> u64 {
+        self.handed_out
     }
 
     /// The earliest deadline the session needs [`Session::handle_timeout`] for.

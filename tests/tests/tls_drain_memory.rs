@@ -1489,3 +1489,105 @@ fn poll_event_takes_a_reply_while_a_large_request_waits_to_be_encrypted() {
         "nothing left to write"
     );
 }
+
+/// The session ends (the peer breaks the framing) while most of a large request still
+/// waits to be encrypted, and the client takes the end with `poll_event`: what was already
+/// encrypted leaves, then the close_notify, and nothing after it. rustls would encrypt
+/// the rest of the request after its own close_notify (application data after the alert,
+/// which peers reject) if the session did not drop it.
+#[test]
+fn a_session_ending_in_the_middle_of_a_request_sends_nothing_after_close_notify() {
+    use netconf_proto::operations::{EditConfig, InlineConfig};
+    let now = Instant::now();
+    let (mut ours, mut peer) = established_client(now);
+    let content = "<top xmlns=\"urn:example:big\">".to_owned()
+        + &"<leaf>yyyyyy</leaf>\n".repeat(100_000)
+        + "</top>";
+    let edit = EditConfig::new(
+        Datastore::Candidate,
+        InlineConfig::new(content).expect("well-formed"),
+    );
+    ours.session_mut()
+        .send_rpc(&edit, now)
+        .expect("established");
+    let first = ours.poll_transmit().expect("the request's first transmit");
+    peer.receive(&first).expect("valid records");
+
+    let broken = ours.handle_ciphertext(&peer.seal(b"\n#not-a-size\n"), now);
+    assert!(broken.is_err(), "a framing error: {broken:?}");
+    let closed =
+        std::iter::from_fn(|| ours.poll_event()).find(|e| matches!(e, Event::Closed { .. }));
+    assert!(closed.is_some(), "the broken framing ends the session");
+
+    let rest = drain(&mut ours, now);
+    assert!(
+        rest.ciphertext().len() < 140 * 1024,
+        "{} bytes of ciphertext after the session ended (the request was 2 MB)",
+        rest.ciphertext().len()
+    );
+    let state = peer
+        .receive(&rest.ciphertext())
+        .expect("valid records, in order");
+    assert!(state.peer_has_closed(), "the close_notify arrived last");
+    assert_eq!(drain(&mut ours, now).transmits(), 0, "nothing after it");
+}
+
+/// Three requests queued at once, large, small, large: `output_handed_out` reaches the
+/// small one's position (`output_position` right after it was queued) once all of it has
+/// left in the transmits handed out (the peer has it whole), and before the second large
+/// one has: a caller waiting for its own request to be written waits for nothing queued
+/// behind it.
+#[test]
+fn output_handed_out_passes_a_request_once_it_has_left_whole() {
+    use netconf_proto::operations::{EditConfig, InlineConfig};
+    let now = Instant::now();
+    let (mut ours, mut peer) = established_client(now);
+    let large = || {
+        let content = "<top xmlns=\"urn:example:big\">".to_owned()
+            + &"<leaf>yyyyyy</leaf>\n".repeat(50_000)
+            + "</top>";
+        EditConfig::new(
+            Datastore::Candidate,
+            InlineConfig::new(content).expect("well-formed"),
+        )
+    };
+    let start = ours.session().output_position();
+    ours.session_mut()
+        .send_rpc(&large(), now)
+        .expect("established");
+    let small = ours
+        .session_mut()
+        .send_rpc(&GetConfig::new(Datastore::Running), now)
+        .expect("established");
+    let small_end = ours.session().output_position();
+    ours.session_mut()
+        .send_rpc(&large(), now)
+        .expect("established");
+    let all_end = ours.session().output_position();
+    assert!(start < small_end && small_end + 1_000_000 < all_end);
+
+    let small_id = small.to_string();
+    let mut whole = Vec::new();
+    let mut passed_small_at = None;
+    while let Some(ciphertext) = ours.poll_transmit() {
+        peer.receive(&ciphertext).expect("valid records");
+        while let Some(message) = peer.next_message() {
+            whole.push(message_id(&message).map(str::to_owned));
+        }
+        let handed_out = ours.output_handed_out();
+        if handed_out >= small_end && passed_small_at.is_none() {
+            passed_small_at = Some(handed_out);
+            assert!(
+                whole.contains(&Some(small_id.clone())),
+                "handed out past the small request ({handed_out} >= {small_end}) before the peer had it"
+            );
+        }
+    }
+    let passed = passed_small_at.expect("the small request was passed");
+    assert!(
+        passed < small_end + 300 * 1024,
+        "passed at {passed}: long after the small request's end {small_end}"
+    );
+    assert_eq!(ours.output_handed_out(), all_end, "everything handed out");
+    assert_eq!(whole.len(), 3);
+}

@@ -55,6 +55,13 @@ pub struct TlsSession {
     /// `Transmit` is bounded and the first bytes of a large reply leave while the rest is
     /// still being encrypted.
     plaintext: Bytes,
+    /// We sent close_notify: nothing of the session's may follow it (rustls would encrypt
+    /// it all the same). What is still to encrypt then (the rest of a large message when
+    /// the session ended in its middle, see [`TlsSession::poll_event`]) is dropped.
+    close_notify_sent: bool,
+    /// The session's output (in its own bytes, as [`Session::output_handed_out`] counts
+    /// them) whose ciphertext has all been handed out.
+    handed_out: u64,
 }
 
 /// Plaintext encrypted per `Transmit`: large enough for few syscalls, small enough that
@@ -150,6 +157,8 @@ impl TlsSession {
             authorization: Authorization::NotRequired,
             handshake_deadline: None,
             plaintext: Bytes::new(),
+            close_notify_sent: false,
+            handed_out: 0,
         }
     }
 
@@ -364,7 +373,7 @@ impl TlsSession {
         }
         let ev = self.session.poll_event()?;
         if matches!(ev, Event::Closed { .. }) {
-            self.tls.send_close_notify();
+            self.send_close_notify();
         }
         Some(ev)
     }
@@ -408,6 +417,12 @@ impl TlsSession {
         None
     }
 
+    /// How much of the session's output (in its plaintext bytes, the positions of
+    /// [`Session::output_position`]) has left as ciphertext handed out.
+    pub fn output_handed_out(&self) -> u64 {
+        self.handed_out
+    }
+
     /// The ciphertext rustls holds, at most about one transmit's worth; `plaintext`: how
     /// much was just encrypted, to size the buffer. A tiny message must not take a whole
     /// transmit's worth of memory: that cost a fresh 132 KiB allocation (page faults, the
@@ -420,6 +435,11 @@ impl TlsSession {
                 break; // writing into a Vec cannot fail
             }
         }
+        if !self.tls.wants_write() && !self.close_notify_sent {
+            // Everything given to rustls so far is in this transmit or before it (once our
+            // close_notify is out, what the session still queues is dropped, not sent).
+            self.handed_out = self.session.output_handed_out() - self.plaintext.len() as u64;
+        }
         Bytes::from(out)
     }
 
@@ -427,15 +447,19 @@ impl TlsSession {
     /// ciphertext before it is out. Returns false when the session has nothing more.
     fn pull_session_output(&mut self) -> bool {
         match self.session.poll_output() {
-            // A refused peer gets nothing but the close_notify.
-            Output::Transmit(_) if self.authorization == Authorization::Refused => true,
+            // A refused peer gets nothing but the close_notify; nothing follows it.
+            Output::Transmit(_)
+                if self.authorization == Authorization::Refused || self.close_notify_sent =>
+            {
+                true
+            }
             Output::Transmit(plain) => {
                 self.plaintext = plain;
                 true
             }
             Output::Event(ev) => {
                 if matches!(ev, Event::Closed { .. }) {
-                    self.tls.send_close_notify();
+                    self.send_close_notify();
                 }
                 self.events.push_back(ev);
                 true
@@ -447,8 +471,10 @@ impl TlsSession {
     /// Takes the session's next plaintext to encrypt, if any; its events stay there.
     fn pull_session_transmit(&mut self) -> bool {
         match self.session.poll_transmit() {
-            // A refused peer gets nothing but the close_notify.
-            Some(_) if self.authorization == Authorization::Refused => true,
+            // A refused peer gets nothing but the close_notify; nothing follows it.
+            Some(_) if self.authorization == Authorization::Refused || self.close_notify_sent => {
+                true
+            }
             Some(plain) => {
                 self.plaintext = plain;
                 true
@@ -457,10 +483,19 @@ impl TlsSession {
         }
     }
 
+    /// Ends our side of the TLS session: the ciphertext already made goes first, then the
+    /// alert, then nothing.
+    fn send_close_notify(&mut self) {
+        self.tls.send_close_notify();
+        self.close_notify_sent = true;
+        self.plaintext = Bytes::new();
+    }
+
     fn write_plaintext(&mut self, plain: &[u8]) {
         use std::io::Write as _;
         if self.tls.writer().write_all(plain).is_err() {
-            // Only possible after we sent close_notify; the session is over anyway.
+            // rustls refuses only once the connection has failed (it would encrypt data
+            // after our close_notify: see `close_notify_sent`); the session is over anyway.
             tracing::debug!(
                 len = plain.len(),
                 "dropping plaintext queued after the TLS session closed"

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use async_channel::{Receiver, Sender, TrySendError};
 use futures_channel::oneshot;
-use futures_lite::{FutureExt, Stream};
+use futures_lite::{future, FutureExt, Stream};
 use netconf_proto::address::split_host_port;
 use netconf_proto::client::{
     close_result, ClientCore, ClientOptions, ClientOutput, Delivery, NotificationItem,
@@ -621,7 +621,20 @@ async fn run<R: Runtime>(
                     // A waiter that went away (dropped future) simply misses its reply.
                     let _ = waiter.send(result);
                 }
-                ClientOutput::Ended(end) => return Some(end),
+                ClientOutput::Ended(end) => {
+                    // Ended by a read during a large write: the alert saying so (TLS
+                    // close_notify) and the ciphertext before it are still in the core.
+                    // What fits now goes out; nothing waits for a peer that stopped reading.
+                    while let Some(bytes) = core.poll_transmit() {
+                        if future::poll_once(link.write_all(&bytes, None))
+                            .await
+                            .is_none_or(|written| written.is_err())
+                        {
+                            break;
+                        }
+                    }
+                    return Some(end);
+                }
                 ClientOutput::Wait(deadline) => break deadline,
                 _ => {}
             }

@@ -113,3 +113,40 @@ fn a_reply_is_not_held_behind_a_large_request_the_peer_does_not_read() {
         );
     });
 }
+
+/// A `send` of a small request submitted while a large one before it is held back in the
+/// client (the peer reads nothing yet): it returns `Ok` once its own bytes are written,
+/// after the peer starts reading, and its reply is then there for `recv`.
+#[test]
+fn a_send_behind_a_held_back_request_returns_once_its_own_bytes_are_written() {
+    let _turn = turn();
+    with_deadline(60, || {
+        let server = DiscardingServer::start(Hold::UntilReleased);
+        let client = connect(&server);
+        let sender = client.clone();
+        let large = std::thread::spawn(move || {
+            sender.call(&EditConfig::new(Datastore::Candidate, big_config(32 * MIB)))
+        });
+        // The large request is being sent and the peer reads none of it: most of it is
+        // still in the client when the small one is queued behind it.
+        server.wait_began();
+        let sender = client.clone();
+        let small = std::thread::spawn(move || sender.send(&GetConfig::new(Datastore::Running)));
+        let releasing = server.release_after(Duration::from_millis(200));
+        let id = small
+            .join()
+            .unwrap()
+            .expect("the small request was written");
+        let reply = client.recv(id).expect("its reply");
+        assert_eq!(reply.message_id.as_deref(), Some(id.0.to_string().as_str()));
+        large.join().unwrap().expect("the large request's reply");
+        releasing.join().unwrap();
+        client.close().unwrap();
+        let sizes = server.finish();
+        assert!(
+            sizes[0] > 32 * MIB as u64,
+            "the large request arrived whole: {sizes:?}"
+        );
+        assert_eq!(sizes.len(), 3, "large, small, close-session: {sizes:?}");
+    });
+}

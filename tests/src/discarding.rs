@@ -31,6 +31,9 @@ pub enum Hold {
     /// the first half a second later (once a client whose next request no longer leaves
     /// has stalled), and reads nothing more until released.
     AnswerFirstLate,
+    /// It reads the beginning of the first request (see [`DiscardingServer::wait_began`]),
+    /// then nothing until released; then it serves as usual.
+    UntilReleased,
 }
 
 /// One client, base:1.1; every request answered `<ok/>`, held back as [`Hold`] says.
@@ -38,6 +41,7 @@ pub struct DiscardingServer {
     addr: SocketAddr,
     pki: Pki,
     release: Sender<()>,
+    began: Receiver<()>,
     thread: Option<JoinHandle<io::Result<Vec<u64>>>>,
 }
 
@@ -57,14 +61,16 @@ impl DiscardingServer {
         let addr = listener.local_addr().expect("local address");
         let config = pki.server_config(false);
         let (release, released) = mpsc::channel();
+        let (begin, began) = mpsc::channel();
         let thread = std::thread::spawn(move || {
             let (tcp, _) = listener.accept()?;
-            serve(tcp, config, hold, released)
+            serve(tcp, config, hold, released, begin)
         });
         DiscardingServer {
             addr,
             pki,
             release,
+            began,
             thread: Some(thread),
         }
     }
@@ -82,6 +88,13 @@ impl DiscardingServer {
     /// Lets a held server read again (see [`Hold`]); harmless otherwise.
     pub fn release(&self) {
         let _ = self.release.send(());
+    }
+
+    /// Waits until the first request has begun to arrive ([`Hold::UntilReleased`]).
+    pub fn wait_began(&self) {
+        self.began
+            .recv()
+            .expect("the server saw the first request begin");
     }
 
     /// Releases the server after `delay`, from a thread of its own.
@@ -110,6 +123,7 @@ fn serve(
     config: Arc<ServerConfig>,
     hold: Hold,
     released: Receiver<()>,
+    begin: Sender<()>,
 ) -> io::Result<Vec<u64>> {
     let conn = ServerConnection::new(config).map_err(io::Error::other)?;
     let mut tls = BufReader::new(StreamOwned::new(conn, tcp));
@@ -120,6 +134,11 @@ fn serve(
         if tls.read_until(b'>', &mut hello)? == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
+    }
+    if hold == Hold::UntilReleased {
+        tls.fill_buf()?;
+        let _ = begin.send(());
+        let _ = released.recv();
     }
     let mut sizes = Vec::new();
     while let Some((head, size)) = read_message(&mut tls)? {
@@ -142,7 +161,7 @@ fn serve(
             tls.get_mut().flush()?;
             break;
         }
-        if first {
+        if first && hold != Hold::UntilReleased {
             let _ = released.recv();
         }
     }

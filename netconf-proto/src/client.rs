@@ -756,7 +756,7 @@ impl<W, S: NotificationSink, D: DataSink> ClientCore<W, S, D> {
     }
 
     /// How much of the session's output has been handed out as transmits, in the session's
-    /// plaintext bytes: a request submitted when [`Session::output_position`] was `p` is
+    /// plaintext bytes: a request submitted when [`Session::output_position`](crate::Session::output_position) was `p` is
     /// all handed out once this reaches `p` (see [`Machine::output_handed_out`]).
     pub fn output_handed_out(&self) -> u64 {
         self.machine.output_handed_out()

@@ -1489,6 +1489,7 @@ mod memory {
     netconf_tests::on_each_runtime!(
         a_gibibyte_reply_streams_in_bounded_memory,
         a_large_answer_from_a_reader_is_sent_in_bounded_memory,
+        a_large_prebuilt_reply_is_encrypted_as_the_socket_takes_it,
     );
 
     /// Runs a memory test `body` alone in the process, failing it if it has not finished
@@ -1572,6 +1573,62 @@ mod memory {
             growth < 64 * 1024,
             "peak RSS grew by {growth} KiB while streaming {} MiB",
             size / MIB
+        );
+        client.close().await.unwrap();
+        fixture.server.shutdown().await;
+    }
+
+    /// A large prebuilt reply (`Reply::data_unchecked`, 64 MiB, built before the peak is
+    /// reset) costs the server a bounded amount beyond the payload itself: framed around the
+    /// shared bytes, not copied, and encrypted one transmit at a time as the socket takes it
+    /// (the blocking server, which encrypted it whole, grew by 66 MiB for the same reply).
+    /// The client streams it through its window.
+    async fn a_large_prebuilt_reply_is_encrypted_as_the_socket_takes_it<R: Native>() {
+        let size = 64 * MIB as usize;
+        let mut xml = String::with_capacity(size + 16);
+        xml.push_str("<x>");
+        while xml.len() < size - 4 {
+            xml.push_str("yyyyyyyyyyyyyyy\n");
+        }
+        xml.push_str("</x>");
+        let payload = Bytes::from(xml);
+        let mut h = DefaultHasher::new();
+        h.write(&payload);
+        let sent = (payload.len() as u64, h.finish());
+        let prebuilt = payload.clone();
+        let fixture = Fixture::<R>::start(move |request| {
+            if request.operation.name == "get-data" {
+                return Reply::data_unchecked(prebuilt.slice(..MIB as usize)).into();
+            }
+            Reply::data_unchecked(prebuilt.clone()).into()
+        })
+        .await;
+        let client = fixture.client().await;
+        // Warm up both ends with the first MiB, then measure.
+        let mut stream = client
+            .call_streamed(&GetData::new(NmdaDatastore::Operational))
+            .await
+            .unwrap();
+        hash_pieces(&mut stream).await.unwrap();
+        drop(stream);
+        let peak = PeakRss::start();
+        let mut stream = client
+            .call_streamed(&GetConfig::new(Datastore::Running))
+            .await
+            .unwrap();
+        let (got, _) = hash_pieces(&mut stream).await.unwrap();
+        drop(stream);
+        let growth = peak.growth();
+        eprintln!(
+            "prebuilt 64 MiB: peak RSS {} KiB -> {} KiB (+{growth} KiB; HWM reset: {})",
+            peak.before,
+            peak.peak(),
+            peak.reset
+        );
+        assert_eq!(got, sent, "the reply arrived whole");
+        assert!(
+            growth < 24 * 1024,
+            "peak RSS grew by {growth} KiB while sending a 64 MiB prebuilt reply"
         );
         client.close().await.unwrap();
         fixture.server.shutdown().await;

@@ -962,8 +962,10 @@ fn server_send(server: &mut ServerConnection) -> Vec<u8> {
 /// Layout: flags (bits 0-1 mode: 0 = the payload is raw ciphertext; 1 = the payload is plaintext
 /// the server encrypts, one write per plan piece; 2 = like 1 with one ciphertext byte flipped;
 /// 3 = like 1 followed by the payload again as raw ciphertext; bit 2: EOF at the end; bit 3: the
-/// server offers base:1.1; bit 4: two RPCs in flight), a position byte pair and a mask byte for
-/// mode 2, split plan, payload.
+/// server offers base:1.1; bit 4: two RPCs in flight; bit 5, mode 1: again on a second
+/// session drained with `poll_event` alone, its RPCs never handed out, which must give the
+/// same events: a client whose writer is full takes replies ahead of its own output), a
+/// position byte pair and a mask byte for mode 2, split plan, payload.
 ///
 /// The session must never panic; raw or tampered ciphertext ends in `Closed` with a protocol
 /// (TLS) error, or leaves it waiting. In mode 1 the TLS session must deliver exactly the events
@@ -1042,6 +1044,33 @@ pub fn tls_session(data: &[u8]) {
             "TLS delivered something else than the plaintext does"
         );
         assert_eq!(d.obs.error, plain.obs.error);
+    }
+
+    if mode == 1 && flags & 32 != 0 {
+        let (mut e, mut server) = tls_established(base_1_1, now);
+        for _ in 0..rpcs {
+            e.m.session_mut()
+                .send_rpc(&Get::new(), now)
+                .expect("send_rpc");
+        }
+        let mut ciphertext = Vec::new();
+        for piece in pieces(payload, &cuts(plan, payload.len())) {
+            server.writer().write_all(piece).expect("buffer plaintext");
+            ciphertext.extend(server_send(&mut server));
+        }
+        let mut events = std::mem::take(&mut e.obs.events); // the handshake's
+        for piece in pieces(&ciphertext, &cuts(plan, ciphertext.len())) {
+            let _ = e.m.handle_ciphertext(piece, now);
+            events.extend(std::iter::from_fn(|| e.m.poll_event()));
+        }
+        if eof {
+            e.m.handle_eof(now);
+            events.extend(std::iter::from_fn(|| e.m.poll_event()));
+        }
+        assert_eq!(
+            events, d.obs.events,
+            "events taken ahead of the output differ from those behind it"
+        );
     }
 }
 

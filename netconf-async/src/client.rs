@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use async_channel::{Receiver, Sender, TrySendError};
 use futures_channel::oneshot;
-use futures_lite::{future, FutureExt, Stream};
+use futures_lite::{FutureExt, Stream};
 use netconf_proto::address::split_host_port;
 use netconf_proto::client::{
     close_result, ClientCore, ClientOptions, ClientOutput, Delivery, NotificationItem,
@@ -29,7 +29,7 @@ use netconf_proto::{
 pub use netconf_proto::address::DEFAULT_TLS_PORT;
 
 use crate::data::{DataStream, StreamSink};
-use crate::link::Link;
+use crate::link::{AfterRead, Link};
 use crate::runtime::{sleep, when, Adopt, AsyncStream, BoxStream, Runtime};
 
 /// A caller's reply slot. A oneshot, not an `async_channel` of one: a woken caller takes
@@ -589,31 +589,39 @@ async fn run<R: Runtime>(
                     let mut on_read = |r: std::io::Result<&[u8]>| {
                         core.handle_read(r, Instant::now());
                         loop {
-                            let output = core.poll_events();
-                            // As above: marked closed before any waiter hears of the end.
+                            // As above: marked closed before any waiter or stream hears of
+                            // the end (only a read closes the session, not the polling).
                             if let Some(closed) = closed {
                                 if core.session().is_closed() {
                                     closed.store(true, Ordering::SeqCst);
                                 }
                             }
-                            match output {
+                            match core.poll_events() {
                                 ClientOutput::Complete(waiter, result) => {
                                     let _ = waiter.send(result);
                                 }
                                 ClientOutput::Wait(_) => break,
+                                // Established (the hello's write) or Ended: the loop's.
                                 other => {
                                     held = Some(other);
-                                    return false;
+                                    return match held {
+                                        Some(ClientOutput::Ended(_)) => AfterRead::Stop,
+                                        _ => AfterRead::Pause,
+                                    };
                                 }
                             }
                         }
-                        core.wants_read()
+                        AfterRead::reading_if(core.wants_read())
                     };
                     let written = link
                         .write_all_resuming(&bytes, Some(&mut on_read), reading, Some(rooms))
                         .await;
-                    if let Err(e) = written {
-                        core.handle_write_error(&e);
+                    match written {
+                        // The session ended during the write: the rest of it is abandoned
+                        // (and nothing more is sent: a TLS record may have been cut).
+                        Err(_) if matches!(held, Some(ClientOutput::Ended(_))) => {}
+                        Err(e) => core.handle_write_error(&e),
+                        Ok(()) => {}
                     }
                 }
                 ClientOutput::Established if until_established => return None,
@@ -621,20 +629,7 @@ async fn run<R: Runtime>(
                     // A waiter that went away (dropped future) simply misses its reply.
                     let _ = waiter.send(result);
                 }
-                ClientOutput::Ended(end) => {
-                    // Ended by a read during a large write: the alert saying so (TLS
-                    // close_notify) and the ciphertext before it are still in the core.
-                    // What fits now goes out; nothing waits for a peer that stopped reading.
-                    while let Some(bytes) = core.poll_transmit() {
-                        if future::poll_once(link.write_all(&bytes, None))
-                            .await
-                            .is_none_or(|written| written.is_err())
-                        {
-                            break;
-                        }
-                    }
-                    return Some(end);
-                }
+                ClientOutput::Ended(end) => return Some(end),
                 ClientOutput::Wait(deadline) => break deadline,
                 _ => {}
             }

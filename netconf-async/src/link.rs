@@ -19,9 +19,41 @@ use crate::runtime::{sleep, when, AsyncStream, Runtime};
 
 const READ_BUFFER: usize = 64 * 1024;
 
-/// Where a write that keeps reading hands what it read; it answers whether to go on
-/// reading during this write.
-pub(crate) type OnRead<'a> = &'a mut (dyn FnMut(io::Result<&[u8]>) -> bool + Send);
+/// Where a write that keeps reading hands what it read; it answers how the write goes on.
+pub(crate) type OnRead<'a> = &'a mut (dyn FnMut(io::Result<&[u8]>) -> AfterRead + Send);
+
+/// What a write that reads meanwhile does after a read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AfterRead {
+    /// Go on reading.
+    Read,
+    /// Stop reading until resumed (a streamed reply's window is full): the peer may wait
+    /// for us to read before it reads again, so the write timeout waits too.
+    Pause,
+    /// The session ended: the write stops at once, with [`stopped`]'s error, rather than
+    /// wait for a peer that may never read the rest.
+    Stop,
+}
+
+/// The error of a write its reader stopped ([`AfterRead::Stop`]): the bytes not written
+/// are abandoned with the session.
+pub(crate) fn stopped() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::ConnectionAborted,
+        "the session ended during the write",
+    )
+}
+
+impl AfterRead {
+    /// `Read` while `wants_read`, else `Pause`.
+    pub fn reading_if(wants_read: bool) -> AfterRead {
+        if wants_read {
+            AfterRead::Read
+        } else {
+            AfterRead::Pause
+        }
+    }
+}
 
 pub(crate) struct Link<R> {
     reader: ReadHalf<Box<dyn AsyncStream>>,
@@ -62,7 +94,7 @@ impl<R: Runtime> Link<R> {
     }
 
     /// Writes all of `bytes`. With `on_read`, reads meanwhile and hands every read to it,
-    /// until it answers `false`.
+    /// as long as it answers [`AfterRead::Read`].
     /// A write that makes no progress for the write timeout fails with `TimedOut`.
     pub async fn write_all(&mut self, bytes: &[u8], on_read: Option<OnRead<'_>>) -> io::Result<()> {
         self.write_all_resuming(bytes, on_read, true, None).await
@@ -130,7 +162,11 @@ impl<R: Runtime> Link<R> {
                         self.read_done = true;
                     }
                     if let Some(f) = on_read.as_mut() {
-                        keep_reading = f(r.map(|n| &self.buf[..n]));
+                        match f(r.map(|n| &self.buf[..n])) {
+                            AfterRead::Read => keep_reading = true,
+                            AfterRead::Pause => keep_reading = false,
+                            AfterRead::Stop => return Err(stopped()),
+                        }
                     }
                 }
                 Step::Resume => {

@@ -24,7 +24,7 @@ use netconf_proto::server::{
 use netconf_proto::tls::ServerTlsOptions;
 use netconf_proto::{Error, Machine, Reply, Request, RequestId, Session, TlsSession};
 
-use crate::link::{Link, OnRead};
+use crate::link::{AfterRead, Link, OnRead};
 use crate::runtime::{sleep, when, Adopt, AsyncStream, BoxFuture, BoxStream, Listener, Runtime};
 
 type Handler = dyn Fn(Request, SessionInfo) -> BoxFuture<Answer> + Send + Sync;
@@ -449,7 +449,7 @@ impl<R: Runtime> Server<R> {
                             let reading = read_while_writing && core.wants_read();
                             let mut on_read = |r: io::Result<&[u8]>| {
                                 core.handle_read(r, Instant::now());
-                                core.wants_read()
+                                AfterRead::reading_if(core.wants_read())
                             };
                             let on_read: Option<OnRead<'_>> =
                                 if reading { Some(&mut on_read) } else { None };

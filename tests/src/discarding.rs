@@ -34,6 +34,10 @@ pub enum Hold {
     /// It reads the beginning of the first request (see [`DiscardingServer::wait_began`]),
     /// then nothing until released; then it serves as usual.
     UntilReleased,
+    /// It reads the beginning of the first request, stops reading, half a second later
+    /// answers with broken framing (which ends the session at the client), and reads
+    /// nothing more until released.
+    BreakFramingAtFirst,
 }
 
 /// One client, base:1.1; every request answered `<ok/>`, held back as [`Hold`] says.
@@ -139,6 +143,16 @@ fn serve(
         tls.fill_buf()?;
         let _ = begin.send(());
         let _ = released.recv();
+    }
+    if hold == Hold::BreakFramingAtFirst {
+        tls.fill_buf()?;
+        // Once a client writing a large request has filled the socket's buffers.
+        std::thread::sleep(Duration::from_millis(500));
+        tls.get_mut().write_all(b"\n#not-a-chunk-size\n")?;
+        tls.get_mut().flush()?;
+        let _ = begin.send(());
+        let _ = released.recv();
+        return Ok(Vec::new());
     }
     let mut sizes = Vec::new();
     while let Some((head, size)) = read_message(&mut tls)? {

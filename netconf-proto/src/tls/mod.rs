@@ -435,9 +435,10 @@ impl TlsSession {
                 break; // writing into a Vec cannot fail
             }
         }
-        if !self.tls.wants_write() && !self.close_notify_sent {
+        if !self.tls.wants_write() && !self.close_notify_sent && !self.tls.is_handshaking() {
             // Everything given to rustls so far is in this transmit or before it (once our
-            // close_notify is out, what the session still queues is dropped, not sent).
+            // close_notify is out, what the session still queues is dropped, not sent; while
+            // handshaking (TLS 1.2), plaintext waits in rustls unencrypted).
             self.handed_out = self.session.output_handed_out() - self.plaintext.len() as u64;
         }
         Bytes::from(out)
@@ -493,7 +494,14 @@ impl TlsSession {
 
     fn write_plaintext(&mut self, plain: &[u8]) {
         use std::io::Write as _;
-        if self.tls.writer().write_all(plain).is_err() {
+        let written = self.tls.writer().write_all(plain);
+        if !plain.is_empty() && !self.tls.is_handshaking() && !self.tls.wants_write() {
+            // Accepted and dropped: rustls closed the connection itself (TLS 1.2 at the
+            // end of its record sequence numbers sends close_notify and discards what
+            // follows). Nothing more counts as handed out.
+            self.close_notify_sent = true;
+        }
+        if written.is_err() {
             // rustls refuses only once the connection has failed (it would encrypt data
             // after our close_notify: see `close_notify_sent`); the session is over anyway.
             tracing::debug!(

@@ -53,6 +53,12 @@ impl Transport for BlockingStream {
     fn shutdown(&self) {
         BlockingStream::shutdown(self);
     }
+    fn wait_readable(&self) -> io::Result<bool> {
+        BlockingStream::wait_readable(self)
+    }
+    fn can_wait_readable(&self) -> bool {
+        true
+    }
 }
 
 impl Client {

@@ -22,7 +22,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::watch;
 
 use crate::runtime;
-use crate::{ClientOptions, Error, ServerSession, SshListener, SshServer, SshStream};
+use crate::{ClientOptions, Error, Readiness, ServerSession, SshListener, SshServer, SshStream};
 
 struct Shared {
     reader: Mutex<Option<ReadHalf<SshStream>>>,
@@ -32,6 +32,8 @@ struct Shared {
     /// `true` once shut down: blocked reads return 0, writes fail.
     closed: watch::Sender<bool>,
     peer: String,
+    /// Waits for input without the read half (see [`BlockingStream::wait_readable`]).
+    readiness: Readiness,
 }
 
 /// An [`SshStream`] for blocking threads; see the [module docs](self). Clones share the
@@ -64,6 +66,7 @@ fn timed_out(what: &str) -> io::Error {
 impl BlockingStream {
     pub fn new(stream: SshStream) -> Self {
         let peer = stream.peer().to_owned();
+        let readiness = stream.readiness();
         let (reader, writer) = tokio::io::split(stream);
         BlockingStream {
             shared: Arc::new(Shared {
@@ -73,6 +76,7 @@ impl BlockingStream {
                 write_timeout: Mutex::new(None),
                 closed: watch::Sender::new(false),
                 peer,
+                readiness,
             }),
         }
     }
@@ -85,6 +89,36 @@ impl BlockingStream {
     /// Bounds how long one read may block (`TimedOut` then); `None`: forever.
     pub fn set_read_timeout(&self, timeout: Option<Duration>) {
         *lock(&self.shared.read_timeout) = timeout;
+    }
+
+    /// Waits until a read would not block (bytes or the end of the peer's data are there,
+    /// or the stream was shut down) without reading anything, at most the read timeout:
+    /// `Ok(false)` when that passed. It does not take the read half: another thread may
+    /// read meanwhile (a blocking NETCONF client's caller reading its own reply while the
+    /// session's reading thread waits here), as with `TcpStream::peek`.
+    pub fn wait_readable(&self) -> io::Result<bool> {
+        if self.is_closed() {
+            return Ok(true);
+        }
+        let timeout = *lock(&self.shared.read_timeout);
+        let readiness = self.shared.readiness.clone();
+        let mut closed = self.shared.closed.subscribe();
+        runtime::block_on(async move {
+            let ready = async {
+                tokio::select! {
+                    biased;
+                    _ = closed.wait_for(|c| *c) => {}
+                    () = readiness.readable() => {}
+                }
+            };
+            match timeout {
+                Some(t) => tokio::time::timeout(t, ready).await.is_ok(),
+                None => {
+                    ready.await;
+                    true
+                }
+            }
+        })
     }
 
     /// Bounds how long one write may block (`TimedOut` then); `None`: forever.

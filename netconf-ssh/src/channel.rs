@@ -102,7 +102,7 @@ use std::task::{Context, Poll, Waker};
 use bytes::{Buf, Bytes};
 use russh::{Channel, ChannelId, ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
 
 use crate::Error;
 
@@ -162,9 +162,26 @@ struct Shared {
     write_waker: Mutex<Option<Waker>>,
     buffered: AtomicUsize,
     high_water: AtomicUsize,
+    /// The end of the peer's data (EOF, or the connection lost) is queued for the reader.
+    input_ended: AtomicBool,
+    /// Told whenever data or the end is queued for the reader (see [`Readiness`]).
+    input: Notify,
 }
 
 impl Shared {
+    /// Bytes or the end are there: a read would not wait.
+    fn has_input(&self) -> bool {
+        self.buffered.load(Ordering::SeqCst) > 0 || self.input_ended.load(Ordering::SeqCst)
+    }
+
+    /// The reader has something more to take.
+    fn input_queued(&self, ended: bool) {
+        if ended {
+            self.input_ended.store(true, Ordering::SeqCst);
+        }
+        self.input.notify_waiters();
+    }
+
     fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
         if let Some(w) = self
@@ -219,6 +236,42 @@ impl SshStream {
     /// diagnostics of the bound.
     pub fn buffered_high_water(&self) -> usize {
         self.shared.high_water.load(Ordering::Relaxed)
+    }
+
+    /// A handle that waits until a read would not block, without reading: kept apart from
+    /// the stream, so one thread can wait on it while another holds the read half.
+    pub fn readiness(&self) -> Readiness {
+        Readiness(self.shared.clone())
+    }
+}
+
+/// Waits until bytes from the peer, or the end of its data, wait to be read
+/// ([`SshStream::readiness`]).
+#[derive(Clone)]
+pub struct Readiness(Arc<Shared>);
+
+impl std::fmt::Debug for Readiness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Readiness")
+            .field("peer", &self.0.peer)
+            .field("has_input", &self.0.has_input())
+            .finish()
+    }
+}
+
+impl Readiness {
+    /// Returns once a read of the stream would not wait (bytes, or the end, are there).
+    pub async fn readable(&self) {
+        loop {
+            // Registered before the test: data queued in between still wakes us.
+            let notified = self.0.input.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.0.has_input() {
+                return;
+            }
+            notified.await;
+        }
     }
 }
 
@@ -343,6 +396,8 @@ where
         write_waker: Mutex::new(None),
         buffered: AtomicUsize::new(0),
         high_water: AtomicUsize::new(0),
+        input_ended: AtomicBool::new(false),
+        input: Notify::new(),
     });
     let (reply_tx, reply_rx) = oneshot::channel();
     let (permits2, shared2) = (permits.clone(), shared.clone());
@@ -411,6 +466,7 @@ async fn drain(
                 if tx.send(Chunk::Data(data)).is_err() {
                     reader_gone = true;
                 }
+                shared.input_queued(false);
             }
             Some(ChannelMsg::ExtendedData { data, ext }) => {
                 // stderr of a subsystem is not NETCONF; log it, never mix it in.
@@ -420,11 +476,13 @@ async fn drain(
                 if !eof {
                     eof = true;
                     let _ = tx.send(Chunk::Eof);
+                    shared.input_queued(true);
                 }
             }
             Some(ChannelMsg::Close) => {
                 if !eof {
                     let _ = tx.send(Chunk::Eof);
+                    shared.input_queued(true);
                 }
                 break;
             }
@@ -443,6 +501,7 @@ async fn drain(
                 // russh dropped its end: the connection is gone.
                 if !eof {
                     let _ = tx.send(Chunk::Lost);
+                    shared.input_queued(true);
                 }
                 break;
             }

@@ -85,7 +85,7 @@ pub mod runtime;
 mod server;
 
 pub use algorithms::Algorithms;
-pub use channel::{ChannelOptions, SshStream, DEFAULT_READ_BUFFER_LIMIT};
+pub use channel::{ChannelOptions, Readiness, SshStream, DEFAULT_READ_BUFFER_LIMIT};
 pub use client::{
     connect, connect_stream, device_identity, ClientOptions, HostKeyCheck, HostKeyFilter,
     KeySource, NETCONF_SSH_PORT,

@@ -176,3 +176,57 @@ fn dropping_every_clone_on_a_plain_thread_closes_the_channel() {
         assert_eq!(ended.recv().unwrap(), Ok(0));
     })
 }
+
+/// `wait_readable` waits for input without reading it and without taking the read half:
+/// it times out with nothing there, wakes when bytes arrive (which a read then returns
+/// whole), lets another thread read meanwhile, and reports the end of the peer's data.
+#[test]
+fn wait_readable_waits_for_input_without_consuming_it() {
+    guarded(|| {
+        let (to_peer, peer_writes) = mpsc::channel::<Option<Vec<u8>>>();
+        let peer_writes = std::sync::Mutex::new(Some(peer_writes));
+        let (ssh, port) = server(move |mut s| {
+            let writes = peer_writes.lock().unwrap().take().unwrap();
+            while let Ok(Some(bytes)) = writes.recv() {
+                s.write_all(&bytes).unwrap();
+            }
+            s.shutdown();
+        });
+        let stream = connect(&ssh, port);
+        stream.set_read_timeout(Some(Duration::from_millis(200)));
+        assert!(
+            !stream.wait_readable().unwrap(),
+            "nothing sent yet: times out"
+        );
+
+        to_peer.send(Some(b"abc".to_vec())).unwrap();
+        stream.set_read_timeout(None);
+        assert!(stream.wait_readable().unwrap(), "bytes arrived");
+        assert!(
+            stream.wait_readable().unwrap(),
+            "still there: nothing was consumed"
+        );
+        let mut buf = [0u8; 16];
+        let n = stream.clone().read(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"abc");
+
+        // A reader blocked in `read` on another thread is not held up by a waiter.
+        let waiter = stream.clone();
+        let waiting = std::thread::spawn(move || waiter.wait_readable().unwrap());
+        let mut reader = stream.clone();
+        let reading = std::thread::spawn(move || {
+            let mut buf = [0u8; 16];
+            let n = reader.read(&mut buf).unwrap();
+            buf[..n].to_vec()
+        });
+        to_peer.send(Some(b"xyz".to_vec())).unwrap();
+        assert_eq!(reading.join().unwrap(), b"xyz");
+
+        to_peer.send(None).unwrap(); // the peer ends its data
+                                     // The waiter woke for "xyz" or, had the reader taken it first, for the end.
+        assert!(waiting.join().unwrap());
+        assert!(stream.wait_readable().unwrap(), "the end is readable");
+        assert_eq!(stream.clone().read(&mut buf).unwrap(), 0, "end of stream");
+        drop(ssh);
+    });
+}

@@ -27,7 +27,7 @@ pub use netconf_ssh::russh::keys::{PrivateKey, PublicKey};
 pub use netconf_ssh::{
     keys, known_hosts, Algorithms, AuthFuture, Authenticator, ChannelOptions,
     ClientOptions as SshClientOptions, Error as SshError, HostKey, HostKeyCheck, HostKeyFilter,
-    KeySource, ServerOptions as SshServerOptions, SshServer, SshStream, StaticAuth,
+    KeySource, Readiness, ServerOptions as SshServerOptions, SshServer, SshStream, StaticAuth,
     TimeoutKind as SshTimeoutKind, NETCONF_SSH_PORT,
 };
 

@@ -57,13 +57,7 @@ fn a_large_request_is_encrypted_as_the_transport_takes_it() {
             .call(&EditConfig::new(Datastore::Candidate, config))
             .unwrap();
         releasing.join().unwrap();
-        let growth = peak.growth();
-        eprintln!(
-            "64 MiB edit-config: peak RSS {} KiB -> {} KiB (+{growth} KiB; HWM reset: {})",
-            peak.before,
-            peak.peak(),
-            peak.reset
-        );
+        let growth = peak.report("64 MiB edit-config");
         client.close().unwrap();
         let sizes = server.finish();
         assert!(

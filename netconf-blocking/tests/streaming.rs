@@ -27,7 +27,7 @@ use netconf_blocking::{
 use netconf_proto::message::{ErrorTag, ErrorType};
 use netconf_tests::certs::Pki;
 use netconf_tests::deadline::with_deadline;
-use netconf_tests::memory::{proc_status_kib, PeakRss};
+use netconf_tests::memory::{filler_xml, proc_status_kib, PeakRss};
 use sha2::{Digest as _, Sha256};
 
 // ---------------------------------------------------------------------------------------------
@@ -995,13 +995,7 @@ fn a_large_prebuilt_reply_is_encrypted_as_the_transport_takes_it() {
     let _exclusive = MEASURING.write().unwrap_or_else(|p| p.into_inner());
     with_deadline(600, move || {
         let size = 64 * MIB as usize;
-        let mut xml = String::with_capacity(size + 16);
-        xml.push_str("<x>");
-        while xml.len() < size - 4 {
-            xml.push_str("yyyyyyyyyyyyyyy\n");
-        }
-        xml.push_str("</x>");
-        let payload = Bytes::from(xml);
+        let payload = filler_xml(size);
         let sent = (payload.len() as u64, Sha256::digest(&payload).to_vec());
         let prebuilt = payload.clone();
         let fixture = Fixture::start(move |request, _| {
@@ -1017,18 +1011,13 @@ fn a_large_prebuilt_reply_is_encrypted_as_the_transport_takes_it() {
             .unwrap();
         io::copy(&mut reader, &mut io::sink()).unwrap();
         drop(reader);
-        let PeakRss { before, reset } = PeakRss::start();
+        let peak = PeakRss::start();
         let mut reader = client
             .call_streamed(&GetConfig::new(Datastore::Running))
             .unwrap();
         let got = hash_reader(&mut reader).unwrap();
         drop(reader);
-        let after = proc_status_kib("VmHWM:");
-        let growth = after.saturating_sub(before);
-        eprintln!(
-            "prebuilt {} MiB: peak RSS {before} KiB -> {after} KiB (+{growth} KiB; HWM reset: {reset})",
-            size as u64 / MIB
-        );
+        let growth = peak.report(&format!("prebuilt {} MiB", size as u64 / MIB));
         assert_eq!(got, sent, "the reply arrived whole");
         assert!(
             growth < 24 * 1024,

@@ -724,9 +724,9 @@ impl<W, S: NotificationSink, D: DataSink> ClientCore<W, S, D> {
     }
 
     /// Like [`ClientCore::poll`], but never a `Transmit`: the bytes to write stay in the
-    /// machine for [`ClientCore::poll_transmit`]. For a loop whose writer already has
-    /// enough to write (a large request encrypted only as the transport takes it): the
-    /// replies and notifications arriving meanwhile are not held behind that request.
+    /// machine for a later `poll`. For a loop whose writer already has enough to write (a
+    /// large request encrypted only as the transport takes it): the replies and
+    /// notifications arriving meanwhile are not held behind that request.
     pub fn poll_events(&mut self) -> ClientOutput<W> {
         if let Some((w, result)) = self.done.pop_front() {
             return ClientOutput::Complete(w, result);
@@ -740,19 +740,6 @@ impl<W, S: NotificationSink, D: DataSink> ClientCore<W, S, D> {
             return ClientOutput::Wait(self.machine.next_deadline());
         }
         self.poll_end()
-    }
-
-    /// Only the next bytes to write (`None`: nothing now), leaving every event for
-    /// [`ClientCore::poll`] or [`ClientCore::poll_events`]: for the thread that writes, as
-    /// its writes make room.
-    pub fn poll_transmit(&mut self) -> Option<Bytes> {
-        let bytes = self.machine.poll_transmit()?;
-        if self.transport_end.is_some() {
-            // The transport is gone: what the session still had to write goes nowhere.
-            while self.machine.poll_transmit().is_some() {}
-            return None;
-        }
-        Some(bytes)
     }
 
     /// How much of the session's output has been handed out as transmits, in the session's

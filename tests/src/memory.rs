@@ -44,4 +44,28 @@ impl PeakRss {
     pub fn growth(&self) -> u64 {
         self.peak().saturating_sub(self.before)
     }
+
+    /// [`PeakRss::growth`], after printing it with the figures behind it for `what` (the
+    /// test's output, for whoever reads a failure or records a measurement).
+    pub fn report(&self, what: &str) -> u64 {
+        let peak = self.peak();
+        let growth = peak.saturating_sub(self.before);
+        eprintln!(
+            "{what}: peak RSS {} KiB -> {peak} KiB (+{growth} KiB; HWM reset: {})",
+            self.before, self.reset
+        );
+        growth
+    }
+}
+
+/// About `size` bytes of XML (`<x>` around lines of filler) as one shared buffer: a large
+/// prebuilt reply's payload, built before a test takes its baseline.
+pub fn filler_xml(size: usize) -> bytes::Bytes {
+    let mut xml = String::with_capacity(size + 16);
+    xml.push_str("<x>");
+    while xml.len() < size - 4 {
+        xml.push_str("yyyyyyyyyyyyyyy\n");
+    }
+    xml.push_str("</x>");
+    bytes::Bytes::from(xml)
 }

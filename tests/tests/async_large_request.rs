@@ -59,13 +59,7 @@ async fn a_large_request_holds_its_configuration_once<R: Runtime>() {
         .call(&EditConfig::new(Datastore::Candidate, config))
         .await
         .expect("the large request");
-    let growth = peak.growth();
-    eprintln!(
-        "64 MiB edit-config: peak RSS {} KiB -> {} KiB (+{growth} KiB; HWM reset: {})",
-        peak.before,
-        peak.peak(),
-        peak.reset
-    );
+    let growth = peak.report("64 MiB edit-config");
     releasing.join().expect("the releasing thread");
     client.close().await.expect("close");
     let sizes = server.finish();

@@ -1484,7 +1484,7 @@ async fn a_generated_reply_streams_over_ssh<R: Native>() {
 #[cfg(target_os = "linux")]
 mod memory {
     use super::*;
-    use netconf_tests::memory::{proc_status_kib, PeakRss};
+    use netconf_tests::memory::{filler_xml, proc_status_kib, PeakRss};
 
     netconf_tests::on_each_runtime!(
         a_gibibyte_reply_streams_in_bounded_memory,
@@ -1584,14 +1584,7 @@ mod memory {
     /// (the blocking server, which encrypted it whole, grew by 66 MiB for the same reply).
     /// The client streams it through its window.
     async fn a_large_prebuilt_reply_is_encrypted_as_the_socket_takes_it<R: Native>() {
-        let size = 64 * MIB as usize;
-        let mut xml = String::with_capacity(size + 16);
-        xml.push_str("<x>");
-        while xml.len() < size - 4 {
-            xml.push_str("yyyyyyyyyyyyyyy\n");
-        }
-        xml.push_str("</x>");
-        let payload = Bytes::from(xml);
+        let payload = filler_xml(64 * MIB as usize);
         let mut h = DefaultHasher::new();
         h.write(&payload);
         let sent = (payload.len() as u64, h.finish());
@@ -1618,13 +1611,7 @@ mod memory {
             .unwrap();
         let (got, _) = hash_pieces(&mut stream).await.unwrap();
         drop(stream);
-        let growth = peak.growth();
-        eprintln!(
-            "prebuilt 64 MiB: peak RSS {} KiB -> {} KiB (+{growth} KiB; HWM reset: {})",
-            peak.before,
-            peak.peak(),
-            peak.reset
-        );
+        let growth = peak.report("prebuilt 64 MiB");
         assert_eq!(got, sent, "the reply arrived whole");
         assert!(
             growth < 24 * 1024,

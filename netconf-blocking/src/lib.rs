@@ -129,6 +129,7 @@ mod signal;
 pub mod ssh;
 mod stream;
 mod transport;
+mod watchdog;
 mod workers;
 mod writer;
 

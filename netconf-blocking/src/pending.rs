@@ -1,17 +1,17 @@
 //! A session's requests waiting for their handler, served in arrival order by one thread at
 //! a time.
 //!
-//! Requests that arrive together (a client pipelining) are handed to one handler thread as
-//! a queue, which runs them one after another: waking a thread per request costs more than a
-//! small handler. A handler may block, though, and the requests behind it must not wait
-//! for it: whatever has waited longer than a short grace is taken out by the session's
-//! thread and run on threads of their own ([`Pending::overdue`]), so no request waits for
-//! another's handler longer than that.
+//! Requests that arrive together (a client pipelining) are run one after another by the
+//! thread that read them, the session's loop: handing them to another thread costs more
+//! than a small handler. A handler may block, though, and the requests behind it must not
+//! wait for it: the server's watchdog then hands the loop to another thread, which takes
+//! out whatever has waited longer than a short grace and runs it on a thread of its own
+//! ([`Pending::overdue`]), so no request waits for another's handler longer than that.
 //!
 //! The serving thread also holds its replies back while the next request is already
 //! waiting, and writes them together once the queue is empty: one system call for a run of
 //! replies instead of one each. The same grace bounds that: a reply held for longer (the
-//! next handler blocks) is written by the session's thread ([`Pending::overdue`] says so).
+//! next handler blocks) is written by the session's loop ([`Pending::overdue`] says so).
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};

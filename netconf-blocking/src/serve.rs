@@ -1,12 +1,19 @@
 //! The blocking server: per session, [`ServerSession`] behind a mutex, a thread that reads
 //! (the session's loop), a thread that writes, and a thread per running request, so a
 //! handler, a notification or a kill-session never waits for a socket.
+//!
+//! The loop runs the requests it reads on its own thread while they are quick, and the
+//! server's [watchdog](crate::watchdog) hands the loop to another thread when they are not:
+//! a request still never waits for another's handler longer than a short grace, and a small
+//! RPC costs no hand-off between threads. The thread that admitted the session (the
+//! caller's, for [`Server::serve_tls`]) waits for the loop to end, wherever it ran, and
+//! never runs a handler: shutdown and call home wait for it.
 
 use std::collections::VecDeque;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -18,9 +25,10 @@ use netconf_proto::tls::ServerTlsOptions;
 use netconf_proto::{Error, Machine, Request, RequestId, Session, TlsSession, UsageError};
 
 use crate::answer::{Answer, Source};
-use crate::pending::Pending;
+use crate::pending::{Pending, GRACE};
 use crate::signal::Signal;
 use crate::transport::{ReadTimeout, Transport};
+use crate::watchdog::{Check, Watchdog, Watched};
 use crate::workers::Workers;
 use crate::writer::{Writer, PACE, PACE_RESUME};
 
@@ -58,8 +66,10 @@ struct Inner {
     /// Listener addresses, to wake their accept loops at shutdown.
     listeners: Mutex<Vec<SocketAddr>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
-    /// The threads request handlers run on.
+    /// The threads request handlers and sessions' loops run on.
     workers: Arc<Workers>,
+    /// Hands a session's loop to another thread when its own runs a slow handler.
+    watchdog: Watchdog,
     /// SSH listeners' stop switches, pulled at shutdown.
     #[cfg(feature = "ssh")]
     ssh_stops: Mutex<Vec<netconf_ssh::blocking::ListenerStop>>,
@@ -125,6 +135,85 @@ struct Live {
     held: Mutex<VecDeque<(String, String)>>,
     /// Requests waiting for their handler.
     pending: Pending<Job>,
+    /// The loop's state while its thread runs handlers, with when it was parked there:
+    /// taken back by that thread when they are done, or by the watchdog for another thread
+    /// once they take a grace.
+    parked_loop: Mutex<Option<(Baton, Instant)>>,
+    /// The loop has ended, on whichever thread ran it last.
+    loop_over: Mutex<bool>,
+    loop_ended: Condvar,
+}
+
+/// A session's loop, as it moves from thread to thread: what it reads with.
+struct Baton {
+    reader: Box<dyn Transport>,
+    buf: Vec<u8>,
+    armed: ReadTimeout,
+    actions: Vec<Action>,
+}
+
+/// What the loop asks of the thread running it.
+enum Next {
+    /// Run the session's queued requests, then go on with the loop.
+    Serve,
+    /// The session is over.
+    Over,
+}
+
+/// The watchdog's view of a session.
+struct LoopWatch {
+    server: Weak<Inner>,
+    live: Weak<Live>,
+}
+
+impl Watched for LoopWatch {
+    fn check(&self, now: Instant) -> Check {
+        let (Some(live), Some(inner)) = (self.live.upgrade(), self.server.upgrade()) else {
+            return Check::Gone;
+        };
+        if *lock(&live.loop_over) {
+            return Check::Gone;
+        }
+        let mut parked = lock(&live.parked_loop);
+        let since = match &*parked {
+            None => return Check::Running,
+            Some((_, since)) => *since,
+        };
+        if now < since + GRACE {
+            return Check::Parked;
+        }
+        if let Some((baton, _)) = parked.take() {
+            drop(parked);
+            tracing::debug!("a handler holds the session's loop: the loop goes on elsewhere");
+            let server = Server { inner };
+            server.clone().run_loop_elsewhere(live, baton);
+        }
+        Check::Parked
+    }
+}
+
+/// Marks the loop over when the thread running it leaves it, unless the loop went on
+/// elsewhere.
+struct LoopOwner<'a> {
+    live: &'a Live,
+    /// The loop is parked while this thread runs handlers.
+    parked: bool,
+}
+
+impl Drop for LoopOwner<'_> {
+    fn drop(&mut self) {
+        // Left while parked: a panic outside any handler (they are caught) or a loop taken
+        // over. Whoever holds the loop now ends it.
+        if self.parked && lock(&self.live.parked_loop).take().is_none() {
+            return;
+        }
+        if std::thread::panicking() {
+            // A bug in the loop: end the session rather than leave it unread.
+            self.live.end("the session's loop failed");
+        }
+        *lock(&self.live.loop_over) = true;
+        self.live.loop_ended.notify_all();
+    }
 }
 
 /// Where a drain stopped.
@@ -305,8 +394,11 @@ impl std::fmt::Debug for Server {
 
 impl Server {
     /// A server whose `handler` answers every `<rpc>` but close-session and kill-session,
-    /// which the server handles itself. Each request runs on a thread of its own, beside the
-    /// session; a panic in the handler is answered with `operation-failed`.
+    /// which the server handles itself; a panic in the handler is answered with
+    /// `operation-failed`. A session runs its requests one after another on the thread that
+    /// read them while they are quick; one that blocks for more than a couple of
+    /// milliseconds keeps its thread, and the session goes on beside it (reading, answering
+    /// kill-session, running the requests behind it on threads of their own).
     ///
     /// The handler returns a [`Reply`](crate::Reply), or an [`Answer`] to stream the content of a large
     /// `<data>` reply from an iterator of [`Bytes`](bytes::Bytes) or a reader: it is pulled
@@ -343,6 +435,7 @@ impl Server {
                 listeners: Mutex::new(Vec::new()),
                 threads: Mutex::new(Vec::new()),
                 workers: Arc::default(),
+                watchdog: Watchdog::default(),
                 #[cfg(feature = "ssh")]
                 ssh_stops: Mutex::new(Vec::new()),
                 on_shutdown: Mutex::new(Vec::new()),
@@ -507,7 +600,7 @@ impl Server {
         }
         let options = &self.inner.options;
         let write_half = transport.try_clone_transport()?;
-        let mut reader = transport.try_clone_transport()?;
+        let reader = transport.try_clone_transport()?;
         let slot = Arc::new(Slot::default());
         let id = match self.inner.registry().admit(slot.clone()) {
             Ok(id) => id,
@@ -566,6 +659,9 @@ impl Server {
                 on_subscribed,
                 held: Mutex::new(VecDeque::new()),
                 pending: Pending::default(),
+                parked_loop: Mutex::new(None),
+                loop_over: Mutex::new(false),
+                loop_ended: Condvar::new(),
                 core: Mutex::new(ServerSession::new(machine, info, options, Instant::now())),
                 changed: Signal::default(),
                 writer,
@@ -583,7 +679,25 @@ impl Server {
         if slot.ended.load(Ordering::SeqCst) {
             live.end("ended before it started");
         }
-        self.session_loop(&live, &mut *reader);
+        self.inner.watchdog.watch(Arc::new(LoopWatch {
+            server: Arc::downgrade(&self.inner),
+            live: Arc::downgrade(&live),
+        }));
+        let baton = Baton {
+            reader,
+            buf: vec![0u8; 64 * 1024],
+            armed: ReadTimeout::default(),
+            actions: Vec::new(),
+        };
+        self.clone().run_loop_elsewhere(live.clone(), baton);
+        let mut over = lock(&live.loop_over);
+        while !*over {
+            over = live
+                .loop_ended
+                .wait(over)
+                .unwrap_or_else(|p| p.into_inner());
+        }
+        drop(over);
         self.inner.registry().remove(id);
         live.writer.finish();
         let (info, outcome) = {
@@ -594,10 +708,58 @@ impl Server {
         outcome
     }
 
-    fn session_loop(&self, live: &Arc<Live>, reader: &mut dyn Transport) {
-        let mut buf = vec![0u8; 64 * 1024];
-        let mut actions = Vec::new();
-        let mut armed = ReadTimeout::default();
+    /// Runs the session's loop on a thread of its own (on this one if none can start).
+    fn run_loop_elsewhere(self, live: Arc<Live>, baton: Baton) {
+        let workers = self.inner.workers.clone();
+        if let Err(job) = workers.run(move || self.run_loop(&live, baton)) {
+            job();
+        }
+    }
+
+    /// Runs the session's loop on this thread, and the requests it reads, until the session
+    /// ends or the watchdog hands the loop to another thread (a handler took too long).
+    fn run_loop(&self, live: &Arc<Live>, mut baton: Baton) {
+        let mut owner = LoopOwner {
+            live,
+            parked: false,
+        };
+        loop {
+            match self.session_loop(live, &mut baton) {
+                Next::Over => return,
+                Next::Serve => {
+                    *lock(&live.parked_loop) = Some((baton, Instant::now()));
+                    owner.parked = true;
+                    self.inner.watchdog.serving();
+                    self.serve_queue(live);
+                    match lock(&live.parked_loop).take() {
+                        Some((back, _)) => baton = back,
+                        // The loop went on elsewhere; this thread is done with the session.
+                        None => return,
+                    }
+                    owner.parked = false;
+                }
+            }
+        }
+    }
+
+    /// Runs the session's queued requests one after another, on this thread, until the
+    /// queue is empty (see [`Pending`]); then writes the replies held back for them.
+    fn serve_queue(&self, live: &Arc<Live>) {
+        while let Some(job) = live.pending.next() {
+            self.handle(live, job, true);
+        }
+        live.writer.write_here();
+    }
+
+    /// The loop: reads and drains until the session ends ([`Next::Over`]) or requests wait
+    /// for this thread to run them ([`Next::Serve`]).
+    fn session_loop(&self, live: &Arc<Live>, baton: &mut Baton) -> Next {
+        let Baton {
+            reader,
+            buf,
+            armed,
+            actions,
+        } = baton;
         'session: loop {
             // Requests stuck behind a slow handler get threads of their own.
             let (overdue, held_too_long) = live.pending.overdue(Instant::now());
@@ -616,14 +778,18 @@ impl Server {
                 loop {
                     // Ended here, or already in a drain on another thread (kill-session,
                     // shutdown): either way the loop is over.
-                    let deadline = match live.drain(&mut core, &mut actions) {
+                    let deadline = match live.drain(&mut core, actions) {
                         Drained::Wait(deadline) if !core.is_ended() => deadline,
                         // The writer's progress wakes us to drain the rest.
                         Drained::Paused(deadline) if !core.is_ended() => deadline,
                         _ => {
                             drop(core);
-                            self.act(live, &mut actions, true);
-                            return;
+                            if self.act(live, actions, true) {
+                                // Read before the end: they run, on a thread of their own.
+                                let (server, live) = (self.clone(), live.clone());
+                                let _ = self.inner.workers.run(move || server.serve_queue(&live));
+                            }
+                            return Next::Over;
                         }
                     };
                     let now = Instant::now();
@@ -655,7 +821,9 @@ impl Server {
                 }
             };
             if !actions.is_empty() {
-                self.act(live, &mut actions, true);
+                if self.act(live, actions, true) {
+                    return Next::Serve;
+                }
                 continue;
             }
             // Never a zero timeout: to std that means none, and a deadline passing just now
@@ -664,8 +832,8 @@ impl Server {
                 d.saturating_duration_since(Instant::now())
                     .max(MIN_READ_TIMEOUT)
             });
-            armed.arm(&*reader, timeout);
-            match reader.read(&mut buf) {
+            armed.arm(&**reader, timeout);
+            match reader.read(buf) {
                 // A deadline (the loop's top keeps it) or a request to rescue.
                 Err(e)
                     if matches!(
@@ -678,7 +846,7 @@ impl Server {
                     // thread drains next.
                     let mut core = live.lock();
                     core.handle_read(read.map(|n| &buf[..n]), Instant::now());
-                    live.drain(&mut core, &mut actions);
+                    live.drain(&mut core, actions);
                 }
             }
         }
@@ -687,20 +855,14 @@ impl Server {
     /// Does what a drain asked for, with no session lock held. `from_session_loop`: the
     /// requests go to the session's queue, served by one thread (see [`Pending`]), which
     /// only the session's loop keeps the grace of; elsewhere each gets its own thread.
-    fn act(&self, live: &Arc<Live>, actions: &mut Vec<Action>, from_session_loop: bool) {
+    /// True if the queue has nobody serving it: the loop's thread must (or find one).
+    #[must_use]
+    fn act(&self, live: &Arc<Live>, actions: &mut Vec<Action>, from_session_loop: bool) -> bool {
+        let mut serve = false;
         for action in actions.drain(..) {
             match action {
                 Action::Dispatch(job) if from_session_loop => {
-                    if live.pending.push(job, Instant::now()) {
-                        let (server, live) = (self.clone(), live.clone());
-                        self.inner.workers.run(move || {
-                            while let Some(job) = live.pending.next() {
-                                server.handle(&live, job, true);
-                            }
-                            // Replies held back for a job the session's loop then took out.
-                            live.writer.write_here();
-                        });
-                    }
+                    serve |= live.pending.push(job, Instant::now());
                 }
                 Action::Dispatch(job) => self.run_alone(live, job),
                 Action::Kill(id, target) => {
@@ -717,16 +879,18 @@ impl Server {
                     let mut more = Vec::new();
                     live.drain(&mut core, &mut more);
                     drop(core);
-                    self.act(live, &mut more, from_session_loop);
+                    serve |= self.act(live, &mut more, from_session_loop);
                 }
             }
         }
+        serve
     }
 
     /// Runs one request's handler on a thread of its own.
     fn run_alone(&self, live: &Arc<Live>, job: Job) {
         let (server, live) = (self.clone(), live.clone());
-        self.inner
+        let _ = self
+            .inner
             .workers
             .run(move || server.handle(&live, job, false));
     }
@@ -762,7 +926,7 @@ impl Server {
         let mut more = Vec::new();
         live.drain(&mut core, &mut more);
         drop(core);
-        self.act(live, &mut more, false);
+        let _ = self.act(live, &mut more, false);
     }
 
     /// Like [`Server::settle`], writing what the drain produced on this thread (a handler's
@@ -782,7 +946,7 @@ impl Server {
         if !live.pending.hold_reply(Instant::now(), may_hold) {
             live.writer.write_here();
         }
-        self.act(live, &mut more, false);
+        let _ = self.act(live, &mut more, false);
     }
 
     /// Sends a streamed answer to request `id`, on the handler's thread: the next piece is
@@ -899,7 +1063,7 @@ impl Server {
             let mut actions = Vec::new();
             live.drain(&mut core, &mut actions);
             drop(core);
-            self.act(live, &mut actions, false);
+            let _ = self.act(live, &mut actions, false);
         }
         Ok(sent)
     }

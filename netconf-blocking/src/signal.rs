@@ -4,6 +4,14 @@
 //! something changed; with a small RPC that is several times per round trip, and most of
 //! those times nobody waits. `Condvar::notify_all` is a system call even then, and telling
 //! of the writer's progress would take the session's lock: counting the waiters skips both.
+//!
+//! Two counts: the threads that intend to wait ([`Signal::waiting`], taken before their
+//! first test, so that a notifier changing an atomic without the lock can skip the lock
+//! when nobody is counted), and the threads asleep in the condition variable right now. A
+//! notification wakes only the sleepers: a counted thread that is awake (testing, or doing
+//! the work the notification reports, as the session's loop does when it drains) will test
+//! again before it sleeps. Half the system calls of a pipelined session's loop went to
+//! waking nobody.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, MutexGuard};
@@ -14,6 +22,10 @@ pub(crate) struct Signal {
     condvar: Condvar,
     /// Threads between [`Signal::waiting`] and the end of their wait.
     waiters: AtomicUsize,
+    /// Threads inside the condition variable's wait. Changed with the waiters' lock held
+    /// (a wait takes it back before it returns), so a notifier that holds the lock, or that
+    /// made its change under it, reads a count that includes every thread it must wake.
+    sleeping: AtomicUsize,
 }
 
 /// A thread counted as waiting on a [`Signal`], from before it first tests its condition
@@ -39,7 +51,10 @@ impl Signal {
     /// Waits until notified (or spuriously); hold a [`Waiting`] from before the test.
     pub fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
         debug_assert!(self.has_waiters(), "wait without `waiting()`");
-        self.condvar.wait(guard).unwrap_or_else(|p| p.into_inner())
+        self.sleeping.fetch_add(1, Ordering::SeqCst);
+        let guard = self.condvar.wait(guard).unwrap_or_else(|p| p.into_inner());
+        self.sleeping.fetch_sub(1, Ordering::SeqCst);
+        guard
     }
 
     /// [`Signal::wait`], at most `timeout`.
@@ -49,10 +64,14 @@ impl Signal {
         timeout: Duration,
     ) -> MutexGuard<'a, T> {
         debug_assert!(self.has_waiters(), "wait without `waiting()`");
-        self.condvar
+        self.sleeping.fetch_add(1, Ordering::SeqCst);
+        let guard = self
+            .condvar
             .wait_timeout(guard, timeout)
             .unwrap_or_else(|p| p.into_inner())
-            .0
+            .0;
+        self.sleeping.fetch_sub(1, Ordering::SeqCst);
+        guard
     }
 
     /// Whether a thread waits, or is about to test its condition and maybe wait.
@@ -60,18 +79,19 @@ impl Signal {
         self.waiters.load(Ordering::SeqCst) > 0
     }
 
-    /// Wakes every waiter, if there is one. Call it with the lock held; or, after changing
-    /// an atomic the waiters test, check [`Signal::has_waiters`] and then take the lock
-    /// (so the notification cannot fall between a waiter's test and its wait) and call this.
+    /// Wakes every sleeping waiter, if there is one. Call it with the lock held, or after
+    /// changing the waiters' state under it; or, after changing an atomic the waiters test,
+    /// check [`Signal::has_waiters`] and then take the lock (so the notification cannot fall
+    /// between a waiter's test and its wait) and call this.
     pub fn notify_all(&self) {
-        if self.has_waiters() {
+        if self.sleeping.load(Ordering::SeqCst) > 0 {
             self.condvar.notify_all();
         }
     }
 
-    /// Wakes one waiter, if there is one.
+    /// Wakes one sleeping waiter, if there is one (as [`Signal::notify_all`]).
     pub fn notify_one(&self) {
-        if self.has_waiters() {
+        if self.sleeping.load(Ordering::SeqCst) > 0 {
             self.condvar.notify_one();
         }
     }
@@ -97,8 +117,9 @@ mod tests {
     /// A thread counted by `waiting()` before it tests its condition, waiting for `changed`;
     /// once it waits, another thread sets `changed` under the mutex and calls `notify`.
     /// Whether the waiter saw the change before its wait of [`GUARD`] ran out (after that
-    /// it would see the change without having been woken).
-    fn waiter_is_woken(notify: fn(&Signal)) -> bool {
+    /// it would see the change without having been woken). `after_unlock`: the notifier
+    /// releases the mutex before it notifies (as a drain waking its callers does).
+    fn waiter_is_woken(notify: fn(&Signal), after_unlock: bool) -> bool {
         let shared = Arc::new((Mutex::new(State::default()), Signal::default()));
         let waiter = {
             let shared = Arc::clone(&shared);
@@ -126,6 +147,9 @@ mod tests {
                 // The waiter set it and kept the lock until its wait let go of it.
                 assert!(signal.has_waiters());
                 state.changed = true;
+                if after_unlock {
+                    drop(state);
+                }
                 notify(signal);
                 break;
             }
@@ -141,12 +165,41 @@ mod tests {
 
     #[test]
     fn notify_all_wakes_a_counted_waiter() {
-        assert!(waiter_is_woken(Signal::notify_all), "waiter not woken");
+        assert!(
+            waiter_is_woken(Signal::notify_all, false),
+            "waiter not woken"
+        );
     }
 
     #[test]
     fn notify_one_wakes_a_counted_waiter() {
-        assert!(waiter_is_woken(Signal::notify_one), "waiter not woken");
+        assert!(
+            waiter_is_woken(Signal::notify_one, false),
+            "waiter not woken"
+        );
+    }
+
+    #[test]
+    fn a_notification_after_the_change_and_the_unlock_wakes_the_sleeper() {
+        assert!(
+            waiter_is_woken(Signal::notify_one, true),
+            "waiter not woken"
+        );
+        assert!(
+            waiter_is_woken(Signal::notify_all, true),
+            "waiter not woken"
+        );
+    }
+
+    #[test]
+    fn only_sleepers_count_for_a_notification() {
+        let signal = Signal::default();
+        let lock = Mutex::new(());
+        let _counted = signal.waiting();
+        assert_eq!(signal.sleeping.load(Ordering::SeqCst), 0, "counted, awake");
+        let guard = signal.wait_timeout(lock.lock().unwrap(), Duration::from_millis(1));
+        assert_eq!(signal.sleeping.load(Ordering::SeqCst), 0, "awake again");
+        drop(guard);
     }
 
     #[test]

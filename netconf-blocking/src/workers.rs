@@ -8,7 +8,7 @@ use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-type Job = Box<dyn FnOnce() + Send>;
+pub(crate) type Job = Box<dyn FnOnce() + Send>;
 
 /// How long an idle thread waits for work before it ends.
 const IDLE: Duration = Duration::from_secs(10);
@@ -26,30 +26,44 @@ impl Workers {
         self.idle.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Runs `job` on an idle thread, or on a new one.
-    pub fn run(self: &Arc<Self>, job: impl FnOnce() + Send + 'static) {
+    /// Runs `job` on an idle thread, or on a new one; gives it back if no thread can
+    /// start (the system's limit on threads), for the caller to run or drop.
+    pub fn run(self: &Arc<Self>, job: impl FnOnce() + Send + 'static) -> Result<(), Job> {
         let mut job: Job = Box::new(job);
         loop {
             let Some((_, worker)) = self.idle().pop() else {
                 break;
             };
             match worker.send(Some(job)) {
-                Ok(()) => return,
+                Ok(()) => return Ok(()),
                 // That thread has just ended: try the next.
                 Err(mpsc::SendError(returned)) => match returned {
                     Some(j) => job = j,
-                    None => return,
+                    None => unreachable!("a job was sent"),
                 },
             }
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel();
         let workers = self.clone();
+        // The job comes back through this if the thread cannot start.
+        let slot = Arc::new(Mutex::new(Some(job)));
+        let taken = slot.clone();
         let started = std::thread::Builder::new()
             .name("netconf-request".into())
-            .spawn(move || workers.work(id, tx, rx, job));
-        if let Err(e) = started {
-            tracing::error!(error = %e, "cannot start a thread for a request handler");
+            .spawn(move || {
+                let job = taken.lock().unwrap_or_else(|p| p.into_inner()).take();
+                if let Some(job) = job {
+                    workers.work(id, tx, rx, job);
+                }
+            });
+        match started {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start a thread for a request handler");
+                let job = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+                job.map_or(Ok(()), Err)
+            }
         }
     }
 

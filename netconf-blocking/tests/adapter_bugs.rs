@@ -702,6 +702,48 @@ fn client_and_server_over_a_unix_socket() {
     });
 }
 
+/// `serve_stream` returns once its session ends, even while a handler of that session never
+/// returns. A session's loop runs quick handlers on its own thread (no hand-off per small
+/// RPC); that thread must never be the caller's, which `serve_stream` and call home hold
+/// until the session ends. With the loop on the caller's thread, the blocked handler kept
+/// `serve_stream` from returning and this test hit its guard.
+#[test]
+fn serve_stream_returns_at_the_end_of_its_session_while_a_handler_never_does() {
+    use std::os::unix::net::UnixStream;
+    with_deadline(30, || {
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let release = Mutex::new(release_rx);
+        let (started_tx, started_rx) = mpsc::channel::<()>();
+        let started = Mutex::new(started_tx);
+        let server = Server::new(ServerOptions::new(), move |request, _info| {
+            let _ = started.lock().map(|tx| tx.send(()));
+            answer(request, &release)
+        });
+        let (ours, theirs) = UnixStream::pair().expect("a socket pair");
+        let serving = {
+            let server = server.clone();
+            std::thread::spawn(move || server.serve_stream(theirs, None, None))
+        };
+        let client = Client::from_stream_with(ours, &client_options()).expect("hello");
+        let blocked = client
+            .send(&RpcBody::raw("<block xmlns=\"urn:x\"/>").expect("body"))
+            .expect("send");
+        started_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the handler runs");
+        // The client goes away: the session ends with the handler still blocked.
+        drop(client);
+        serving
+            .join()
+            .expect("serve_stream did not panic")
+            .expect("serve_stream ends cleanly");
+        assert!(server.sessions().is_empty(), "{:?}", server.sessions());
+        let _ = blocked;
+        drop(release_tx);
+        server.shutdown();
+    });
+}
+
 /// TLS over streams the caller already has: the client dials TCP itself and runs TLS with
 /// `connect_tls_over`; the server accepts the TCP connection itself and runs TLS with
 /// `serve_tls` (what call home needs). (Neither existed in the old adapter.)

@@ -12,7 +12,7 @@
 use std::collections::VecDeque;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -135,10 +135,11 @@ struct Live {
     held: Mutex<VecDeque<(String, String)>>,
     /// Requests waiting for their handler.
     pending: Pending<Job>,
-    /// The loop's state while its thread runs handlers, with when it was parked there:
-    /// taken back by that thread when they are done, or by the watchdog for another thread
-    /// once they take a grace.
-    parked_loop: Mutex<Option<(Baton, Instant)>>,
+    /// The loop's state while its thread runs handlers: taken back by that thread when
+    /// they are done, or by the watchdog for another thread once they take a grace.
+    parked_loop: Mutex<Option<Parked>>,
+    /// What the watchdog reads without a lock.
+    clock: Arc<LoopClock>,
     /// The loop has ended, on whichever thread ran it last.
     loop_over: Mutex<bool>,
     loop_ended: Condvar,
@@ -150,6 +151,52 @@ struct Baton {
     buf: Vec<u8>,
     armed: ReadTimeout,
     actions: Vec<Action>,
+    /// Times the loop was parked: tells one parking from the next.
+    parkings: u64,
+}
+
+/// A parked loop.
+struct Parked {
+    baton: Baton,
+    since: Instant,
+}
+
+/// Whether and since when a session's loop is parked, for the watchdog's look at every
+/// session every tick (atomics only). Changed with `parked_loop` locked, which stays the
+/// authority: the watchdog takes the lock only for a loop that looks overdue.
+struct LoopClock {
+    born: Instant,
+    /// Nanoseconds from `born` to the parking, plus one; 0: not parked.
+    parked_at: AtomicU64,
+    over: AtomicBool,
+}
+
+impl LoopClock {
+    fn new() -> LoopClock {
+        LoopClock {
+            born: Instant::now(),
+            parked_at: AtomicU64::new(0),
+            over: AtomicBool::new(false),
+        }
+    }
+
+    fn park(&self, at: Instant) {
+        let nanos = at.saturating_duration_since(self.born).as_nanos();
+        let nanos = u64::try_from(nanos).unwrap_or(u64::MAX - 1) + 1;
+        self.parked_at.store(nanos, Ordering::SeqCst);
+    }
+
+    fn unpark(&self) {
+        self.parked_at.store(0, Ordering::SeqCst);
+    }
+
+    /// When the loop was parked, if it is.
+    fn parked_since(&self) -> Option<Instant> {
+        match self.parked_at.load(Ordering::SeqCst) {
+            0 => None,
+            n => Some(self.born + Duration::from_nanos(n - 1)),
+        }
+    }
 }
 
 /// What the loop asks of the thread running it.
@@ -164,53 +211,80 @@ enum Next {
 struct LoopWatch {
     server: Weak<Inner>,
     live: Weak<Live>,
+    clock: Arc<LoopClock>,
 }
 
 impl Watched for LoopWatch {
     fn check(&self, now: Instant) -> Check {
-        let (Some(live), Some(inner)) = (self.live.upgrade(), self.server.upgrade()) else {
-            return Check::Gone;
-        };
-        if *lock(&live.loop_over) {
+        if self.clock.over.load(Ordering::SeqCst) || self.live.strong_count() == 0 {
             return Check::Gone;
         }
-        let mut parked = lock(&live.parked_loop);
-        let since = match &*parked {
-            None => return Check::Running,
-            Some((_, since)) => *since,
-        };
-        if now < since + GRACE {
-            return Check::Parked;
+        match self.clock.parked_since() {
+            None => Check::Running,
+            Some(since) if now < since + GRACE => Check::Parked,
+            Some(_) => Check::Overdue,
         }
-        if let Some((baton, _)) = parked.take() {
-            drop(parked);
-            tracing::debug!("a handler holds the session's loop: the loop goes on elsewhere");
-            let server = Server { inner };
-            server.clone().run_loop_elsewhere(live, baton);
-        }
-        Check::Parked
     }
+
+    fn hand_over(&self, now: Instant) {
+        let (Some(live), Some(inner)) = (self.live.upgrade(), self.server.upgrade()) else {
+            return;
+        };
+        let mut parked = lock(&live.parked_loop);
+        let Some(Parked { baton, since }) = parked.take_if(|p| now >= p.since + GRACE) else {
+            return;
+        };
+        live.clock.unpark();
+        drop(parked);
+        tracing::debug!("a handler holds the session's loop: the loop goes on elsewhere");
+        let server = Server { inner };
+        if let Err(baton) = server.run_loop_elsewhere(&live, baton) {
+            // No thread can start: parked again as it was, for the next look.
+            let mut parked = lock(&live.parked_loop);
+            live.clock.park(since);
+            *parked = Some(Parked { baton, since });
+        }
+    }
+}
+
+/// Where the loop is, for the thread that ran it last.
+#[derive(Clone, Copy)]
+enum Holding {
+    /// In this thread's hands.
+    Here,
+    /// Parked by this thread (its `parkings` then) while it runs handlers.
+    Parked(u64),
+    /// Gone on elsewhere: this thread is done with the session.
+    HandedOver,
 }
 
 /// Marks the loop over when the thread running it leaves it, unless the loop went on
 /// elsewhere.
 struct LoopOwner<'a> {
     live: &'a Live,
-    /// The loop is parked while this thread runs handlers.
-    parked: bool,
+    holding: Holding,
 }
 
 impl Drop for LoopOwner<'_> {
     fn drop(&mut self) {
-        // Left while parked: a panic outside any handler (they are caught) or a loop taken
-        // over. Whoever holds the loop now ends it.
-        if self.parked && lock(&self.live.parked_loop).take().is_none() {
-            return;
+        match self.holding {
+            Holding::HandedOver => return,
+            // Left while parked: a panic outside any handler (they are caught). The loop
+            // is ours to end if it is still our parking; else it went on elsewhere.
+            Holding::Parked(parking) => {
+                let mut parked = lock(&self.live.parked_loop);
+                if parked.take_if(|p| p.baton.parkings == parking).is_none() {
+                    return;
+                }
+                self.live.clock.unpark();
+            }
+            Holding::Here => {}
         }
         if std::thread::panicking() {
             // A bug in the loop: end the session rather than leave it unread.
             self.live.end("the session's loop failed");
         }
+        self.live.clock.over.store(true, Ordering::SeqCst);
         *lock(&self.live.loop_over) = true;
         self.live.loop_ended.notify_all();
     }
@@ -584,7 +658,9 @@ impl Server {
         })
     }
 
-    /// The session's loop, on the calling thread: admit, read and feed until it ends.
+    /// Serves a session: admits it, runs its loop on a thread of its own, and waits on this
+    /// thread until the loop is over (this thread never runs a handler: it may be the
+    /// caller's, or one that shutdown joins).
     fn serve(
         &self,
         transport: Box<dyn Transport>,
@@ -660,6 +736,7 @@ impl Server {
                 held: Mutex::new(VecDeque::new()),
                 pending: Pending::default(),
                 parked_loop: Mutex::new(None),
+                clock: Arc::new(LoopClock::new()),
                 loop_over: Mutex::new(false),
                 loop_ended: Condvar::new(),
                 core: Mutex::new(ServerSession::new(machine, info, options, Instant::now())),
@@ -682,14 +759,19 @@ impl Server {
         self.inner.watchdog.watch(Arc::new(LoopWatch {
             server: Arc::downgrade(&self.inner),
             live: Arc::downgrade(&live),
+            clock: live.clock.clone(),
         }));
         let baton = Baton {
             reader,
             buf: vec![0u8; 64 * 1024],
             armed: ReadTimeout::default(),
             actions: Vec::new(),
+            parkings: 0,
         };
-        self.clone().run_loop_elsewhere(live.clone(), baton);
+        if let Err(baton) = self.run_loop_elsewhere(&live, baton) {
+            // No thread can start: the loop runs here, handlers and all.
+            self.run_loop(&live, baton);
+        }
         let mut over = lock(&live.loop_over);
         while !*over {
             over = live
@@ -708,11 +790,20 @@ impl Server {
         outcome
     }
 
-    /// Runs the session's loop on a thread of its own (on this one if none can start).
-    fn run_loop_elsewhere(self, live: Arc<Live>, baton: Baton) {
-        let workers = self.inner.workers.clone();
-        if let Err(job) = workers.run(move || self.run_loop(&live, baton)) {
-            job();
+    /// Runs the session's loop on a thread of its own; gives the loop back if no thread
+    /// can start.
+    fn run_loop_elsewhere(&self, live: &Arc<Live>, baton: Baton) -> Result<(), Baton> {
+        let slot = Arc::new(Mutex::new(Some(baton)));
+        let (server, live, taken) = (self.clone(), live.clone(), slot.clone());
+        let started = self.inner.workers.run(move || {
+            let baton = lock(&taken).take();
+            if let Some(baton) = baton {
+                server.run_loop(&live, baton);
+            }
+        });
+        match started {
+            Ok(()) => Ok(()),
+            Err(_job) => lock(&slot).take().map_or(Ok(()), Err),
         }
     }
 
@@ -721,22 +812,40 @@ impl Server {
     fn run_loop(&self, live: &Arc<Live>, mut baton: Baton) {
         let mut owner = LoopOwner {
             live,
-            parked: false,
+            holding: Holding::Here,
         };
         loop {
             match self.session_loop(live, &mut baton) {
-                Next::Over => return,
+                Next::Over => {
+                    // The transport closes before the admitting thread hears the loop is over.
+                    drop(baton);
+                    return;
+                }
                 Next::Serve => {
-                    *lock(&live.parked_loop) = Some((baton, Instant::now()));
-                    owner.parked = true;
+                    baton.parkings += 1;
+                    owner.holding = Holding::Parked(baton.parkings);
+                    {
+                        let now = Instant::now();
+                        let mut parked = lock(&live.parked_loop);
+                        live.clock.park(now);
+                        *parked = Some(Parked { baton, since: now });
+                    }
                     self.inner.watchdog.serving();
                     self.serve_queue(live);
-                    match lock(&live.parked_loop).take() {
-                        Some((back, _)) => baton = back,
-                        // The loop went on elsewhere; this thread is done with the session.
-                        None => return,
+                    let mut parked = lock(&live.parked_loop);
+                    // Ours, or another thread's that parked after the watchdog handed ours
+                    // on (that thread only runs handlers now: the loop goes on here).
+                    match parked.take() {
+                        Some(back) => {
+                            live.clock.unpark();
+                            baton = back.baton;
+                            owner.holding = Holding::Here;
+                        }
+                        None => {
+                            owner.holding = Holding::HandedOver;
+                            return;
+                        }
                     }
-                    owner.parked = false;
                 }
             }
         }
@@ -759,6 +868,7 @@ impl Server {
             buf,
             armed,
             actions,
+            ..
         } = baton;
         'session: loop {
             // Requests stuck behind a slow handler get threads of their own.

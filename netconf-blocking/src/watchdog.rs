@@ -13,7 +13,7 @@
 //! The thread ticks only while some session runs handlers; after a while without, it
 //! sleeps until a session wakes it ([`Watchdog::serving`]).
 
-use std::sync::atomic::{fence, AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
@@ -21,8 +21,12 @@ use crate::pending::GRACE;
 
 /// A session the watchdog looks at.
 pub(crate) trait Watched: Send + Sync {
-    /// Hands the loop to a thread of its own if it has been parked for too long at `now`.
+    /// A cheap look (a few atomic loads): the watchdog makes it for every session it
+    /// watches, every tick, with its list locked.
     fn check(&self, now: Instant) -> Check;
+    /// Hands the loop to a thread of its own if it is still parked since a grace before
+    /// `now` (after [`Check::Overdue`], without the list's lock).
+    fn hand_over(&self, now: Instant);
 }
 
 /// What [`Watched::check`] found.
@@ -30,8 +34,10 @@ pub(crate) trait Watched: Send + Sync {
 pub(crate) enum Check {
     /// The loop runs (reads, or waits to).
     Running,
-    /// The loop is parked: its thread runs handlers (or it was just handed over).
+    /// The loop is parked: its thread runs handlers.
     Parked,
+    /// The loop has been parked for a grace: hand it over.
+    Overdue,
     /// The session is over: forget it.
     Gone,
 }
@@ -54,7 +60,7 @@ struct Shared {
     watched: Mutex<Vec<Arc<dyn Watched>>>,
     /// The thread sleeps (or is about to): a session starting handlers must wake it.
     asleep: AtomicBool,
-    /// The thread was started.
+    /// The thread runs.
     started: AtomicBool,
     wake: Condvar,
     /// Guards the sleep; holds whether a wake-up came.
@@ -70,30 +76,36 @@ impl Shared {
         self.woken.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Looks at every session once; whether any loop is parked. Forgets ended sessions.
+    /// Looks at every session once, hands over the overdue loops; whether any loop is
+    /// parked. Forgets ended sessions.
     fn sweep(&self) -> bool {
-        // Checked without the list's lock: a check may start a thread.
-        let sessions = self.watched().clone();
         let now = Instant::now();
         let mut parked = false;
-        let mut gone = Vec::new();
-        for session in sessions {
-            match session.check(now) {
-                Check::Running => {}
-                Check::Parked => parked = true,
-                Check::Gone => gone.push(session),
+        let mut overdue = Vec::new();
+        self.watched().retain(|session| match session.check(now) {
+            Check::Running => true,
+            Check::Parked => {
+                parked = true;
+                true
             }
-        }
-        if !gone.is_empty() {
-            self.watched()
-                .retain(|w| !gone.iter().any(|g| Arc::ptr_eq(g, w)));
+            Check::Overdue => {
+                parked = true;
+                overdue.push(session.clone());
+                true
+            }
+            Check::Gone => false,
+        });
+        // Without the list's lock: handing over starts a thread.
+        for session in overdue {
+            session.hand_over(now);
         }
         parked
     }
 }
 
 impl Watchdog {
-    /// Watches `session` from now until it is dropped. Starts the thread on first use.
+    /// Watches `session` until it says it is gone. Starts the thread on first use (and
+    /// again if it could not start before).
     pub fn watch(&self, session: Arc<dyn Watched>) {
         self.shared.watched().push(session);
         if !self.shared.started.swap(true, Ordering::SeqCst) {
@@ -102,17 +114,18 @@ impl Watchdog {
                 .name("netconf-watchdog".into())
                 .spawn(move || run(shared));
             if let Err(e) = started {
-                // Handlers that block then hold their session's loop until they return.
+                // Handlers that block hold their session's loop until they return, until a
+                // later session starts the thread.
                 tracing::error!(error = %e, "cannot start the server's watchdog thread");
+                self.shared.started.store(false, Ordering::SeqCst);
             }
         }
     }
 
-    /// A session's loop has just been parked to run handlers: wake the thread if it sleeps.
-    /// Call it after parking (the thread looks again after it marks itself asleep).
+    /// A session's loop has just been parked to run handlers (its [`Watched::check`] says
+    /// so from now on): wake the thread if it sleeps.
     pub fn serving(&self) {
-        fence(Ordering::SeqCst);
-        if self.shared.asleep.load(Ordering::Relaxed) {
+        if self.shared.asleep.load(Ordering::SeqCst) {
             let mut woken = self.shared.woken();
             *woken = true;
             self.shared.wake.notify_one();
@@ -135,14 +148,29 @@ fn run(shared: Weak<Shared>) {
         if idle < IDLE_TICKS {
             continue;
         }
-        // Marked before the last look: a session parking after that look sees the mark.
+        // Asleep until a session parks its loop. Marked before the last look (both
+        // sequentially consistent: a session parking after that look sees the mark).
         *shared.woken() = false;
         shared.asleep.store(true, Ordering::SeqCst);
-        fence(Ordering::SeqCst);
-        if !shared.sweep() {
+        loop {
+            if shared.sweep() {
+                break;
+            }
             let woken = shared.woken();
-            if !*woken {
-                drop(shared.wake.wait_timeout(woken, SLEEP));
+            if *woken {
+                break;
+            }
+            let (woken, _) = shared
+                .wake
+                .wait_timeout(woken, SLEEP)
+                .unwrap_or_else(|p| p.into_inner());
+            if *woken {
+                break;
+            }
+            drop(woken);
+            // Timed out: still asleep, unless the server is gone.
+            if Arc::strong_count(&shared) == 1 {
+                return;
             }
         }
         shared.asleep.store(false, Ordering::SeqCst);
@@ -155,63 +183,81 @@ mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;
 
-    /// A session whose loop is parked from `since` and handed over once `GRACE` passed.
+    /// A session whose loop is parked from `since`, and handed over once a grace passed.
+    #[derive(Default)]
     struct Fake {
         since: Mutex<Option<Instant>>,
         taken: AtomicUsize,
+        looks: AtomicUsize,
     }
 
     impl Watched for Fake {
         fn check(&self, now: Instant) -> Check {
-            let mut since = self.since.lock().unwrap();
-            match *since {
-                Some(t) if now >= t + GRACE => {
-                    *since = None;
-                    self.taken.fetch_add(1, Ordering::SeqCst);
-                    Check::Parked
-                }
+            self.looks.fetch_add(1, Ordering::SeqCst);
+            match *self.since.lock().unwrap() {
+                Some(t) if now >= t + GRACE => Check::Overdue,
                 Some(_) => Check::Parked,
                 None => Check::Running,
             }
         }
+
+        fn hand_over(&self, _now: Instant) {
+            if self.since.lock().unwrap().take().is_some() {
+                self.taken.fetch_add(1, Ordering::SeqCst);
+            }
+        }
     }
 
-    fn wait_taken(fake: &Fake, n: usize) {
+    /// Polls `condition` for up to 5 s.
+    fn eventually(what: &str, condition: impl Fn() -> bool) {
         let deadline = Instant::now() + Duration::from_secs(5);
-        while fake.taken.load(Ordering::SeqCst) < n {
-            assert!(
-                Instant::now() < deadline,
-                "the parked loop was never taken over"
-            );
+        while !condition() {
+            assert!(Instant::now() < deadline, "{what}");
             std::thread::sleep(Duration::from_millis(1));
         }
     }
 
     #[test]
-    fn a_loop_parked_for_a_grace_is_taken_over_even_after_the_watchdog_slept() {
+    fn a_loop_parked_for_a_grace_is_handed_over_even_after_the_watchdog_slept() {
         let dog = Watchdog::default();
-        let fake = Arc::new(Fake {
-            since: Mutex::new(None),
-            taken: AtomicUsize::new(0),
-        });
+        let fake = Arc::new(Fake::default());
         dog.watch(fake.clone());
         *fake.since.lock().unwrap() = Some(Instant::now());
         dog.serving();
-        wait_taken(&fake, 1);
-        // Long enough without a parked loop for the thread to sleep.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !dog.shared.asleep.load(Ordering::SeqCst) {
-            assert!(Instant::now() < deadline, "the watchdog never slept");
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        eventually("the parked loop was never handed over", || {
+            fake.taken.load(Ordering::SeqCst) == 1
+        });
+        eventually("the watchdog never slept", || {
+            dog.shared.asleep.load(Ordering::SeqCst)
+        });
         *fake.since.lock().unwrap() = Some(Instant::now());
         let t = Instant::now();
         dog.serving();
-        wait_taken(&fake, 2);
+        eventually("the parked loop was never handed over", || {
+            fake.taken.load(Ordering::SeqCst) == 2
+        });
         assert!(
             t.elapsed() < SLEEP,
             "woken by `serving`, not by its own timeout: {:?}",
             t.elapsed()
         );
+    }
+
+    /// Asleep, the watchdog looks once per `SLEEP`, not once per tick: it was found to
+    /// wake 145 times a second on a server with nothing to watch (each timed-out sleep
+    /// restarted the idle ticks).
+    #[test]
+    fn an_idle_watchdog_stays_asleep() {
+        let dog = Watchdog::default();
+        let fake = Arc::new(Fake::default());
+        dog.watch(fake.clone());
+        eventually("the watchdog never slept", || {
+            dog.shared.asleep.load(Ordering::SeqCst)
+        });
+        let before = fake.looks.load(Ordering::SeqCst);
+        std::thread::sleep(SLEEP * 2 + SLEEP / 2);
+        let looks = fake.looks.load(Ordering::SeqCst) - before;
+        assert!(looks <= 4, "{looks} looks in 2.5 s of sleep");
+        assert!(dog.shared.asleep.load(Ordering::SeqCst));
     }
 }

@@ -60,7 +60,7 @@ impl Workers {
         match started {
             Ok(_) => Ok(()),
             Err(e) => {
-                tracing::error!(error = %e, "cannot start a thread for a request handler");
+                tracing::error!(error = %e, "cannot start a thread for a handler or a session's loop");
                 let job = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
                 job.map_or(Ok(()), Err)
             }

@@ -11,11 +11,12 @@
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
 
+use crate::signal::Signal;
 use crate::transport::Transport;
 
 /// A caller writes its own bytes only when no more than this is queued: a large message
@@ -44,7 +45,10 @@ type OnError = Box<dyn FnOnce(io::Error) + Send>;
 /// The queue between a session and whoever writes its bytes.
 pub(crate) struct Writer {
     queue: Mutex<Queue>,
-    ready: Condvar,
+    /// The writing thread sleeps on it. Every change it waits for is made under `queue`'s
+    /// lock, so telling it is a system call only while it sleeps: with many callers queuing
+    /// requests, most find it awake.
+    ready: Signal,
     /// Touched only by the holder of the `writing` role.
     out: Mutex<Out>,
     write_timeout: Option<Duration>,
@@ -97,7 +101,7 @@ impl Writer {
                 closing: false,
                 shutdown_after: false,
             }),
-            ready: Condvar::new(),
+            ready: Signal::default(),
             out: Mutex::new(Out {
                 transport,
                 timeout: write_timeout,
@@ -222,6 +226,7 @@ impl Writer {
     /// and no caller holds it; ends once closing with nothing left.
     fn run(&self) {
         loop {
+            let counted = self.ready.waiting();
             let mut q = self.lock();
             loop {
                 if !q.writing && !q.pieces.is_empty() {
@@ -235,10 +240,11 @@ impl Writer {
                     }
                     return;
                 }
-                q = self.ready.wait(q).unwrap_or_else(|p| p.into_inner());
+                q = self.ready.wait(q);
             }
             q.writing = true;
             drop(q);
+            drop(counted);
             self.write_queued(None);
         }
     }

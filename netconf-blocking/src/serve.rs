@@ -70,6 +70,10 @@ struct Inner {
     workers: Arc<Workers>,
     /// Hands a session's loop to another thread when its own runs a slow handler.
     watchdog: Watchdog,
+    /// Sessions from listeners whose loop has not ended yet: no thread waits for them,
+    /// shutdown does.
+    detached: Mutex<usize>,
+    detached_ended: Condvar,
     /// SSH listeners' stop switches, pulled at shutdown.
     #[cfg(feature = "ssh")]
     ssh_stops: Mutex<Vec<netconf_ssh::blocking::ListenerStop>>,
@@ -140,9 +144,14 @@ struct Live {
     parked_loop: Mutex<Option<Parked>>,
     /// What the watchdog reads without a lock.
     clock: Arc<LoopClock>,
-    /// The loop has ended, on whichever thread ran it last.
+    /// The loop has ended and the session is cleaned up, on whichever thread ran the loop
+    /// last.
     loop_over: Mutex<bool>,
     loop_ended: Condvar,
+    /// The session's id in the registry.
+    id: u32,
+    /// No thread waits for the loop: shutdown counts it (see [`Inner::detached`]).
+    detached: bool,
 }
 
 /// A session's loop, as it moves from thread to thread: what it reads with.
@@ -261,6 +270,7 @@ enum Holding {
 /// Marks the loop over when the thread running it leaves it, unless the loop went on
 /// elsewhere.
 struct LoopOwner<'a> {
+    server: &'a Server,
     live: &'a Live,
     holding: Holding,
 }
@@ -284,9 +294,45 @@ impl Drop for LoopOwner<'_> {
             // A bug in the loop: end the session rather than leave it unread.
             self.live.end("the session's loop failed");
         }
-        self.live.clock.over.store(true, Ordering::SeqCst);
-        *lock(&self.live.loop_over) = true;
-        self.live.loop_ended.notify_all();
+        self.server.session_over(self.live);
+    }
+}
+
+/// A listener's session counted in [`Inner::detached`] until its loop is running, from
+/// when its loop's last thread uncounts it. Dropped before that (refused, failed to start):
+/// uncounted at once.
+struct Detached<'a> {
+    inner: &'a Inner,
+    handed_on: bool,
+}
+
+impl<'a> Detached<'a> {
+    fn count(inner: &'a Inner) -> Detached<'a> {
+        *lock(&inner.detached) += 1;
+        Detached {
+            inner,
+            handed_on: false,
+        }
+    }
+
+    fn hand_on(mut self) {
+        self.handed_on = true;
+    }
+
+    fn uncount(inner: &Inner) {
+        let mut detached = lock(&inner.detached);
+        *detached -= 1;
+        if *detached == 0 {
+            inner.detached_ended.notify_all();
+        }
+    }
+}
+
+impl Drop for Detached<'_> {
+    fn drop(&mut self) {
+        if !self.handed_on {
+            Detached::uncount(self.inner);
+        }
     }
 }
 
@@ -510,6 +556,8 @@ impl Server {
                 threads: Mutex::new(Vec::new()),
                 workers: Arc::default(),
                 watchdog: Watchdog::default(),
+                detached: Mutex::new(0),
+                detached_ended: Condvar::new(),
                 #[cfg(feature = "ssh")]
                 ssh_stops: Mutex::new(Vec::new()),
                 on_shutdown: Mutex::new(Vec::new()),
@@ -517,8 +565,8 @@ impl Server {
         }
     }
 
-    /// Listens for NETCONF over TLS (RFC 7589) on `addr` and serves every connection, on a
-    /// thread of its own, until [`Server::shutdown`]. Returns the bound address.
+    /// Listens for NETCONF over TLS (RFC 7589) on `addr` and serves every connection (each
+    /// session on threads of its own) until [`Server::shutdown`]. Returns the bound address.
     pub fn listen_tls(
         &self,
         addr: impl ToSocketAddrs,
@@ -590,13 +638,10 @@ impl Server {
             };
             let _ = stream.set_nodelay(true);
             let peer = stream.peer_addr().ok();
-            let server = self.clone();
-            let tls = tls.clone();
-            self.inner.spawn("netconf-session", move || {
-                if let Err(e) = server.serve_tls_inner(stream, tls, peer) {
-                    tracing::debug!(error = %e, "session not served");
-                }
-            });
+            // Admitted here, and served by its loop's thread: no thread waits for it.
+            if let Err(e) = self.serve_tls_session(stream, tls.clone(), peer, true) {
+                tracing::debug!(error = %e, "session not served");
+            }
         }
     }
 
@@ -619,8 +664,19 @@ impl Server {
         tls: Arc<ServerConfig>,
         peer: Option<SocketAddr>,
     ) -> Result<(), Error> {
+        self.serve_tls_session(stream, tls, peer, false)
+    }
+
+    /// `detached`: returns once the session is admitted (see [`Server::serve`]).
+    fn serve_tls_session(
+        &self,
+        stream: impl Transport,
+        tls: Arc<ServerConfig>,
+        peer: Option<SocketAddr>,
+        detached: bool,
+    ) -> Result<(), Error> {
         let options = &self.inner.options;
-        self.serve(Box::new(stream), peer, None, false, |id| {
+        self.serve(Box::new(stream), peer, None, false, detached, |id| {
             TlsSession::server(tls, options.session_config().clone(), id, Instant::now())
                 .map(|m| Box::new(m) as Box<dyn Machine + Send>)
                 .map_err(|e| Error::Tls(netconf_proto::TlsError::from_rustls(e)))
@@ -653,23 +709,28 @@ impl Server {
         peer: Option<SocketAddr>,
     ) -> Result<(), Error> {
         let config = self.inner.options.session_config().clone();
-        self.serve(Box::new(stream), peer, username, true, move |id| {
+        self.serve(Box::new(stream), peer, username, true, false, move |id| {
             Ok(Box::new(Session::server(config, id, Instant::now())) as Box<dyn Machine + Send>)
         })
     }
 
     /// Serves a session: admits it, runs its loop on a thread of its own, and waits on this
-    /// thread until the loop is over (this thread never runs a handler: it may be the
-    /// caller's, or one that shutdown joins).
+    /// thread until the loop is over and the session cleaned up (this thread never runs a
+    /// handler: it may be the caller's, or one that shutdown joins). `detached` (a
+    /// listener's session): returns once the loop runs; shutdown waits for it instead.
     fn serve(
         &self,
         transport: Box<dyn Transport>,
         peer: Option<SocketAddr>,
         username: Option<String>,
         read_while_writing: bool,
+        detached: bool,
         machine: impl FnOnce(u32) -> Result<Box<dyn Machine + Send>, Error>,
     ) -> Result<(), Error> {
         let refused = || Error::Io(io::Error::other("the server refused the session"));
+        // Counted before `stopping` is tested: shutdown sets `stopping` before it waits
+        // for the count, so it either waits for this session or this session sees it.
+        let counted = detached.then(|| Detached::count(&self.inner));
         if self.inner.stopping.load(Ordering::SeqCst) {
             transport.shutdown();
             return Err(refused());
@@ -739,6 +800,8 @@ impl Server {
                 clock: Arc::new(LoopClock::new()),
                 loop_over: Mutex::new(false),
                 loop_ended: Condvar::new(),
+                id,
+                detached,
                 core: Mutex::new(ServerSession::new(machine, info, options, Instant::now())),
                 changed: Signal::default(),
                 writer,
@@ -768,9 +831,16 @@ impl Server {
             actions: Vec::new(),
             parkings: 0,
         };
+        // From here the loop's last thread uncounts the session (`session_over`).
+        if let Some(counted) = counted {
+            counted.hand_on();
+        }
         if let Err(baton) = self.run_loop_elsewhere(&live, baton) {
             // No thread can start: the loop runs here, handlers and all.
             self.run_loop(&live, baton);
+        }
+        if detached {
+            return Ok(());
         }
         let mut over = lock(&live.loop_over);
         while !*over {
@@ -780,14 +850,31 @@ impl Server {
                 .unwrap_or_else(|p| p.into_inner());
         }
         drop(over);
-        self.inner.registry().remove(id);
+        let outcome = live.lock().outcome();
+        outcome
+    }
+
+    /// The session's loop has ended: cleans up, on the thread that ran the loop last, and
+    /// tells whoever waits.
+    fn session_over(&self, live: &Live) {
+        self.inner.registry().remove(live.id);
         live.writer.finish();
         let (info, outcome) = {
             let core = live.lock();
             (core.info().clone(), core.outcome())
         };
-        options.session_ended(&info);
-        outcome
+        self.inner.options.session_ended(&info);
+        if live.detached {
+            if let Err(e) = outcome {
+                tracing::debug!(error = %e, session_id = live.id, "session not served");
+            }
+        }
+        live.clock.over.store(true, Ordering::SeqCst);
+        *lock(&live.loop_over) = true;
+        live.loop_ended.notify_all();
+        if live.detached {
+            Detached::uncount(&self.inner);
+        }
     }
 
     /// Runs the session's loop on a thread of its own; gives the loop back if no thread
@@ -811,6 +898,7 @@ impl Server {
     /// ends or the watchdog hands the loop to another thread (a handler took too long).
     fn run_loop(&self, live: &Arc<Live>, mut baton: Baton) {
         let mut owner = LoopOwner {
+            server: self,
             live,
             holding: Holding::Here,
         };
@@ -1204,6 +1292,17 @@ impl Server {
         // Handlers still running are not waited for (their answers are dropped); idle
         // handler threads end now.
         self.inner.workers.stop();
+        // The listeners' sessions end with their loops (a loop held by a handler is handed
+        // on by the watchdog, and sees the end).
+        let mut detached = lock(&self.inner.detached);
+        while *detached > 0 {
+            detached = self
+                .inner
+                .detached_ended
+                .wait(detached)
+                .unwrap_or_else(|p| p.into_inner());
+        }
+        drop(detached);
         loop {
             let threads: Vec<_> = std::mem::take(&mut *lock(&self.inner.threads));
             if threads.is_empty() {

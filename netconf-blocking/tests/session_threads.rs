@@ -1,0 +1,108 @@
+//! What a listener's session costs in threads, and that shutdown still waits for every
+//! session to be over. Alone in its test binary: it counts the process's threads.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use netconf_blocking::operations::{Datastore, GetConfig, RpcBody};
+use netconf_blocking::server::ServerOptions;
+use netconf_blocking::{Client, ClientOptions, Reply, Server};
+use netconf_tests::certs::Pki;
+use netconf_tests::deadline::with_deadline;
+
+fn threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .expect("/proc/self/task")
+        .count()
+}
+
+fn client_options() -> ClientOptions {
+    ClientOptions::new()
+        .hello_timeout(Duration::from_secs(5))
+        .rpc_timeout(Some(Duration::from_secs(10)))
+}
+
+/// Polls `condition` every 10 ms for up to 10 s.
+fn eventually(mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !condition() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    true
+}
+
+/// An idle session from a listener holds two server threads: its loop's and its writer's.
+/// The client's side holds two as well (its reading and writing threads). When the loop
+/// first ran on a worker, the thread that had admitted the session stayed, waiting for the
+/// loop to end: five threads per pair, and this test failed. Then `shutdown` returns only
+/// once every session is over, its end hook called: no thread of a session is joined any
+/// more, so it waits for the sessions themselves.
+#[test]
+fn a_listeners_session_holds_two_threads_and_shutdown_waits_for_its_end() {
+    const SESSIONS: usize = 8;
+    with_deadline(60, || {
+        let pki = Pki::generate();
+        let ended = Arc::new(AtomicUsize::new(0));
+        let hook_ended = ended.clone();
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let release = Mutex::new(release_rx);
+        let options = ServerOptions::new().on_session_end(move |_info| {
+            hook_ended.fetch_add(1, Ordering::SeqCst);
+        });
+        let server = Server::new(options, move |request, _info| {
+            if request.operation.name == "block" {
+                let _ = release.lock().map(|rx| rx.recv());
+            }
+            Reply::Ok
+        });
+        let addr = server
+            .listen_tls("127.0.0.1:0", &pki.server_tls_options())
+            .expect("listening")
+            .to_string();
+        // The watchdog and a pool thread start with the first session.
+        let first = Client::connect_tls_with(&addr, &pki.client_tls_options(), &client_options())
+            .expect("connect");
+        first
+            .call(&GetConfig::new(Datastore::Running))
+            .expect("get-config");
+        let before = threads();
+        let clients: Vec<Client> = (0..SESSIONS)
+            .map(|_| {
+                let c =
+                    Client::connect_tls_with(&addr, &pki.client_tls_options(), &client_options())
+                        .expect("connect");
+                c.call(&GetConfig::new(Datastore::Running))
+                    .expect("get-config");
+                c
+            })
+            .collect();
+        assert_eq!(server.sessions().len(), SESSIONS + 1);
+        let per_pair = (threads() - before) as f64 / SESSIONS as f64;
+        eprintln!("{per_pair} threads per session pair");
+        assert!(
+            per_pair <= 4.0,
+            "{per_pair} threads per session (client and server)"
+        );
+
+        // One session's handler blocks until after shutdown.
+        let blocked = first
+            .send(&RpcBody::raw("<block xmlns=\"urn:x\"/>").expect("body"))
+            .expect("send");
+        server.shutdown();
+        assert_eq!(
+            ended.load(Ordering::SeqCst),
+            SESSIONS + 1,
+            "shutdown returned before every session's end"
+        );
+        assert!(server.sessions().is_empty(), "{:?}", server.sessions());
+        assert!(first.recv(blocked).is_err());
+        for c in &clients {
+            assert!(eventually(|| c.is_closed()), "a client still open");
+        }
+        drop(release_tx);
+    });
+}

@@ -6,7 +6,10 @@
 //! TLS) reads its own reply when nobody else is reading, so a small RPC costs about what a
 //! plain socket's round trip does. Callers keep the session's deadlines while they wait.
 //! The [`Client`] is `Clone + Send + Sync`: several threads may have RPCs in flight on one
-//! session.
+//! session. A [`Server`] session reads and runs its handlers on one thread while they are
+//! quick (no hand-off per small RPC), and writes on another; a handler that blocks keeps
+//! its thread, and within a few milliseconds the server's watchdog has the session read on
+//! another, so kill-session, shutdown and the requests behind the handler never wait for it.
 //!
 //! ```no_run
 //! use netconf_blocking::Client;

@@ -55,6 +55,14 @@ const HOLD_MAX: usize = 32 * 1024;
 // A TLS session encrypts its replies only up to `PACE` ahead of the writer (see there):
 // below the default subscriber limit (256 notifications of 4 KiB), so a subscriber reading
 // a large reply is not taken for a slow one.
+thread_local! {
+    /// This thread runs a listener's session's end hook ([`Server::session_over`]), which
+    /// may call [`Server::shutdown`]: that session is not waited for.
+    static ENDING_DETACHED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// How long a loop that no thread could take waits before the watchdog tries again.
+const RETRY: Duration = Duration::from_millis(100);
 /// The shortest read timeout the session loop sets (a deadline that has just passed).
 const MIN_READ_TIMEOUT: Duration = Duration::from_millis(1);
 
@@ -240,7 +248,7 @@ impl Watched for LoopWatch {
             return;
         };
         let mut parked = lock(&live.parked_loop);
-        let Some(Parked { baton, since }) = parked.take_if(|p| now >= p.since + GRACE) else {
+        let Some(Parked { baton, .. }) = parked.take_if(|p| now >= p.since + GRACE) else {
             return;
         };
         live.clock.unpark();
@@ -248,10 +256,8 @@ impl Watched for LoopWatch {
         tracing::debug!("a handler holds the session's loop: the loop goes on elsewhere");
         let server = Server { inner };
         if let Err(baton) = server.run_loop_elsewhere(&live, baton) {
-            // No thread can start: parked again as it was, for the next look.
-            let mut parked = lock(&live.parked_loop);
-            live.clock.park(since);
-            *parked = Some(Parked { baton, since });
+            // No thread can start: parked again, for a look in a while.
+            live.park_for_retry(baton, now);
         }
     }
 }
@@ -483,6 +489,15 @@ impl Live {
                 tracing::warn!(session_id = core.info().session_id, error = %e, "notification not sent");
             }
         }
+    }
+
+    /// Parks a loop that no thread could take, for the watchdog to hand over again after
+    /// [`RETRY`] (not every tick: each failure is logged).
+    fn park_for_retry(&self, baton: Baton, now: Instant) {
+        let since = (now + RETRY).checked_sub(GRACE).unwrap_or(now);
+        let mut parked = lock(&self.parked_loop);
+        self.clock.park(since);
+        *parked = Some(Parked { baton, since });
     }
 
     /// Ends the session from another thread (kill-session, shutdown, a slow subscriber).
@@ -836,8 +851,21 @@ impl Server {
             counted.hand_on();
         }
         if let Err(baton) = self.run_loop_elsewhere(&live, baton) {
-            // No thread can start: the loop runs here, handlers and all.
-            self.run_loop(&live, baton);
+            if detached {
+                // No thread can start: the watchdog tries again, not the accept loop's
+                // thread, which must go on accepting.
+                live.park_for_retry(
+                    baton,
+                    Instant::now()
+                        .checked_sub(RETRY)
+                        .unwrap_or_else(Instant::now),
+                );
+                self.inner.watchdog.serving();
+            } else {
+                // No thread can start: the loop runs on this (the caller's) thread,
+                // handlers and all.
+                self.run_loop(&live, baton);
+            }
         }
         if detached {
             return Ok(());
@@ -863,7 +891,9 @@ impl Server {
             let core = live.lock();
             (core.info().clone(), core.outcome())
         };
+        ENDING_DETACHED.set(live.detached);
         self.inner.options.session_ended(&info);
+        ENDING_DETACHED.set(false);
         if live.detached {
             if let Err(e) = outcome {
                 tracing::debug!(error = %e, session_id = live.id, "session not served");
@@ -1294,8 +1324,10 @@ impl Server {
         self.inner.workers.stop();
         // The listeners' sessions end with their loops (a loop held by a handler is handed
         // on by the watchdog, and sees the end).
+        // Not the session whose end hook calls this: it is over but for the hook.
+        let own = usize::from(ENDING_DETACHED.get());
         let mut detached = lock(&self.inner.detached);
-        while *detached > 0 {
+        while *detached > own {
             detached = self
                 .inner
                 .detached_ended

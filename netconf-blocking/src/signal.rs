@@ -13,7 +13,7 @@
 //! again before it sleeps. Half the system calls of a pipelined session's loop went to
 //! waking nobody.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, MutexGuard};
 use std::time::Duration;
 
@@ -26,10 +26,6 @@ pub(crate) struct Signal {
     /// (a wait takes it back before it returns), so a notifier that holds the lock, or that
     /// made its change under it, reads a count that includes every thread it must wake.
     sleeping: AtomicUsize,
-    /// A [`Signal::notify_all`] woke every sleeper, and none has gone to sleep since: a
-    /// thread woken but not yet running counts as sleeping, and telling it again (each
-    /// caller queuing a request for the writing thread) is another system call for nothing.
-    all_woken: AtomicBool,
 }
 
 /// A thread counted as waiting on a [`Signal`], from before it first tests its condition
@@ -55,7 +51,6 @@ impl Signal {
     /// Waits until notified (or spuriously); hold a [`Waiting`] from before the test.
     pub fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
         debug_assert!(self.has_waiters(), "wait without `waiting()`");
-        self.all_woken.store(false, Ordering::SeqCst);
         self.sleeping.fetch_add(1, Ordering::SeqCst);
         let guard = self.condvar.wait(guard).unwrap_or_else(|p| p.into_inner());
         self.sleeping.fetch_sub(1, Ordering::SeqCst);
@@ -69,7 +64,6 @@ impl Signal {
         timeout: Duration,
     ) -> MutexGuard<'a, T> {
         debug_assert!(self.has_waiters(), "wait without `waiting()`");
-        self.all_woken.store(false, Ordering::SeqCst);
         self.sleeping.fetch_add(1, Ordering::SeqCst);
         let guard = self
             .condvar
@@ -90,8 +84,7 @@ impl Signal {
     /// check [`Signal::has_waiters`] and then take the lock (so the notification cannot fall
     /// between a waiter's test and its wait) and call this.
     pub fn notify_all(&self) {
-        if self.sleeping.load(Ordering::SeqCst) > 0 && !self.all_woken.swap(true, Ordering::SeqCst)
-        {
+        if self.sleeping.load(Ordering::SeqCst) > 0 {
             self.condvar.notify_all();
         }
     }

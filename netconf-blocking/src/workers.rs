@@ -77,8 +77,21 @@ impl Workers {
             self.idle().push((id, tx.clone()));
             if self.stopping.load(Ordering::SeqCst) {
                 // `stop` may have drained the idle list just before we joined it.
-                self.idle().retain(|(i, _)| *i != id);
-                return;
+                let mut idle = self.idle();
+                if let Some(at) = idle.iter().position(|(i, _)| *i == id) {
+                    idle.swap_remove(at);
+                    return;
+                }
+                drop(idle);
+                // Taken off the list by `run` meanwhile: its job is on its way, and may be
+                // a session's loop that nothing else would run (shutdown waits for it).
+                match rx.recv() {
+                    Ok(Some(next)) => {
+                        job = next;
+                        continue;
+                    }
+                    _ => return,
+                }
             }
             let next = match rx.recv_timeout(IDLE) {
                 Ok(next) => next,

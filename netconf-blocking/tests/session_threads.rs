@@ -1,5 +1,6 @@
 //! What a listener's session costs in threads, and that shutdown still waits for every
-//! session to be over. Alone in its test binary: it counts the process's threads.
+//! session to be over. In a test binary of its own, its tests one at a time ([`SERIAL`]):
+//! one counts the process's threads.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -10,6 +11,9 @@ use netconf_blocking::server::ServerOptions;
 use netconf_blocking::{Client, ClientOptions, Reply, Server};
 use netconf_tests::certs::Pki;
 use netconf_tests::deadline::with_deadline;
+
+/// Held by each test for its whole run.
+static SERIAL: Mutex<()> = Mutex::new(());
 
 fn threads() -> usize {
     std::fs::read_dir("/proc/self/task")
@@ -44,6 +48,7 @@ fn eventually(mut condition: impl FnMut() -> bool) -> bool {
 #[test]
 fn a_listeners_session_holds_two_threads_and_shutdown_waits_for_its_end() {
     const SESSIONS: usize = 8;
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     with_deadline(60, || {
         let pki = Pki::generate();
         let ended = Arc::new(AtomicUsize::new(0));
@@ -104,5 +109,42 @@ fn a_listeners_session_holds_two_threads_and_shutdown_waits_for_its_end() {
             assert!(eventually(|| c.is_closed()), "a client still open");
         }
         drop(release_tx);
+    });
+}
+
+/// `shutdown` called from the `on_session_end` hook of a listener's session returns: that
+/// session is over but for its hook. Shutdown waited for every listener's session to be
+/// counted out, the hook's own included, which only happens after the hook: it hung (and
+/// before listeners' sessions were counted, it joined the hook's own thread).
+#[test]
+fn shutdown_from_the_session_end_hook_returns() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    with_deadline(30, || {
+        let pki = Pki::generate();
+        let (done_tx, done_rx) = mpsc::channel::<()>();
+        let done_tx = Mutex::new(done_tx);
+        let server_slot: Arc<Mutex<Option<Server>>> = Arc::default();
+        let hook_slot = server_slot.clone();
+        let options = ServerOptions::new().on_session_end(move |_info| {
+            let server = hook_slot.lock().expect("slot").clone();
+            if let Some(server) = server {
+                server.shutdown();
+                let _ = done_tx.lock().map(|tx| tx.send(()));
+            }
+        });
+        let server = Server::new(options, |_request, _info| Reply::Ok);
+        *server_slot.lock().expect("slot") = Some(server.clone());
+        let addr = server
+            .listen_tls("127.0.0.1:0", &pki.server_tls_options())
+            .expect("listening")
+            .to_string();
+        let client = Client::connect_tls_with(&addr, &pki.client_tls_options(), &client_options())
+            .expect("connect");
+        client.close().expect("close");
+        done_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("shutdown from the end hook returned");
+        assert!(server.sessions().is_empty());
+        server_slot.lock().expect("slot").take();
     });
 }

@@ -723,10 +723,30 @@ impl Server {
         username: Option<String>,
         peer: Option<SocketAddr>,
     ) -> Result<(), Error> {
+        self.serve_plaintext_session(stream, username, peer, false)
+    }
+
+    /// `detached`: returns once the session is admitted (a listener's; see
+    /// [`Server::serve`]).
+    pub(crate) fn serve_plaintext_session(
+        &self,
+        stream: impl Transport,
+        username: Option<String>,
+        peer: Option<SocketAddr>,
+        detached: bool,
+    ) -> Result<(), Error> {
         let config = self.inner.options.session_config().clone();
-        self.serve(Box::new(stream), peer, username, true, false, move |id| {
-            Ok(Box::new(Session::server(config, id, Instant::now())) as Box<dyn Machine + Send>)
-        })
+        self.serve(
+            Box::new(stream),
+            peer,
+            username,
+            true,
+            detached,
+            move |id| {
+                Ok(Box::new(Session::server(config, id, Instant::now()))
+                    as Box<dyn Machine + Send>)
+            },
+        )
     }
 
     /// Serves a session: admits it, runs its loop on a thread of its own, and waits on this

@@ -102,7 +102,7 @@ impl Client {
 
 impl Server {
     /// Listens for NETCONF over SSH (RFC 6242) on `addr` and serves every session whose
-    /// `netconf` subsystem started, on a thread of its own, until [`Server::shutdown`]: the
+    /// `netconf` subsystem started (on threads of its own) until [`Server::shutdown`]: the
     /// same handler, registry and session cap as the TLS listeners, with the user name
     /// `ssh`'s [`Authenticator`] returned as [`SessionInfo::username`]. `ssh` may be shared
     /// by several listeners and [`Server::serve_ssh`] calls (its connection cap covers them
@@ -125,15 +125,17 @@ impl Server {
                     session.stream.shutdown();
                     return;
                 }
-                let server2 = server.clone();
-                server.spawn_thread("netconf-session", move || {
-                    let peer = session.peer;
-                    if let Err(e) =
-                        server2.serve_stream(session.stream, Some(session.username), peer)
-                    {
-                        tracing::debug!(?peer, error = %e, "SSH session not served");
-                    }
-                });
+                // Admitted here, and served by its loop's thread: no thread waits for it.
+                let peer = session.peer;
+                let served = server.serve_plaintext_session(
+                    session.stream,
+                    Some(session.username),
+                    peer,
+                    true,
+                );
+                if let Err(e) = served {
+                    tracing::debug!(?peer, error = %e, "SSH session not served");
+                }
             }
         });
         Ok(local)

@@ -148,3 +148,69 @@ fn shutdown_from_the_session_end_hook_returns() {
         server_slot.lock().expect("slot").take();
     });
 }
+
+/// The same for an SSH listener's sessions: no thread of ours waits for each (the SSH
+/// connection's own work is on netconf-ssh's shared runtime), and shutdown returns once
+/// every session's end hook ran. Each SSH session held a thread of its own, waiting for
+/// its loop (joined by shutdown), before they were started detached: 5 per pair.
+#[test]
+fn an_ssh_listeners_session_holds_two_threads_and_shutdown_waits_for_its_end() {
+    use netconf_blocking::ssh::{SshClientOptions, SshServer, SshServerOptions, StaticAuth};
+    const SESSIONS: usize = 6;
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    with_deadline(120, || {
+        let ended = Arc::new(AtomicUsize::new(0));
+        let hook_ended = ended.clone();
+        let options = ServerOptions::new().on_session_end(move |_info| {
+            hook_ended.fetch_add(1, Ordering::SeqCst);
+        });
+        let server = Server::new(options, |_request, _info| Reply::Ok);
+        let ssh = SshServer::new(
+            SshServerOptions::default(),
+            StaticAuth::new().user("admin", "pw"),
+        )
+        .expect("SSH server");
+        let addr = server.listen_ssh("127.0.0.1:0", &ssh).expect("listening");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let known_hosts = dir.path().join("known_hosts");
+        std::fs::write(
+            &known_hosts,
+            format!(
+                "[127.0.0.1]:{} {}\n",
+                addr.port(),
+                ssh.host_public_key().to_openssh().expect("key")
+            ),
+        )
+        .expect("known_hosts");
+        let connect = || {
+            let options = SshClientOptions::new("admin")
+                .known_hosts(&known_hosts)
+                .password("pw");
+            let c = Client::connect_ssh(&addr.to_string(), &options).expect("connect");
+            c.call(&GetConfig::new(Datastore::Running))
+                .expect("get-config");
+            c
+        };
+        // The shared runtime, the watchdog and a pool thread start with the first.
+        let first = connect();
+        let before = threads();
+        let clients: Vec<Client> = (0..SESSIONS).map(|_| connect()).collect();
+        assert_eq!(server.sessions().len(), SESSIONS + 1);
+        let per_pair = (threads() - before) as f64 / SESSIONS as f64;
+        eprintln!("{per_pair} threads per SSH session pair");
+        assert!(
+            per_pair <= 4.0,
+            "{per_pair} threads per SSH session (client and server)"
+        );
+        server.shutdown();
+        assert_eq!(
+            ended.load(Ordering::SeqCst),
+            SESSIONS + 1,
+            "shutdown returned before every session's end"
+        );
+        assert!(server.sessions().is_empty(), "{:?}", server.sessions());
+        for c in clients.iter().chain([&first]) {
+            assert!(eventually(|| c.is_closed()), "a client still open");
+        }
+    });
+}

@@ -5,9 +5,10 @@
 //! The loop runs the requests it reads on its own thread while they are quick, and the
 //! server's [watchdog](crate::watchdog) hands the loop to another thread when they are not:
 //! a request still never waits for another's handler longer than a short grace, and a small
-//! RPC costs no hand-off between threads. The thread that admitted the session (the
-//! caller's, for [`Server::serve_tls`]) waits for the loop to end, wherever it ran, and
-//! never runs a handler: shutdown and call home wait for it.
+//! RPC costs no hand-off between threads. A listener's session is admitted by the accept
+//! loop and cleaned up by the loop's last thread; shutdown waits for it. For
+//! [`Server::serve_tls`] and [`Server::serve_stream`] (and call home) the caller's thread
+//! waits for the loop to end, wherever it ran, and never runs a handler.
 
 use std::collections::VecDeque;
 use std::io;
@@ -56,9 +57,10 @@ const HOLD_MAX: usize = 32 * 1024;
 // below the default subscriber limit (256 notifications of 4 KiB), so a subscriber reading
 // a large reply is not taken for a slow one.
 thread_local! {
-    /// This thread runs a listener's session's end hook ([`Server::session_over`]), which
-    /// may call [`Server::shutdown`]: that session is not waited for.
-    static ENDING_DETACHED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// The server (its `Inner`'s address; 0: none) whose listener's session's end hook
+    /// this thread runs ([`Server::session_over`]). The hook may call that server's
+    /// [`Server::shutdown`], which then does not wait for that session.
+    static ENDING_DETACHED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// How long a loop that no thread could take waits before the watchdog tries again.
@@ -783,9 +785,15 @@ impl Server {
             }
         };
         let started = machine(id).and_then(|machine| {
+            // The writer's callbacks reach the session through a weak reference: the
+            // session holds its writer, and a strong one made a cycle that kept every ended
+            // session's state and descriptors alive.
             let on_error = {
-                let slot = slot.clone();
+                let slot = Arc::downgrade(&slot);
                 move |e: io::Error| {
+                    let Some(slot) = slot.upgrade() else {
+                        return;
+                    };
                     if let Some(live) = slot.live.get() {
                         let mut core = live.lock();
                         core.handle_write_error(&e);
@@ -796,8 +804,11 @@ impl Server {
             };
             // A shrinking backlog may let a session waiting on it read again.
             let on_written = {
-                let slot = slot.clone();
+                let slot = Arc::downgrade(&slot);
                 move || {
+                    let Some(slot) = slot.upgrade() else {
+                        return;
+                    };
                     if let Some(live) = slot.live.get() {
                         if live.paced.load(Ordering::SeqCst) && live.writer.backlog() <= PACE_RESUME
                         {
@@ -871,7 +882,7 @@ impl Server {
             counted.hand_on();
         }
         if let Err(baton) = self.run_loop_elsewhere(&live, baton) {
-            if detached {
+            if detached && self.inner.watchdog.is_running() {
                 // No thread can start: the watchdog tries again, not the accept loop's
                 // thread, which must go on accepting.
                 live.park_for_retry(
@@ -882,8 +893,8 @@ impl Server {
                 );
                 self.inner.watchdog.serving();
             } else {
-                // No thread can start: the loop runs on this (the caller's) thread,
-                // handlers and all.
+                // No thread can start (the watchdog's neither): the loop runs on this
+                // thread, handlers and all.
                 self.run_loop(&live, baton);
             }
         }
@@ -911,9 +922,11 @@ impl Server {
             let core = live.lock();
             (core.info().clone(), core.outcome())
         };
-        ENDING_DETACHED.set(live.detached);
+        if live.detached {
+            ENDING_DETACHED.set(Arc::as_ptr(&self.inner) as usize);
+        }
         self.inner.options.session_ended(&info);
-        ENDING_DETACHED.set(false);
+        ENDING_DETACHED.set(0);
         if live.detached {
             if let Err(e) = outcome {
                 tracing::debug!(error = %e, session_id = live.id, "session not served");
@@ -1345,7 +1358,7 @@ impl Server {
         // The listeners' sessions end with their loops (a loop held by a handler is handed
         // on by the watchdog, and sees the end).
         // Not the session whose end hook calls this: it is over but for the hook.
-        let own = usize::from(ENDING_DETACHED.get());
+        let own = usize::from(ENDING_DETACHED.get() == Arc::as_ptr(&self.inner) as usize);
         let mut detached = lock(&self.inner.detached);
         while *detached > own {
             detached = self

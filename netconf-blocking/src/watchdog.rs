@@ -122,6 +122,11 @@ impl Watchdog {
         }
     }
 
+    /// Whether the thread runs (it may have failed to start, for lack of threads).
+    pub fn is_running(&self) -> bool {
+        self.shared.started.load(Ordering::SeqCst)
+    }
+
     /// A session's loop has just been parked to run handlers (its [`Watched::check`] says
     /// so from now on): wake the thread if it sleeps.
     pub fn serving(&self) {

@@ -214,3 +214,107 @@ fn an_ssh_listeners_session_holds_two_threads_and_shutdown_waits_for_its_end() {
         }
     });
 }
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .count()
+}
+
+/// Sessions that ended leave no file descriptor (nor the memory of their state) behind.
+/// Each session's state held its writer, whose progress callback held the registry slot,
+/// which held the state: a cycle that kept two descriptors (and the state) of every ended
+/// session for the life of the process.
+#[test]
+fn ended_sessions_leave_no_file_descriptors_behind() {
+    const SESSIONS: usize = 20;
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    with_deadline(60, || {
+        let pki = Pki::generate();
+        let server = Server::new(ServerOptions::new(), |_request, _info| Reply::Ok);
+        let addr = server
+            .listen_tls("127.0.0.1:0", &pki.server_tls_options())
+            .expect("listening")
+            .to_string();
+        let session = || {
+            let c = Client::connect_tls_with(&addr, &pki.client_tls_options(), &client_options())
+                .expect("connect");
+            c.call(&GetConfig::new(Datastore::Running))
+                .expect("get-config");
+            c.close().expect("close");
+        };
+        session();
+        assert!(eventually(|| server.sessions().is_empty()));
+        let before = open_fds();
+        for _ in 0..SESSIONS {
+            session();
+        }
+        assert!(eventually(|| server.sessions().is_empty()));
+        // The writer threads close their descriptors as they end.
+        let settled = eventually(|| open_fds() <= before + 2);
+        assert!(
+            settled,
+            "{} descriptors more after {SESSIONS} sessions ended",
+            open_fds() - before
+        );
+        server.shutdown();
+    });
+}
+
+/// A session end hook of one server that shuts another server down waits for all of the
+/// other's sessions. Shutdown left out "the session whose hook runs on this thread" without
+/// asking which server that session belonged to: it returned while the other server's
+/// session was still ending (its hook, slowed here, had not run).
+#[test]
+fn shutdown_of_another_server_from_an_end_hook_waits_for_all_its_sessions() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    with_deadline(30, || {
+        let pki = Pki::generate();
+        let other_ended = Arc::new(AtomicUsize::new(0));
+        let hook_other_ended = other_ended.clone();
+        let other = Server::new(
+            ServerOptions::new().on_session_end(move |_info| {
+                // Slow, so that a shutdown that does not wait returns first.
+                std::thread::sleep(Duration::from_millis(300));
+                hook_other_ended.fetch_add(1, Ordering::SeqCst);
+            }),
+            |_request, _info| Reply::Ok,
+        );
+        let other_addr = other
+            .listen_tls("127.0.0.1:0", &pki.server_tls_options())
+            .expect("listening")
+            .to_string();
+        let (seen_tx, seen_rx) = mpsc::channel::<usize>();
+        let seen_tx = Mutex::new(seen_tx);
+        let hook_other = other.clone();
+        let hook_other_ended = other_ended.clone();
+        let first = Server::new(
+            ServerOptions::new().on_session_end(move |_info| {
+                hook_other.shutdown();
+                let _ = seen_tx
+                    .lock()
+                    .map(|tx| tx.send(hook_other_ended.load(Ordering::SeqCst)));
+            }),
+            |_request, _info| Reply::Ok,
+        );
+        let first_addr = first
+            .listen_tls("127.0.0.1:0", &pki.server_tls_options())
+            .expect("listening")
+            .to_string();
+        let on_other =
+            Client::connect_tls_with(&other_addr, &pki.client_tls_options(), &client_options())
+                .expect("connect");
+        on_other
+            .call(&GetConfig::new(Datastore::Running))
+            .expect("get-config");
+        let on_first =
+            Client::connect_tls_with(&first_addr, &pki.client_tls_options(), &client_options())
+                .expect("connect");
+        on_first.close().expect("close");
+        let seen = seen_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the hook's shutdown returned");
+        assert_eq!(seen, 1, "the other server's session had not ended");
+        first.shutdown();
+    });
+}

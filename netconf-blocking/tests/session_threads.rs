@@ -27,6 +27,39 @@ fn client_options() -> ClientOptions {
         .rpc_timeout(Some(Duration::from_secs(10)))
 }
 
+/// `server` listening for TLS on 127.0.0.1; its address.
+fn listen(server: &Server, pki: &Pki) -> String {
+    server
+        .listen_tls("127.0.0.1:0", &pki.server_tls_options())
+        .expect("listening")
+        .to_string()
+}
+
+/// A TLS client of `addr`, once its first get-config is answered.
+fn connected(pki: &Pki, addr: &str) -> Client {
+    let client = Client::connect_tls_with(addr, &pki.client_tls_options(), &client_options())
+        .expect("connect");
+    client
+        .call(&GetConfig::new(Datastore::Running))
+        .expect("get-config");
+    client
+}
+
+/// Shuts `server` down and checks it returned after every session's end hook (`ended`
+/// counts them: one per client in `clients`, and one more), and that the clients heard it.
+fn shut_down_after_every_end(server: &Server, ended: &AtomicUsize, clients: &[Client]) {
+    server.shutdown();
+    assert_eq!(
+        ended.load(Ordering::SeqCst),
+        clients.len() + 1,
+        "shutdown returned before every session's end"
+    );
+    assert!(server.sessions().is_empty(), "{:?}", server.sessions());
+    for c in clients {
+        assert!(eventually(|| c.is_closed()), "a client still open");
+    }
+}
+
 /// Polls `condition` every 10 ms for up to 10 s.
 fn eventually(mut condition: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -64,27 +97,11 @@ fn a_listeners_session_holds_two_threads_and_shutdown_waits_for_its_end() {
             }
             Reply::Ok
         });
-        let addr = server
-            .listen_tls("127.0.0.1:0", &pki.server_tls_options())
-            .expect("listening")
-            .to_string();
+        let addr = listen(&server, &pki);
         // The watchdog and a pool thread start with the first session.
-        let first = Client::connect_tls_with(&addr, &pki.client_tls_options(), &client_options())
-            .expect("connect");
-        first
-            .call(&GetConfig::new(Datastore::Running))
-            .expect("get-config");
+        let first = connected(&pki, &addr);
         let before = threads();
-        let clients: Vec<Client> = (0..SESSIONS)
-            .map(|_| {
-                let c =
-                    Client::connect_tls_with(&addr, &pki.client_tls_options(), &client_options())
-                        .expect("connect");
-                c.call(&GetConfig::new(Datastore::Running))
-                    .expect("get-config");
-                c
-            })
-            .collect();
+        let clients: Vec<Client> = (0..SESSIONS).map(|_| connected(&pki, &addr)).collect();
         assert_eq!(server.sessions().len(), SESSIONS + 1);
         let per_pair = (threads() - before) as f64 / SESSIONS as f64;
         eprintln!("{per_pair} threads per session pair");
@@ -97,17 +114,8 @@ fn a_listeners_session_holds_two_threads_and_shutdown_waits_for_its_end() {
         let blocked = first
             .send(&RpcBody::raw("<block xmlns=\"urn:x\"/>").expect("body"))
             .expect("send");
-        server.shutdown();
-        assert_eq!(
-            ended.load(Ordering::SeqCst),
-            SESSIONS + 1,
-            "shutdown returned before every session's end"
-        );
-        assert!(server.sessions().is_empty(), "{:?}", server.sessions());
+        shut_down_after_every_end(&server, &ended, &clients);
         assert!(first.recv(blocked).is_err());
-        for c in &clients {
-            assert!(eventually(|| c.is_closed()), "a client still open");
-        }
         drop(release_tx);
     });
 }
@@ -134,10 +142,7 @@ fn shutdown_from_the_session_end_hook_returns() {
         });
         let server = Server::new(options, |_request, _info| Reply::Ok);
         *server_slot.lock().expect("slot") = Some(server.clone());
-        let addr = server
-            .listen_tls("127.0.0.1:0", &pki.server_tls_options())
-            .expect("listening")
-            .to_string();
+        let addr = listen(&server, &pki);
         let client = Client::connect_tls_with(&addr, &pki.client_tls_options(), &client_options())
             .expect("connect");
         client.close().expect("close");
@@ -202,16 +207,8 @@ fn an_ssh_listeners_session_holds_two_threads_and_shutdown_waits_for_its_end() {
             per_pair <= 4.0,
             "{per_pair} threads per SSH session (client and server)"
         );
-        server.shutdown();
-        assert_eq!(
-            ended.load(Ordering::SeqCst),
-            SESSIONS + 1,
-            "shutdown returned before every session's end"
-        );
-        assert!(server.sessions().is_empty(), "{:?}", server.sessions());
-        for c in clients.iter().chain([&first]) {
-            assert!(eventually(|| c.is_closed()), "a client still open");
-        }
+        shut_down_after_every_end(&server, &ended, &clients);
+        assert!(eventually(|| first.is_closed()), "a client still open");
     });
 }
 
@@ -232,16 +229,9 @@ fn ended_sessions_leave_no_file_descriptors_behind() {
     with_deadline(60, || {
         let pki = Pki::generate();
         let server = Server::new(ServerOptions::new(), |_request, _info| Reply::Ok);
-        let addr = server
-            .listen_tls("127.0.0.1:0", &pki.server_tls_options())
-            .expect("listening")
-            .to_string();
+        let addr = listen(&server, &pki);
         let session = || {
-            let c = Client::connect_tls_with(&addr, &pki.client_tls_options(), &client_options())
-                .expect("connect");
-            c.call(&GetConfig::new(Datastore::Running))
-                .expect("get-config");
-            c.close().expect("close");
+            connected(&pki, &addr).close().expect("close");
         };
         session();
         assert!(eventually(|| server.sessions().is_empty()));
@@ -280,10 +270,7 @@ fn shutdown_of_another_server_from_an_end_hook_waits_for_all_its_sessions() {
             }),
             |_request, _info| Reply::Ok,
         );
-        let other_addr = other
-            .listen_tls("127.0.0.1:0", &pki.server_tls_options())
-            .expect("listening")
-            .to_string();
+        let other_addr = listen(&other, &pki);
         let (seen_tx, seen_rx) = mpsc::channel::<usize>();
         let seen_tx = Mutex::new(seen_tx);
         let hook_other = other.clone();
@@ -297,16 +284,8 @@ fn shutdown_of_another_server_from_an_end_hook_waits_for_all_its_sessions() {
             }),
             |_request, _info| Reply::Ok,
         );
-        let first_addr = first
-            .listen_tls("127.0.0.1:0", &pki.server_tls_options())
-            .expect("listening")
-            .to_string();
-        let on_other =
-            Client::connect_tls_with(&other_addr, &pki.client_tls_options(), &client_options())
-                .expect("connect");
-        on_other
-            .call(&GetConfig::new(Datastore::Running))
-            .expect("get-config");
+        let first_addr = listen(&first, &pki);
+        let _on_other = connected(&pki, &other_addr);
         let on_first =
             Client::connect_tls_with(&first_addr, &pki.client_tls_options(), &client_options())
                 .expect("connect");

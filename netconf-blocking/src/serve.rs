@@ -784,17 +784,18 @@ impl Server {
                 return Err(refused());
             }
         };
+        // The writer's callbacks reach the session through a weak reference to its state,
+        // set once that exists: the state holds its writer, and a strong one made a cycle
+        // that kept every ended session's state and descriptors alive. The thread running
+        // the loop holds the state, so the callbacks reach it until the loop is over (a
+        // reference to the registry slot would not do: kill-session and shutdown take the
+        // slot out of the registry while the loop still drains the session's end).
+        let session: Arc<OnceLock<Weak<Live>>> = Arc::default();
         let started = machine(id).and_then(|machine| {
-            // The writer's callbacks reach the session through a weak reference: the
-            // session holds its writer, and a strong one made a cycle that kept every ended
-            // session's state and descriptors alive.
             let on_error = {
-                let slot = Arc::downgrade(&slot);
+                let session = session.clone();
                 move |e: io::Error| {
-                    let Some(slot) = slot.upgrade() else {
-                        return;
-                    };
-                    if let Some(live) = slot.live.get() {
+                    if let Some(live) = session.get().and_then(Weak::upgrade) {
                         let mut core = live.lock();
                         core.handle_write_error(&e);
                         let mut ignored = Vec::new();
@@ -804,12 +805,9 @@ impl Server {
             };
             // A shrinking backlog may let a session waiting on it read again.
             let on_written = {
-                let slot = Arc::downgrade(&slot);
+                let session = session.clone();
                 move || {
-                    let Some(slot) = slot.upgrade() else {
-                        return;
-                    };
-                    if let Some(live) = slot.live.get() {
+                    if let Some(live) = session.get().and_then(Weak::upgrade) {
                         if live.paced.load(Ordering::SeqCst) && live.writer.backlog() <= PACE_RESUME
                         {
                             return live.resume();
@@ -861,6 +859,7 @@ impl Server {
                 return Err(e);
             }
         };
+        let _ = session.set(Arc::downgrade(&live));
         let _ = slot.live.set(live.clone());
         if slot.ended.load(Ordering::SeqCst) {
             live.end("ended before it started");
@@ -922,11 +921,12 @@ impl Server {
             let core = live.lock();
             (core.info().clone(), core.outcome())
         };
+        let outer = ENDING_DETACHED.get();
         if live.detached {
             ENDING_DETACHED.set(Arc::as_ptr(&self.inner) as usize);
         }
         self.inner.options.session_ended(&info);
-        ENDING_DETACHED.set(0);
+        ENDING_DETACHED.set(outer);
         if live.detached {
             if let Err(e) = outcome {
                 tracing::debug!(error = %e, session_id = live.id, "session not served");

@@ -60,8 +60,10 @@ struct Shared {
     watched: Mutex<Vec<Arc<dyn Watched>>>,
     /// The thread sleeps (or is about to): a session starting handlers must wake it.
     asleep: AtomicBool,
-    /// The thread runs.
+    /// The thread is started, or being started.
     started: AtomicBool,
+    /// The thread was started (and runs until its server is gone).
+    running: AtomicBool,
     wake: Condvar,
     /// Guards the sleep; holds whether a wake-up came.
     woken: Mutex<bool>,
@@ -113,6 +115,9 @@ impl Watchdog {
             let started = std::thread::Builder::new()
                 .name("netconf-watchdog".into())
                 .spawn(move || run(shared));
+            if started.is_ok() {
+                self.shared.running.store(true, Ordering::SeqCst);
+            }
             if let Err(e) = started {
                 // Handlers that block hold their session's loop until they return, until a
                 // later session starts the thread.
@@ -124,7 +129,7 @@ impl Watchdog {
 
     /// Whether the thread runs (it may have failed to start, for lack of threads).
     pub fn is_running(&self) -> bool {
-        self.shared.started.load(Ordering::SeqCst)
+        self.shared.running.load(Ordering::SeqCst)
     }
 
     /// A session's loop has just been parked to run handlers (its [`Watched::check`] says

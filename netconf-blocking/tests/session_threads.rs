@@ -297,3 +297,67 @@ fn shutdown_of_another_server_from_an_end_hook_waits_for_all_its_sessions() {
         first.shutdown();
     });
 }
+
+/// A listener's session killed while a large reply waits, encrypted only as the writer makes
+/// room, still ends: its end hook runs and shutdown returns. Kill-session takes the session
+/// out of the registry at once; the writer's callbacks reached the session through the
+/// registry's slot, so they lost it while the session still had the rest of the reply to
+/// drain before its end, and its loop waited for a writer that could no longer tell it of
+/// anything: the hook never ran and shutdown hung.
+#[test]
+fn a_session_killed_while_a_large_reply_waits_still_ends() {
+    use netconf_blocking::operations::KillSession;
+    use netconf_proto::rustls;
+    use std::io::Write;
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    with_deadline(60, || {
+        let pki = Pki::generate();
+        let ended = Arc::new(Mutex::new(Vec::new()));
+        let hook_ended = ended.clone();
+        let big = bytes::Bytes::from(format!(
+            "<big xmlns=\"urn:x\">{}</big>",
+            "b".repeat(64 << 20)
+        ));
+        let server = Server::new(
+            ServerOptions::new().on_session_end(move |info| {
+                hook_ended.lock().expect("ended").push(info.session_id);
+            }),
+            move |request, _info| {
+                if request.operation.name == "big" {
+                    return Reply::data_unchecked(big.clone());
+                }
+                Reply::Ok
+            },
+        );
+        let addr = listen(&server, &pki);
+        // A client that asks for the large reply and reads nothing of it.
+        let tcp = std::net::TcpStream::connect(&addr).expect("connect");
+        let conn = rustls::ClientConnection::new(
+            pki.client_config(true),
+            rustls::pki_types::ServerName::try_from("127.0.0.1").expect("name"),
+        )
+        .expect("TLS client");
+        let mut tls = rustls::StreamOwned::new(conn, tcp);
+        tls.write_all(
+            b"<hello xmlns=\"urn:ietf:params:xml:ns:netconf:base:1.0\"><capabilities>\
+<capability>urn:ietf:params:netconf:base:1.0</capability></capabilities></hello>]]>]]>\
+<rpc message-id=\"1\" xmlns=\"urn:ietf:params:xml:ns:netconf:base:1.0\">\
+<big xmlns=\"urn:x\"/></rpc>]]>]]>",
+        )
+        .expect("hello and request");
+        tls.flush().expect("flush");
+        assert!(eventually(|| server.sessions().len() == 1));
+        let victim = server.sessions()[0];
+        let killer = connected(&pki, &addr);
+        killer
+            .call(&KillSession::new(victim).expect("session-id"))
+            .expect("kill-session");
+        assert!(
+            eventually(|| ended.lock().expect("ended").contains(&victim)),
+            "the killed session never ended"
+        );
+        killer.close().expect("close");
+        server.shutdown();
+        drop(tls);
+    });
+}

@@ -56,17 +56,17 @@ const HOLD_MAX: usize = 32 * 1024;
 // A TLS session encrypts its replies only up to `PACE` ahead of the writer (see there):
 // below the default subscriber limit (256 notifications of 4 KiB), so a subscriber reading
 // a large reply is not taken for a slow one.
+/// The shortest read timeout the session loop sets (a deadline that has just passed).
+const MIN_READ_TIMEOUT: Duration = Duration::from_millis(1);
+/// How long a loop that no thread could take waits before the watchdog tries again.
+const RETRY: Duration = Duration::from_millis(100);
+
 thread_local! {
     /// The server (its `Inner`'s address; 0: none) whose listener's session's end hook
     /// this thread runs ([`Server::session_over`]). The hook may call that server's
     /// [`Server::shutdown`], which then does not wait for that session.
     static ENDING_DETACHED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
-
-/// How long a loop that no thread could take waits before the watchdog tries again.
-const RETRY: Duration = Duration::from_millis(100);
-/// The shortest read timeout the session loop sets (a deadline that has just passed).
-const MIN_READ_TIMEOUT: Duration = Duration::from_millis(1);
 
 struct Inner {
     options: ServerOptions,
@@ -259,7 +259,7 @@ impl Watched for LoopWatch {
         let server = Server { inner };
         if let Err(baton) = server.run_loop_elsewhere(&live, baton) {
             // No thread can start: parked again, for a look in a while.
-            live.park_for_retry(baton, now);
+            live.park_for_retry(baton, RETRY);
         }
     }
 }
@@ -493,10 +493,11 @@ impl Live {
         }
     }
 
-    /// Parks a loop that no thread could take, for the watchdog to hand over again after
-    /// [`RETRY`] (not every tick: each failure is logged).
-    fn park_for_retry(&self, baton: Baton, now: Instant) {
-        let since = (now + RETRY).checked_sub(GRACE).unwrap_or(now);
+    /// Parks a loop that no thread could take, for the watchdog to hand over again
+    /// `after` from now (not every tick: each failure is logged).
+    fn park_for_retry(&self, baton: Baton, after: Duration) {
+        let now = Instant::now();
+        let since = (now + after).checked_sub(GRACE).unwrap_or(now);
         let mut parked = lock(&self.parked_loop);
         self.clock.park(since);
         *parked = Some(Parked { baton, since });
@@ -884,12 +885,7 @@ impl Server {
             if detached && self.inner.watchdog.is_running() {
                 // No thread can start: the watchdog tries again, not the accept loop's
                 // thread, which must go on accepting.
-                live.park_for_retry(
-                    baton,
-                    Instant::now()
-                        .checked_sub(RETRY)
-                        .unwrap_or_else(Instant::now),
-                );
+                live.park_for_retry(baton, Duration::ZERO);
                 self.inner.watchdog.serving();
             } else {
                 // No thread can start (the watchdog's neither): the loop runs on this
@@ -953,7 +949,8 @@ impl Server {
         });
         match started {
             Ok(()) => Ok(()),
-            Err(_job) => lock(&slot).take().map_or(Ok(()), Err),
+            // The job was dropped unrun: the loop is still here.
+            Err(_) => lock(&slot).take().map_or(Ok(()), Err),
         }
     }
 

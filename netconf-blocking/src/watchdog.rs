@@ -115,14 +115,14 @@ impl Watchdog {
             let started = std::thread::Builder::new()
                 .name("netconf-watchdog".into())
                 .spawn(move || run(shared));
-            if started.is_ok() {
-                self.shared.running.store(true, Ordering::SeqCst);
-            }
-            if let Err(e) = started {
-                // Handlers that block hold their session's loop until they return, until a
-                // later session starts the thread.
-                tracing::error!(error = %e, "cannot start the server's watchdog thread");
-                self.shared.started.store(false, Ordering::SeqCst);
+            match started {
+                Ok(_) => self.shared.running.store(true, Ordering::SeqCst),
+                Err(e) => {
+                    // Handlers that block hold their session's loop until they return, until
+                    // a later session starts the thread.
+                    tracing::error!(error = %e, "cannot start the server's watchdog thread");
+                    self.shared.started.store(false, Ordering::SeqCst);
+                }
             }
         }
     }

@@ -3,12 +3,13 @@
 //! waits for a free thread: with none idle, a new one starts, so a handler that never
 //! returns holds only its own thread.
 
+use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-pub(crate) type Job = Box<dyn FnOnce() + Send>;
+type Job = Box<dyn FnOnce() + Send>;
 
 /// How long an idle thread waits for work before it ends.
 const IDLE: Duration = Duration::from_secs(10);
@@ -26,9 +27,10 @@ impl Workers {
         self.idle.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Runs `job` on an idle thread, or on a new one; gives it back if no thread can
-    /// start (the system's limit on threads), for the caller to run or drop.
-    pub fn run(self: &Arc<Self>, job: impl FnOnce() + Send + 'static) -> Result<(), Job> {
+    /// Runs `job` on an idle thread, or on a new one; fails if no thread can start (the
+    /// system's limit on threads), dropping `job` (a caller that must not lose what the job
+    /// holds keeps it elsewhere: see `Server::run_loop_elsewhere`).
+    pub fn run(self: &Arc<Self>, job: impl FnOnce() + Send + 'static) -> io::Result<()> {
         let mut job: Job = Box::new(job);
         loop {
             let Some((_, worker)) = self.idle().pop() else {
@@ -46,23 +48,14 @@ impl Workers {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel();
         let workers = self.clone();
-        // The job comes back through this if the thread cannot start.
-        let slot = Arc::new(Mutex::new(Some(job)));
-        let taken = slot.clone();
         let started = std::thread::Builder::new()
             .name("netconf-request".into())
-            .spawn(move || {
-                let job = taken.lock().unwrap_or_else(|p| p.into_inner()).take();
-                if let Some(job) = job {
-                    workers.work(id, tx, rx, job);
-                }
-            });
+            .spawn(move || workers.work(id, tx, rx, job));
         match started {
             Ok(_) => Ok(()),
             Err(e) => {
                 tracing::error!(error = %e, "cannot start a thread for a handler or a session's loop");
-                let job = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
-                job.map_or(Ok(()), Err)
+                Err(e)
             }
         }
     }

@@ -59,9 +59,7 @@ pub fn encode_parts(
             // empty message cannot be framed; the session never sends one.
             out.reserve(total + 32);
             if total > 0 {
-                out.put_slice(b"\n#");
-                out.put_slice(total.to_string().as_bytes());
-                out.put_u8(b'\n');
+                write_chunk_header(total, out);
                 for part in parts {
                     out.put_slice(part);
                 }
@@ -109,16 +107,29 @@ pub fn check_end_of_message(parts: &[&[u8]]) -> Result<(), UsageError> {
 pub fn write_chunk_header(len: usize, out: &mut BytesMut) {
     debug_assert!(len > 0 && len as u64 <= MAX_CHUNK_SIZE);
     out.put_slice(b"\n#");
-    out.put_slice(len.to_string().as_bytes());
+    put_decimal(len, out);
     out.put_u8(b'\n');
+}
+
+/// `n` in decimal, without the allocation of `to_string` (a chunk header per message).
+fn put_decimal(mut n: usize, out: &mut BytesMut) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.put_slice(&digits[at..]);
 }
 
 /// Writes `data` as chunks of at most RFC 6242's maximum size.
 fn write_chunks(data: &[u8], out: &mut BytesMut) {
     for chunk in data.chunks(MAX_CHUNK_SIZE as usize) {
-        out.put_slice(b"\n#");
-        out.put_slice(chunk.len().to_string().as_bytes());
-        out.put_u8(b'\n');
+        write_chunk_header(chunk.len(), out);
         out.put_slice(chunk);
     }
 }

@@ -22,7 +22,7 @@ use crate::framing::{self, FrameDecoder, Framing, Piece};
 /// as the shared `Bytes` they are instead of copied into the output buffer.
 const SHARE_PAYLOAD_AT: usize = 64 * 1024;
 use crate::message::{
-    self, Message, Notification, ParseError, ParseLimits, Reply, Request, RpcReply,
+    self, Message, Notification, ParseError, ParseLimits, ParseScratch, Reply, Request, RpcReply,
 };
 use crate::operations::{Operation, RpcBody};
 use crate::quirks::{Quirk, QuirkCounts};
@@ -31,6 +31,9 @@ use crate::stream::{sniff, DataStream, Sniff, StreamError};
 /// Text after the last message tolerated before the end of the stream (a "Connection
 /// closed" line); more than this is a protocol error after all.
 const MAX_TRAILING_GARBAGE: usize = 4096;
+
+/// A request's text buffer up to this capacity is kept for the next request.
+const RPC_TEXT_KEEP: usize = 16 * 1024;
 
 /// Which end of the session this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,6 +166,10 @@ pub struct Session {
     /// The message being received. A fresh buffer per message, so a small message the
     /// application keeps never pins the allocation of a large one before it.
     message: BytesMut,
+    /// The text of the last small request sent, its buffer reused for the next.
+    rpc_text: String,
+    /// Parsing's buffers, reused from message to message.
+    parse_scratch: ParseScratch,
     /// When the last byte arrived (for the stall deadline while mid-message).
     last_input: Option<Instant>,
     out_framing: Framing,
@@ -235,6 +242,8 @@ impl Session {
             config,
             state: State::Hello,
             message: BytesMut::new(),
+            rpc_text: String::new(),
+            parse_scratch: ParseScratch::default(),
             last_input: None,
             out_framing: Framing::EndOfMessage,
             out: BytesMut::new(),
@@ -559,9 +568,21 @@ impl Session {
         }
         self.check_established()?;
         let id = self.next_id;
-        let mut writer = crate::operations::XmlWriter::new();
+        let text = std::mem::take(&mut self.rpc_text);
+        let mut writer = crate::operations::XmlWriter::reusing(text);
         message::write_rpc(id, op, &mut writer);
-        self.write_parts(&writer.into_parts())?;
+        match writer.into_text() {
+            Ok(text) => {
+                let framed =
+                    framing::encode_parts(self.out_framing, &[text.as_bytes()], &mut self.out);
+                // A small request's text buffer serves the next one.
+                if text.capacity() <= RPC_TEXT_KEEP {
+                    self.rpc_text = text;
+                }
+                framed?;
+            }
+            Err(writer) => self.write_parts(&writer.into_parts())?,
+        }
         self.next_id += 1;
         let deadline = timeout.and_then(|t| now.checked_add(t));
         self.pending.insert(id, deadline);
@@ -894,27 +915,32 @@ impl Session {
             max_capabilities: self.config.max_capabilities,
             strict: self.config.strict,
         };
-        let parsed = match message::parse_message(message.clone(), &limits) {
-            Ok(m) => m,
-            Err(ParseError::Malformed(what))
-                if self.state == State::Hello
-                    && self.role == Role::Client
-                    && what.starts_with("content before the root element") =>
-            {
-                // A login banner before the server's hello (some SSH servers print one).
-                let Some(at) = hello_start(&message) else {
-                    return self.parse_failure(ParseError::Malformed(what), offset);
-                };
-                match message::parse_message(message.slice(at..), &limits) {
-                    Ok(m) => {
-                        self.quirk(Quirk::BannerBeforeHello, offset)?;
-                        m
+        let parsed =
+            match message::parse_message_with(message.clone(), &limits, &mut self.parse_scratch) {
+                Ok(m) => m,
+                Err(ParseError::Malformed(what))
+                    if self.state == State::Hello
+                        && self.role == Role::Client
+                        && what.starts_with("content before the root element") =>
+                {
+                    // A login banner before the server's hello (some SSH servers print one).
+                    let Some(at) = hello_start(&message) else {
+                        return self.parse_failure(ParseError::Malformed(what), offset);
+                    };
+                    match message::parse_message_with(
+                        message.slice(at..),
+                        &limits,
+                        &mut self.parse_scratch,
+                    ) {
+                        Ok(m) => {
+                            self.quirk(Quirk::BannerBeforeHello, offset)?;
+                            m
+                        }
+                        Err(e) => return self.parse_failure(e, offset),
                     }
-                    Err(e) => return self.parse_failure(e, offset),
                 }
-            }
-            Err(e) => return self.parse_failure(e, offset),
-        };
+                Err(e) => return self.parse_failure(e, offset),
+            };
         for q in parsed.quirks {
             self.quirk(q, offset)?;
         }
@@ -1100,7 +1126,7 @@ impl Session {
         }
     }
 
-    fn on_request(&mut self, request: Request) {
+    fn on_request(&mut self, mut request: Request) {
         if request.operation.is_base("close-session") {
             // Answered by the session itself, after every earlier request; nothing after it
             // is read.
@@ -1127,8 +1153,9 @@ impl Session {
         let id = self.new_request_id();
         self.requests.push_back(PendingReply {
             id,
-            reply_open: request.reply_open.clone(),
-            reply_close: request.reply_close.clone(),
+            // The reply's envelope is the session's business, not the application's.
+            reply_open: std::mem::take(&mut request.reply_open),
+            reply_close: std::mem::take(&mut request.reply_close),
             reply: None,
             stream: false,
             closes: false,
@@ -1353,18 +1380,29 @@ impl Session {
     /// Frames one message from its parts, queuing each part of [`SHARE_PAYLOAD_AT`] or more
     /// as the shared `Bytes` it is (see [`Session::push_shared`]) and copying the rest.
     fn write_parts(&mut self, parts: &[Bytes]) -> Result<(), UsageError> {
-        let slices: Vec<&[u8]> = parts.iter().map(|p| &p[..]).collect();
+        // A message has a few parts (an rpc with a large `<config>`: three or five).
+        let mut few: [&[u8]; 8] = [&[]; 8];
+        let many: Vec<&[u8]>;
+        let slices: &[&[u8]] = if parts.len() <= few.len() {
+            for (slot, part) in few.iter_mut().zip(parts) {
+                *slot = part;
+            }
+            &few[..parts.len()]
+        } else {
+            many = parts.iter().map(|p| &p[..]).collect();
+            &many
+        };
         let total: usize = parts.iter().map(Bytes::len).sum();
         let shares = parts.iter().any(|p| p.len() >= SHARE_PAYLOAD_AT);
         match self.out_framing {
-            _ if !shares => return framing::encode_parts(self.out_framing, &slices, &mut self.out),
-            Framing::EndOfMessage => framing::check_end_of_message(&slices)?,
+            _ if !shares => return framing::encode_parts(self.out_framing, slices, &mut self.out),
+            Framing::EndOfMessage => framing::check_end_of_message(slices)?,
             Framing::Chunked if total as u64 <= framing::MAX_CHUNK_SIZE => {
                 framing::write_chunk_header(total, &mut self.out);
             }
             // Over 4 GiB: several chunks, copied (rare enough not to matter).
             Framing::Chunked => {
-                return framing::encode_parts(self.out_framing, &slices, &mut self.out)
+                return framing::encode_parts(self.out_framing, slices, &mut self.out)
             }
         }
         for part in parts {

@@ -17,8 +17,10 @@ use crate::capabilities::Capabilities;
 pub(crate) use encode::reply_parts;
 pub use encode::{write_hello, write_notification, write_rpc};
 #[cfg(test)]
+pub(crate) use parse::parse_message;
+#[cfg(test)]
 pub(crate) use parse::Parsed;
-pub(crate) use parse::{parse_message, ParseError, ParseLimits};
+pub(crate) use parse::{parse_message_with, ParseError, ParseLimits, ParseScratch};
 pub use payload::{NamespaceBinding, XmlPayload};
 pub use rpc_error::{ErrorMessage, ErrorSeverity, ErrorTag, ErrorType, RpcError};
 

@@ -10,12 +10,13 @@
 //! own well-formedness is left to the caller's XML parser; the whole message is always
 //! checked to be UTF-8.
 
-use std::sync::Arc;
+use std::borrow::Cow;
+use std::sync::{Arc, LazyLock};
 
 use bytes::Bytes;
 use quick_xml::events::{BytesStart, Event};
-use quick_xml::name::{PrefixDeclaration, QName, ResolveResult};
-use quick_xml::{NsReader, XmlVersion};
+use quick_xml::name::{NamespaceError, NamespaceResolver, PrefixDeclaration, ResolveResult};
+use quick_xml::{Reader, XmlVersion};
 
 use super::payload::{NamespaceBinding, XmlPayload};
 use super::rpc_error::{ErrorMessage, ErrorSeverity, ErrorTag, ErrorType, RpcError};
@@ -80,8 +81,72 @@ fn malformed(what: impl Into<String>) -> ParseError {
     ParseError::Malformed(what.into())
 }
 
+/// What parsing keeps from one message to the next, so that a small message costs few
+/// allocations: the namespace resolver's buffers, and the last snapshot of in-scope
+/// declarations (every message of a session usually declares the same ones).
+pub(crate) struct ParseScratch {
+    resolver: NamespaceResolver,
+    declares: Vec<bool>,
+    last_scope: Option<Arc<[NamespaceBinding]>>,
+}
+
+impl Default for ParseScratch {
+    fn default() -> Self {
+        let mut resolver = NamespaceResolver::default();
+        resolver.set_max_namespace_bindings(MAX_NAMESPACE_BINDINGS);
+        ParseScratch {
+            resolver,
+            declares: Vec::new(),
+            last_scope: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for ParseScratch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParseScratch").finish_non_exhaustive()
+    }
+}
+
+impl ParseScratch {
+    /// The buffers grow with what a message declares and nests, at most its size: those
+    /// a message larger than this grew are not kept for the next.
+    const KEEP: usize = 64 * 1024;
+
+    fn reset(&mut self) {
+        self.resolver.set_level(0);
+        self.declares.clear();
+    }
+
+    fn shrink_after(&mut self, message_len: usize) {
+        if message_len > Self::KEEP {
+            let last_scope = self.last_scope.take();
+            *self = ParseScratch::default();
+            self.last_scope = last_scope;
+        }
+    }
+}
+
 /// Parses one complete message.
+#[cfg(test)]
 pub(crate) fn parse_message(message: Bytes, limits: &ParseLimits) -> Result<Parsed> {
+    parse_message_with(message, limits, &mut ParseScratch::default())
+}
+
+/// Parses one complete message, with the session's [`ParseScratch`].
+pub(crate) fn parse_message_with(
+    message: Bytes,
+    limits: &ParseLimits,
+    scratch: &mut ParseScratch,
+) -> Result<Parsed> {
+    scratch.reset();
+    let len = message.len();
+    let parsed = parse_into(message, limits, scratch);
+    scratch.shrink_after(len);
+    parsed
+}
+
+fn parse_into(message: Bytes, limits: &ParseLimits, scratch: &mut ParseScratch) -> Result<Parsed> {
     let mut quirks = Vec::new();
     if let Some(encoding) = declared_encoding(&message) {
         check_encoding(&encoding, &message, limits, &mut quirks)?;
@@ -93,49 +158,43 @@ pub(crate) fn parse_message(message: Bytes, limits: &ParseLimits) -> Result<Pars
         quirks,
         text,
         message: &message,
-        reader: NsReader::from_str(text),
+        reader: Reader::from_str(text),
+        resolver: &mut scratch.resolver,
+        pending_pop: false,
         limits,
         scope: None,
-        declares: Vec::new(),
+        last_scope: &mut scratch.last_scope,
+        declares: &mut scratch.declares,
         generation: 0,
     };
     p.reader.config_mut().check_end_names = true;
-    p.reader
-        .resolver_mut()
-        .set_max_namespace_bindings(MAX_NAMESPACE_BINDINGS);
     let (root, empty) = p.root()?;
     let (mut ns, name) = p.resolve(&root)?;
-    let root_qname = root.name().0.to_owned();
+    let root_qname = root.name().0;
     // An envelope element in no namespace means what its name says (older Junos, Juniper
     // SRC, some NX-OS replies).
-    if ns.is_empty()
-        && matches!(
-            name.as_str(),
-            "hello" | "rpc" | "rpc-reply" | "notification"
-        )
-    {
+    if ns.is_empty() && matches!(name, "hello" | "rpc" | "rpc-reply" | "notification") {
         p.tolerate(Quirk::NoNamespaceEnvelope)?;
-        ns = if name == "notification" {
+        ns = Cow::Borrowed(if name == "notification" {
             NS_NOTIFICATION
         } else {
             NS_BASE
-        }
-        .to_owned();
+        });
     }
-    let msg = match (ns.as_str(), name.as_str()) {
+    let msg = match (ns.as_ref(), name) {
         (NS_BASE, "hello") if !empty => Message::Hello(p.hello()?),
-        (NS_BASE, "rpc") => Message::Rpc(p.rpc(&root, &root_qname, empty)?),
-        (NS_BASE, "rpc-reply") => Message::RpcReply(p.rpc_reply(&root, &root_qname, empty)?),
+        (NS_BASE, "rpc") => Message::Rpc(p.rpc(&root, root_qname, empty)?),
+        (NS_BASE, "rpc-reply") => Message::RpcReply(p.rpc_reply(&root, root_qname, empty)?),
         (NS_NOTIFICATION, "notification") if !empty => {
-            Message::Notification(p.notification(&root_qname)?)
+            Message::Notification(p.notification(root_qname)?)
         }
         (NS_BASE, "hello") | (NS_NOTIFICATION, "notification") => {
             return Err(malformed(format!("<{name}> must not be empty")))
         }
         _ => {
             return Err(ParseError::Unexpected {
-                element: name,
-                namespace: ns,
+                element: name.to_owned(),
+                namespace: ns.into_owned(),
             })
         }
     };
@@ -194,14 +253,22 @@ fn check_encoding(
 struct Parser<'a> {
     text: &'a str,
     message: &'a Bytes,
-    reader: NsReader<&'a [u8]>,
+    reader: Reader<&'a [u8]>,
+    /// The in-scope namespace declarations, kept as quick-xml's `NsReader` keeps them (a
+    /// scope pushed at each start tag, popped at the read after its end tag), in a resolver
+    /// the session reuses.
+    resolver: &'a mut NamespaceResolver,
+    /// The last element read was empty or an end tag: its scope ends at the next read.
+    pending_pop: bool,
     limits: &'a ParseLimits,
     /// The last snapshot of in-scope namespace declarations and the `generation` it was
     /// taken at, shared by every payload taken in the same scope (20,000 `<error-info>`s
     /// under one `<rpc-reply>` share one).
     scope: Option<(u64, Arc<[NamespaceBinding]>)>,
+    /// The snapshot the session's previous message took, reused when equal.
+    last_scope: &'a mut Option<Arc<[NamespaceBinding]>>,
     /// For each element open now, whether it declared namespaces.
-    declares: Vec<bool>,
+    declares: &'a mut Vec<bool>,
     /// Quirks tolerated so far.
     quirks: Vec<Quirk>,
     /// Changes whenever the in-scope declarations may have: an element that declares
@@ -216,17 +283,25 @@ impl<'a> Parser<'a> {
     }
 
     fn next(&mut self) -> Result<Event<'a>> {
+        if std::mem::take(&mut self.pending_pop) {
+            self.resolver.pop();
+        }
         match self.reader.read_event() {
             Ok(Event::DocType(_)) => Err(ParseError::Doctype),
             Ok(ev) => {
                 match &ev {
                     Event::Start(s) => {
-                        let declares = declares_namespaces(s);
+                        let declares = self.push_scope(s)?;
                         self.generation += u64::from(declares);
                         self.declares.push(declares);
                     }
-                    Event::Empty(s) => self.generation += 2 * u64::from(declares_namespaces(s)),
+                    Event::Empty(s) => {
+                        let declares = self.push_scope(s)?;
+                        self.pending_pop = true;
+                        self.generation += 2 * u64::from(declares);
+                    }
                     Event::End(_) => {
+                        self.pending_pop = true;
                         self.generation += u64::from(self.declares.pop().unwrap_or(true));
                     }
                     _ => {}
@@ -238,6 +313,30 @@ impl<'a> Parser<'a> {
                 self.reader.error_position()
             ))),
         }
+    }
+
+    /// Opens the scope of an element's namespace declarations; whether it may declare
+    /// any. Most elements declare none: their attributes are not tokenized for it.
+    fn push_scope(&mut self, start: &BytesStart<'_>) -> Result<bool> {
+        let declares = declares_namespaces(start);
+        let pushed = if declares {
+            self.resolver.push(start)
+        } else {
+            match self.resolver.level().checked_add(1) {
+                Some(level) => {
+                    self.resolver.set_level(level);
+                    Ok(())
+                }
+                None => Err(NamespaceError::TooDeeplyNested(usize::from(u16::MAX))),
+            }
+        };
+        pushed.map(|()| declares).map_err(|e| {
+            malformed(format!(
+                "{} (at byte {} of the message)",
+                quick_xml::Error::from(e),
+                self.reader.buffer_position()
+            ))
+        })
     }
 
     /// Records a tolerated quirk, or refuses it in strict mode.
@@ -252,15 +351,20 @@ impl<'a> Parser<'a> {
     }
 
     /// The element's namespace and local name. A prefix never declared leaves the element
-    /// in no namespace, for the envelope to recognise by its local name (a quirk).
-    fn resolve(&mut self, start: &BytesStart<'_>) -> Result<(String, String)> {
-        let (ns, local) = self.reader.resolver().resolve_element(start.name());
+    /// in no namespace, for the envelope to recognise by its local name (a quirk). The
+    /// namespaces the envelope uses are not copied.
+    fn resolve<'n>(&mut self, start: &'n BytesStart<'_>) -> Result<(Cow<'static, str>, &'n str)> {
+        let local = start.local_name().into_inner();
+        let (ns, _) = self.resolver.resolve_element(start.name());
         let ns = match ns {
-            ResolveResult::Bound(ns) => Ok(ns.0.to_owned()),
-            ResolveResult::Unbound => Ok(String::new()),
+            ResolveResult::Bound(ns) if ns.0 == NS_BASE => Ok(Cow::Borrowed(NS_BASE)),
+            ResolveResult::Bound(ns) if ns.0 == NS_NOTIFICATION => {
+                Ok(Cow::Borrowed(NS_NOTIFICATION))
+            }
+            ResolveResult::Bound(ns) => Ok(Cow::Owned(ns.0.to_owned())),
+            ResolveResult::Unbound => Ok(Cow::Borrowed("")),
             ResolveResult::Unknown(prefix) => Err(prefix),
         };
-        let local = local.into_inner().to_owned();
         match ns {
             Ok(ns) => Ok((ns, local)),
             Err(prefix) => {
@@ -271,15 +375,15 @@ impl<'a> Parser<'a> {
                     )));
                 }
                 self.tolerate(Quirk::UndeclaredPrefix)?;
-                Ok((String::new(), local))
+                Ok((Cow::Borrowed(""), local))
             }
         }
     }
 
     /// Whether `(ns, name)` is the envelope element `want` of namespace `in_ns`; in no
     /// namespace it is, as a quirk.
-    fn is(&mut self, (ns, name): &(String, String), in_ns: &str, want: &str) -> Result<bool> {
-        if name != want {
+    fn is(&mut self, (ns, name): &(Cow<'_, str>, &str), in_ns: &str, want: &str) -> Result<bool> {
+        if *name != want {
             return Ok(false);
         }
         if ns == in_ns {
@@ -326,11 +430,14 @@ impl<'a> Parser<'a> {
     fn skip(&mut self, start: &BytesStart<'_>) -> Result<()> {
         // The skipped element closes inside `read_to_end`: its declarations leave scope.
         self.generation += u64::from(self.declares.pop().unwrap_or(true));
-        let name = start.name().0.to_owned();
-        self.reader
-            .read_to_end(QName(&name))
+        let name = start.name();
+        let skipped = self
+            .reader
+            .read_to_end(name)
             .map(drop)
-            .map_err(|e| malformed(format!("{e} (inside <{name}>)")))
+            .map_err(|e| malformed(format!("{e} (inside <{}>)", name.0)));
+        self.resolver.pop();
+        skipped
     }
 
     /// Reads to the root's end tag, allowing only whitespace, comments and PIs, then to EOF.
@@ -367,20 +474,32 @@ impl<'a> Parser<'a> {
                 return scope.clone();
             }
         }
-        let snapshot: Arc<[NamespaceBinding]> = self
-            .reader
-            .resolver()
-            .bindings()
-            .filter_map(|(prefix, uri)| match prefix {
-                PrefixDeclaration::Default => Some(("", uri.0)),
-                PrefixDeclaration::Named("xml") => None,
-                PrefixDeclaration::Named(p) => Some((p, uri.0)),
-            })
-            .map(|(prefix, uri)| NamespaceBinding {
-                prefix: prefix.to_owned(),
-                uri: uri.to_owned(),
-            })
-            .collect();
+        let bindings = || {
+            self.resolver
+                .bindings()
+                .filter_map(|(prefix, uri)| match prefix {
+                    PrefixDeclaration::Default => Some(("", uri.0)),
+                    PrefixDeclaration::Named("xml") => None,
+                    PrefixDeclaration::Named(p) => Some((p, uri.0)),
+                })
+        };
+        let same_as_last = self.last_scope.as_ref().filter(|last| {
+            last.len() == bindings().count()
+                && last
+                    .iter()
+                    .zip(bindings())
+                    .all(|(b, (prefix, uri))| b.prefix == prefix && b.uri == uri)
+        });
+        let snapshot: Arc<[NamespaceBinding]> = match same_as_last {
+            Some(last) => last.clone(),
+            None => bindings()
+                .map(|(prefix, uri)| NamespaceBinding {
+                    prefix: prefix.to_owned(),
+                    uri: uri.to_owned(),
+                })
+                .collect(),
+        };
+        *self.last_scope = Some(snapshot.clone());
         self.scope = Some((self.generation, snapshot.clone()));
         snapshot
     }
@@ -473,8 +592,14 @@ impl<'a> Parser<'a> {
         let message_id = message_id(root)?.ok_or(ParseError::MissingRpcMessageId)?;
         let prefix = root_qname.strip_suffix("rpc").unwrap_or_default();
         let attrs = root.attributes_raw();
-        let reply_open = format!("<{prefix}rpc-reply{attrs}>");
-        let reply_close = format!("</{prefix}rpc-reply>");
+        let mut reply_open = String::with_capacity(prefix.len() + attrs.len() + 12);
+        for part in ["<", prefix, "rpc-reply", attrs, ">"] {
+            reply_open.push_str(part);
+        }
+        let mut reply_close = String::with_capacity(prefix.len() + 12);
+        for part in ["</", prefix, "rpc-reply>"] {
+            reply_close.push_str(part);
+        }
         if empty {
             return Err(malformed("<rpc> without an operation"));
         }
@@ -483,9 +608,9 @@ impl<'a> Parser<'a> {
             match self.next()? {
                 Event::Start(s) => {
                     let operation = self.operation_name(&s)?;
-                    let op_qname = s.name().0.to_owned();
+                    let op_qname = s.name().0;
                     let namespaces = self.namespaces();
-                    let end = match self.tail(&op_qname, root_qname, self.pos()) {
+                    let end = match self.tail(op_qname, root_qname, self.pos()) {
                         Some((_, root_close)) => {
                             self.text[..root_close].trim_end_matches(is_xml_space).len()
                         }
@@ -527,7 +652,10 @@ impl<'a> Parser<'a> {
 
     fn operation_name(&mut self, start: &BytesStart<'_>) -> Result<OperationName> {
         let (namespace, name) = self.resolve(start)?;
-        Ok(OperationName { namespace, name })
+        Ok(OperationName {
+            namespace: namespace.into_owned(),
+            name: name.to_owned(),
+        })
     }
 
     fn rpc_reply(
@@ -798,12 +926,13 @@ fn unknown_rpc_error() -> RpcError {
     .with_severity(ErrorSeverity::Other(String::new()))
 }
 
-/// Whether the element carries an `xmlns` or `xmlns:*` attribute.
+/// Whether the element may carry an `xmlns` or `xmlns:*` attribute: its attributes' text
+/// holds `xmlns`. An attribute value that merely contains it only costs a needless fresh
+/// snapshot (see `Parser::namespaces`); the attributes are not tokenized again.
 fn declares_namespaces(start: &BytesStart<'_>) -> bool {
-    start.attributes().flatten().any(|a| {
-        let key = a.key.0;
-        key == "xmlns" || key.starts_with("xmlns:")
-    })
+    static XMLNS: LazyLock<memchr::memmem::Finder<'static>> =
+        LazyLock::new(|| memchr::memmem::Finder::new(b"xmlns"));
+    XMLNS.find(start.attributes_raw().as_bytes()).is_some()
 }
 
 fn parse_session_id(text: &str) -> Result<u32> {

@@ -282,3 +282,66 @@ fn refusals() {
         Err(ParseError::MissingRpcMessageId)
     );
 }
+
+/// One session's messages share a [`ParseScratch`]: nothing one message declared, or left
+/// open by failing, is in scope in the next, and a payload's namespaces are its own
+/// message's even when the previous message's snapshot is reused.
+#[test]
+fn a_session_s_messages_share_parse_buffers_but_no_scope() {
+    let limits = ParseLimits::default();
+    let mut scratch = ParseScratch::default();
+    let mut parse = |xml: &str| {
+        parse_message_with(
+            Bytes::copy_from_slice(xml.as_bytes()),
+            &limits,
+            &mut scratch,
+        )
+    };
+    let data = |parsed: Result<Parsed, ParseError>| match parsed.map(|p| p.message) {
+        Ok(Message::RpcReply(RpcReply {
+            content: ReplyContent::Data(d),
+            ..
+        })) => d,
+        other => panic!("not a data reply: {other:?}"),
+    };
+    let base = r#"xmlns="urn:ietf:params:xml:ns:netconf:base:1.0""#;
+    let first = data(parse(&format!(
+        r#"<rpc-reply message-id="1" {base} xmlns:a="urn:a"><data><a:x/></data></rpc-reply>"#
+    )));
+    let bound = |d: &XmlPayload, prefix: &str| {
+        d.namespaces()
+            .iter()
+            .find(|b| b.prefix == prefix)
+            .map(|b| b.uri.clone())
+    };
+    assert_eq!(bound(&first, "a").as_deref(), Some("urn:a"));
+
+    // The same declarations: the same snapshot, shared.
+    let again = data(parse(&format!(
+        r#"<rpc-reply message-id="2" {base} xmlns:a="urn:a"><data><a:y/></data></rpc-reply>"#
+    )));
+    assert!(std::ptr::eq(first.namespaces(), again.namespaces()));
+
+    // A message that fails with `b` in scope (its `<data>` is not closed).
+    assert!(parse(&format!(
+        r#"<rpc-reply message-id="3" {base} xmlns:b="urn:b"><data><b:z>"#
+    ))
+    .is_err());
+
+    // Neither `a` nor `b` is declared any more; `a` is now something else.
+    let next = data(parse(&format!(
+        r#"<rpc-reply message-id="4" {base} xmlns:a="urn:other"><data><a:x/></data></rpc-reply>"#
+    )));
+    assert_eq!(bound(&next, "a").as_deref(), Some("urn:other"));
+    assert_eq!(bound(&next, "b"), None);
+
+    // An envelope prefix declared only by the failed message is undeclared again.
+    let parsed = parse("<b:rpc-reply message-id=\"5\" xmlns:b=\"urn:b\"/>");
+    assert!(
+        matches!(parsed, Err(ParseError::Unexpected { .. })),
+        "{parsed:?}"
+    );
+    let parsed = parse("<b:rpc-reply message-id=\"6\"/>").expect("undeclared prefix tolerated");
+    assert!(parsed.quirks.contains(&Quirk::UndeclaredPrefix));
+    assert!(matches!(parsed.message, Message::RpcReply(_)));
+}

@@ -22,6 +22,26 @@ impl XmlWriter {
         XmlWriter::default()
     }
 
+    /// A writer whose text goes into `text` (cleared), a buffer the caller reuses: see
+    /// [`XmlWriter::into_text`].
+    pub(crate) fn reusing(mut text: String) -> Self {
+        text.clear();
+        XmlWriter {
+            parts: Vec::new(),
+            text,
+        }
+    }
+
+    /// All of the XML as text, when no shared part was written (a small request): no
+    /// parts to allocate, and the buffer can be reused. Otherwise the writer, unchanged.
+    pub(crate) fn into_text(self) -> Result<String, Self> {
+        if self.parts.is_empty() {
+            Ok(self.text)
+        } else {
+            Err(self)
+        }
+    }
+
     pub fn push_str(&mut self, s: &str) {
         self.text.push_str(s);
     }

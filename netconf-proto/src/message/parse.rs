@@ -897,24 +897,66 @@ impl<'a> Parser<'a> {
 /// The message-id attribute. Every attribute is checked, since a server echoes them all
 /// back in its reply and must not echo malformed XML.
 fn message_id(start: &BytesStart<'_>) -> Result<Option<String>> {
+    // The usual envelope has two or three attributes: their names are compared here, on
+    // the stack, rather than by quick-xml's duplicate check, which allocates. Past this
+    // many, or on a duplicate (for its error), quick-xml checks them all.
+    const FEW: usize = 16;
+    let mut seen: [&[u8]; FEW] = [&[]; FEW];
+    let mut id = None;
+    for (count, attr) in start.attributes().with_checks(false).enumerate() {
+        let attr = attr.map_err(|e| bad_attribute(start, e))?;
+        let key = attr.key.0.as_bytes();
+        if count == FEW || seen[..count].contains(&key) {
+            return message_id_checked(start);
+        }
+        seen[count] = key;
+        let raw: &str = &attr.value;
+        // Only a reference or a literal tab or line break changes in normalization (or
+        // can be malformed).
+        let plain =
+            memchr::memchr3(b'&', b'\t', b'\n', raw.as_bytes()).is_none() && !raw.contains('\r');
+        if plain {
+            if key == b"message-id" {
+                id = Some(raw.to_owned());
+            }
+            continue;
+        }
+        let value = normalized(start, &attr)?;
+        if key == b"message-id" {
+            id = Some(value.into_owned());
+        }
+    }
+    Ok(id)
+}
+
+/// [`message_id`] with quick-xml's own duplicate check over any number of attributes.
+fn message_id_checked(start: &BytesStart<'_>) -> Result<Option<String>> {
     let mut id = None;
     for attr in start.attributes() {
-        let attr =
-            attr.map_err(|e| malformed(format!("bad attribute on <{}>: {e}", start.name().0)))?;
-        let value = attr
-            .normalized_value(XmlVersion::Implicit1_0)
-            .map_err(|e| {
-                malformed(format!(
-                    "bad value of {} on <{}>: {e}",
-                    attr.key.0,
-                    start.name().0
-                ))
-            })?;
+        let attr = attr.map_err(|e| bad_attribute(start, e))?;
+        let value = normalized(start, &attr)?;
         if attr.key.0 == "message-id" {
             id = Some(value.into_owned());
         }
     }
     Ok(id)
+}
+
+fn bad_attribute(start: &BytesStart<'_>, e: impl std::fmt::Display) -> ParseError {
+    malformed(format!("bad attribute on <{}>: {e}", start.name().0))
+}
+
+fn normalized<'v>(
+    start: &BytesStart<'_>,
+    attr: &'v quick_xml::events::attributes::Attribute<'_>,
+) -> Result<Cow<'v, str>> {
+    attr.normalized_value(XmlVersion::Implicit1_0).map_err(|e| {
+        malformed(format!(
+            "bad value of {} on <{}>: {e}",
+            attr.key.0,
+            start.name().0
+        ))
+    })
 }
 
 /// An `<rpc-error>` whose leaves are all unknown: type, tag and severity empty `Other`s.

@@ -345,3 +345,38 @@ fn a_session_s_messages_share_parse_buffers_but_no_scope() {
     assert!(parsed.quirks.contains(&Quirk::UndeclaredPrefix));
     assert!(matches!(parsed.message, Message::RpcReply(_)));
 }
+
+/// The message-id and the attributes a server echoes: references resolved, whitespace
+/// normalized, duplicates and malformed values refused, with few or many attributes.
+#[test]
+fn message_id_attributes_are_checked_however_many() {
+    let base = r#"xmlns="urn:ietf:params:xml:ns:netconf:base:1.0""#;
+    let id = |attrs: &str| match parse(&format!("<rpc-reply {attrs} {base}><ok/></rpc-reply>")) {
+        Ok(Message::RpcReply(r)) => Ok(r.message_id),
+        Err(e) => Err(format!("{e:?}")),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(id(r#"message-id="7""#), Ok(Some("7".into())));
+    assert_eq!(id(r#"message-id="a&amp;b""#), Ok(Some("a&b".into())));
+    assert_eq!(id("message-id=\"a\tb\""), Ok(Some("a b".into())));
+    assert_eq!(id(r#"x="1""#), Ok(None));
+    let bad_value = id(r#"message-id="a&b""#).unwrap_err();
+    assert!(bad_value.contains("bad value of message-id"), "{bad_value}");
+    // Any attribute's value is checked, not only the message-id's.
+    assert!(id(r#"message-id="1" other="&nope;""#).is_err());
+    let duplicate = id(r#"message-id="1" message-id="2""#).unwrap_err();
+    assert!(duplicate.contains("bad attribute"), "{duplicate}");
+
+    let many: String = (0..40).map(|i| format!(r#" a{i}="{i}""#)).collect();
+    assert_eq!(
+        id(&format!(r#"{many} message-id="9""#)),
+        Ok(Some("9".into()))
+    );
+    let duplicate_late = id(&format!(r#"{many} a39="again" message-id="9""#)).unwrap_err();
+    assert!(duplicate_late.contains("bad attribute"), "{duplicate_late}");
+    let duplicate_early = id(&format!(r#"a1="x" {many}"#)).unwrap_err();
+    assert!(
+        duplicate_early.contains("bad attribute"),
+        "{duplicate_early}"
+    );
+}

@@ -572,6 +572,10 @@ impl Session {
         let mut writer = crate::operations::XmlWriter::reusing(text);
         message::write_rpc(id, op, &mut writer);
         match writer.into_text() {
+            // A large one is queued as the shared buffer it is (see `write_parts`).
+            Ok(text) if text.len() >= SHARE_PAYLOAD_AT => {
+                self.write_parts(&[Bytes::from(text)])?;
+            }
             Ok(text) => {
                 let framed =
                     framing::encode_parts(self.out_framing, &[text.as_bytes()], &mut self.out);

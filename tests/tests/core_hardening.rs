@@ -486,3 +486,35 @@ fn a_large_edit_config_is_copied_once_before_tls() {
     id.unwrap();
     assert!(framed < (32 << 20) + (1 << 20), "{framed}");
 }
+
+/// A large request made only of text (a big subtree filter) leaves as the buffer it was
+/// written into, queued whole, not copied again into the session's output buffer: a client
+/// holds it once. Small requests are framed straight into the output buffer.
+#[test]
+fn a_large_text_request_is_queued_not_copied() {
+    let mut pair = Pair::new(Config::client(), Config::server());
+    pair.establish();
+    let filler = "<b/>".repeat(32 * 1024);
+    let filter =
+        netconf_proto::operations::Filter::subtree(format!("<a xmlns=\"urn:x\">{filler}</a>"))
+            .unwrap();
+    let op = netconf_proto::operations::GetConfig::new(Datastore::Running).filter(filter);
+    pair.client.send_rpc(&op, Instant::now()).unwrap();
+    let mut pieces = Vec::new();
+    while let Some(bytes) = pair.client.poll_transmit() {
+        pieces.push(bytes.len());
+    }
+    assert!(
+        pieces.iter().any(|&len| len > filler.len()),
+        "the request was copied into the output buffer: {pieces:?}"
+    );
+    assert!(pieces.len() >= 3, "header, request, trailer: {pieces:?}");
+
+    let small = netconf_proto::operations::GetConfig::new(Datastore::Running);
+    pair.client.send_rpc(&small, Instant::now()).unwrap();
+    let mut pieces = 0;
+    while pair.client.poll_transmit().is_some() {
+        pieces += 1;
+    }
+    assert_eq!(pieces, 1, "a small request is one piece");
+}

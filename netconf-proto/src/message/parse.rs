@@ -118,11 +118,21 @@ impl ParseScratch {
         self.declares.clear();
     }
 
+    /// Bytes of namespace text the scratch holds on to between messages.
+    #[cfg(test)]
+    pub(crate) fn retained_namespace_bytes(&self) -> usize {
+        self.last_scope
+            .iter()
+            .flat_map(|scope| scope.iter())
+            .map(|b| b.prefix.len() + b.uri.len())
+            .sum()
+    }
+
+    /// The last snapshot goes too: its strings came from the message (a peer's 8 MiB
+    /// namespace URI must not stay for the life of the session).
     fn shrink_after(&mut self, message_len: usize) {
         if message_len > Self::KEEP {
-            let last_scope = self.last_scope.take();
             *self = ParseScratch::default();
-            self.last_scope = last_scope;
         }
     }
 }
@@ -160,7 +170,7 @@ fn parse_into(message: Bytes, limits: &ParseLimits, scratch: &mut ParseScratch) 
         message: &message,
         reader: Reader::from_str(text),
         resolver: &mut scratch.resolver,
-        pending_pop: false,
+        pending_pop: None,
         limits,
         scope: None,
         last_scope: &mut scratch.last_scope,
@@ -250,6 +260,17 @@ fn check_encoding(
     }
 }
 
+/// A scope that ends at the next read (as quick-xml's `NsReader` ends it).
+#[derive(Clone, Copy)]
+struct PendingPop {
+    /// The scope declared namespaces: a snapshot taken after it ends differs.
+    declared: bool,
+    /// It was closed by an end tag, so nothing read after it is inside it: a snapshot for
+    /// what follows leaves it out at once. (An empty element's own declarations stay for
+    /// its payload: an empty `<data xmlns:a="..."/>`, or the first element of an output.)
+    by_end_tag: bool,
+}
+
 struct Parser<'a> {
     text: &'a str,
     message: &'a Bytes,
@@ -259,7 +280,7 @@ struct Parser<'a> {
     /// the session reuses.
     resolver: &'a mut NamespaceResolver,
     /// The last element read was empty or an end tag: its scope ends at the next read.
-    pending_pop: bool,
+    pending_pop: Option<PendingPop>,
     limits: &'a ParseLimits,
     /// The last snapshot of in-scope namespace declarations and the `generation` it was
     /// taken at, shared by every payload taken in the same scope (20,000 `<error-info>`s
@@ -283,9 +304,7 @@ impl<'a> Parser<'a> {
     }
 
     fn next(&mut self) -> Result<Event<'a>> {
-        if std::mem::take(&mut self.pending_pop) {
-            self.resolver.pop();
-        }
+        self.end_pending_scope();
         match self.reader.read_event() {
             Ok(Event::DocType(_)) => Err(ParseError::Doctype),
             Ok(ev) => {
@@ -297,12 +316,17 @@ impl<'a> Parser<'a> {
                     }
                     Event::Empty(s) => {
                         let declares = self.push_scope(s)?;
-                        self.pending_pop = true;
-                        self.generation += 2 * u64::from(declares);
+                        self.pending_pop = Some(PendingPop {
+                            declared: declares,
+                            by_end_tag: false,
+                        });
+                        self.generation += u64::from(declares);
                     }
                     Event::End(_) => {
-                        self.pending_pop = true;
-                        self.generation += u64::from(self.declares.pop().unwrap_or(true));
+                        self.pending_pop = Some(PendingPop {
+                            declared: self.declares.pop().unwrap_or(true),
+                            by_end_tag: true,
+                        });
                     }
                     _ => {}
                 }
@@ -312,6 +336,15 @@ impl<'a> Parser<'a> {
                 "{e} (at byte {} of the message)",
                 self.reader.error_position()
             ))),
+        }
+    }
+
+    /// Ends the scope that ends at this read. The snapshot changes then, not when the end
+    /// tag is read: until the scope ends its declarations are still in the resolver.
+    fn end_pending_scope(&mut self) {
+        if let Some(pending) = self.pending_pop.take() {
+            self.resolver.pop();
+            self.generation += u64::from(pending.declared);
         }
     }
 
@@ -469,6 +502,9 @@ impl<'a> Parser<'a> {
     /// that declares namespaces was opened or closed since the last one, so memory and time
     /// stay linear in the message.
     fn namespaces(&mut self) -> Arc<[NamespaceBinding]> {
+        if self.pending_pop.is_some_and(|p| p.by_end_tag) {
+            self.end_pending_scope();
+        }
         if let Some((generation, scope)) = &self.scope {
             if *generation == self.generation {
                 return scope.clone();
@@ -483,12 +519,16 @@ impl<'a> Parser<'a> {
                     PrefixDeclaration::Named(p) => Some((p, uri.0)),
                 })
         };
+        // Compared in one pass, and only against a small snapshot: walking quick-xml's
+        // bindings is quadratic in their number.
         let same_as_last = self.last_scope.as_ref().filter(|last| {
-            last.len() == bindings().count()
-                && last
-                    .iter()
-                    .zip(bindings())
-                    .all(|(b, (prefix, uri))| b.prefix == prefix && b.uri == uri)
+            let mut now = bindings();
+            last.len() <= 16
+                && last.iter().all(|b| {
+                    now.next()
+                        .is_some_and(|(prefix, uri)| b.prefix == prefix && b.uri == uri)
+                })
+                && now.next().is_none()
         });
         let snapshot: Arc<[NamespaceBinding]> = match same_as_last {
             Some(last) => last.clone(),
@@ -904,7 +944,11 @@ fn message_id(start: &BytesStart<'_>) -> Result<Option<String>> {
     let mut seen: [&[u8]; FEW] = [&[]; FEW];
     let mut id = None;
     for (count, attr) in start.attributes().with_checks(false).enumerate() {
-        let attr = attr.map_err(|e| bad_attribute(start, e))?;
+        // A malformed attribute: the checked pass reports what quick-xml sees first (a
+        // duplicate before a bad value after it).
+        let Ok(attr) = attr else {
+            return message_id_checked(start);
+        };
         let key = attr.key.0.as_bytes();
         if count == FEW || seen[..count].contains(&key) {
             return message_id_checked(start);

@@ -380,3 +380,68 @@ fn message_id_attributes_are_checked_however_many() {
         "{duplicate_early}"
     );
 }
+
+/// A large message's namespace text is not kept by the session once the message is gone:
+/// a later message that takes no snapshot must not leave the 1 MiB URI pinned.
+#[test]
+fn a_large_message_s_namespaces_are_not_kept_for_the_next() {
+    let limits = ParseLimits::default();
+    let mut scratch = ParseScratch::default();
+    let base = r#"xmlns="urn:ietf:params:xml:ns:netconf:base:1.0""#;
+    let huge = "u".repeat(1 << 20);
+    let big = format!(r#"<rpc-reply message-id="1" {base} xmlns:x="{huge}"><data/></rpc-reply>"#);
+    let parsed = parse_message_with(Bytes::from(big), &limits, &mut scratch).expect("big");
+    drop(parsed);
+    let ok = format!(r#"<rpc-reply message-id="2" {base}><ok/></rpc-reply>"#);
+    parse_message_with(Bytes::from(ok), &limits, &mut scratch).expect("ok");
+    assert!(
+        scratch.retained_namespace_bytes() < 1024,
+        "{} bytes kept",
+        scratch.retained_namespace_bytes()
+    );
+}
+
+/// What quick-xml reports first is what the peer hears: a duplicate attribute before the
+/// malformed value that follows it.
+#[test]
+fn a_duplicate_attribute_is_named_before_a_bad_value_after_it() {
+    let err = parse(
+        r#"<rpc-reply message-id="1" message-id=2 xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"/>"#,
+    )
+    .unwrap_err();
+    assert!(format!("{err:?}").contains("duplicated"), "{err:?}");
+}
+
+/// The namespaces of a payload are those in scope where it starts: a sibling before it
+/// that declared (and closed) the same prefix does not lend it its binding.
+#[test]
+fn a_closed_sibling_s_declarations_are_out_of_scope() {
+    let base = "urn:ietf:params:xml:ns:netconf:base:1.0";
+    let r = reply(&format!(
+        r#"<rpc-reply xmlns="{base}" xmlns:a="urn:a" message-id="1"><data xmlns:a="urn:WRONG"/><a:foo/></rpc-reply>"#
+    ));
+    let ReplyContent::Other(other) = &r.content else {
+        panic!("{:?}", r.content)
+    };
+    let a: Vec<_> = other
+        .namespaces()
+        .iter()
+        .filter(|b| b.prefix == "a")
+        .collect();
+    assert_eq!(a.len(), 1);
+    assert_eq!(a[0].uri, "urn:a");
+
+    let Ok(Message::Notification(n)) = parse(
+        r#"<notification xmlns="urn:ietf:params:xml:ns:netconf:notification:1.0" xmlns:a="urn:a"><eventTime xmlns:a="urn:WRONG">2026-12-01T00:00:00Z</eventTime><a:ev/></notification>"#,
+    ) else {
+        panic!("not a notification")
+    };
+    let a: Vec<_> = n
+        .content
+        .namespaces()
+        .iter()
+        .filter(|b| b.prefix == "a")
+        .collect();
+    assert_eq!(a.len(), 1);
+    assert_eq!(a[0].uri, "urn:a");
+}

@@ -1,0 +1,226 @@
+//! The CPU cost of a tiny `<get-config>` round trip through the sans-IO cores alone, client
+//! and server in memory on one thread: no sockets, no threads, no runtime. What every
+//! adapter pays per small RPC on top of its I/O, measured apart from the scheduler's noise
+//! (on a VM whose thread wake-ups are fast, a loopback round trip costs what its CPU does).
+//!
+//! - `baseline_memcpy`: copying the round trip's wire bytes (request and reply, chunked
+//!   framing, as `common::tiny_wire_sizes` measures them).
+//! - `raw_rustls`: the same plaintext sizes through a rustls client and server connection
+//!   pair in memory: encrypt, decrypt, and rustls' buffering, nothing else. The baseline for
+//!   `netconf_tls`.
+//! - `netconf_tls`: `ClientCore` and `ServerSession` over `TlsSession`s: the request written
+//!   and framed, encrypted, decrypted, parsed, dispatched, answered with the tiny `<data>`,
+//!   and the reply back to its waiter.
+//! - `netconf_plaintext`: the same over plaintext `Session`s (what an SSH channel carries).
+//!
+//! `cargo bench -p netconf-tests --bench core_in_memory`
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::io::{Read, Write};
+use std::time::Instant;
+
+use bytes::Bytes;
+use common::{op, tiny_wire_sizes, TlsSetup, TINY_DATA};
+use criterion::{criterion_group, criterion_main, Criterion};
+use netconf_proto::client::{ClientCore, ClientOptions, ClientOutput};
+use netconf_proto::server::{ServerOptions, ServerOutput, ServerSession, SessionInfo};
+use netconf_proto::{Config, Machine, Reply, Session, TlsSession};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConnection, ServerConnection};
+
+/// A client core and a server session wired back to back.
+struct CorePair {
+    client: ClientCore<u64>,
+    server: ServerSession,
+    next: u64,
+}
+
+impl CorePair {
+    fn new(client: Box<dyn Machine + Send>, server: Box<dyn Machine + Send>) -> Self {
+        let now = Instant::now();
+        let mut pair = CorePair {
+            client: ClientCore::new(client, &ClientOptions::new()),
+            server: ServerSession::new(
+                server,
+                SessionInfo::new(1, None),
+                &ServerOptions::new(),
+                now,
+            ),
+            next: 0,
+        };
+        // The handshake (TLS, then the hellos), and a few calls so the message-ids have
+        // the digits of a long run's.
+        for _ in 0..8 {
+            pair.pump();
+        }
+        for _ in 0..100 {
+            pair.round_trip();
+        }
+        pair
+    }
+
+    /// Moves everything each side has to say to the other; the result that completed.
+    fn pump(&mut self) -> Option<u64> {
+        let now = Instant::now();
+        let mut done = None;
+        loop {
+            let mut moved = false;
+            loop {
+                match self.client.poll() {
+                    ClientOutput::Transmit(bytes) => {
+                        self.server.handle_read(Ok(&bytes), now);
+                        moved = true;
+                    }
+                    ClientOutput::Complete(waiter, result) => {
+                        result.expect("the tiny get-config succeeds");
+                        done = Some(waiter);
+                    }
+                    ClientOutput::Wait(_) => break,
+                    ClientOutput::Established => {}
+                    other => panic!("client: {other:?}"),
+                }
+            }
+            loop {
+                match self.server.poll() {
+                    ServerOutput::Transmit(bytes) => {
+                        self.client.handle_read(Ok(&bytes), now);
+                        moved = true;
+                    }
+                    ServerOutput::Dispatch { id, .. } => {
+                        self.server
+                            .reply(id, Reply::data_unchecked(Bytes::from_static(TINY_DATA)));
+                        moved = true;
+                    }
+                    ServerOutput::Wait(_) => break,
+                    other => panic!("server: {other:?}"),
+                }
+            }
+            if !moved {
+                return done;
+            }
+        }
+    }
+
+    fn round_trip(&mut self) {
+        self.next += 1;
+        let request = op("");
+        self.client
+            .submit(&request, None, self.next, Instant::now())
+            .expect("submitted");
+        assert_eq!(self.pump(), Some(self.next));
+    }
+}
+
+/// A rustls connection pair in memory, handshake done.
+struct RawPair {
+    client: ClientConnection,
+    server: ServerConnection,
+    wire: Vec<u8>,
+    buf: Vec<u8>,
+}
+
+impl RawPair {
+    fn new(tls: &TlsSetup) -> Self {
+        let mut pair = RawPair {
+            client: ClientConnection::new(
+                tls.client_config.clone(),
+                ServerName::try_from("localhost").expect("name"),
+            )
+            .expect("client"),
+            server: ServerConnection::new(tls.pki.server_config(true)).expect("server"),
+            wire: Vec::new(),
+            buf: vec![0; 64 * 1024],
+        };
+        while pair.client.is_handshaking() || pair.server.is_handshaking() {
+            pair.to_server();
+            pair.to_client();
+        }
+        pair
+    }
+
+    fn to_server(&mut self) -> usize {
+        self.wire.clear();
+        while self.client.wants_write() {
+            self.client.write_tls(&mut self.wire).expect("write_tls");
+        }
+        self.server.read_tls(&mut &self.wire[..]).expect("read_tls");
+        self.server.process_new_packets().expect("server records");
+        read_all(&mut self.server.reader(), &mut self.buf)
+    }
+
+    fn to_client(&mut self) -> usize {
+        self.wire.clear();
+        while self.server.wants_write() {
+            self.server.write_tls(&mut self.wire).expect("write_tls");
+        }
+        self.client.read_tls(&mut &self.wire[..]).expect("read_tls");
+        self.client.process_new_packets().expect("client records");
+        read_all(&mut self.client.reader(), &mut self.buf)
+    }
+
+    fn round_trip(&mut self, request: &[u8], reply: &[u8]) {
+        self.client.writer().write_all(request).expect("request");
+        assert_eq!(self.to_server(), request.len());
+        self.server.writer().write_all(reply).expect("reply");
+        assert_eq!(self.to_client(), reply.len());
+    }
+}
+
+fn read_all(reader: &mut impl Read, buf: &mut [u8]) -> usize {
+    let mut total = 0;
+    loop {
+        match reader.read(buf) {
+            Ok(0) => return total,
+            Ok(n) => total += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return total,
+            Err(e) => panic!("plaintext: {e}"),
+        }
+    }
+}
+
+fn core_rpc_tiny(c: &mut Criterion) {
+    let (request_len, reply_len) = tiny_wire_sizes();
+    let request = vec![b'q'; request_len];
+    let reply = vec![b'r'; reply_len];
+    let tls = TlsSetup::new();
+    let mut g = c.benchmark_group("core_rpc_tiny");
+
+    let mut copy = vec![0u8; request_len + reply_len];
+    g.bench_function("baseline_memcpy", |b| {
+        b.iter(|| {
+            copy[..request_len].copy_from_slice(std::hint::black_box(&request));
+            copy[request_len..].copy_from_slice(std::hint::black_box(&reply));
+            std::hint::black_box(&copy);
+        })
+    });
+
+    let mut raw = RawPair::new(&tls);
+    g.bench_function("raw_rustls", |b| {
+        b.iter(|| raw.round_trip(&request, &reply))
+    });
+
+    let now = Instant::now();
+    let client = TlsSession::client(
+        tls.client_config.clone(),
+        ServerName::try_from("localhost").expect("name"),
+        Config::client(),
+        now,
+    )
+    .expect("TLS client");
+    let server = TlsSession::server(tls.pki.server_config(true), Config::server(), 1, now)
+        .expect("TLS server");
+    let mut pair = CorePair::new(Box::new(client), Box::new(server));
+    g.bench_function("netconf_tls", |b| b.iter(|| pair.round_trip()));
+
+    let mut pair = CorePair::new(
+        Box::new(Session::client(Config::client(), now)),
+        Box::new(Session::server(Config::server(), 1, now)),
+    );
+    g.bench_function("netconf_plaintext", |b| b.iter(|| pair.round_trip()));
+    g.finish();
+}
+
+criterion_group!(benches, core_rpc_tiny);
+criterion_main!(benches);

@@ -134,13 +134,13 @@ impl RawPair {
             buf: vec![0; 64 * 1024],
         };
         while pair.client.is_handshaking() || pair.server.is_handshaking() {
-            pair.to_server();
-            pair.to_client();
+            pair.deliver_to_server();
+            pair.deliver_to_client();
         }
         pair
     }
 
-    fn to_server(&mut self) -> usize {
+    fn deliver_to_server(&mut self) -> usize {
         self.wire.clear();
         while self.client.wants_write() {
             self.client.write_tls(&mut self.wire).expect("write_tls");
@@ -150,7 +150,7 @@ impl RawPair {
         read_all(&mut self.server.reader(), &mut self.buf)
     }
 
-    fn to_client(&mut self) -> usize {
+    fn deliver_to_client(&mut self) -> usize {
         self.wire.clear();
         while self.server.wants_write() {
             self.server.write_tls(&mut self.wire).expect("write_tls");
@@ -162,9 +162,9 @@ impl RawPair {
 
     fn round_trip(&mut self, request: &[u8], reply: &[u8]) {
         self.client.writer().write_all(request).expect("request");
-        assert_eq!(self.to_server(), request.len());
+        assert_eq!(self.deliver_to_server(), request.len());
         self.server.writer().write_all(reply).expect("reply");
-        assert_eq!(self.to_client(), reply.len());
+        assert_eq!(self.deliver_to_client(), reply.len());
     }
 }
 

@@ -28,7 +28,7 @@ use netconf_proto::client::{ClientCore, ClientOptions, ClientOutput};
 use netconf_proto::server::{ServerOptions, ServerOutput, ServerSession, SessionInfo};
 use netconf_proto::{Config, Machine, Reply, Session, TlsSession};
 use rustls::pki_types::ServerName;
-use rustls::{ClientConnection, ServerConnection};
+use rustls::{ClientConnection, Connection, ServerConnection};
 
 /// A client core and a server session wired back to back.
 struct CorePair {
@@ -115,57 +115,71 @@ impl CorePair {
 
 /// A rustls connection pair in memory, handshake done.
 struct RawPair {
-    client: ClientConnection,
-    server: ServerConnection,
+    client: Connection,
+    server: Connection,
     wire: Vec<u8>,
     buf: Vec<u8>,
 }
 
 impl RawPair {
     fn new(tls: &TlsSetup) -> Self {
+        let client = ClientConnection::new(
+            tls.client_config.clone(),
+            ServerName::try_from("localhost").expect("name"),
+        )
+        .expect("client");
+        let server = ServerConnection::new(tls.pki.server_config(true)).expect("server");
         let mut pair = RawPair {
-            client: ClientConnection::new(
-                tls.client_config.clone(),
-                ServerName::try_from("localhost").expect("name"),
-            )
-            .expect("client"),
-            server: ServerConnection::new(tls.pki.server_config(true)).expect("server"),
+            client: client.into(),
+            server: server.into(),
             wire: Vec::new(),
             buf: vec![0; 64 * 1024],
         };
         while pair.client.is_handshaking() || pair.server.is_handshaking() {
-            pair.deliver_to_server();
-            pair.deliver_to_client();
+            deliver(
+                &mut pair.client,
+                &mut pair.server,
+                &mut pair.wire,
+                &mut pair.buf,
+            );
+            deliver(
+                &mut pair.server,
+                &mut pair.client,
+                &mut pair.wire,
+                &mut pair.buf,
+            );
         }
         pair
     }
 
-    fn deliver_to_server(&mut self) -> usize {
-        self.wire.clear();
-        while self.client.wants_write() {
-            self.client.write_tls(&mut self.wire).expect("write_tls");
-        }
-        self.server.read_tls(&mut &self.wire[..]).expect("read_tls");
-        self.server.process_new_packets().expect("server records");
-        read_all(&mut self.server.reader(), &mut self.buf)
-    }
-
-    fn deliver_to_client(&mut self) -> usize {
-        self.wire.clear();
-        while self.server.wants_write() {
-            self.server.write_tls(&mut self.wire).expect("write_tls");
-        }
-        self.client.read_tls(&mut &self.wire[..]).expect("read_tls");
-        self.client.process_new_packets().expect("client records");
-        read_all(&mut self.client.reader(), &mut self.buf)
-    }
-
     fn round_trip(&mut self, request: &[u8], reply: &[u8]) {
-        self.client.writer().write_all(request).expect("request");
-        assert_eq!(self.deliver_to_server(), request.len());
-        self.server.writer().write_all(reply).expect("reply");
-        assert_eq!(self.deliver_to_client(), reply.len());
+        let RawPair {
+            client,
+            server,
+            wire,
+            buf,
+        } = self;
+        client.writer().write_all(request).expect("request");
+        assert_eq!(deliver(client, server, wire, buf), request.len());
+        server.writer().write_all(reply).expect("reply");
+        assert_eq!(deliver(server, client, wire, buf), reply.len());
     }
+}
+
+/// Moves `from`'s records to `to`; the plaintext `to` read out of them.
+fn deliver(
+    from: &mut Connection,
+    to: &mut Connection,
+    wire: &mut Vec<u8>,
+    buf: &mut [u8],
+) -> usize {
+    wire.clear();
+    while from.wants_write() {
+        from.write_tls(wire).expect("write_tls");
+    }
+    to.read_tls(&mut &wire[..]).expect("read_tls");
+    to.process_new_packets().expect("records");
+    read_all(&mut to.reader(), buf)
 }
 
 fn read_all(reader: &mut impl Read, buf: &mut [u8]) -> usize {

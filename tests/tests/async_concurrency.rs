@@ -34,6 +34,7 @@ netconf_tests::on_each_runtime!(
     thousand_rpcs_from_hundred_tasks_each_get_their_own_reply,
     cancelled_requests_do_not_steal_later_replies,
     per_rpc_timeout_then_session_still_usable,
+    a_short_timeout_behind_a_long_one_fires_on_time,
     notifications_interleaved_with_replies_arrive_in_order,
     notification_stream_ends_with_the_session,
     slow_notification_consumer_lags_then_continues,
@@ -425,6 +426,44 @@ async fn per_rpc_timeout_then_session_still_usable<R: Runtime>() {
 
     client.close().await.expect("close");
     client2.close().await.expect("close");
+    server.shutdown().await;
+}
+
+/// The session loop keeps its timer from one turn to the next and arms it again only for
+/// an earlier deadline: a request with a short timeout sent while one with a long timeout
+/// is in flight must still time out after its own.
+async fn a_short_timeout_behind_a_long_one_fires_on_time<R: Runtime>() {
+    let state = State::new();
+    let server = start_server::<R>(&Pki::generate(), &state).await;
+    let client = connect(&server, ClientOptions::new()).await;
+    let long = {
+        let client = client.clone();
+        spawn::<R, _>(async move {
+            let op = RpcBody::raw(echo("long", "slow")).expect("xml");
+            client
+                .rpc_with_timeout(&op, Some(Duration::from_secs(30)))
+                .await
+        })
+    };
+    // The long one is in flight (its deadline armed) before the short one is sent.
+    sleep::<R>(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    let short = RpcBody::raw(echo("short", "fast")).expect("xml");
+    match client
+        .rpc_with_timeout(&short, Some(Duration::from_millis(200)))
+        .await
+    {
+        Err(Error::Timeout(_)) => {}
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(180) && waited < Duration::from_secs(5),
+        "timed out after {waited:?}, not after its own 200 ms"
+    );
+    state.gate.add_permits(1);
+    check_echo(&long.join().await.expect("the long rpc"), "long");
+    client.close().await.expect("close");
     server.shutdown().await;
 }
 

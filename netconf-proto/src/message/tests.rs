@@ -423,25 +423,20 @@ fn a_closed_sibling_s_declarations_are_out_of_scope() {
     let ReplyContent::Other(other) = &r.content else {
         panic!("{:?}", r.content)
     };
-    let a: Vec<_> = other
-        .namespaces()
-        .iter()
-        .filter(|b| b.prefix == "a")
-        .collect();
-    assert_eq!(a.len(), 1);
-    assert_eq!(a[0].uri, "urn:a");
+    let bindings_of_a = |payload: &XmlPayload| -> Vec<String> {
+        payload
+            .namespaces()
+            .iter()
+            .filter(|b| b.prefix == "a")
+            .map(|b| b.uri.clone())
+            .collect()
+    };
+    assert_eq!(bindings_of_a(other), ["urn:a"]);
 
     let Ok(Message::Notification(n)) = parse(
         r#"<notification xmlns="urn:ietf:params:xml:ns:netconf:notification:1.0" xmlns:a="urn:a"><eventTime xmlns:a="urn:WRONG">2026-12-01T00:00:00Z</eventTime><a:ev/></notification>"#,
     ) else {
         panic!("not a notification")
     };
-    let a: Vec<_> = n
-        .content
-        .namespaces()
-        .iter()
-        .filter(|b| b.prefix == "a")
-        .collect();
-    assert_eq!(a.len(), 1);
-    assert_eq!(a[0].uri, "urn:a");
+    assert_eq!(bindings_of_a(&n.content), ["urn:a"]);
 }

@@ -330,12 +330,12 @@ impl Drop for LastHandle {
 /// Dropping the last clone ends the session with `<close-session>`.
 ///
 /// A thread that calls and waits reads its own reply off the transport when nobody else is
-/// reading (over TCP and TLS), so a round trip costs about what a plain socket's does. Many
-/// threads may call at once: with a crowd waiting, their requests are written several at a
-/// time by the session's writing thread, but every reply must still wake its own thread.
-/// One thread can keep many requests in flight instead, with [`Client::send`] and
-/// [`Client::recv`]. On 2 vCPUs over loopback TLS both reach about 110,000 tiny RPCs/s
-/// with 64 in flight (see BENCHMARKS.md).
+/// reading (over TCP and TLS), so a round trip wakes one thread on each side, as a plain
+/// socket's does. Many threads may call at once: with a crowd waiting, their requests are
+/// written several at a time by the session's writing thread, but every reply must still
+/// wake its own thread. One thread can keep many requests in flight instead, with
+/// [`Client::send`] and [`Client::recv`]. BENCHMARKS.md has both against raw rustls on the
+/// same machine.
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,

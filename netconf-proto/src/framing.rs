@@ -7,6 +7,8 @@
 //! [`Piece::Data`] slices of the caller's input, so the caller decides whether to
 //! accumulate a message or stream it. It never allocates what a chunk header claims.
 
+use std::fmt::Write as _;
+
 use bytes::{BufMut, BytesMut};
 use memchr::memmem;
 
@@ -106,24 +108,8 @@ pub fn check_end_of_message(parts: &[&[u8]]) -> Result<(), UsageError> {
 /// Writes the header of a chunk of `len` bytes (`len` at most [`MAX_CHUNK_SIZE`], not 0).
 pub fn write_chunk_header(len: usize, out: &mut BytesMut) {
     debug_assert!(len > 0 && len as u64 <= MAX_CHUNK_SIZE);
-    out.put_slice(b"\n#");
-    put_decimal(len, out);
-    out.put_u8(b'\n');
-}
-
-/// `n` in decimal, without the allocation of `to_string` (a chunk header per message).
-fn put_decimal(mut n: usize, out: &mut BytesMut) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.put_slice(&digits[at..]);
+    // Formatted straight into the buffer: `to_string` allocated once per message.
+    let _ = write!(out, "\n#{len}\n");
 }
 
 /// Writes `data` as chunks of at most RFC 6242's maximum size.

@@ -1384,29 +1384,18 @@ impl Session {
     /// Frames one message from its parts, queuing each part of [`SHARE_PAYLOAD_AT`] or more
     /// as the shared `Bytes` it is (see [`Session::push_shared`]) and copying the rest.
     fn write_parts(&mut self, parts: &[Bytes]) -> Result<(), UsageError> {
-        // A message has a few parts (an rpc with a large `<config>`: three or five).
-        let mut few: [&[u8]; 8] = [&[]; 8];
-        let many: Vec<&[u8]>;
-        let slices: &[&[u8]] = if parts.len() <= few.len() {
-            for (slot, part) in few.iter_mut().zip(parts) {
-                *slot = part;
-            }
-            &few[..parts.len()]
-        } else {
-            many = parts.iter().map(|p| &p[..]).collect();
-            &many
-        };
+        let slices: Vec<&[u8]> = parts.iter().map(|p| &p[..]).collect();
         let total: usize = parts.iter().map(Bytes::len).sum();
         let shares = parts.iter().any(|p| p.len() >= SHARE_PAYLOAD_AT);
         match self.out_framing {
-            _ if !shares => return framing::encode_parts(self.out_framing, slices, &mut self.out),
-            Framing::EndOfMessage => framing::check_end_of_message(slices)?,
+            _ if !shares => return framing::encode_parts(self.out_framing, &slices, &mut self.out),
+            Framing::EndOfMessage => framing::check_end_of_message(&slices)?,
             Framing::Chunked if total as u64 <= framing::MAX_CHUNK_SIZE => {
                 framing::write_chunk_header(total, &mut self.out);
             }
             // Over 4 GiB: several chunks, copied (rare enough not to matter).
             Framing::Chunked => {
-                return framing::encode_parts(self.out_framing, slices, &mut self.out)
+                return framing::encode_parts(self.out_framing, &slices, &mut self.out)
             }
         }
         for part in parts {

@@ -365,15 +365,7 @@ async fn per_rpc_timeout_then_session_still_usable<R: Runtime>() {
     .await;
 
     let slow = RpcBody::raw(echo("slow", "slow")).expect("xml");
-    let started = Instant::now();
-    match client
-        .rpc_with_timeout(&slow, Some(Duration::from_millis(200)))
-        .await
-    {
-        Err(Error::Timeout(_)) => {}
-        other => panic!("expected a timeout, got {other:?}"),
-    }
-    let waited = started.elapsed();
+    let waited = time_out_after_200_ms(&client, &slow).await;
     assert!(
         waited >= Duration::from_millis(180) && waited < Duration::from_secs(2),
         "timed out after {waited:?}"
@@ -429,9 +421,22 @@ async fn per_rpc_timeout_then_session_still_usable<R: Runtime>() {
     server.shutdown().await;
 }
 
-/// The session loop keeps its timer from one turn to the next and arms it again only for
-/// an earlier deadline: a request with a short timeout sent while one with a long timeout
-/// is in flight must still time out after its own.
+/// Sends `op` with a 200 ms timeout, which must expire; how long that took.
+async fn time_out_after_200_ms<R: Runtime>(client: &Client<R>, op: &RpcBody) -> Duration {
+    let started = Instant::now();
+    match client
+        .rpc_with_timeout(op, Some(Duration::from_millis(200)))
+        .await
+    {
+        Err(Error::Timeout(_)) => {}
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    started.elapsed()
+}
+
+/// A request with a short timeout sent while one with a long timeout is in flight times out
+/// after its own: a session loop that kept one timer between turns would have to arm it
+/// again for the earlier deadline.
 async fn a_short_timeout_behind_a_long_one_fires_on_time<R: Runtime>() {
     let state = State::new();
     let server = start_server::<R>(&Pki::generate(), &state).await;
@@ -447,16 +452,8 @@ async fn a_short_timeout_behind_a_long_one_fires_on_time<R: Runtime>() {
     };
     // The long one is in flight (its deadline armed) before the short one is sent.
     sleep::<R>(Duration::from_millis(100)).await;
-    let started = Instant::now();
     let short = RpcBody::raw(echo("short", "fast")).expect("xml");
-    match client
-        .rpc_with_timeout(&short, Some(Duration::from_millis(200)))
-        .await
-    {
-        Err(Error::Timeout(_)) => {}
-        other => panic!("expected a timeout, got {other:?}"),
-    }
-    let waited = started.elapsed();
+    let waited = time_out_after_200_ms(&client, &short).await;
     assert!(
         waited >= Duration::from_millis(180) && waited < Duration::from_secs(5),
         "timed out after {waited:?}, not after its own 200 ms"

@@ -632,14 +632,8 @@ impl<'a> Parser<'a> {
         let message_id = message_id(root)?.ok_or(ParseError::MissingRpcMessageId)?;
         let prefix = root_qname.strip_suffix("rpc").unwrap_or_default();
         let attrs = root.attributes_raw();
-        let mut reply_open = String::with_capacity(prefix.len() + attrs.len() + 12);
-        for part in ["<", prefix, "rpc-reply", attrs, ">"] {
-            reply_open.push_str(part);
-        }
-        let mut reply_close = String::with_capacity(prefix.len() + 12);
-        for part in ["</", prefix, "rpc-reply>"] {
-            reply_close.push_str(part);
-        }
+        let reply_open = ["<", prefix, "rpc-reply", attrs, ">"].concat();
+        let reply_close = ["</", prefix, "rpc-reply>"].concat();
         if empty {
             return Err(malformed("<rpc> without an operation"));
         }

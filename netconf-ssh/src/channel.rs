@@ -78,10 +78,12 @@
 //!
 //! The russh `Handle`, the `ChannelReadHalf` and the `ChannelWriteHalf` live
 //! in tasks on the tokio runtime that ran the handshake: the drain task, and a
-//! keeper task that acts when the stream is dropped (the client closes the
-//! channel behind its data and disconnects; the server closes the channel and
-//! leaves ending the connection to the client, disconnecting itself after
-//! 10 s). The [`SshStream`] holds only russh's `ChannelTx` writer, whose drop
+//! keeper task that acts when the stream is dropped (the client sends EOF
+//! behind its data, waits up to 10 s for the server to close the channel, then
+//! disconnects; the server closes the channel and leaves ending the connection
+//! to the client, disconnecting itself after 10 s). Neither side drops the
+//! connection while the other may still be reading: a reset would discard
+//! what the other had not read yet. The [`SshStream`] holds only russh's `ChannelTx` writer, whose drop
 //! merely notifies a `tokio::sync::Notify`, and `tokio::sync` channels. So the
 //! stream may be polled from another executor (smol through a compat layer,
 //! a plain thread parking on a waker: `tests/server.rs`) and dropped on any
@@ -376,7 +378,15 @@ pub(crate) struct Wired<S: From<(ChannelId, ChannelMsg)> + Send + Sync + 'static
     pub reply: oneshot::Receiver<bool>,
     pub write_half: ChannelWriteHalf<S>,
     pub dropped: oneshot::Receiver<()>,
+    /// Resolves (with an error) once the drain task ended: the peer closed the
+    /// channel or the connection is gone.
+    pub drained: oneshot::Receiver<()>,
 }
+
+/// How long the side that ended a session waits for the other to finish
+/// reading: the server for the client to end the connection after the channel
+/// was closed, the client for the server to close the channel after our EOF.
+pub(crate) const CLOSE_LINGER: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Splits a russh channel, spawns its drain task on the current runtime and
 /// returns the stream. Must be called inside the runtime that owns the
@@ -402,7 +412,11 @@ where
     let (reply_tx, reply_rx) = oneshot::channel();
     let (permits2, shared2) = (permits.clone(), shared.clone());
     let (keep_tx, keep_rx) = oneshot::channel();
-    tokio::spawn(drain(read_half, tx, permits2, shared2, reply_tx, limit));
+    let (drained_tx, drained_rx) = oneshot::channel();
+    tokio::spawn(async move {
+        drain(read_half, tx, permits2, shared2, reply_tx, limit).await;
+        drop(drained_tx);
+    });
     Wired {
         stream: SshStream {
             rx,
@@ -416,6 +430,7 @@ where
         reply: reply_rx,
         write_half,
         dropped: keep_rx,
+        drained: drained_rx,
     }
 }
 

@@ -591,14 +591,24 @@ async fn start_subsystem(
         }
     }
     let write_half = wired.write_half;
-    let dropped = wired.dropped;
+    let (dropped, drained) = (wired.dropped, wired.drained);
     // The keeper owns the russh handle on this runtime; when the stream is
-    // dropped (anywhere) it closes the channel and the connection here.
+    // dropped (anywhere) it ends the channel and the connection here.
     tokio::spawn(async move {
         let _ = dropped.await;
-        // Close and disconnect go through the same queue as our data, so
-        // they leave after it.
-        let _ = write_half.close().await;
+        // EOF goes through the same queue as our data, so it leaves after it.
+        // Then, as `ssh -s` does, wait for the server to close the channel:
+        // it does so once it has read everything. Disconnecting at once would
+        // make our kernel answer the server's next packet (a window adjust)
+        // with a reset, and a reset discards whatever the server had not read
+        // yet, the tail of our last message (tests/transfer.rs caught that).
+        let _ = write_half.eof().await;
+        if tokio::time::timeout(channel::CLOSE_LINGER, drained)
+            .await
+            .is_err()
+        {
+            let _ = write_half.close().await;
+        }
         let _ = handle
             .disconnect(Disconnect::ByApplication, "NETCONF session ended", "en")
             .await;

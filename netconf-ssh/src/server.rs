@@ -441,10 +441,6 @@ impl Drop for SshListener {
 
 type Ready = (String, Wired<Msg>, ChannelId);
 
-/// How long a server waits for the client to end the connection after the
-/// session's stream was dropped and the channel closed.
-const CLOSE_LINGER: Duration = Duration::from_secs(10);
-
 async fn handshake<S>(
     inner: Arc<Inner>,
     stream: S,
@@ -524,7 +520,7 @@ where
                 let _ = write_half.eof().await;
                 let _ = write_half.exit_status(0).await;
                 let _ = write_half.close().await;
-                if tokio::time::timeout(CLOSE_LINGER, &mut running).await.is_err() {
+                if tokio::time::timeout(channel::CLOSE_LINGER, &mut running).await.is_err() {
                     let _ = handle
                         .disconnect(Disconnect::ByApplication, "NETCONF session ended".into(), "en".into())
                         .await;

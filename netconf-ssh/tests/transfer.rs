@@ -122,3 +122,40 @@ async fn read_buffer_bound_holds_while_reader_pauses() {
     );
     guard("writer", writer).await.unwrap();
 }
+
+/// A client that drops its stream right after its last write loses nothing:
+/// the server, reading late and through a small buffer (so most of the data
+/// is still in its socket when the client is done), gets every byte and then
+/// a clean end of stream. Disconnecting at once made the client's kernel
+/// answer the server's next window adjust with a reset, which discards what
+/// the server had not read yet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_dropping_right_after_writing_loses_nothing() {
+    const LEN: usize = 4 << 20;
+    let (server, mut listener, addr) = start_server(
+        ServerOptions::default().channel(ChannelOptions::default().read_buffer_limit(64 * 1024)),
+        StaticAuth::new().user("u", "p"),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let kh = known_hosts_for(dir.path(), &server, addr);
+    let opts = ClientOptions::new("u").password("p").known_hosts(&kh);
+    let mut client = guard("connect", connect("127.0.0.1", addr.port(), &opts))
+        .await
+        .unwrap();
+    let mut sess = guard("accept", listener.accept()).await.unwrap();
+    let writer = tokio::spawn(async move {
+        client.write_all(&payload(LEN, 5)).await.unwrap();
+        drop(client);
+    });
+    // Not a timing assertion: reading late only makes the loss likelier.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (got, end) = guard("read", read_to_end(&mut sess.stream)).await;
+    guard("writer", writer).await.unwrap();
+    end.unwrap_or_else(|e| panic!("after {} of {LEN} bytes: {e}", got.len()));
+    assert_eq!(got.len(), LEN);
+    assert!(
+        got == payload(LEN, 5),
+        "the bytes differ from what was sent"
+    );
+}

@@ -656,11 +656,13 @@ async fn run<R: Runtime>(
                 }
             };
             let read = when(reading, async { Step::Read(link.read().await) });
-            // A streamed reply's reader made room: reading may go on.
-            let room = async {
+            // A streamed reply's reader made room: reading may go on. Only listened for
+            // while reading is held back (a listener costs an allocation and two locks per
+            // wait); a signal sent meanwhile waits in the channel and costs one spare turn.
+            let room = when(!reading, async {
                 let _ = rooms.recv().await;
                 Step::Room
-            };
+            });
             let timer = async {
                 sleep::<R>(deadline).await;
                 Step::Timeout

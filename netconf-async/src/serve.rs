@@ -439,6 +439,12 @@ impl<R: Runtime> Server<R> {
         // Ending on our side (killed, shut down, a subscriber too slow): no write may wait
         // for the peer any more. `Broken` once a write was cut short: nothing more is sent.
         let mut stop = Stop::Running;
+        // The kill and the next notification are waited for by one future each, kept across
+        // turns: a fresh `recv` on an empty channel registers a listener (an allocation and
+        // two locks), which every write and every wait of a small RPC paid.
+        let mut kill = Box::pin(killed.recv());
+        let mut was_killed = false;
+        let mut next_notification = Box::pin(queue.recv());
         loop {
             let deadline = loop {
                 match core.poll() {
@@ -453,14 +459,17 @@ impl<R: Runtime> Server<R> {
                             };
                             let on_read: Option<OnRead<'_>> =
                                 if reading { Some(&mut on_read) } else { None };
-                            let written = async {
-                                let _ = killed.recv().await;
-                                None
-                            }
-                            .or(async { Some(link.write_all(&bytes, on_read).await) })
-                            .await;
+                            // The write first: one that completes at once never polls
+                            // the kill.
+                            let written = async { Some(link.write_all(&bytes, on_read).await) }
+                                .or(when(!was_killed, async {
+                                    let _ = kill.as_mut().await;
+                                    None
+                                }))
+                                .await;
                             match written {
                                 None => {
+                                    was_killed = true;
                                     stop = Stop::Broken;
                                     core.abort("killed");
                                 }
@@ -530,16 +539,18 @@ impl<R: Runtime> Server<R> {
             }
             // Notifications wait while a streamed reply is being sent.
             let streaming = core.is_streaming();
-            let step = async {
-                let _ = killed.recv().await;
+            let step = when(!was_killed, async {
+                let _ = kill.as_mut().await;
                 Step::Killed
-            }
+            })
             .or(async {
                 let (request, reply) = handlers.next().await;
                 Step::Handler(request, reply)
             })
             .or(when(!streaming, async {
-                Step::Notification(queue.recv().await.ok())
+                let n = next_notification.as_mut().await.ok();
+                next_notification.set(queue.recv());
+                Step::Notification(n)
             }))
             // Requests before pieces: a source always ready must not keep the requests
             // pipelined behind its reply unread (their writer waiting out the whole reply).
@@ -569,6 +580,7 @@ impl<R: Runtime> Server<R> {
             .await;
             match step {
                 Step::Killed => {
+                    was_killed = true;
                     stop = stop.max(Stop::Stopping);
                     core.abort("killed");
                 }

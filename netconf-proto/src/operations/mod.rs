@@ -129,35 +129,53 @@ pub fn render(op: &dyn Operation) -> String {
 /// driver, so the driver never re-validates and copies the XML once, into the framed
 /// message; it is also the raw-XML escape hatch.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RpcBody(Vec<Bytes>);
+pub struct RpcBody {
+    /// Shared buffers (large configuration), in order, then `tail`.
+    parts: Vec<Bytes>,
+    /// The text after the last part: all of a small operation, with no part to allocate.
+    tail: String,
+}
 
 impl RpcBody {
     /// Renders a typed operation.
     pub fn from_operation(op: &(impl Operation + ?Sized)) -> Self {
         let mut out = XmlWriter::new();
         op.write_xml(&mut out);
-        RpcBody(out.into_parts())
+        let (parts, tail) = out.into_parts_and_tail();
+        RpcBody { parts, tail }
     }
 
     /// Wraps caller-supplied XML after checking that it is a well-formed fragment.
     pub fn raw(xml: impl Into<String>) -> Result<Self, UsageError> {
         let xml = xml.into();
         crate::xml::check_fragment(&xml)?;
-        Ok(RpcBody(vec![Bytes::from(xml)]))
+        // As `XmlWriter::into_parts_and_tail` splits: large XML is shared, small is text.
+        Ok(if xml.len() >= writer::SHARE_AT {
+            RpcBody {
+                parts: vec![Bytes::from(xml)],
+                tail: String::new(),
+            }
+        } else {
+            RpcBody {
+                parts: Vec::new(),
+                tail: xml,
+            }
+        })
     }
 
     /// The operation element as UTF-8 XML (copied when it is in several parts).
     pub fn to_xml(&self) -> String {
         let mut out = String::with_capacity(self.len());
-        for part in &self.0 {
+        for part in &self.parts {
             out.push_str(std::str::from_utf8(part).unwrap_or_default());
         }
+        out.push_str(&self.tail);
         out
     }
 
     /// Length in bytes.
     pub fn len(&self) -> usize {
-        self.0.iter().map(Bytes::len).sum()
+        self.parts.iter().map(Bytes::len).sum::<usize>() + self.tail.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -173,9 +191,10 @@ impl<T: Operation + ?Sized> Operation for &T {
 
 impl Operation for RpcBody {
     fn write_xml(&self, out: &mut XmlWriter) {
-        for part in &self.0 {
+        for part in &self.parts {
             out.push_shared(part);
         }
+        out.push_str(&self.tail);
     }
 }
 

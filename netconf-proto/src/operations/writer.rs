@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 /// Below this size a shared buffer is copied into the text: a part of its own costs more
 /// than copying a small one.
-const SHARE_AT: usize = 4096;
+pub(crate) const SHARE_AT: usize = 4096;
 
 /// The XML of one operation element, as consecutive parts.
 #[derive(Debug, Default)]
@@ -87,6 +87,16 @@ impl XmlWriter {
     pub fn into_parts(mut self) -> Vec<Bytes> {
         self.flush_text();
         self.parts
+    }
+
+    /// The parts and the text after the last, for a body kept to be written again (see
+    /// `RpcBody`): a small operation is then its text alone, one allocation. Text past
+    /// [`SHARE_AT`] becomes a part, so that writing the body again shares it, not copies it.
+    pub(crate) fn into_parts_and_tail(mut self) -> (Vec<Bytes>, String) {
+        if self.text.len() >= SHARE_AT {
+            self.flush_text();
+        }
+        (self.parts, self.text)
     }
 
     /// The XML as one string (copies every part).

@@ -62,6 +62,8 @@ pub struct TlsSession {
     /// The session's output (in its own bytes, as [`Session::output_handed_out`] counts
     /// them) whose ciphertext has all been handed out.
     handed_out: u64,
+    /// Where a transmit's ciphertext is gathered; kept for the next while transmits are small.
+    ciphertext: Vec<u8>,
 }
 
 /// Plaintext encrypted per `Transmit`: large enough for few syscalls, small enough that
@@ -73,6 +75,11 @@ const MAX_RECORD_PLAINTEXT: usize = 16 * 1024;
 /// 5 + 1 + 16), or explicit nonce and tag (TLS 1.2: 8 + 16); more leaves room for a
 /// key update or an alert in the same transmit.
 const RECORD_OVERHEAD: usize = 64;
+/// A transmit up to this size is copied out of [`TlsSession`]'s reused buffer: one
+/// allocation, cheaper than handing over a `Vec` of its own, which costs two (`Bytes` adds
+/// a shared header to a `Vec` whose length is not its capacity). Small RPCs are a few
+/// hundred bytes.
+const COPIED_TRANSMIT: usize = 2 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Authorization {
@@ -159,6 +166,7 @@ impl TlsSession {
             plaintext: Bytes::new(),
             close_notify_sent: false,
             handed_out: 0,
+            ciphertext: Vec::new(),
         }
     }
 
@@ -429,9 +437,11 @@ impl TlsSession {
     /// allocator growing and trimming its heap) per small RPC.
     fn transmit(&mut self, plaintext: usize) -> Bytes {
         let records = plaintext / MAX_RECORD_PLAINTEXT + 1;
-        let mut out = Vec::with_capacity(plaintext + records * RECORD_OVERHEAD);
+        let out = &mut self.ciphertext;
+        out.clear();
+        out.reserve(plaintext + records * RECORD_OVERHEAD);
         while self.tls.wants_write() && out.len() < TRANSMIT_PLAINTEXT {
-            if self.tls.write_tls(&mut out).is_err() {
+            if self.tls.write_tls(out).is_err() {
                 break; // writing into a Vec cannot fail
             }
         }
@@ -441,7 +451,16 @@ impl TlsSession {
             // handshaking (TLS 1.2), plaintext waits in rustls unencrypted).
             self.handed_out = self.session.output_handed_out() - self.plaintext.len() as u64;
         }
-        Bytes::from(out)
+        let out = &mut self.ciphertext;
+        if out.len() > COPIED_TRANSMIT {
+            return Bytes::from(std::mem::take(out));
+        }
+        let copied = Bytes::copy_from_slice(out);
+        if out.capacity() > 4 * COPIED_TRANSMIT {
+            // A large reserve that produced little (an alert instead of the data): not kept.
+            *out = Vec::new();
+        }
+        copied
     }
 
     /// Takes the session's next output: plaintext to encrypt, or an event to hold until the

@@ -4,7 +4,7 @@
 //! else, and a writing thread for what a caller cannot write at once (`writer.rs`) and for
 //! the requests of a crowd of callers, which it writes several at a time.
 
-use std::collections::HashMap;
+use netconf_proto::id_map::IdMap;
 use std::net::TcpStream;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
@@ -55,18 +55,18 @@ impl NotificationSink for Sink {
 
 pub(crate) struct State {
     pub(crate) core: ClientCore<Ticket, Sink, StreamSink>,
-    pub(crate) results: HashMap<Ticket, Result<RpcReply, Error>>,
+    pub(crate) results: IdMap<Ticket, Result<RpcReply, Error>>,
     /// The callers waiting for a result, each woken alone when its result arrives (with
     /// many callers in flight, waking them all for every reply would cost each reply as
     /// many wake-ups as there are callers).
-    pub(crate) wakers: HashMap<Ticket, Arc<Signal>>,
+    pub(crate) wakers: IdMap<Ticket, Arc<Signal>>,
     /// Set by whoever reads around its drain: results' waiters are woken once it has
     /// released the lock (`to_wake`), so that a woken caller does not at once block again
     /// on the lock the reader still holds.
     pub(crate) wake_later: bool,
     pub(crate) to_wake: Vec<Arc<Signal>>,
     /// Requests sent with [`Client::send`], awaiting [`Client::recv`].
-    sent: HashMap<MessageId, Ticket>,
+    sent: IdMap<MessageId, Ticket>,
     next_ticket: Ticket,
     pub(crate) deadline: Option<Instant>,
     established: bool,
@@ -466,11 +466,11 @@ impl Client {
             Inner {
                 state: Mutex::new(State {
                     core: ClientCore::new(machine, options),
-                    results: HashMap::new(),
-                    wakers: HashMap::new(),
+                    results: IdMap::default(),
+                    wakers: IdMap::default(),
                     wake_later: false,
                     to_wake: Vec::new(),
-                    sent: HashMap::new(),
+                    sent: IdMap::default(),
                     next_ticket: 0,
                     deadline: None,
                     established: false,

@@ -24,7 +24,7 @@
 //! assert!(matches!(core.poll(), ClientOutput::Wait(Some(_)))); // the hello timeout
 //! ```
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,6 +35,7 @@ use bytes::Bytes;
 
 use crate::client_error::{check_reply, Error, SessionEnd, TimeoutKind};
 use crate::config::Config;
+use crate::id_map::IdMap;
 use crate::machine::Machine;
 use crate::message::{Notification, RpcReply};
 use crate::operations::Operation;
@@ -431,9 +432,9 @@ pub enum ClientOutput<W> {
 /// its streamed-reply sink.
 pub struct ClientCore<W, S = (), D = ()> {
     machine: Box<dyn Machine + Send>,
-    waiters: HashMap<MessageId, W>,
+    waiters: IdMap<MessageId, W>,
     /// Streamed requests and where their content goes.
-    streams: HashMap<MessageId, D>,
+    streams: IdMap<MessageId, D>,
     /// Content a streamed reply may have waiting for its consumer before reading stops.
     stream_window: usize,
     /// Reading was held back for a streamed reply's consumer since the last input: the
@@ -471,8 +472,8 @@ impl<W, S: NotificationSink, D: DataSink> ClientCore<W, S, D> {
     pub fn new(machine: Box<dyn Machine + Send>, options: &ClientOptions) -> Self {
         ClientCore {
             machine,
-            waiters: HashMap::new(),
-            streams: HashMap::new(),
+            waiters: IdMap::default(),
+            streams: IdMap::default(),
             stream_window: options.stream_window,
             held_back: AtomicBool::new(false),
             done: VecDeque::new(),

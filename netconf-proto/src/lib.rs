@@ -81,6 +81,7 @@ pub mod client;
 pub mod client_error;
 pub mod error;
 pub mod framing;
+pub mod id_map;
 pub mod machine;
 pub mod message;
 pub mod operations;

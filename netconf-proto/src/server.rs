@@ -9,7 +9,7 @@
 //! [`ServerOutput::Abort`], and act on [`ServerOutput::KillSession`] through the
 //! [`Registry`].
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 // A peer address is a plain value from `core` (no socket, no I/O), so the pure core can name
@@ -23,6 +23,7 @@ use bytes::Bytes;
 use crate::client_error::{SessionEnd, TimeoutKind};
 use crate::config::Config;
 use crate::error::UsageError;
+use crate::id_map::IdMap;
 use crate::machine::Machine;
 use crate::message::{ErrorTag, ErrorType, Reply, Request, RpcError};
 use crate::session::{CloseReason, Event, Output, RequestId};
@@ -231,7 +232,7 @@ pub enum KillOutcome<H> {
 /// session's loop (a command sender), used to end it or notify it.
 #[derive(Debug)]
 pub struct Registry<H> {
-    sessions: HashMap<u32, Entry<H>>,
+    sessions: IdMap<u32, Entry<H>>,
     next_id: u32,
     max_sessions: usize,
     shutting_down: bool,
@@ -246,7 +247,7 @@ struct Entry<H> {
 impl<H: Clone> Registry<H> {
     pub fn new(max_sessions: usize) -> Self {
         Registry {
-            sessions: HashMap::new(),
+            sessions: IdMap::default(),
             next_id: 1,
             max_sessions: max_sessions.max(1),
             shutting_down: false,
@@ -362,7 +363,7 @@ pub struct ServerSession {
     info: SessionInfo,
     cert_to_name: Option<Arc<CertToName>>,
     /// Requests handed to handlers, and whether each is a create-subscription.
-    dispatched: HashMap<RequestId, bool>,
+    dispatched: IdMap<RequestId, bool>,
     queued: VecDeque<ServerOutput>,
     subscribed: bool,
     transport_end: Option<SessionEnd>,
@@ -399,7 +400,7 @@ impl ServerSession {
             machine,
             info,
             cert_to_name,
-            dispatched: HashMap::new(),
+            dispatched: IdMap::default(),
             queued: VecDeque::new(),
             subscribed: false,
             transport_end: None,

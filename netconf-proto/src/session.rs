@@ -8,7 +8,7 @@
 //! - output: [`Session::poll_output`], drained after every input and command until it
 //!   returns [`Output::Wait`].
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -17,6 +17,7 @@ use crate::capabilities::{BaseVersion, Capabilities};
 use crate::config::Config;
 use crate::error::{ProtocolError, UsageError};
 use crate::framing::{self, FrameDecoder, Framing, Piece};
+use crate::id_map::{IdMap, IdSet};
 
 /// Message parts from this size on (a reply's payload, a request's `<config>`) are queued
 /// as the shared `Bytes` they are instead of copied into the output buffer.
@@ -180,7 +181,7 @@ pub struct Session {
     hello_deadline: Option<Instant>,
     next_id: u64,
     /// In-flight RPCs (client): id -> deadline, plus the deadlines ordered for the next wake-up.
-    pending: HashMap<u64, Option<Instant>>,
+    pending: IdMap<u64, Option<Instant>>,
     deadlines: BTreeSet<(Instant, u64)>,
     close_id: Option<u64>,
     /// Requests (server) in arrival order, each waiting for its reply to go out.
@@ -204,7 +205,7 @@ pub struct Session {
     /// Bytes of output handed out so far (see [`Session::output_handed_out`]).
     handed_out: u64,
     /// RPCs whose `<data>` replies are handed out as they arrive (client).
-    streamed: HashSet<u64>,
+    streamed: IdSet<u64>,
     /// The message now arriving, when it is a streamed `<data>` reply (client): its id and
     /// the content not handed out yet. `None` inside while discarding a cancelled one.
     incoming: Option<(u64, Option<DataStream>)>,
@@ -251,7 +252,7 @@ impl Session {
             session_id,
             peer_capabilities: Capabilities::default(),
             next_id: 1,
-            pending: HashMap::new(),
+            pending: IdMap::default(),
             deadlines: BTreeSet::new(),
             close_id: None,
             requests: VecDeque::new(),
@@ -264,7 +265,7 @@ impl Session {
             garbage: None,
             queue: VecDeque::new(),
             handed_out: 0,
-            streamed: HashSet::new(),
+            streamed: IdSet::default(),
             incoming: None,
             received_whole: false,
             sniffed_at: 0,

@@ -20,10 +20,11 @@
 
 use std::io::{self, Read};
 use std::sync::atomic::Ordering;
-use std::sync::MutexGuard;
+use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::client::{Inner, State};
+use crate::signal::Signal;
 use crate::transport::{ReadTimeout, Transport};
 
 /// How long the reading thread leaves the transport to callers before it looks again.
@@ -37,6 +38,9 @@ pub(crate) struct ReadSide {
     transport: Box<dyn Transport>,
     buf: Vec<u8>,
     armed: ReadTimeout,
+    /// The callers to wake after a read, swapped with the state's list: both keep their
+    /// room, so waking allocates nothing.
+    waking: Vec<Arc<Signal>>,
 }
 
 impl ReadSide {
@@ -45,6 +49,7 @@ impl ReadSide {
             transport,
             buf: vec![0u8; READ_BUFFER],
             armed: ReadTimeout::default(),
+            waking: Vec::new(),
         }
     }
 
@@ -88,9 +93,9 @@ impl Inner {
         st.wake_later = true;
         self.drain(&mut st);
         st.wake_later = false;
-        let to_wake = std::mem::take(&mut st.to_wake);
+        std::mem::swap(&mut st.to_wake, &mut side.waking);
         drop(st);
-        for waker in to_wake {
+        for waker in side.waking.drain(..) {
             waker.notify_one();
         }
         stop

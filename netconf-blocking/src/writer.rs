@@ -80,6 +80,9 @@ struct Out {
     transport: Box<dyn Transport>,
     /// The write timeout the transport has now (callers and the thread wait differently).
     timeout: Option<Duration>,
+    /// The pieces being written, kept (empty) between writes: a fresh `Vec` cost an
+    /// allocation per write.
+    batch: Vec<Bytes>,
 }
 
 impl Writer {
@@ -105,6 +108,7 @@ impl Writer {
             out: Mutex::new(Out {
                 transport,
                 timeout: write_timeout,
+                batch: Vec::new(),
             }),
             write_timeout,
             on_written: Box::new(on_written),
@@ -260,12 +264,13 @@ impl Writer {
             let _ = out.transport.set_write_timeout(timeout);
             out.timeout = timeout;
         }
-        let mut batch = Vec::new();
+        let mut batch = std::mem::take(&mut out.batch);
         loop {
             {
                 let mut q = self.lock();
                 take_batch(&mut q.pieces, &mut batch);
                 if batch.is_empty() {
+                    out.batch = batch;
                     q.writing = false;
                     let closing = q.closing;
                     drop(q);

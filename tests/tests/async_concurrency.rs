@@ -372,22 +372,8 @@ async fn per_rpc_timeout_then_session_still_usable<R: Runtime>() {
     );
 
     // Queued behind the gated one on the server; a longer per-rpc timeout and none at all.
-    let long = {
-        let client = client.clone();
-        spawn::<R, _>(async move {
-            let op = RpcBody::raw(echo("long", "fast")).expect("xml");
-            client
-                .rpc_with_timeout(&op, Some(Duration::from_secs(5)))
-                .await
-        })
-    };
-    let forever = {
-        let client = client.clone();
-        spawn::<R, _>(async move {
-            let op = RpcBody::raw(echo("forever", "fast")).expect("xml");
-            client.rpc_with_timeout(&op, None).await
-        })
-    };
+    let long = spawn_echo(&client, "long", "fast", Some(Duration::from_secs(5)));
+    let forever = spawn_echo(&client, "forever", "fast", None);
     sleep::<R>(Duration::from_millis(300)).await;
     state.gate.add_permits(1);
     check_echo(&long.join().await.expect("long rpc"), "long");
@@ -422,6 +408,20 @@ async fn per_rpc_timeout_then_session_still_usable<R: Runtime>() {
 }
 
 /// Sends `op` with a 200 ms timeout, which must expire; how long that took.
+/// An echo rpc (`echo(id, mode)`) with its own timeout, sent from a task of its own.
+fn spawn_echo<R: Runtime>(
+    client: &Client<R>,
+    id: &'static str,
+    mode: &'static str,
+    timeout: Option<Duration>,
+) -> Task<Result<RpcReply, Error>> {
+    let client = client.clone();
+    spawn::<R, _>(async move {
+        let op = RpcBody::raw(echo(id, mode)).expect("xml");
+        client.rpc_with_timeout(&op, timeout).await
+    })
+}
+
 async fn time_out_after_200_ms<R: Runtime>(client: &Client<R>, op: &RpcBody) -> Duration {
     let started = Instant::now();
     match client
@@ -441,15 +441,7 @@ async fn a_short_timeout_behind_a_long_one_fires_on_time<R: Runtime>() {
     let state = State::new();
     let server = start_server::<R>(&Pki::generate(), &state).await;
     let client = connect(&server, ClientOptions::new()).await;
-    let long = {
-        let client = client.clone();
-        spawn::<R, _>(async move {
-            let op = RpcBody::raw(echo("long", "slow")).expect("xml");
-            client
-                .rpc_with_timeout(&op, Some(Duration::from_secs(30)))
-                .await
-        })
-    };
+    let long = spawn_echo(&client, "long", "slow", Some(Duration::from_secs(30)));
     // The long one is in flight (its deadline armed) before the short one is sent.
     sleep::<R>(Duration::from_millis(100)).await;
     let short = RpcBody::raw(echo("short", "fast")).expect("xml");

@@ -8,6 +8,7 @@
 mod encode;
 mod parse;
 mod payload;
+mod plain_attributes;
 mod rpc_error;
 
 use bytes::Bytes;

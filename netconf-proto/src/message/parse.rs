@@ -15,10 +15,13 @@ use std::sync::{Arc, LazyLock};
 
 use bytes::Bytes;
 use quick_xml::events::{BytesStart, Event};
-use quick_xml::name::{NamespaceError, NamespaceResolver, PrefixDeclaration, ResolveResult};
+use quick_xml::name::{
+    Namespace, NamespaceError, NamespaceResolver, PrefixDeclaration, QName, ResolveResult,
+};
 use quick_xml::{Reader, XmlVersion};
 
 use super::payload::{NamespaceBinding, XmlPayload};
+use super::plain_attributes::PlainAttributes;
 use super::rpc_error::{ErrorMessage, ErrorSeverity, ErrorTag, ErrorType, RpcError};
 use super::{Hello, Message, Notification, OperationName, ReplyContent, Request, RpcReply};
 use crate::capabilities::Capabilities;
@@ -176,6 +179,7 @@ fn parse_into(message: Bytes, limits: &ParseLimits, scratch: &mut ParseScratch) 
         last_scope: &mut scratch.last_scope,
         declares: &mut scratch.declares,
         generation: 0,
+        root_attributes: None,
     };
     p.reader.config_mut().check_end_names = true;
     let (root, empty) = p.root()?;
@@ -296,6 +300,9 @@ struct Parser<'a> {
     /// namespaces was opened or closed. Taking a snapshot costs quick-xml's binding
     /// iteration (quadratic in the declarations), so it is taken again only then.
     generation: u64,
+    /// The root's attributes, when all are plain: read once for both its namespace
+    /// declarations and its message-id.
+    root_attributes: Option<PlainAttributes<'a>>,
 }
 
 impl<'a> Parser<'a> {
@@ -352,17 +359,21 @@ impl<'a> Parser<'a> {
     /// any. Most elements declare none: their attributes are not tokenized for it.
     fn push_scope(&mut self, start: &BytesStart<'_>) -> Result<bool> {
         let declares = declares_namespaces(start);
-        let pushed = if declares {
-            self.resolver.push(start)
+        let is_root = self.resolver.level() == 0;
+        let plain = if declares || is_root {
+            self.in_text(start.attributes_raw())
+                .and_then(PlainAttributes::read)
         } else {
-            match self.resolver.level().checked_add(1) {
-                Some(level) => {
-                    self.resolver.set_level(level);
-                    Ok(())
-                }
-                None => Err(NamespaceError::TooDeeplyNested(usize::from(u16::MAX))),
-            }
+            None
         };
+        let pushed = match &plain {
+            Some(plain) if declares => self.push_plain(plain),
+            _ if declares => self.resolver.push(start),
+            _ => self.push_empty_scope(),
+        };
+        if is_root {
+            self.root_attributes = plain;
+        }
         pushed.map(|()| declares).map_err(|e| {
             malformed(format!(
                 "{} (at byte {} of the message)",
@@ -370,6 +381,49 @@ impl<'a> Parser<'a> {
                 self.reader.buffer_position()
             ))
         })
+    }
+
+    /// Opens a scope that declares nothing.
+    fn push_empty_scope(&mut self) -> std::result::Result<(), NamespaceError> {
+        match self.resolver.level().checked_add(1) {
+            Some(level) => {
+                self.resolver.set_level(level);
+                Ok(())
+            }
+            None => Err(NamespaceError::TooDeeplyNested(usize::from(u16::MAX))),
+        }
+    }
+
+    /// `part` (a slice of an event of this message) as a slice of the message's text, for
+    /// as long as the text lives.
+    fn in_text(&self, part: &str) -> Option<&'a str> {
+        let offset = (part.as_ptr() as usize).wrapping_sub(self.text.as_ptr() as usize);
+        let text = self.text;
+        text.get(offset..offset.checked_add(part.len())?)
+            .filter(|found| std::ptr::eq(found.as_ptr(), part.as_ptr()))
+    }
+
+    /// The root's message-id attribute (see [`message_id`]).
+    fn message_id(&mut self, root: &BytesStart<'_>) -> Result<Option<String>> {
+        match self.root_attributes.take() {
+            Some(plain) => Ok(plain.get("message-id").map(str::to_owned)),
+            None => message_id(root),
+        }
+    }
+
+    /// Opens a scope with the declarations among plain attributes, as
+    /// `NamespaceResolver::push` would from the same start tag.
+    fn push_plain(
+        &mut self,
+        attributes: &PlainAttributes<'_>,
+    ) -> std::result::Result<(), NamespaceError> {
+        self.push_empty_scope()?;
+        for (name, value) in attributes.iter() {
+            if let Some(prefix) = QName(name).as_namespace_binding() {
+                self.resolver.add(prefix, Namespace(value))?;
+            }
+        }
+        Ok(())
     }
 
     /// Records a tolerated quirk, or refuses it in strict mode.
@@ -629,7 +683,9 @@ impl<'a> Parser<'a> {
     }
 
     fn rpc(&mut self, root: &BytesStart<'a>, root_qname: &str, empty: bool) -> Result<Request> {
-        let message_id = message_id(root)?.ok_or(ParseError::MissingRpcMessageId)?;
+        let message_id = self
+            .message_id(root)?
+            .ok_or(ParseError::MissingRpcMessageId)?;
         let prefix = root_qname.strip_suffix("rpc").unwrap_or_default();
         let attrs = root.attributes_raw();
         let reply_open = ["<", prefix, "rpc-reply", attrs, ">"].concat();
@@ -698,7 +754,7 @@ impl<'a> Parser<'a> {
         root_qname: &str,
         empty: bool,
     ) -> Result<RpcReply> {
-        let message_id = message_id(root)?;
+        let message_id = self.message_id(root)?;
         let raw = self.message.clone();
         let mut reply = RpcReply {
             message_id,

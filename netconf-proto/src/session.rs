@@ -23,7 +23,8 @@ use crate::id_map::{IdMap, IdSet};
 /// as the shared `Bytes` they are instead of copied into the output buffer.
 const SHARE_PAYLOAD_AT: usize = 64 * 1024;
 use crate::message::{
-    self, Message, Notification, ParseError, ParseLimits, ParseScratch, Reply, Request, RpcReply,
+    self, Message, Notification, ParseError, ParseLimits, ParseScratch, Reply, ReplyEnvelope,
+    Request, RpcReply,
 };
 use crate::operations::{Operation, RpcBody};
 use crate::quirks::{Quirk, QuirkCounts};
@@ -147,8 +148,7 @@ pub enum Output {
 struct PendingReply {
     id: RequestId,
     /// The envelope (RFC 6241 echoes the rpc's attributes).
-    reply_open: String,
-    reply_close: String,
+    envelope: ReplyEnvelope,
     /// The answer, once given.
     reply: Option<Reply>,
     /// Answered with a `<data>` payload that follows piece by piece.
@@ -656,12 +656,7 @@ impl Session {
         }
         if self.out_framing == Framing::EndOfMessage {
             let mut scratch = String::new();
-            let parts = message::reply_parts(
-                &pending.reply_open,
-                &pending.reply_close,
-                &reply,
-                &mut scratch,
-            );
+            let parts = message::reply_parts(&pending.envelope, &reply, &mut scratch);
             framing::check_end_of_message(&parts)?;
         }
         self.requests[at].reply = Some(reply);
@@ -742,7 +737,7 @@ impl Session {
         let Some(p) = self.requests.pop_front() else {
             return Err(UsageError::UnknownRequest(id));
         };
-        let end = format!("</data>{}", p.reply_close);
+        let end = format!("</data>{}", p.envelope.close());
         match self.out_framing {
             Framing::EndOfMessage => {
                 self.out.extend_from_slice(end.as_bytes());
@@ -998,12 +993,7 @@ impl Session {
                 if self.role == Role::Server && self.is_established() =>
             {
                 // RFC 6241 section 4.1: answer with missing-attribute (in its turn) and carry on.
-                self.answer_now(
-                    format!("<rpc-reply xmlns=\"{}\">", crate::xml::NS_BASE),
-                    "</rpc-reply>".into(),
-                    missing_message_id_error(),
-                    false,
-                );
+                self.answer_now(ReplyEnvelope::unechoed(), missing_message_id_error(), false);
                 return Ok(());
             }
             ParseError::MissingRpcMessageId => ProtocolError::MalformedMessage {
@@ -1020,11 +1010,7 @@ impl Session {
                 )
                 .with_message(error.to_string()),
             );
-            self.write_reply(
-                &format!("<rpc-reply xmlns=\"{}\">", crate::xml::NS_BASE),
-                "</rpc-reply>",
-                &reply,
-            );
+            self.write_reply(&ReplyEnvelope::unechoed(), &reply);
         }
         Err(self.fail(error))
     }
@@ -1136,7 +1122,7 @@ impl Session {
             // Answered by the session itself, after every earlier request; nothing after it
             // is read.
             self.close_requested = true;
-            self.answer_now(request.reply_open, request.reply_close, Reply::Ok, true);
+            self.answer_now(request.reply_envelope, Reply::Ok, true);
             return;
         }
         if self.unanswered >= self.config.max_pending_requests {
@@ -1152,15 +1138,14 @@ impl Session {
                     self.config.max_pending_requests
                 )),
             );
-            self.answer_now(request.reply_open, request.reply_close, reply, false);
+            self.answer_now(request.reply_envelope, reply, false);
             return;
         }
         let id = self.new_request_id();
         self.requests.push_back(PendingReply {
             id,
             // The reply's envelope is the session's business, not the application's.
-            reply_open: std::mem::take(&mut request.reply_open),
-            reply_close: std::mem::take(&mut request.reply_close),
+            envelope: std::mem::take(&mut request.reply_envelope),
             reply: None,
             stream: false,
             closes: false,
@@ -1308,12 +1293,11 @@ impl Session {
     }
 
     /// Queues a reply the session gives itself, in request order.
-    fn answer_now(&mut self, reply_open: String, reply_close: String, reply: Reply, closes: bool) {
+    fn answer_now(&mut self, envelope: ReplyEnvelope, reply: Reply, closes: bool) {
         let id = self.new_request_id();
         self.requests.push_back(PendingReply {
             id,
-            reply_open,
-            reply_close,
+            envelope,
             reply: Some(reply),
             stream: false,
             closes,
@@ -1329,7 +1313,7 @@ impl Session {
         }
         while let Some(front) = self.requests.front() {
             if front.stream {
-                let (id, open) = (front.id, front.reply_open.clone());
+                let (id, open) = (front.id, front.envelope.open().to_owned());
                 self.begin_stream(id, &open);
                 return;
             }
@@ -1340,7 +1324,7 @@ impl Session {
                 break;
             };
             if let Some(reply) = &p.reply {
-                self.write_reply(&p.reply_open, &p.reply_close, reply);
+                self.write_reply(&p.envelope, reply);
             }
             if p.closes {
                 self.finish(CloseReason::CloseSession);
@@ -1352,9 +1336,9 @@ impl Session {
         }
     }
 
-    fn write_reply(&mut self, open: &str, close: &str, reply: &Reply) {
+    fn write_reply(&mut self, envelope: &ReplyEnvelope, reply: &Reply) {
         let mut scratch = String::new();
-        let parts = message::reply_parts(open, close, reply, &mut scratch);
+        let parts = message::reply_parts(envelope, reply, &mut scratch);
         let result = match reply {
             Reply::Data(payload) | Reply::Raw(payload) if payload.len() >= SHARE_PAYLOAD_AT => {
                 self.write_shared(&parts, payload)

@@ -48,21 +48,55 @@ pub fn write_rpc(message_id: u64, op: &(impl Operation + ?Sized), out: &mut XmlW
 #[cfg(test)]
 pub(crate) fn write_reply(request: &Request, reply: &Reply, out: &mut BytesMut) {
     let mut scratch = String::new();
-    for part in reply_parts(
-        &request.reply_open,
-        &request.reply_close,
-        reply,
-        &mut scratch,
-    ) {
+    for part in reply_parts(&request.reply_envelope, reply, &mut scratch) {
         out.put_slice(part);
+    }
+}
+
+/// The start and end tags of the reply to one `<rpc>`, in one buffer: the request's
+/// prefix, and every attribute of its `<rpc>` echoed (RFC 6241 section 4.2).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct ReplyEnvelope {
+    text: String,
+    open_len: usize,
+}
+
+impl ReplyEnvelope {
+    /// The envelope answering `<{root_qname}{attributes_raw}>`.
+    pub(crate) fn new(root_qname: &str, attributes_raw: &str) -> Self {
+        let prefix = root_qname.strip_suffix("rpc").unwrap_or_default();
+        let mut text = String::with_capacity(2 * prefix.len() + attributes_raw.len() + 24);
+        for part in ["<", prefix, "rpc-reply", attributes_raw, ">"] {
+            text.push_str(part);
+        }
+        let open_len = text.len();
+        for part in ["</", prefix, "rpc-reply>"] {
+            text.push_str(part);
+        }
+        ReplyEnvelope { text, open_len }
+    }
+
+    /// The envelope of a reply to an `<rpc>` whose attributes could not be read: in the
+    /// base namespace, and nothing echoed.
+    pub(crate) fn unechoed() -> Self {
+        ReplyEnvelope::new("rpc", &format!(" xmlns=\"{NS_BASE}\""))
+    }
+
+    /// `<rpc-reply ...>`.
+    pub(crate) fn open(&self) -> &str {
+        &self.text[..self.open_len]
+    }
+
+    /// `</rpc-reply>`.
+    pub(crate) fn close(&self) -> &str {
+        &self.text[self.open_len..]
     }
 }
 
 /// The reply message as consecutive parts, so the framing can copy a large payload once,
 /// straight from the caller's buffer. `scratch` holds rendered `<rpc-error>`s.
 pub(crate) fn reply_parts<'a>(
-    open: &'a str,
-    close: &'a str,
+    envelope: &'a ReplyEnvelope,
     reply: &'a Reply,
     scratch: &'a mut String,
 ) -> [&'a [u8]; 5] {
@@ -78,7 +112,13 @@ pub(crate) fn reply_parts<'a>(
             (b"", scratch.as_bytes(), b"")
         }
     };
-    [open.as_bytes(), before, body, after, close.as_bytes()]
+    [
+        envelope.open().as_bytes(),
+        before,
+        body,
+        after,
+        envelope.close().as_bytes(),
+    ]
 }
 
 /// `<notification>` with `<eventTime>` and the (checked) content.

@@ -6,6 +6,7 @@
 //! costs one UTF-8 validation, not a tokenization (see the `parse` module).
 
 mod encode;
+mod fast_path;
 mod parse;
 mod payload;
 mod plain_attributes;
@@ -15,7 +16,7 @@ use bytes::Bytes;
 
 use crate::capabilities::Capabilities;
 
-pub(crate) use encode::reply_parts;
+pub(crate) use encode::{reply_parts, ReplyEnvelope};
 pub use encode::{write_hello, write_notification, write_rpc};
 #[cfg(test)]
 pub(crate) use parse::parse_message;
@@ -65,10 +66,8 @@ pub struct Request {
     pub operation: OperationName,
     /// The whole operation element, raw.
     pub body: XmlPayload,
-    /// `<rpc-reply` plus every attribute of the `<rpc>` (RFC 6241 section 4.2 requires
-    /// echoing them), with the same prefix the request used.
-    pub(crate) reply_open: String,
-    pub(crate) reply_close: String,
+    /// The reply's start and end tags.
+    pub(crate) reply_envelope: ReplyEnvelope,
 }
 
 /// What an `<rpc-reply>` carries besides errors.

@@ -23,7 +23,9 @@ use quick_xml::{Reader, XmlVersion};
 use super::payload::{NamespaceBinding, XmlPayload};
 use super::plain_attributes::PlainAttributes;
 use super::rpc_error::{ErrorMessage, ErrorSeverity, ErrorTag, ErrorType, RpcError};
-use super::{Hello, Message, Notification, OperationName, ReplyContent, Request, RpcReply};
+use super::{
+    Hello, Message, Notification, OperationName, ReplyContent, ReplyEnvelope, Request, RpcReply,
+};
 use crate::capabilities::Capabilities;
 use crate::quirks::Quirk;
 use crate::xml::{resolve_reference, NS_BASE, NS_NOTIFICATION};
@@ -88,9 +90,9 @@ fn malformed(what: impl Into<String>) -> ParseError {
 /// allocations: the namespace resolver's buffers, and the last snapshot of in-scope
 /// declarations (every message of a session usually declares the same ones).
 pub(crate) struct ParseScratch {
-    resolver: NamespaceResolver,
+    pub(super) resolver: NamespaceResolver,
     declares: Vec<bool>,
-    last_scope: Option<Arc<[NamespaceBinding]>>,
+    pub(super) last_scope: Option<Arc<[NamespaceBinding]>>,
 }
 
 impl Default for ParseScratch {
@@ -116,7 +118,7 @@ impl ParseScratch {
     /// a message larger than this grew are not kept for the next.
     const KEEP: usize = 64 * 1024;
 
-    fn reset(&mut self) {
+    pub(super) fn reset(&mut self) {
         self.resolver.set_level(0);
         self.declares.clear();
     }
@@ -154,12 +156,24 @@ pub(crate) fn parse_message_with(
 ) -> Result<Parsed> {
     scratch.reset();
     let len = message.len();
-    let parsed = parse_into(message, limits, scratch);
+    let parsed = parse_into(message, limits, scratch, true);
     scratch.shrink_after(len);
     parsed
 }
 
-fn parse_into(message: Bytes, limits: &ParseLimits, scratch: &mut ParseScratch) -> Result<Parsed> {
+/// Parses one complete message with the full parser only, never the fast path (to test
+/// the fast path against).
+#[cfg(test)]
+pub(crate) fn parse_message_full(message: Bytes, limits: &ParseLimits) -> Result<Parsed> {
+    parse_into(message, limits, &mut ParseScratch::default(), false)
+}
+
+fn parse_into(
+    message: Bytes,
+    limits: &ParseLimits,
+    scratch: &mut ParseScratch,
+    fast: bool,
+) -> Result<Parsed> {
     let mut quirks = Vec::new();
     if let Some(encoding) = declared_encoding(&message) {
         check_encoding(&encoding, &message, limits, &mut quirks)?;
@@ -167,6 +181,12 @@ fn parse_into(message: Bytes, limits: &ParseLimits, scratch: &mut ParseScratch) 
     let text = std::str::from_utf8(&message).map_err(|e| ParseError::InvalidUtf8 {
         error_offset: e.valid_up_to(),
     })?;
+    if fast {
+        if let Some(message) = super::fast_path::parse(&message, text, scratch) {
+            return Ok(Parsed { message, quirks });
+        }
+        scratch.reset();
+    }
     let mut p = Parser {
         quirks,
         text,
@@ -441,19 +461,8 @@ impl<'a> Parser<'a> {
     /// in no namespace, for the envelope to recognise by its local name (a quirk). The
     /// namespaces the envelope uses are not copied.
     fn resolve<'n>(&mut self, start: &'n BytesStart<'_>) -> Result<(Cow<'static, str>, &'n str)> {
-        let local = start.local_name().into_inner();
-        let (ns, _) = self.resolver.resolve_element(start.name());
-        let ns = match ns {
-            ResolveResult::Bound(ns) if ns.0 == NS_BASE => Ok(Cow::Borrowed(NS_BASE)),
-            ResolveResult::Bound(ns) if ns.0 == NS_NOTIFICATION => {
-                Ok(Cow::Borrowed(NS_NOTIFICATION))
-            }
-            ResolveResult::Bound(ns) => Ok(Cow::Owned(ns.0.to_owned())),
-            ResolveResult::Unbound => Ok(Cow::Borrowed("")),
-            ResolveResult::Unknown(prefix) => Err(prefix),
-        };
-        match ns {
-            Ok(ns) => Ok((ns, local)),
+        match resolve_element(self.resolver, start.name()) {
+            Ok(resolved) => Ok(resolved),
             Err(prefix) => {
                 if self.limits.strict {
                     return Err(malformed(format!(
@@ -462,7 +471,7 @@ impl<'a> Parser<'a> {
                     )));
                 }
                 self.tolerate(Quirk::UndeclaredPrefix)?;
-                Ok((Cow::Borrowed(""), local))
+                Ok((Cow::Borrowed(""), start.local_name().into_inner()))
             }
         }
     }
@@ -564,36 +573,7 @@ impl<'a> Parser<'a> {
                 return scope.clone();
             }
         }
-        let bindings = || {
-            self.resolver
-                .bindings()
-                .filter_map(|(prefix, uri)| match prefix {
-                    PrefixDeclaration::Default => Some(("", uri.0)),
-                    PrefixDeclaration::Named("xml") => None,
-                    PrefixDeclaration::Named(p) => Some((p, uri.0)),
-                })
-        };
-        // Compared in one pass, and only against a small snapshot: walking quick-xml's
-        // bindings is quadratic in their number.
-        let same_as_last = self.last_scope.as_ref().filter(|last| {
-            let mut now = bindings();
-            last.len() <= 16
-                && last.iter().all(|b| {
-                    now.next()
-                        .is_some_and(|(prefix, uri)| b.prefix == prefix && b.uri == uri)
-                })
-                && now.next().is_none()
-        });
-        let snapshot: Arc<[NamespaceBinding]> = match same_as_last {
-            Some(last) => last.clone(),
-            None => bindings()
-                .map(|(prefix, uri)| NamespaceBinding {
-                    prefix: prefix.to_owned(),
-                    uri: uri.to_owned(),
-                })
-                .collect(),
-        };
-        *self.last_scope = Some(snapshot.clone());
+        let snapshot = snapshot(self.resolver, self.last_scope);
         self.scope = Some((self.generation, snapshot.clone()));
         snapshot
     }
@@ -605,9 +585,7 @@ impl<'a> Parser<'a> {
     /// Fast path: if the message ends `</child></root>`, where the child's end tag comes at
     /// or after `from`, returns the offsets of `</child` and `</root`.
     fn tail(&self, child_qname: &str, root_qname: &str, from: usize) -> Option<(usize, usize)> {
-        let root_close = end_tag_before(self.text, root_qname, self.text.len())?;
-        let child_close = end_tag_before(self.text, child_qname, root_close)?;
-        (child_close >= from).then_some((child_close, root_close))
+        tail(self.text, child_qname, root_qname, from)
     }
 
     fn hello(&mut self) -> Result<Hello> {
@@ -686,10 +664,7 @@ impl<'a> Parser<'a> {
         let message_id = self
             .message_id(root)?
             .ok_or(ParseError::MissingRpcMessageId)?;
-        let prefix = root_qname.strip_suffix("rpc").unwrap_or_default();
-        let attrs = root.attributes_raw();
-        let reply_open = ["<", prefix, "rpc-reply", attrs, ">"].concat();
-        let reply_close = ["</", prefix, "rpc-reply>"].concat();
+        let reply_envelope = ReplyEnvelope::new(root_qname, root.attributes_raw());
         if empty {
             return Err(malformed("<rpc> without an operation"));
         }
@@ -716,8 +691,7 @@ impl<'a> Parser<'a> {
                         message_id,
                         operation,
                         body,
-                        reply_open,
-                        reply_close,
+                        reply_envelope,
                     });
                 }
                 Event::Empty(s) => {
@@ -728,8 +702,7 @@ impl<'a> Parser<'a> {
                         message_id,
                         operation,
                         body,
-                        reply_open,
-                        reply_close,
+                        reply_envelope,
                     });
                 }
                 Event::Text(t) if is_blank(&t.xml10_content()) => {}
@@ -984,6 +957,64 @@ impl<'a> Parser<'a> {
     }
 }
 
+/// The declarations in `resolver`'s scope as a shared snapshot: `last` when it holds the
+/// same (every message of a session usually declares the same ones), else a new one, which
+/// becomes `last`.
+pub(super) fn snapshot(
+    resolver: &NamespaceResolver,
+    last: &mut Option<Arc<[NamespaceBinding]>>,
+) -> Arc<[NamespaceBinding]> {
+    let bindings = || {
+        resolver
+            .bindings()
+            .filter_map(|(prefix, uri)| match prefix {
+                PrefixDeclaration::Default => Some(("", uri.0)),
+                PrefixDeclaration::Named("xml") => None,
+                PrefixDeclaration::Named(p) => Some((p, uri.0)),
+            })
+    };
+    // Compared in one pass, and only against a small snapshot: walking quick-xml's
+    // bindings is quadratic in their number.
+    let same_as_last = last.as_ref().filter(|last| {
+        let mut now = bindings();
+        last.len() <= 16
+            && last.iter().all(|b| {
+                now.next()
+                    .is_some_and(|(prefix, uri)| b.prefix == prefix && b.uri == uri)
+            })
+            && now.next().is_none()
+    });
+    let snapshot: Arc<[NamespaceBinding]> = match same_as_last {
+        Some(last) => last.clone(),
+        None => bindings()
+            .map(|(prefix, uri)| NamespaceBinding {
+                prefix: prefix.to_owned(),
+                uri: uri.to_owned(),
+            })
+            .collect(),
+    };
+    *last = Some(snapshot.clone());
+    snapshot
+}
+
+/// An element's namespace and local name, the namespaces the envelope uses not copied;
+/// `Err` with the prefix when it was never declared.
+pub(super) fn resolve_element<'n>(
+    resolver: &NamespaceResolver,
+    qname: QName<'n>,
+) -> std::result::Result<(Cow<'static, str>, &'n str), String> {
+    let local = qname.local_name().into_inner();
+    match resolver.resolve_element(qname).0 {
+        ResolveResult::Bound(ns) if ns.0 == NS_BASE => Ok((Cow::Borrowed(NS_BASE), local)),
+        ResolveResult::Bound(ns) if ns.0 == NS_NOTIFICATION => {
+            Ok((Cow::Borrowed(NS_NOTIFICATION), local))
+        }
+        ResolveResult::Bound(ns) => Ok((Cow::Owned(ns.0.to_owned()), local)),
+        ResolveResult::Unbound => Ok((Cow::Borrowed(""), local)),
+        ResolveResult::Unknown(prefix) => Err(prefix),
+    }
+}
+
 /// The message-id attribute. Every attribute is checked, since a server echoes them all
 /// back in its reply and must not echo malformed XML.
 fn message_id(start: &BytesStart<'_>) -> Result<Option<String>> {
@@ -1081,11 +1112,11 @@ fn parse_session_id(text: &str) -> Result<u32> {
     }
 }
 
-fn is_xml_space(c: char) -> bool {
+pub(super) fn is_xml_space(c: char) -> bool {
     matches!(c, ' ' | '\t' | '\r' | '\n')
 }
 
-fn is_blank(s: &str) -> bool {
+pub(super) fn is_blank(s: &str) -> bool {
     s.chars().all(is_xml_space)
 }
 
@@ -1096,8 +1127,21 @@ fn trim_range(text: &str, range: std::ops::Range<usize>) -> std::ops::Range<usiz
     start..end.max(start)
 }
 
+/// If `text` ends `</child></root>` (whitespace aside), where the child's end tag comes at
+/// or after `from`: the offsets of `</child` and `</root`.
+pub(super) fn tail(
+    text: &str,
+    child_qname: &str,
+    root_qname: &str,
+    from: usize,
+) -> Option<(usize, usize)> {
+    let root_close = end_tag_before(text, root_qname, text.len())?;
+    let child_close = end_tag_before(text, child_qname, root_close)?;
+    (child_close >= from).then_some((child_close, root_close))
+}
+
 /// If `text[..end]` ends (ignoring whitespace) with the end tag `</qname>`, where it starts.
-fn end_tag_before(text: &str, qname: &str, end: usize) -> Option<usize> {
+pub(super) fn end_tag_before(text: &str, qname: &str, end: usize) -> Option<usize> {
     let t = text.get(..end)?.trim_end_matches(is_xml_space);
     let t = t.strip_suffix('>')?.trim_end_matches(is_xml_space);
     let t = t.strip_suffix(qname)?;

@@ -10,7 +10,7 @@
 
 /// At most this many plain attributes are read on the fast path; a tag with more goes to
 /// quick-xml.
-const FEW: usize = 8;
+const FEW: usize = 4;
 
 /// The attributes of one start tag, all plain, in document order, no name twice.
 pub(super) struct PlainAttributes<'a> {
@@ -21,7 +21,28 @@ pub(super) struct PlainAttributes<'a> {
 impl<'a> PlainAttributes<'a> {
     /// Reads `raw` (a start tag's text after its name, as quick-xml's `attributes_raw`
     /// gives it) if every attribute in it is plain; `None` otherwise.
+    #[inline]
     pub(super) fn read(raw: &'a str) -> Option<Self> {
+        match Self::scan(raw, false)? {
+            (attributes, Ending::Input) => Some(attributes),
+            _ => None,
+        }
+    }
+
+    /// Reads the rest of a start tag, `raw` being what follows its name, if every
+    /// attribute is plain: the attributes, how long their text is (quick-xml's
+    /// `attributes_raw`), and whether the tag is empty (`/>`).
+    #[inline]
+    pub(super) fn read_tag(raw: &'a str) -> Option<(Self, usize, bool)> {
+        match Self::scan(raw, true)? {
+            (attributes, Ending::Tag { at, empty }) => Some((attributes, at, empty)),
+            _ => None,
+        }
+    }
+
+    /// Scans to the end of `raw`, or in a tag to its `>` or `/>`.
+    #[inline(always)]
+    fn scan(raw: &'a str, in_tag: bool) -> Option<(Self, Ending)> {
         let bytes = raw.as_bytes();
         let mut out = PlainAttributes {
             attributes: [("", ""); FEW],
@@ -31,8 +52,14 @@ impl<'a> PlainAttributes<'a> {
         loop {
             let before_space = at;
             at = skip_space(bytes, at);
-            if at == bytes.len() {
-                return Some(out);
+            match bytes.get(at) {
+                None if !in_tag => return Some((out, Ending::Input)),
+                Some(b'>') if in_tag => return Some((out, Ending::Tag { at, empty: false })),
+                Some(b'/') if in_tag && bytes.get(at + 1) == Some(&b'>') => {
+                    return Some((out, Ending::Tag { at, empty: true }))
+                }
+                None => return None,
+                Some(_) => {}
             }
             // Attributes are separated from the name and from each other by whitespace.
             if at == before_space || out.len == FEW || !is_name_start(bytes[at]) {
@@ -94,19 +121,27 @@ fn value_len(rest: &[u8], quote: u8) -> Option<usize> {
     }
 }
 
+/// Where a scan stopped.
+enum Ending {
+    /// At the end of the text.
+    Input,
+    /// At a tag's `>`, or at the `/` of its `/>`.
+    Tag { at: usize, empty: bool },
+}
+
 /// Where the XML whitespace from `at` ends.
-fn skip_space(bytes: &[u8], mut at: usize) -> usize {
+pub(super) fn skip_space(bytes: &[u8], mut at: usize) -> usize {
     while at < bytes.len() && CLASS[usize::from(bytes[at])] & SPACE != 0 {
         at += 1;
     }
     at
 }
 
-fn is_name_start(b: u8) -> bool {
+pub(super) fn is_name_start(b: u8) -> bool {
     CLASS[usize::from(b)] & NAME_START != 0
 }
 
-fn is_name_char(b: u8) -> bool {
+pub(super) fn is_name_char(b: u8) -> bool {
     CLASS[usize::from(b)] & NAME != 0
 }
 

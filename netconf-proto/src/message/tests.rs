@@ -198,7 +198,7 @@ fn rpc_with_prefixed_and_empty_operation() {
     };
     assert!(req.operation.is_base("close-session"));
     assert_eq!(
-        req.reply_open,
+        req.reply_envelope.open(),
         r#"<nc:rpc-reply xmlns:nc="urn:ietf:params:xml:ns:netconf:base:1.0" message-id="x">"#
     );
     let Ok(Message::Rpc(req)) = parse(

@@ -136,10 +136,15 @@ pub struct RpcBody {
     tail: String,
 }
 
+/// The text a small operation usually fits in (`<get-config>` with a datastore and a short
+/// filter).
+const SMALL_OPERATION: usize = 128;
+
 impl RpcBody {
     /// Renders a typed operation.
     pub fn from_operation(op: &(impl Operation + ?Sized)) -> Self {
-        let mut out = XmlWriter::new();
+        // Room for a small operation from the start: growing to it cost three reallocations.
+        let mut out = XmlWriter::reusing(String::with_capacity(SMALL_OPERATION));
         op.write_xml(&mut out);
         let (parts, tail) = out.into_parts_and_tail();
         RpcBody { parts, tail }

@@ -30,6 +30,7 @@ pub use netconf_proto::address::DEFAULT_TLS_PORT;
 
 use crate::data::{DataStream, StreamSink};
 use crate::link::{AfterRead, Link};
+use crate::queue;
 use crate::runtime::{sleep, when, Adopt, AsyncStream, BoxStream, Runtime};
 
 /// A caller's reply slot. A oneshot, not an `async_channel` of one: a woken caller takes
@@ -124,7 +125,7 @@ impl Future for Driver {
 /// `R` is the runtime the driver is spawned on by the constructors that spawn it
 /// (`netconf_tokio::Client` is `Client<Tokio>`).
 pub struct Client<R> {
-    cmds: Sender<Command>,
+    cmds: queue::Sender<Command>,
     shared: Arc<Shared>,
     runtime: PhantomData<fn() -> R>,
 }
@@ -453,7 +454,7 @@ pub(crate) async fn establish<R: Runtime>(
         return Err(end.error());
     }
     let session = core.session();
-    let (cmds, rx) = async_channel::unbounded();
+    let (cmds, rx) = queue::unbounded();
     let shared = Arc::new(Shared {
         session_id: session.session_id().unwrap_or_default(),
         capabilities: session.peer_capabilities().clone(),
@@ -480,7 +481,7 @@ pub(crate) async fn establish<R: Runtime>(
 async fn drive<R: Runtime>(
     mut core: Core,
     mut link: Link<R>,
-    cmds: Receiver<Command>,
+    cmds: queue::Receiver<Command>,
     rooms: Receiver<()>,
     shared: Arc<Shared>,
 ) {
@@ -500,7 +501,7 @@ async fn drive<R: Runtime>(
     shared.closed.store(true, Ordering::SeqCst);
     cmds.close();
     // Commands queued behind the end get the same answer, never silence.
-    while let Ok(cmd) = cmds.try_recv() {
+    while let Some(cmd) = cmds.try_recv() {
         match cmd {
             Command::Rpc { reply, .. } => {
                 let _ = reply.send(Err(end.error()));
@@ -562,7 +563,7 @@ fn apply(core: &mut Core, cmd: Command, closing: &mut Vec<Closing>) {
 async fn run<R: Runtime>(
     core: &mut Core,
     link: &mut Link<R>,
-    cmds: Option<&Receiver<Command>>,
+    cmds: Option<&queue::Receiver<Command>>,
     rooms: &Receiver<()>,
     closing: &mut Vec<Closing>,
     closed: Option<&AtomicBool>,
@@ -651,7 +652,7 @@ async fn run<R: Runtime>(
         let step = {
             let cmd = async {
                 match cmds {
-                    Some(rx) if handles_alive => Step::Command(rx.recv().await.ok()),
+                    Some(rx) if handles_alive => Step::Command(rx.recv().await),
                     _ => std::future::pending().await,
                 }
             };
@@ -676,7 +677,7 @@ async fn run<R: Runtime>(
                 // pipelined requests are encrypted and written together.
                 if let Some(rx) = cmds {
                     for _ in 1..COMMAND_BATCH {
-                        let Ok(cmd) = rx.try_recv() else { break };
+                        let Some(cmd) = rx.try_recv() else { break };
                         apply(core, cmd, closing);
                     }
                 }

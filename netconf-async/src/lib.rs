@@ -23,6 +23,7 @@ pub mod call_home;
 mod client;
 mod data;
 mod link;
+mod queue;
 mod runtime;
 mod serve;
 #[cfg(feature = "ssh")]

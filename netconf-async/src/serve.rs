@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use async_channel::{Receiver, Sender, TrySendError};
+use async_channel::{Receiver, Sender};
 use bytes::Bytes;
 use futures_io::AsyncRead;
 use futures_lite::{future, AsyncReadExt, FutureExt, Stream, StreamExt};
@@ -25,6 +25,7 @@ use netconf_proto::tls::ServerTlsOptions;
 use netconf_proto::{Error, Machine, Reply, Request, RequestId, Session, TlsSession};
 
 use crate::link::{AfterRead, Link, OnRead};
+use crate::queue;
 use crate::runtime::{sleep, when, Adopt, AsyncStream, BoxFuture, BoxStream, Listener, Runtime};
 
 type Handler = dyn Fn(Request, SessionInfo) -> BoxFuture<Answer> + Send + Sync;
@@ -106,8 +107,8 @@ impl std::fmt::Debug for Answer {
 /// What other tasks hold of a session: its notification queue and its kill switch.
 #[derive(Clone)]
 struct SessionHandle {
-    notifications: Sender<Arc<(String, String)>>,
-    kill: Sender<()>,
+    notifications: queue::Sender<Arc<(String, String)>>,
+    kill: queue::Sender<()>,
 }
 
 struct Inner {
@@ -384,9 +385,8 @@ impl<R: Runtime> Server<R> {
     }
 
     fn admit(&self, peer: Option<SocketAddr>) -> Option<Admitted> {
-        let (notifications, queue) =
-            async_channel::bounded(self.inner.options.get_notification_queue());
-        let (kill, killed) = async_channel::bounded(1);
+        let (notifications, queue) = queue::bounded(self.inner.options.get_notification_queue());
+        let (kill, killed) = queue::bounded(1);
         match self.inner.registry().admit(SessionHandle {
             notifications,
             kill,
@@ -548,7 +548,7 @@ impl<R: Runtime> Server<R> {
                 Step::Handler(request, reply)
             })
             .or(when(!streaming, async {
-                let n = next_notification.as_mut().await.ok();
+                let n = next_notification.as_mut().await;
                 next_notification.set(queue.recv());
                 Step::Notification(n)
             }))
@@ -656,11 +656,11 @@ impl<R: Runtime> Server<R> {
         for handle in self.inner.registry().subscribers() {
             match handle.notifications.try_send(note.clone()) {
                 Ok(()) => queued += 1,
-                Err(TrySendError::Full(_)) => {
+                Err(queue::TrySendError::Full(_)) => {
                     tracing::warn!("a subscriber fell too far behind; disconnecting it");
                     let _ = handle.kill.try_send(());
                 }
-                Err(TrySendError::Closed(_)) => {}
+                Err(queue::TrySendError::Closed(_)) => {}
             }
         }
         Ok(queued)
@@ -715,8 +715,8 @@ impl Drop for Live {
 
 struct Admitted {
     info: SessionInfo,
-    queue: Receiver<Arc<(String, String)>>,
-    killed: Receiver<()>,
+    queue: queue::Receiver<Arc<(String, String)>>,
+    killed: queue::Receiver<()>,
 }
 
 /// A streamed answer of one session.

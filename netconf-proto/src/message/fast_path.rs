@@ -443,4 +443,115 @@ mod tests {
             }
         }
     }
+
+    /// Envelopes the fast path reads, for [`mutated`] to damage.
+    const VALID: &[&str] = &[
+        r#"<rpc message-id="1" xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><get-config><source><running/></source></get-config></rpc>"#,
+        r#"<rpc message-id="2" xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><close-session/></rpc>"#,
+        r#"<nc:rpc xmlns:nc="urn:ietf:params:xml:ns:netconf:base:1.0" message-id='3'><nc:get/></nc:rpc>"#,
+        r#"<rpc-reply message-id="4" xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><ok/></rpc-reply>"#,
+        r#"<rpc-reply message-id="5" xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><data/></rpc-reply>"#,
+        r#"<rpc-reply message-id="6" xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><data xmlns:if="urn:if"><if:a>1</if:a></data></rpc-reply>"#,
+        r#"<?xml version="1.0" encoding="UTF-8"?><nc:rpc-reply xmlns:nc="urn:ietf:params:xml:ns:netconf:base:1.0" message-id="7"><nc:data>x</nc:data></nc:rpc-reply>"#,
+        r#"<rpc-reply message-id="8" xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"/>"#,
+    ];
+
+    /// Pieces inserted into a valid envelope: markup that changes what it means.
+    const PIECES: &[&str] = &[
+        "<",
+        ">",
+        "/",
+        "/>",
+        "</",
+        "=",
+        "\"",
+        "'",
+        " ",
+        "\n",
+        "\t",
+        ":",
+        "nc:",
+        "x:",
+        " xmlns=\"\"",
+        " xmlns:=\"u\"",
+        " xmlns:nc=\"urn:x\"",
+        " a=\"1\"",
+        " a='&amp;'",
+        "<!-- c -->",
+        "<?pi?>",
+        "<![CDATA[<ok/>]]>",
+        "<?xml version=\"1.0\"?>",
+        "&",
+        "&lt;",
+        "é",
+        "\u{85}",
+        "\u{feff}",
+        "\0",
+        "<ok/>",
+        "<data>",
+        "</data>",
+        "<rpc-error/>",
+        "</rpc-reply>",
+        "</rpc>",
+    ];
+
+    /// A valid envelope with a few pieces inserted and characters deleted.
+    fn mutated() -> impl Strategy<Value = String> {
+        (
+            proptest::sample::select(VALID),
+            proptest::collection::vec(
+                (
+                    any::<proptest::sample::Index>(),
+                    proptest::option::of(pick(PIECES)),
+                ),
+                0..4,
+            ),
+        )
+            .prop_map(|(valid, edits)| {
+                let mut text = valid.to_owned();
+                for (at, piece) in edits {
+                    let mut at = at.index(text.len() + 1);
+                    while !text.is_char_boundary(at) {
+                        at -= 1;
+                    }
+                    match piece {
+                        Some(piece) => text.insert_str(at, piece),
+                        None if at < text.len() => {
+                            text.remove(at);
+                        }
+                        None => {}
+                    }
+                }
+                text
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(8192))]
+        /// On damaged envelopes, parsing as a session does (the fast path first) gives
+        /// exactly what the full parser alone gives: the same message and quirks, or the
+        /// same error; and the fast path never reads one the full parser refuses.
+        #[test]
+        fn damaged_envelopes_parse_as_the_full_parser_says(text in mutated()) {
+            let bytes = Bytes::copy_from_slice(text.as_bytes());
+            let limits = ParseLimits::default();
+            let full = parse_message_full(bytes.clone(), &limits);
+            let session = crate::message::parse_message(bytes, &limits);
+            match (&session, &full) {
+                (Ok(session), Ok(full)) => {
+                    prop_assert_eq!(&session.message, &full.message, "{:?}", text);
+                    prop_assert_eq!(&session.quirks, &full.quirks, "{:?}", text);
+                }
+                (Err(session), Err(full)) => prop_assert_eq!(session, full, "{:?}", text),
+                _ => prop_assert!(false, "{:?}: {:?} / {:?}", text, session, full),
+            }
+            // A declared encoding is checked before the fast path runs (the check above
+            // covers it); called alone here, the fast path does not look at it.
+            if let Some(fast) = fast(&text).filter(|_| !text.contains("encoding")) {
+                let full = full.expect("the full parser reads what the fast path read");
+                prop_assert!(full.quirks.is_empty(), "{:?}: {:?}", text, full.quirks);
+                prop_assert_eq!(fast, full.message, "{:?}", text);
+            }
+        }
+    }
 }

@@ -11,10 +11,11 @@
 //! `<rpc-error>`, other output, `<hello>`, `<notification>`, and every error.
 
 use bytes::Bytes;
-use quick_xml::name::{Namespace, NamespaceResolver, QName};
+use quick_xml::name::{NamespaceResolver, QName};
 
 use super::parse::{
-    end_tag_before, is_blank, is_xml_space, resolve_element, snapshot, tail, ParseScratch,
+    end_tag_before, is_blank, is_xml_space, push_plain, resolve_element, snapshot, tail,
+    ParseScratch,
 };
 use super::plain_attributes::{is_name_char, is_name_start, skip_space, PlainAttributes};
 use super::{Message, OperationName, ReplyContent, ReplyEnvelope, Request, RpcReply, XmlPayload};
@@ -159,15 +160,9 @@ fn prolog_end(text: &str) -> Option<usize> {
     Some(skip_space(bytes, at))
 }
 
-/// Opens the scope of `tag`'s namespace declarations, as `NamespaceResolver::push` would.
+/// Opens the scope of `tag`'s namespace declarations.
 fn push(resolver: &mut NamespaceResolver, tag: &Tag<'_>) -> Option<()> {
-    resolver.set_level(resolver.level().checked_add(1)?);
-    for (name, value) in tag.attributes.iter() {
-        if let Some(prefix) = QName(name).as_namespace_binding() {
-            resolver.add(prefix, Namespace(value)).ok()?;
-        }
-    }
-    Some(())
+    push_plain(resolver, &tag.attributes).ok()
 }
 
 /// Checks that only whitespace follows `from` up to the root's end tag, and only

@@ -199,7 +199,6 @@ fn parse_into(
         last_scope: &mut scratch.last_scope,
         declares: &mut scratch.declares,
         generation: 0,
-        root_attributes: None,
     };
     p.reader.config_mut().check_end_names = true;
     let (root, empty) = p.root()?;
@@ -320,9 +319,6 @@ struct Parser<'a> {
     /// namespaces was opened or closed. Taking a snapshot costs quick-xml's binding
     /// iteration (quadratic in the declarations), so it is taken again only then.
     generation: u64,
-    /// The root's attributes, when all are plain: read once for both its namespace
-    /// declarations and its message-id.
-    root_attributes: Option<PlainAttributes<'a>>,
 }
 
 impl<'a> Parser<'a> {
@@ -379,21 +375,14 @@ impl<'a> Parser<'a> {
     /// any. Most elements declare none: their attributes are not tokenized for it.
     fn push_scope(&mut self, start: &BytesStart<'_>) -> Result<bool> {
         let declares = declares_namespaces(start);
-        let is_root = self.resolver.level() == 0;
-        let plain = if declares || is_root {
-            self.in_text(start.attributes_raw())
-                .and_then(PlainAttributes::read)
+        let pushed = if !declares {
+            push_empty_scope(self.resolver)
         } else {
-            None
+            match PlainAttributes::read(start.attributes_raw()) {
+                Some(plain) => push_plain(self.resolver, &plain),
+                None => self.resolver.push(start),
+            }
         };
-        let pushed = match &plain {
-            Some(plain) if declares => self.push_plain(plain),
-            _ if declares => self.resolver.push(start),
-            _ => self.push_empty_scope(),
-        };
-        if is_root {
-            self.root_attributes = plain;
-        }
         pushed.map(|()| declares).map_err(|e| {
             malformed(format!(
                 "{} (at byte {} of the message)",
@@ -401,49 +390,6 @@ impl<'a> Parser<'a> {
                 self.reader.buffer_position()
             ))
         })
-    }
-
-    /// Opens a scope that declares nothing.
-    fn push_empty_scope(&mut self) -> std::result::Result<(), NamespaceError> {
-        match self.resolver.level().checked_add(1) {
-            Some(level) => {
-                self.resolver.set_level(level);
-                Ok(())
-            }
-            None => Err(NamespaceError::TooDeeplyNested(usize::from(u16::MAX))),
-        }
-    }
-
-    /// `part` (a slice of an event of this message) as a slice of the message's text, for
-    /// as long as the text lives.
-    fn in_text(&self, part: &str) -> Option<&'a str> {
-        let offset = (part.as_ptr() as usize).wrapping_sub(self.text.as_ptr() as usize);
-        let text = self.text;
-        text.get(offset..offset.checked_add(part.len())?)
-            .filter(|found| std::ptr::eq(found.as_ptr(), part.as_ptr()))
-    }
-
-    /// The root's message-id attribute (see [`message_id`]).
-    fn message_id(&mut self, root: &BytesStart<'_>) -> Result<Option<String>> {
-        match self.root_attributes.take() {
-            Some(plain) => Ok(plain.get("message-id").map(str::to_owned)),
-            None => message_id(root),
-        }
-    }
-
-    /// Opens a scope with the declarations among plain attributes, as
-    /// `NamespaceResolver::push` would from the same start tag.
-    fn push_plain(
-        &mut self,
-        attributes: &PlainAttributes<'_>,
-    ) -> std::result::Result<(), NamespaceError> {
-        self.push_empty_scope()?;
-        for (name, value) in attributes.iter() {
-            if let Some(prefix) = QName(name).as_namespace_binding() {
-                self.resolver.add(prefix, Namespace(value))?;
-            }
-        }
-        Ok(())
     }
 
     /// Records a tolerated quirk, or refuses it in strict mode.
@@ -661,9 +607,7 @@ impl<'a> Parser<'a> {
     }
 
     fn rpc(&mut self, root: &BytesStart<'a>, root_qname: &str, empty: bool) -> Result<Request> {
-        let message_id = self
-            .message_id(root)?
-            .ok_or(ParseError::MissingRpcMessageId)?;
+        let message_id = message_id(root)?.ok_or(ParseError::MissingRpcMessageId)?;
         let reply_envelope = ReplyEnvelope::new(root_qname, root.attributes_raw());
         if empty {
             return Err(malformed("<rpc> without an operation"));
@@ -727,7 +671,7 @@ impl<'a> Parser<'a> {
         root_qname: &str,
         empty: bool,
     ) -> Result<RpcReply> {
-        let message_id = self.message_id(root)?;
+        let message_id = message_id(root)?;
         let raw = self.message.clone();
         let mut reply = RpcReply {
             message_id,
@@ -997,6 +941,31 @@ pub(super) fn snapshot(
     snapshot
 }
 
+/// Opens a scope that declares nothing.
+fn push_empty_scope(resolver: &mut NamespaceResolver) -> std::result::Result<(), NamespaceError> {
+    let level = resolver
+        .level()
+        .checked_add(1)
+        .ok_or(NamespaceError::TooDeeplyNested(usize::from(u16::MAX)))?;
+    resolver.set_level(level);
+    Ok(())
+}
+
+/// Opens a scope with the declarations among plain attributes, as
+/// `NamespaceResolver::push` would from the same start tag.
+pub(super) fn push_plain(
+    resolver: &mut NamespaceResolver,
+    attributes: &PlainAttributes<'_>,
+) -> std::result::Result<(), NamespaceError> {
+    push_empty_scope(resolver)?;
+    for (name, value) in attributes.iter() {
+        if let Some(prefix) = QName(name).as_namespace_binding() {
+            resolver.add(prefix, Namespace(value))?;
+        }
+    }
+    Ok(())
+}
+
 /// An element's namespace and local name, the namespaces the envelope uses not copied;
 /// `Err` with the prefix when it was never declared.
 pub(super) fn resolve_element<'n>(
@@ -1018,6 +987,9 @@ pub(super) fn resolve_element<'n>(
 /// The message-id attribute. Every attribute is checked, since a server echoes them all
 /// back in its reply and must not echo malformed XML.
 fn message_id(start: &BytesStart<'_>) -> Result<Option<String>> {
+    if let Some(plain) = PlainAttributes::read(start.attributes_raw()) {
+        return Ok(plain.get("message-id").map(str::to_owned));
+    }
     // The usual envelope has two or three attributes: their names are compared here, on
     // the stack, rather than by quick-xml's duplicate check, which allocates. Past this
     // many, or on a duplicate (for its error), quick-xml checks them all.

@@ -440,8 +440,8 @@ impl<R: Runtime> Server<R> {
         // for the peer any more. `Broken` once a write was cut short: nothing more is sent.
         let mut stop = Stop::Running;
         // The kill and the next notification are waited for by one future each, kept across
-        // turns: a fresh `recv` on an empty channel registers a listener (an allocation and
-        // two locks), which every write and every wait of a small RPC paid.
+        // turns. (They were kept because an `async_channel` receive registered a listener
+        // each time; a `queue` receive costs one lock either way.)
         let mut kill = Box::pin(killed.recv());
         let mut was_killed = false;
         let mut next_notification = Box::pin(queue.recv());

@@ -221,7 +221,7 @@ async fn ssh_client<R: Runtime>(
     peer: SocketAddr,
     ssh: crate::ssh::SshClientOptions,
     options: &ClientOptions,
-) -> Result<(Client<R>, crate::client::Driver), Error> {
+) -> Result<(Client<R>, crate::connection::Driver), Error> {
     let host = peer.ip().to_string();
     let channel = R::ssh(async move {
         netconf_ssh::connect_stream(

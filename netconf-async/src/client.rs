@@ -1,10 +1,9 @@
 //! The shared, pipelining client handle and its connection driver: the futures-io loop
 //! around [`ClientCore`], generic over the [`Runtime`] that spawns and times it.
 
-use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -28,6 +27,7 @@ use netconf_proto::{
 
 pub use netconf_proto::address::DEFAULT_TLS_PORT;
 
+use crate::connection::{Connection, Driver};
 use crate::data::{DataStream, StreamSink};
 use crate::link::{AfterRead, Link};
 use crate::queue;
@@ -82,6 +82,8 @@ struct Shared {
     notification_buffer: usize,
     /// Set before any waiter learns that the session ended.
     closed: AtomicBool,
+    /// Callers waiting for a reply or a stream's start.
+    waiting: AtomicUsize,
     /// How the session ended, for precise errors after the fact.
     ended: Mutex<Option<SessionEnd>>,
     /// Readers of streamed replies wake the driver here when they made room.
@@ -97,35 +99,23 @@ impl Shared {
     }
 }
 
-/// The connection's read loop as a future. Spawn it (or await it) on any executor; it
-/// finishes when the session ends.
-#[must_use = "the session makes no progress unless the driver runs"]
-pub struct Driver {
-    inner: Pin<Box<dyn Future<Output = ()> + Send>>,
-}
-
-impl std::fmt::Debug for Driver {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Driver")
-    }
-}
-
-impl Future for Driver {
-    type Output = ();
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        self.inner.as_mut().poll(cx)
-    }
-}
-
 /// A NETCONF client session. Cheap to clone; every clone talks to the same session, and
 /// RPCs from many tasks are pipelined and matched to their replies by message-id.
 /// Dropping a request future abandons that request only: its late reply is discarded.
 /// Dropping every clone ends the session with `<close-session>`.
 ///
+/// The connection's [`Driver`] reads, times out and delivers replies. A request made while
+/// no other caller waits, and while the driver is idle, is written by its caller, on the
+/// caller's thread (entering the client's runtime for the timers), so that a call from
+/// outside the runtime does not first wake the driver's thread; the caller then waits for
+/// its reply like any other.
+///
 /// `R` is the runtime the driver is spawned on by the constructors that spawn it
 /// (`netconf_tokio::Client` is `Client<Tokio>`).
 pub struct Client<R> {
     cmds: queue::Sender<Command>,
+    /// The loop, for a caller's turn at writing its own request.
+    connection: Arc<Connection>,
     shared: Arc<Shared>,
     runtime: PhantomData<fn() -> R>,
 }
@@ -134,6 +124,7 @@ impl<R> Clone for Client<R> {
     fn clone(&self) -> Self {
         Client {
             cmds: self.cmds.clone(),
+            connection: self.connection.clone(),
             shared: self.shared.clone(),
             runtime: PhantomData,
         }
@@ -340,14 +331,31 @@ impl<R> Client<R> {
     ) -> Result<RpcReply, Error> {
         let body = RpcBody::from_operation(op);
         let (reply, rx) = oneshot::channel();
-        self.cmds
-            .try_send(Command::Rpc {
+        let waiting = Waiting::begin(&self.shared.waiting);
+        self.command(
+            Command::Rpc {
                 body,
                 timeout,
                 reply,
-            })
-            .map_err(|_| self.shared.ended_error())?;
+            },
+            &waiting,
+        )?;
         rx.await.map_err(|_| self.shared.ended_error())?
+    }
+
+    /// Hands a request to the loop. The only caller waiting also writes it, on this
+    /// thread, if nobody else is polling the loop (see `connection.rs`): that spares a
+    /// small RPC the wake of the driver's thread. With other requests in flight the driver
+    /// is about to run anyway, and it writes every request queued meanwhile in one go,
+    /// where callers' turns would write one each.
+    fn command(&self, command: Command, waiting: &Waiting<'_>) -> Result<(), Error> {
+        let queue = || self.cmds.try_send(command);
+        let queued = if waiting.alone {
+            self.connection.queue_and_poll(queue)
+        } else {
+            queue()
+        };
+        queued.map_err(|_| self.shared.ended_error())
     }
 
     /// Sends raw XML (the operation element) and waits for the reply.
@@ -375,14 +383,17 @@ impl<R> Client<R> {
     ) -> Result<DataStream, Error> {
         let body = RpcBody::from_operation(op);
         let (sink, stream) = crate::data::channel(self.shared.room.clone());
-        self.cmds
-            .try_send(Command::Streamed {
+        let waiting = Waiting::begin(&self.shared.waiting);
+        self.command(
+            Command::Streamed {
                 body,
                 timeout,
                 sink,
-            })
-            .map_err(|_| self.shared.ended_error())?;
+            },
+            &waiting,
+        )?;
         stream.started().await?;
+        drop(waiting);
         Ok(stream)
     }
 
@@ -410,6 +421,29 @@ impl<R> Client<R> {
             return Ok(()); // the driver is gone: so is the session
         }
         close_result(rx.await.unwrap_or_else(|_| Err(self.shared.ended_error())))
+    }
+}
+
+/// A caller counted among those waiting for a reply, until it is dropped.
+struct Waiting<'a> {
+    count: &'a AtomicUsize,
+    /// Nobody else was waiting when this caller began.
+    alone: bool,
+}
+
+impl<'a> Waiting<'a> {
+    fn begin(count: &'a AtomicUsize) -> Waiting<'a> {
+        let before = count.fetch_add(1, Ordering::Relaxed);
+        Waiting {
+            count,
+            alone: before == 0,
+        }
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -462,19 +496,22 @@ pub(crate) async fn establish<R: Runtime>(
         rpc_timeout: session.config().rpc_timeout(),
         notification_buffer: options.get_notification_buffer(),
         closed: AtomicBool::new(false),
+        waiting: AtomicUsize::new(0),
         ended: Mutex::new(None),
         room,
     });
-    let driver = Driver {
-        inner: Box::pin(drive(core, link, rx, rooms, shared.clone())),
-    };
+    let connection = Connection::new(
+        Box::pin(drive(core, link, rx, rooms, shared.clone())),
+        R::entry(),
+    );
     Ok((
         Client {
             cmds,
+            connection: connection.clone(),
             shared,
             runtime: PhantomData,
         },
-        driver,
+        Driver::new(connection),
     ))
 }
 

@@ -21,6 +21,7 @@
 
 pub mod call_home;
 mod client;
+mod connection;
 mod data;
 mod link;
 mod queue;
@@ -30,9 +31,10 @@ mod serve;
 pub mod ssh;
 
 pub use call_home::{CallHome, CallHomeListener, CallHomeOptions, CallHomeTransport, Reconnect};
-pub use client::{Client, Driver, Notifications, DEFAULT_TLS_PORT};
+pub use client::{Client, Notifications, DEFAULT_TLS_PORT};
+pub use connection::Driver;
 pub use data::DataStream;
-pub use runtime::{Accepted, Adopt, AsyncStream, BoxFuture, BoxStream, Listener, Runtime};
+pub use runtime::{Accepted, Adopt, AsyncStream, BoxFuture, BoxStream, Entry, Listener, Runtime};
 pub use serve::{Answer, PieceStream, Server, Spawner};
 
 /// What every adapter built on this crate re-exports at its root (`pub use

@@ -5,12 +5,17 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Instant;
 
 use futures_io::{AsyncRead, AsyncWrite};
 
 /// A boxed future, as runtimes take and give them.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// A way into a runtime from any thread: runs the function it is given where the
+/// runtime's timers and sockets can be made (see [`Runtime::entry`]).
+pub type Entry = Arc<dyn Fn(&mut dyn FnMut()) + Send + Sync>;
 
 /// What [`Listener::accept`] gives: a connection and its peer's address.
 pub type Accepted<'a> =
@@ -41,6 +46,14 @@ pub trait Runtime: Send + Sync + 'static {
     fn connect(host: String, port: u16) -> BoxFuture<io::Result<BoxStream>>;
     /// Binds a TCP listener.
     fn bind(addrs: Vec<SocketAddr>) -> BoxFuture<io::Result<(Box<dyn Listener>, SocketAddr)>>;
+    /// Taken where a client session is made: how a caller, on any thread, enters this
+    /// runtime to poll the session's loop itself (so that it writes its own request
+    /// without waking the loop's task first). `None`: callers leave everything to the
+    /// loop's task. The default runs the poll as it is, for runtimes whose timers and
+    /// sockets work from any thread.
+    fn entry() -> Option<Entry> {
+        Some(Arc::new(|poll: &mut dyn FnMut()| poll()))
+    }
     /// Runs an SSH step (russh is tokio-only): on the caller's tokio runtime, or on
     /// `netconf-ssh`'s shared one.
     #[cfg(feature = "ssh")]

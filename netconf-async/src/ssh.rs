@@ -19,7 +19,8 @@ use netconf_proto::client::ClientOptions;
 use netconf_proto::Error;
 use netconf_ssh::compat::TokioIo;
 
-use crate::client::{Client, Driver};
+use crate::client::Client;
+use crate::connection::Driver;
 use crate::runtime::{Adopt, Runtime};
 use crate::serve::Server;
 

@@ -259,8 +259,9 @@ impl AsyncWrite for FailingWrites {
 
 type RpcFuture<'a> = Pin<Box<dyn Future<Output = Result<RpcReply, Error>> + Send + 'a>>;
 
-/// RPCs already queued for the driver when the transport fails must all fail, not wait
-/// forever: a caller has no timeout of its own (the driver enforces RPC timeouts).
+/// RPCs made over a transport that has failed must all fail, not wait forever: whether a
+/// caller's own turn at the loop met the failure, or its request was queued behind the
+/// one that did (a caller has no timeout of its own; the loop enforces RPC timeouts).
 #[test]
 fn rpcs_queued_when_the_transport_fails_all_fail() {
     guarded(|| {
@@ -281,19 +282,22 @@ fn rpcs_queued_when_the_transport_fails_all_fail() {
             .await
             .expect("hello exchange");
 
-            // Five rpcs handed to the (not yet running) driver.
+            // The transport breaks; then five rpcs, with the driver not yet running. The
+            // first caller's own turn at the loop meets the broken write and ends the
+            // session; the others are queued behind it, or refused after it.
+            fail.store(true, Ordering::SeqCst);
             let get = GetConfig::new(Datastore::Running);
-            let mut rpcs: Vec<RpcFuture<'_>> = (0..5)
+            let rpcs: Vec<RpcFuture<'_>> = (0..5)
                 .map(|_| Box::pin(client.rpc(&get)) as RpcFuture<'_>)
                 .collect();
-            for rpc in &mut rpcs {
-                assert!(
-                    futures_lite::future::poll_once(rpc).await.is_none(),
-                    "an rpc finished before the driver ran"
-                );
+            let mut waiting = Vec::new();
+            for mut rpc in rpcs {
+                match futures_lite::future::poll_once(&mut rpc).await {
+                    Some(result) => assert!(result.is_err(), "{result:?}"),
+                    None => waiting.push(rpc),
+                }
             }
-            // The transport breaks; the driver fails on its first write.
-            fail.store(true, Ordering::SeqCst);
+            let rpcs = waiting;
             let driver = smol::spawn(driver);
             for (i, rpc) in rpcs.into_iter().enumerate() {
                 let result = within(

@@ -4,9 +4,10 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
-use netconf_async::{Accepted, Adopt, BoxFuture, BoxStream, Listener, Runtime};
+use netconf_async::{Accepted, Adopt, BoxFuture, BoxStream, Entry, Listener, Runtime};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::compat::TokioAsyncReadCompatExt;
@@ -47,6 +48,17 @@ impl Runtime for Tokio {
                 local,
             ))
         })
+    }
+
+    /// The runtime this client is made in: a caller's turn at the session's loop enters
+    /// it, so that the timers the loop makes are this runtime's even when the caller
+    /// runs outside it (or in another one, which may end first).
+    fn entry() -> Option<Entry> {
+        let handle = tokio::runtime::Handle::try_current().ok()?;
+        Some(Arc::new(move |poll: &mut dyn FnMut()| {
+            let _inside = handle.enter();
+            poll();
+        }))
     }
 
     #[cfg(feature = "ssh")]

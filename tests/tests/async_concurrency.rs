@@ -43,6 +43,8 @@ netconf_tests::on_each_runtime!(
     throughput_64_in_flight,
     large_requests_and_replies_few_in_flight,
     large_pipelined_requests_and_replies_do_not_deadlock,
+    a_caller_writes_its_own_request_while_the_driver_waits,
+    callers_on_threads_outside_the_runtime_share_the_session,
 );
 
 /// The same thousand rpcs from a hundred tasks, with every task (the client's driver, the
@@ -275,6 +277,128 @@ async fn thousand_rpcs_from_hundred_tasks_each_get_their_own_reply<R: Runtime>()
     client.close().await.expect("close");
     assert!(sessions_empty_within(&server, Duration::from_secs(2)).await);
     server.shutdown().await;
+}
+
+/// A caller whose request finds the loop idle writes the request itself: here the driver
+/// has not run at all, yet the server's handler gets the request; the reply comes once the
+/// driver runs.
+async fn a_caller_writes_its_own_request_while_the_driver_waits<R: Runtime>() {
+    let state = State::new();
+    let server = start_server::<R>(&Pki::generate(), &state).await;
+    let (client, driver) = within(
+        Duration::from_secs(2),
+        "establishing the session",
+        Client::<R>::connect_tls_with_driver(
+            &server.addr,
+            &server.pki.client_tls_options(),
+            &ClientOptions::new(),
+        ),
+    )
+    .await
+    .expect("connect");
+    let xml = echo("written-by-its-caller", "slow");
+    let mut call = Box::pin(client.rpc_raw(&xml));
+    assert!(
+        futures_lite::future::poll_once(&mut call).await.is_none(),
+        "answered before anyone read the reply"
+    );
+    within(
+        Duration::from_secs(5),
+        "the request reaching the server's handler with the driver not yet run",
+        state.slow_entered_rx.recv(),
+    )
+    .await
+    .expect("the state lives");
+    state.gate.add_permits(1);
+    let driver = spawn::<R, _>(driver);
+    let reply = within(Duration::from_secs(5), "the reply", call)
+        .await
+        .expect("rpc");
+    check_echo(&reply, "written-by-its-caller");
+    client.close().await.expect("close");
+    within(
+        Duration::from_secs(2),
+        "the driver finishing",
+        driver.join(),
+    )
+    .await;
+    server.shutdown().await;
+}
+
+/// Callers on plain threads, each blocking on its calls with an executor of its own (no
+/// runtime context: a tokio timer made there would panic), share one session with tasks
+/// on the runtime. Their turns at the loop enter the session's runtime; every reply reaches
+/// its own caller. First one thread calls alone (so each of its calls takes a turn), then
+/// four threads and a task at once.
+async fn callers_on_threads_outside_the_runtime_share_the_session<R: Runtime>() {
+    let state = State::new();
+    let server = start_server::<R>(&Pki::generate(), &state).await;
+    let client = connect(&server, ClientOptions::new()).await;
+    let (done, finished) = ::smol::channel::unbounded::<Result<usize, String>>();
+    let alone = calls_from_a_thread(&client, "alone", done.clone());
+    let calls = finished.recv().await.expect("a report");
+    assert_eq!(calls, Ok(50));
+    alone.join().expect("joined after it reported");
+
+    let threads: Vec<_> = (0..4)
+        .map(|thread| calls_from_a_thread(&client, &format!("thread{thread}"), done.clone()))
+        .collect();
+    drop(done);
+    let task = {
+        let client = client.clone();
+        spawn::<R, _>(async move {
+            for i in 0..50 {
+                let tag = format!("task-{i}");
+                let reply = client.rpc_raw(&echo(&tag, "fast")).await.expect("rpc");
+                check_echo(&reply, &tag);
+            }
+        })
+    };
+    let mut calls = 0;
+    while let Ok(result) = finished.recv().await {
+        calls += result.unwrap_or_else(|panic| panic!("a calling thread failed: {panic}"));
+    }
+    task.join().await;
+    for thread in threads {
+        thread.join().expect("joined after it reported");
+    }
+    assert_eq!(calls, 200);
+    assert_eq!(state.handled.load(Ordering::SeqCst), 300);
+    client.close().await.expect("close");
+    server.shutdown().await;
+}
+
+/// A thread making 50 calls, each with a timeout of its own (the loop makes a timer for
+/// it), blocking on each with `futures-lite`'s executor; it reports how many succeeded, or
+/// why it panicked.
+fn calls_from_a_thread<R: Runtime>(
+    client: &Client<R>,
+    name: &str,
+    done: Sender<Result<usize, String>>,
+) -> std::thread::JoinHandle<()> {
+    let client = client.clone();
+    let name = name.to_owned();
+    std::thread::spawn(move || {
+        let calls = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            for i in 0..50 {
+                let tag = format!("{name}-{i}");
+                let reply = futures_lite::future::block_on(client.rpc_with_timeout(
+                    &RpcBody::raw(echo(&tag, "fast")).expect("well-formed"),
+                    Some(Duration::from_secs(10)),
+                ))
+                .expect("rpc from a plain thread");
+                check_echo(&reply, &tag);
+            }
+            50
+        }));
+        let _ = done.send_blocking(calls.map_err(|panic| {
+            panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default()
+        }));
+    })
 }
 
 async fn cancelled_requests_do_not_steal_later_replies<R: Runtime>() {

@@ -18,7 +18,9 @@
 //!   as many bytes as the NETCONF request and reply take on the wire (printed at start).
 //!   The async clients are called with `block_on` from the benchmark's thread (`tokio`,
 //!   `smol`; `tokio_current_thread` on a current-thread runtime) and from a task on their
-//!   runtime (`*_in_task`).
+//!   runtime (`*_in_task`). Their floor, `raw_rustls_tokio_block_on` and
+//!   `raw_rustls_smol_block_on`: raw rustls on the runtime's socket, one `block_on` per
+//!   round trip from the benchmark's thread, against the raw server.
 //! - `pipelined_64`: 1024 of those with 64 in flight on one session (raw: one thread keeps
 //!   64 requests ahead; blocking: 64 threads of a pool; async: 64 tasks).
 //! - `get_config_10mb`, `get_config_256mb`: `call` (buffered: the whole `<data>` as one
@@ -58,6 +60,7 @@ use netconf_blocking::Reply;
 use netconf_proto::{Config, Event, Output, RequestId, TlsSession};
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, Connection, ServerConfig, ServerConnection};
+use tokio_util::compat::TokioAsyncReadCompatExt;
 
 const PIPELINE_TOTAL: usize = 1024;
 const PIPELINE_DEPTH: usize = 64;
@@ -78,6 +81,61 @@ fn raw_fetch(raw: &mut RawClient, cmd: u8, buf: &mut [u8]) -> Duration {
     let first = t.elapsed();
     raw.read_exact(&mut buf[got..]).expect("payload");
     first
+}
+
+/// Raw rustls with its socket on an async runtime: what a caller outside the runtime
+/// (one `block_on` per round trip, as the async clients are called in `rpc_tiny`) pays
+/// with no NETCONF at all. The socket's readiness comes from the runtime's reactor, which
+/// may run on another thread.
+struct RawAsync<S> {
+    conn: ClientConnection,
+    tcp: S,
+    wire: Vec<u8>,
+    buf: Box<[u8]>,
+}
+
+impl<S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin> RawAsync<S> {
+    /// `raw`'s TLS session (handshake done) on `tcp`, its socket made async.
+    fn new(raw: RawClient, tcp: impl FnOnce(std::net::TcpStream) -> S) -> RawAsync<S> {
+        let RawClient { conn, sock, .. } = raw;
+        sock.set_nonblocking(true).expect("non-blocking");
+        RawAsync {
+            conn,
+            tcp: tcp(sock),
+            wire: Vec::new(),
+            buf: vec![0; 64 * 1024].into_boxed_slice(),
+        }
+    }
+
+    /// Sends `request`; reads `answer.len()` bytes of plaintext.
+    async fn exchange(&mut self, request: &[u8], answer: &mut [u8]) {
+        use futures_lite::{AsyncReadExt, AsyncWriteExt};
+        self.conn.writer().write_all(request).expect("plaintext");
+        self.wire.clear();
+        while self.conn.wants_write() {
+            self.conn.write_tls(&mut self.wire).expect("ciphertext");
+        }
+        self.tcp.write_all(&self.wire).await.expect("request");
+        let mut got = 0;
+        while got < answer.len() {
+            match self.conn.reader().read(&mut answer[got..]) {
+                Ok(0) => panic!("raw server closed"),
+                Ok(n) => {
+                    got += n;
+                    continue;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => panic!("answer: {e}"),
+            }
+            let n = self.tcp.read(&mut self.buf).await.expect("answer");
+            assert!(n > 0, "raw server closed");
+            let mut wire = &self.buf[..n];
+            while !wire.is_empty() {
+                self.conn.read_tls(&mut wire).expect("ciphertext");
+                self.conn.process_new_packets().expect("records");
+            }
+        }
+    }
 }
 
 // ----- in memory: each half of a 10 MB reply without sockets -----
@@ -408,6 +466,25 @@ fn bench_loopback(c: &mut Criterion) {
                 raw.flush().expect("flush");
                 raw.read_exact(&mut answer).expect("answer");
             })
+        });
+        // The same from outside an async runtime: the floor of the async `block_on` rows.
+        let tokio_rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        let mut raw_tokio = RawAsync::new(raw_connect(raw4_addr, &setup.client_config), |s| {
+            let _inside = tokio_rt.enter();
+            tokio::net::TcpStream::from_std(s).expect("tokio socket").compat()
+        });
+        g.bench_function("raw_rustls_tokio_block_on", |b| {
+            b.iter(|| tokio_rt.block_on(raw_tokio.exchange(&request, &mut answer)))
+        });
+        let mut raw_smol = RawAsync::new(raw_connect(raw4_addr, &setup.client_config), |s| {
+            smol::Async::new(s).expect("async socket")
+        });
+        g.bench_function("raw_rustls_smol_block_on", |b| {
+            b.iter(|| smol::block_on(raw_smol.exchange(&request, &mut answer)))
         });
         let tiny = common::op("");
         for (name, client) in clients

@@ -158,7 +158,7 @@ impl<R: Runtime> Client<R> {
     }
 
     /// Connects over TLS and returns the driver for the caller to spawn (or await) on any
-    /// executor; nothing happens on the session unless the driver runs.
+    /// executor; the session needs it to run for as long as it is used.
     pub async fn connect_tls_with_driver(
         addr: &str,
         tls: &ClientTlsOptions,

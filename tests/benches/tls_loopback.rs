@@ -475,7 +475,9 @@ fn bench_loopback(c: &mut Criterion) {
             .expect("tokio runtime");
         let mut raw_tokio = RawAsync::new(raw_connect(raw4_addr, &setup.client_config), |s| {
             let _inside = tokio_rt.enter();
-            tokio::net::TcpStream::from_std(s).expect("tokio socket").compat()
+            tokio::net::TcpStream::from_std(s)
+                .expect("tokio socket")
+                .compat()
         });
         g.bench_function("raw_rustls_tokio_block_on", |b| {
             b.iter(|| tokio_rt.block_on(raw_tokio.exchange(&request, &mut answer)))

@@ -20,7 +20,8 @@
 //!   `smol`; `tokio_current_thread` on a current-thread runtime) and from a task on their
 //!   runtime (`*_in_task`). Their floor, `raw_rustls_tokio_block_on` and
 //!   `raw_rustls_smol_block_on`: raw rustls on the runtime's socket, one `block_on` per
-//!   round trip from the benchmark's thread, against the raw server.
+//!   round trip from the benchmark's thread, against the raw server; `raw_rustls_*_in_task`
+//!   the same from a task on the runtime.
 //! - `pipelined_64`: 1024 of those with 64 in flight on one session (raw: one thread keeps
 //!   64 requests ahead; blocking: 64 threads of a pool; async: 64 tasks).
 //! - `get_config_10mb`, `get_config_256mb`: `call` (buffered: the whole `<data>` as one
@@ -105,6 +106,16 @@ impl<S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin> RawAsync<S> 
             wire: Vec::new(),
             buf: vec![0; 64 * 1024].into_boxed_slice(),
         }
+    }
+
+    /// `n` exchanges one after the other (in a task: the client moves in and out).
+    async fn exchanges(mut self, n: u64, request: Vec<u8>) -> (Self, Duration) {
+        let mut answer = vec![0; common::tiny_wire_sizes().1];
+        let t = Instant::now();
+        for _ in 0..n {
+            self.exchange(&request, &mut answer).await;
+        }
+        (self, t.elapsed())
     }
 
     /// Sends `request`; reads `answer.len()` bytes of plaintext.
@@ -487,6 +498,28 @@ fn bench_loopback(c: &mut Criterion) {
         });
         g.bench_function("raw_rustls_smol_block_on", |b| {
             b.iter(|| smol::block_on(raw_smol.exchange(&request, &mut answer)))
+        });
+        // And from a task on the runtime: the floor of the `*_in_task` rows.
+        let mut raw_tokio = Some(raw_tokio);
+        g.bench_function("raw_rustls_tokio_in_task", |b| {
+            b.iter_custom(|iters| {
+                let raw = raw_tokio.take().expect("raw client");
+                let (raw, took) = tokio_rt
+                    .block_on(tokio_rt.spawn(raw.exchanges(iters, request.clone())))
+                    .expect("task");
+                raw_tokio = Some(raw);
+                took
+            })
+        });
+        let mut raw_smol = Some(raw_smol);
+        g.bench_function("raw_rustls_smol_in_task", |b| {
+            b.iter_custom(|iters| {
+                let raw = raw_smol.take().expect("raw client");
+                let (raw, took) =
+                    smol::block_on(smol::spawn(raw.exchanges(iters, request.clone())));
+                raw_smol = Some(raw);
+                took
+            })
         });
         let tiny = common::op("");
         for (name, client) in clients

@@ -157,6 +157,8 @@ impl Turn<'_> {
             }
         };
         let Some(future) = slot.as_mut() else {
+            // Finished (or gone with a panic): the driver finishes too.
+            connection.signal.driver.wake();
             return Poll::Ready(());
         };
         let mut cx = Context::from_waker(&connection.waker);
@@ -179,7 +181,9 @@ impl Drop for Turn<'_> {
             .signal
             .state
             .fetch_and(!(POLLING | NOTIFIED), Ordering::SeqCst);
-        if before & NOTIFIED != 0 {
+        // A turn that ends in a panic (a bug in the loop, which is then gone with the
+        // poisoned lock) wakes the driver too, or nothing would: it must finish.
+        if before & NOTIFIED != 0 || std::thread::panicking() {
             self.connection.signal.driver.wake();
         }
     }
@@ -320,6 +324,36 @@ mod tests {
         }
         runner.join().expect("driver");
         assert_eq!(taken.load(Ordering::SeqCst), 20_000);
+    }
+
+    /// A bug that panics in the loop during a caller's turn: the panic is the caller's, the
+    /// loop is gone (its queue refuses), and the driver finishes rather than wait forever.
+    #[test]
+    fn a_panic_in_a_callers_turn_ends_the_driver() {
+        let (tx, rx) = queue::unbounded::<u32>();
+        let future: BoxFuture<()> = Box::pin(async move {
+            while let Some(n) = rx.recv().await {
+                assert_ne!(n, 99, "a bug in the loop");
+            }
+        });
+        let connection = Connection::new(future, inline());
+        let driver = Driver::new(connection.clone());
+        let runner = std::thread::spawn(move || futures_lite::future::block_on(driver));
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            connection.queue_and_poll(|| tx.try_send(99).expect("open"))
+        }));
+        assert!(caught.is_err(), "the panic reaches the caller");
+        // A deadlock guard only.
+        let give_up = std::time::Instant::now() + Duration::from_secs(5);
+        while !runner.is_finished() {
+            assert!(
+                std::time::Instant::now() < give_up,
+                "the driver never finished after the loop panicked"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        runner.join().expect("driver");
+        assert!(tx.try_send(1).is_err(), "the loop and its queue are gone");
     }
 
     #[test]

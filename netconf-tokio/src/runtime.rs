@@ -52,7 +52,10 @@ impl Runtime for Tokio {
 
     /// The runtime this client is made in: a caller's turn at the session's loop enters
     /// it, so that the timers the loop makes are this runtime's even when the caller
-    /// runs outside it (or in another one, which may end first).
+    /// runs outside it (or in another one, which may end first). The session's socket is
+    /// that runtime's too, so the session cannot outlive it anyway.
+    /// (The handle keeps the runtime's I/O and timer driver allocated until the last
+    /// `Client` of the session is dropped.)
     fn entry() -> Option<Entry> {
         let handle = tokio::runtime::Handle::try_current().ok()?;
         Some(Arc::new(move |poll: &mut dyn FnMut()| {

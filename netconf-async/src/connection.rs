@@ -105,14 +105,14 @@ impl Connection {
     /// loop, polls it once on this thread so that the command is carried out at once.
     /// Otherwise whoever polls sees the command's wake.
     pub fn queue_and_poll<T>(&self, queue: impl FnOnce() -> T) -> T {
-        let turn = match &self.entry {
-            Some(_) => self.try_turn(),
-            None => None,
-        };
+        let turn = self
+            .entry
+            .as_ref()
+            .and_then(|entry| Some((entry, self.try_turn()?)));
         // Queued with the turn held, the command's wake is only noted: the driver task is
         // not woken for what this poll is about to do.
         let queued = queue();
-        if let (Some(mut turn), Some(entry)) = (turn, &self.entry) {
+        if let Some((entry, mut turn)) = turn {
             entry(&mut || {
                 let _ = turn.poll();
             });
@@ -240,6 +240,17 @@ mod tests {
         Some(Arc::new(|f: &mut dyn FnMut()| f()))
     }
 
+    /// Joins the driver's thread, failing with `stalled` if it has not finished within
+    /// `guard` (a deadlock guard only).
+    fn join_within(runner: std::thread::JoinHandle<()>, guard: Duration, stalled: &str) {
+        let give_up = std::time::Instant::now() + guard;
+        while !runner.is_finished() {
+            assert!(std::time::Instant::now() < give_up, "{stalled}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        runner.join().expect("driver");
+    }
+
     /// A loop that counts the commands it takes, as the client's loop takes requests.
     fn counting(rx: queue::Receiver<u32>, taken: Arc<AtomicUsize>) -> BoxFuture<()> {
         Box::pin(async move {
@@ -313,16 +324,8 @@ mod tests {
             caller.join().expect("caller");
         }
         drop(tx);
-        // A deadlock guard only: the driver must end once everything is taken.
-        let give_up = std::time::Instant::now() + Duration::from_secs(10);
-        while !runner.is_finished() {
-            assert!(
-                std::time::Instant::now() < give_up,
-                "the driver never finished"
-            );
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        runner.join().expect("driver");
+        // The driver must end once everything is taken.
+        join_within(runner, Duration::from_secs(10), "the driver never finished");
         assert_eq!(taken.load(Ordering::SeqCst), 20_000);
     }
 
@@ -343,16 +346,11 @@ mod tests {
             connection.queue_and_poll(|| tx.try_send(99).expect("open"))
         }));
         assert!(caught.is_err(), "the panic reaches the caller");
-        // A deadlock guard only.
-        let give_up = std::time::Instant::now() + Duration::from_secs(5);
-        while !runner.is_finished() {
-            assert!(
-                std::time::Instant::now() < give_up,
-                "the driver never finished after the loop panicked"
-            );
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        runner.join().expect("driver");
+        join_within(
+            runner,
+            Duration::from_secs(5),
+            "the driver never finished after the loop panicked",
+        );
         assert!(tx.try_send(1).is_err(), "the loop and its queue are gone");
     }
 

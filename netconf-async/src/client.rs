@@ -27,7 +27,7 @@ use netconf_proto::{
 
 pub use netconf_proto::address::DEFAULT_TLS_PORT;
 
-use crate::connection::{Connection, Driver};
+use crate::connection::{Budget, Connection, Driver};
 use crate::data::{DataStream, StreamSink};
 use crate::link::{AfterRead, Link};
 use crate::queue;
@@ -483,7 +483,9 @@ pub(crate) async fn establish<R: Runtime>(
     let mut core = Core::new(machine, options);
     let mut link = Link::<R>::new(stream, options.get_write_timeout());
     let (room, rooms) = async_channel::bounded(1);
-    if let Some(end) = run(&mut core, &mut link, None, &rooms, &mut Vec::new(), None).await {
+    let mut closing = Vec::new();
+    let establishing = run(&mut core, &mut link, None, &rooms, &mut closing, None, None);
+    if let Some(end) = establishing.await {
         link.shutdown().await;
         return Err(end.error());
     }
@@ -501,7 +503,7 @@ pub(crate) async fn establish<R: Runtime>(
         room,
     });
     let connection = Connection::new(
-        Box::pin(drive(core, link, rx, rooms, shared.clone())),
+        |budget| Box::pin(drive(core, link, rx, rooms, shared.clone(), budget)),
         R::entry(),
     );
     Ok((
@@ -521,6 +523,7 @@ async fn drive<R: Runtime>(
     cmds: queue::Receiver<Command>,
     rooms: Receiver<()>,
     shared: Arc<Shared>,
+    budget: Arc<Budget>,
 ) {
     let mut closing = Vec::new();
     let end = run(
@@ -530,6 +533,7 @@ async fn drive<R: Runtime>(
         &rooms,
         &mut closing,
         Some(&shared.closed),
+        Some(&budget),
     )
     .await
     .unwrap_or(SessionEnd::Close(CloseReason::Local));
@@ -596,7 +600,8 @@ fn apply(core: &mut Core, cmd: Command, closing: &mut Vec<Closing>) {
 
 /// The loop: until the session ends (returns how), or, without the handles' `closed` flag,
 /// until it is established (returns `None`). `closed` is set as soon as the session has
-/// ended, before the core tells any waiter or stream.
+/// ended, before the core tells any waiter or stream. With a `budget`, each pass spends a
+/// step and the loop yields when the poll has none left.
 async fn run<R: Runtime>(
     core: &mut Core,
     link: &mut Link<R>,
@@ -604,6 +609,7 @@ async fn run<R: Runtime>(
     rooms: &Receiver<()>,
     closing: &mut Vec<Closing>,
     closed: Option<&AtomicBool>,
+    budget: Option<&Budget>,
 ) -> Option<SessionEnd> {
     let until_established = closed.is_none();
     let mut handles_alive = cmds.is_some();
@@ -678,6 +684,11 @@ async fn run<R: Runtime>(
         if deadline.is_some_and(|d| now >= d) {
             core.handle_timeout(now);
             continue;
+        }
+        // Everything the last step produced is out; the next waits for the next poll if this
+        // one has spent its steps (the yield wakes the connection: it is the driver's then).
+        while budget.is_some_and(|budget| !budget.spend()) {
+            futures_lite::future::yield_now().await;
         }
         enum Step {
             Command(Option<Command>),

@@ -19,10 +19,15 @@
 //! - while nobody polls, the wake goes to the driver task;
 //! - during a turn it is only noted, and the turn's end hands it to the driver task, so a
 //!   wake that arrives while a caller polls is never lost with the caller.
+//!
+//! Every poll has a [`Budget`] of steps (an event handled, a batch of commands taken): a
+//! caller's is a few, the driver's more. A loop that spends it yields, so a peer whose
+//! notifications never stop coming cannot keep a caller in its turn, nor the driver from
+//! sharing its thread with other tasks.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 
@@ -34,6 +39,34 @@ use crate::runtime::{BoxFuture, Entry};
 const POLLING: u8 = 1;
 /// The connection was woken since the current turn began.
 const NOTIFIED: u8 = 2;
+
+/// Steps a caller's turn may take: its own command, and the little that arrived meanwhile.
+const CALLER_STEPS: u32 = 4;
+/// Steps the driver may take in one poll before it lets its thread's other tasks run: a
+/// read is up to 64 KiB, so at most a megabyte or so is parsed between yields.
+const DRIVER_STEPS: u32 = 16;
+
+/// The steps the loop may still take in the current poll. Each poll sets it afresh; the
+/// loop spends one per step and yields once none is left.
+#[derive(Debug, Default)]
+pub(crate) struct Budget(AtomicU32);
+
+impl Budget {
+    /// Spends a step; `false` when none was left (the loop should yield).
+    pub fn spend(&self) -> bool {
+        // Only the poller touches it (the loop's lock is held): no read-modify-write race.
+        let left = self.0.load(Ordering::Relaxed);
+        if left == 0 {
+            return false;
+        }
+        self.0.store(left - 1, Ordering::Relaxed);
+        true
+    }
+
+    fn set(&self, steps: u32) {
+        self.0.store(steps, Ordering::Relaxed);
+    }
+}
 
 /// Where the connection's waker sends its wakes.
 struct Signal {
@@ -62,21 +95,29 @@ pub(crate) struct Connection {
     waker: Waker,
     /// `None` once the loop has finished (or its driver was dropped).
     future: Mutex<Option<BoxFuture<()>>>,
+    /// What the loop may spend in the current poll.
+    budget: Arc<Budget>,
     /// How a caller's turn enters the runtime the loop belongs to (timers it makes must be
     /// that runtime's); `None`: callers take no turns.
     entry: Option<Entry>,
 }
 
 impl Connection {
-    pub fn new(future: BoxFuture<()>, entry: Option<Entry>) -> Arc<Connection> {
+    /// The connection of the loop `make` builds around the budget it is to spend.
+    pub fn new(
+        make: impl FnOnce(Arc<Budget>) -> BoxFuture<()>,
+        entry: Option<Entry>,
+    ) -> Arc<Connection> {
         let signal = Arc::new(Signal {
             state: AtomicU8::new(0),
             driver: AtomicWaker::new(),
         });
+        let budget = Arc::new(Budget::default());
         Arc::new(Connection {
             waker: Waker::from(signal.clone()),
             signal,
-            future: Mutex::new(Some(future)),
+            future: Mutex::new(Some(make(budget.clone()))),
+            budget,
             entry,
         })
     }
@@ -114,7 +155,7 @@ impl Connection {
         let queued = queue();
         if let Some((entry, mut turn)) = turn {
             entry(&mut || {
-                let _ = turn.poll();
+                let _ = turn.poll(CALLER_STEPS);
             });
         }
         queued
@@ -139,8 +180,8 @@ struct Turn<'a> {
 }
 
 impl Turn<'_> {
-    /// Polls the loop once; `Ready` once it has finished.
-    fn poll(&mut self) -> Poll<()> {
+    /// Polls the loop once, letting it take up to `steps`; `Ready` once it has finished.
+    fn poll(&mut self, steps: u32) -> Poll<()> {
         let connection = self.connection;
         // Whatever woke the connection before this poll, the poll sees.
         connection
@@ -161,6 +202,7 @@ impl Turn<'_> {
             connection.signal.driver.wake();
             return Poll::Ready(());
         };
+        connection.budget.set(steps);
         let mut cx = Context::from_waker(&connection.waker);
         match future.as_mut().poll(&mut cx) {
             Poll::Pending => Poll::Pending,
@@ -215,7 +257,7 @@ impl Future for Driver {
         let connection = &self.connection;
         connection.signal.driver.register(cx.waker());
         match connection.try_turn() {
-            Some(mut turn) => turn.poll(),
+            Some(mut turn) => turn.poll(DRIVER_STEPS),
             // A caller is taking its turn; its end wakes us if anything happened meanwhile.
             None => Poll::Pending,
         }
@@ -264,7 +306,7 @@ mod tests {
     fn a_callers_turn_carries_out_its_command_without_the_driver() {
         let (tx, rx) = queue::unbounded();
         let taken = Arc::new(AtomicUsize::new(0));
-        let connection = Connection::new(counting(rx, taken.clone()), inline());
+        let connection = Connection::new(|_| counting(rx, taken.clone()), inline());
         // No driver polls at all: the caller's own turn must take the command.
         connection.queue_and_poll(|| tx.try_send(1).expect("open"));
         assert_eq!(taken.load(Ordering::SeqCst), 1);
@@ -276,7 +318,7 @@ mod tests {
     fn without_an_entry_callers_only_queue() {
         let (tx, rx) = queue::unbounded();
         let taken = Arc::new(AtomicUsize::new(0));
-        let connection = Connection::new(counting(rx, taken.clone()), None);
+        let connection = Connection::new(|_| counting(rx, taken.clone()), None);
         connection.queue_and_poll(|| tx.try_send(1).expect("open"));
         assert_eq!(taken.load(Ordering::SeqCst), 0);
         // The driver takes it.
@@ -301,7 +343,7 @@ mod tests {
     fn wakes_during_turns_reach_the_driver() {
         let (tx, rx) = queue::unbounded();
         let taken = Arc::new(AtomicUsize::new(0));
-        let connection = Connection::new(counting(rx, taken.clone()), inline());
+        let connection = Connection::new(|_| counting(rx, taken.clone()), inline());
         let driver = Driver::new(connection.clone());
         let runner = std::thread::spawn(move || futures_lite::future::block_on(driver));
         let callers: Vec<_> = (0..4)
@@ -339,7 +381,7 @@ mod tests {
                 assert_ne!(n, 99, "a bug in the loop");
             }
         });
-        let connection = Connection::new(future, inline());
+        let connection = Connection::new(|_| future, inline());
         let driver = Driver::new(connection.clone());
         let runner = std::thread::spawn(move || futures_lite::future::block_on(driver));
         let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -354,11 +396,65 @@ mod tests {
         assert!(tx.try_send(1).is_err(), "the loop and its queue are gone");
     }
 
+    /// A waker that counts its wakes.
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A loop that, once started, never waits (a peer that always has more), spending its
+    /// budget as the client's loop does: each poll takes only its steps, and the rest goes
+    /// to the driver.
+    #[test]
+    fn a_loop_that_never_waits_takes_a_polls_steps_and_hands_the_rest_to_the_driver() {
+        let (tx, rx) = queue::unbounded::<()>();
+        let steps = Arc::new(AtomicUsize::new(0));
+        let taken = steps.clone();
+        let connection = Connection::new(
+            |budget| {
+                Box::pin(async move {
+                    let _start = rx.recv().await;
+                    loop {
+                        while !budget.spend() {
+                            futures_lite::future::yield_now().await;
+                        }
+                        taken.fetch_add(1, Ordering::SeqCst);
+                    }
+                })
+            },
+            inline(),
+        );
+        let mut driver = Driver::new(connection.clone());
+        let wakes = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(wakes.clone());
+        let mut cx = Context::from_waker(&waker);
+        assert!(Pin::new(&mut driver).poll(&mut cx).is_pending());
+        assert_eq!(steps.load(Ordering::SeqCst), 0, "waiting to start");
+
+        connection.queue_and_poll(|| tx.try_send(()).expect("open"));
+        assert_eq!(steps.load(Ordering::SeqCst), CALLER_STEPS as usize);
+        assert_eq!(
+            wakes.0.load(Ordering::SeqCst),
+            1,
+            "the rest is the driver's"
+        );
+
+        assert!(Pin::new(&mut driver).poll(&mut cx).is_pending());
+        assert_eq!(
+            steps.load(Ordering::SeqCst),
+            (CALLER_STEPS + DRIVER_STEPS) as usize
+        );
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 2, "the driver is due again");
+    }
+
     #[test]
     fn dropping_the_driver_drops_the_loop() {
         let (tx, rx) = queue::unbounded::<u32>();
         let taken = Arc::new(AtomicUsize::new(0));
-        let connection = Connection::new(counting(rx, taken), inline());
+        let connection = Connection::new(|_| counting(rx, taken), inline());
         drop(Driver::new(connection.clone()));
         // The loop held the receiver: with it gone, the queue refuses.
         assert!(tx.try_send(1).is_err());

@@ -25,7 +25,7 @@ use futures_lite::StreamExt;
 use netconf_async::adapter::operations::{CreateSubscription, Datastore, GetConfig, RpcBody};
 use netconf_async::adapter::server::ServerOptions;
 use netconf_async::adapter::{ClientOptions, Config, Error, Lagged, Reply, Request, RpcReply};
-use netconf_async::{Client, Runtime, Server};
+use netconf_async::{Adopt, Client, Runtime, Server};
 use netconf_tests::certs::Pki;
 use netconf_tests::deadline::{timeout, within};
 use netconf_tests::hostile_tls::{Hostile, HostileServer, Outcome};
@@ -45,6 +45,7 @@ netconf_tests::on_each_runtime!(
     large_pipelined_requests_and_replies_do_not_deadlock,
     a_caller_writes_its_own_request_while_the_driver_waits,
     callers_on_threads_outside_the_runtime_share_the_session,
+    a_flood_of_notifications_holds_neither_a_caller_nor_the_drivers_thread,
 );
 
 /// The same thousand rpcs from a hundred tasks, with every task (the client's driver, the
@@ -928,4 +929,212 @@ async fn large_pipelined_requests_and_replies_do_not_deadlock<R: Runtime>() {
     eprintln!("48 x 1 MiB requests and replies, all in flight: {elapsed:?}");
     client.close().await.expect("close");
     server.shutdown().await;
+}
+
+/// A peer that says hello (base:1.0, end-of-message framing) and then sends notifications
+/// for ever, always ready to be read: the worst case of a device's event stream. What the
+/// client writes it takes and forgets.
+struct Flood {
+    /// What is still to come of the hello (then of the current notification).
+    pending: &'static [u8],
+    said_hello: bool,
+    /// Notifications begun so far.
+    sent: Arc<AtomicUsize>,
+}
+
+const FLOOD_HELLO: &[u8] = b"<hello xmlns=\"urn:ietf:params:xml:ns:netconf:base:1.0\">\
+<capabilities><capability>urn:ietf:params:netconf:base:1.0</capability></capabilities>\
+<session-id>7</session-id></hello>]]>]]>";
+const FLOOD_NOTIFICATION: &[u8] =
+    b"<notification xmlns=\"urn:ietf:params:xml:ns:netconf:notification:1.0\">\
+<eventTime>2026-12-01T00:00:00Z</eventTime><tick xmlns=\"urn:test:flood\"/></notification>]]>]]>";
+
+impl Flood {
+    fn new(sent: Arc<AtomicUsize>) -> Flood {
+        Flood {
+            pending: FLOOD_HELLO,
+            said_hello: false,
+            sent,
+        }
+    }
+
+    /// Fills `buf`, up to a TLS record's worth: there is always more.
+    fn fill(&mut self, buf: &mut [u8]) -> usize {
+        let len = buf.len().min(16 * 1024);
+        let buf = &mut buf[..len];
+        let mut at = 0;
+        while at < buf.len() {
+            if self.pending.is_empty() {
+                self.said_hello = true;
+                self.pending = FLOOD_NOTIFICATION;
+                self.sent.fetch_add(1, Ordering::Relaxed);
+            }
+            let n = self.pending.len().min(buf.len() - at);
+            buf[at..at + n].copy_from_slice(&self.pending[..n]);
+            self.pending = &self.pending[n..];
+            at += n;
+        }
+        at
+    }
+}
+
+impl futures_lite::AsyncRead for Flood {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::task::Poll::Ready(Ok(self.get_mut().fill(buf)))
+    }
+}
+
+impl futures_lite::AsyncWrite for Flood {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn poll_close(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+impl ::tokio::io::AsyncRead for Flood {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &mut ::tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let n = this.fill(buf.initialize_unfilled());
+        buf.advance(n);
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+impl ::tokio::io::AsyncWrite for Flood {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// Runs `poll` on a thread of its own; if it has not returned within a few seconds, the
+/// test binary aborts with a message saying what never returned. (A plain failure cannot
+/// be had: the poll that never returns holds the loop's lock, so the unwinding test would
+/// hang dropping the driver.)
+fn returns_within<T: Send + 'static>(what: &str, poll: impl FnOnce() -> T + Send + 'static) -> T {
+    use std::io::Write;
+    let thread = std::thread::spawn(poll);
+    let give_up = Instant::now() + Duration::from_secs(5);
+    while !thread.is_finished() {
+        if Instant::now() > give_up {
+            // Past the test harness's capture, which an abort would swallow.
+            let _ = writeln!(std::io::stderr(), "deadlock guard: {what} never returned");
+            std::process::abort();
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    thread.join().expect("the polling thread")
+}
+
+/// A peer whose notifications never stop, and are always ready to be read:
+/// - a call whose request finds the loop idle takes a turn at it, and that turn must end
+///   after a few steps (the caller must not handle the flood);
+/// - the driver must yield its thread now and then to the thread's other tasks;
+/// - the flood still reaches a subscriber, in order and complete.
+///
+/// No timer is involved (no rpc or write timeout), so the loop can be polled on plain
+/// threads.
+async fn a_flood_of_notifications_holds_neither_a_caller_nor_the_drivers_thread<R>()
+where
+    R: Runtime + Adopt<Flood>,
+{
+    let sent = Arc::new(AtomicUsize::new(0));
+    let options = ClientOptions::new().rpc_timeout(None).write_timeout(None);
+    let (client, driver) = within(
+        Duration::from_secs(2),
+        "the hello",
+        Client::<R>::from_stream_with_driver(Flood::new(sent.clone()), &options),
+    )
+    .await
+    .expect("hello");
+    let mut notifications = client.notifications();
+
+    // The call's first poll: its turn at the idle loop writes the request, then must give
+    // the flood back.
+    let caller = client.clone();
+    let call = returns_within("a caller's turn at a flooded loop", move || {
+        let mut call = Box::pin(async move { caller.rpc_raw("<get/>").await });
+        let polled = futures_lite::future::block_on(futures_lite::future::poll_once(&mut call));
+        assert!(polled.is_none(), "the flood never answers: {polled:?}");
+        call
+    });
+    let after_turn = sent.load(Ordering::Relaxed);
+    assert!(after_turn > 0, "the turn read nothing of the flood");
+
+    // The driver shares a thread with another task: that task must get to run ten times.
+    let driver = returns_within("the driver, sharing its thread", move || {
+        let mut driver = Box::pin(driver);
+        futures_lite::future::block_on(async {
+            let mut others_turns = 0;
+            while others_turns < 10 {
+                let _ = futures_lite::future::poll_once(&mut driver).await;
+                others_turns += 1;
+                futures_lite::future::yield_now().await;
+            }
+        });
+        driver
+    });
+    assert!(
+        sent.load(Ordering::Relaxed) > after_turn,
+        "the driver read on"
+    );
+
+    // The flood reaches a subscriber (one slower than the flood: it lags, and the stream
+    // says so, then goes on).
+    let spawned = spawn::<R, _>(driver);
+    let mut received = 0;
+    while received < 1_000 {
+        let next = within(
+            Duration::from_secs(5),
+            "a notification",
+            notifications.next(),
+        )
+        .await
+        .unwrap_or_else(|| panic!("the stream ended after {received}"));
+        if let Ok(notification) = next {
+            assert_eq!(notification.event_time, "2026-12-01T00:00:00Z");
+            received += 1;
+        }
+    }
+    drop(call);
+    drop(client);
+    spawned.abort().await;
 }

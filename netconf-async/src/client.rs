@@ -27,7 +27,8 @@ use netconf_proto::{
 
 pub use netconf_proto::address::DEFAULT_TLS_PORT;
 
-use crate::connection::{Budget, Connection, Driver};
+use crate::budget::Budget;
+use crate::connection::{Connection, Driver};
 use crate::data::{DataStream, StreamSink};
 use crate::link::{AfterRead, Link};
 use crate::queue;
@@ -687,8 +688,8 @@ async fn run<R: Runtime>(
         }
         // Everything the last step produced is out; the next waits for the next poll if this
         // one has spent its steps (the yield wakes the connection: it is the driver's then).
-        while budget.is_some_and(|budget| !budget.spend()) {
-            futures_lite::future::yield_now().await;
+        if let Some(budget) = budget {
+            budget.step().await;
         }
         enum Step {
             Command(Option<Command>),

@@ -22,17 +22,17 @@
 //!
 //! Every poll has a [`Budget`] of steps (an event handled, a batch of commands taken): a
 //! caller's is a few, the driver's more. A loop that spends it yields, so a peer whose
-//! notifications never stop coming cannot keep a caller in its turn, nor the driver from
-//! sharing its thread with other tasks.
+//! notifications never stop cannot keep a caller in its turn.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 
 use atomic_waker::AtomicWaker;
 
+use crate::budget::Budget;
 use crate::runtime::{BoxFuture, Entry};
 
 /// Someone holds a [`Turn`].
@@ -45,28 +45,6 @@ const CALLER_STEPS: u32 = 4;
 /// Steps the driver may take in one poll before it lets its thread's other tasks run: a
 /// read is up to 64 KiB, so at most a megabyte or so is parsed between yields.
 const DRIVER_STEPS: u32 = 16;
-
-/// The steps the loop may still take in the current poll. Each poll sets it afresh; the
-/// loop spends one per step and yields once none is left.
-#[derive(Debug, Default)]
-pub(crate) struct Budget(AtomicU32);
-
-impl Budget {
-    /// Spends a step; `false` when none was left (the loop should yield).
-    pub fn spend(&self) -> bool {
-        // Only the poller touches it (the loop's lock is held): no read-modify-write race.
-        let left = self.0.load(Ordering::Relaxed);
-        if left == 0 {
-            return false;
-        }
-        self.0.store(left - 1, Ordering::Relaxed);
-        true
-    }
-
-    fn set(&self, steps: u32) {
-        self.0.store(steps, Ordering::Relaxed);
-    }
-}
 
 /// Where the connection's waker sends its wakes.
 struct Signal {
@@ -418,9 +396,7 @@ mod tests {
                 Box::pin(async move {
                     let _start = rx.recv().await;
                     loop {
-                        while !budget.spend() {
-                            futures_lite::future::yield_now().await;
-                        }
+                        budget.step().await;
                         taken.fetch_add(1, Ordering::SeqCst);
                     }
                 })

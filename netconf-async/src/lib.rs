@@ -19,6 +19,7 @@
 //! [`ClientCore`]: netconf_proto::client::ClientCore
 //! [`ServerSession`]: netconf_proto::server::ServerSession
 
+mod budget;
 pub mod call_home;
 mod client;
 mod connection;

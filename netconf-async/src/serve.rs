@@ -24,9 +24,14 @@ use netconf_proto::server::{
 use netconf_proto::tls::ServerTlsOptions;
 use netconf_proto::{Error, Machine, Reply, Request, RequestId, Session, TlsSession};
 
+use crate::budget::{budgeted, Budget};
 use crate::link::{AfterRead, Link, OnRead};
 use crate::queue;
 use crate::runtime::{sleep, when, Adopt, AsyncStream, BoxFuture, BoxStream, Listener, Runtime};
+
+/// Steps a session's loop may take in one poll before it lets its thread's other tasks
+/// run (a read is up to 64 KiB).
+const SESSION_STEPS: u32 = 16;
 
 type Handler = dyn Fn(Request, SessionInfo) -> BoxFuture<Answer> + Send + Sync;
 /// Runs a task to completion on an executor of the caller's choice.
@@ -410,6 +415,21 @@ impl<R: Runtime> Server<R> {
         admitted: Admitted,
         read_while_writing: bool,
     ) -> Result<(), Error> {
+        budgeted(SESSION_STEPS, |budget| {
+            self.session_loop(stream, machine, admitted, read_while_writing, budget)
+        })
+        .await
+    }
+
+    /// The session's loop; each step spends from `budget`.
+    async fn session_loop(
+        &self,
+        stream: Box<dyn AsyncStream>,
+        machine: Box<dyn Machine + Send>,
+        admitted: Admitted,
+        read_while_writing: bool,
+        budget: Arc<Budget>,
+    ) -> Result<(), Error> {
         enum Step {
             Killed,
             Handler(RequestId, std::thread::Result<Answer>),
@@ -523,6 +543,10 @@ impl<R: Runtime> Server<R> {
                 core.handle_timeout(now);
                 continue;
             }
+            // Everything the last step produced is out. A session that always has more
+            // (requests pipelined without end, a source always ready) lets its thread's
+            // other tasks run now and then.
+            budget.step().await;
             let reading = core.wants_read() && link.can_read();
             // Everything before is written: the streamed answer whose turn it is may give
             // its next piece (one at a time, so memory stays a piece's worth). A streamed

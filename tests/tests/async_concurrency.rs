@@ -46,6 +46,7 @@ netconf_tests::on_each_runtime!(
     a_caller_writes_its_own_request_while_the_driver_waits,
     callers_on_threads_outside_the_runtime_share_the_session,
     a_flood_of_notifications_holds_neither_a_caller_nor_the_drivers_thread,
+    a_client_that_never_stops_sending_does_not_hold_its_sessions_thread,
 );
 
 /// The same thousand rpcs from a hundred tasks, with every task (the client's driver, the
@@ -931,29 +932,34 @@ async fn large_pipelined_requests_and_replies_do_not_deadlock<R: Runtime>() {
     server.shutdown().await;
 }
 
-/// A peer that says hello (base:1.0, end-of-message framing) and then sends notifications
-/// for ever, always ready to be read: the worst case of a device's event stream. What the
-/// client writes it takes and forgets.
+/// A peer that says hello (base:1.0, end-of-message framing) and then sends one message
+/// for ever, always ready to be read: the worst case of a device's event stream, or of a
+/// client pipelining requests. What it is sent it takes and forgets.
 struct Flood {
-    /// What is still to come of the hello (then of the current notification).
+    /// What is still to come of the hello (then of the current message).
     pending: &'static [u8],
-    said_hello: bool,
-    /// Notifications begun so far.
+    each: &'static [u8],
+    /// Messages begun so far.
     sent: Arc<AtomicUsize>,
 }
 
-const FLOOD_HELLO: &[u8] = b"<hello xmlns=\"urn:ietf:params:xml:ns:netconf:base:1.0\">\
+const SERVER_HELLO: &[u8] = b"<hello xmlns=\"urn:ietf:params:xml:ns:netconf:base:1.0\">\
 <capabilities><capability>urn:ietf:params:netconf:base:1.0</capability></capabilities>\
 <session-id>7</session-id></hello>]]>]]>";
-const FLOOD_NOTIFICATION: &[u8] =
+const NOTIFICATION: &[u8] =
     b"<notification xmlns=\"urn:ietf:params:xml:ns:netconf:notification:1.0\">\
 <eventTime>2026-12-01T00:00:00Z</eventTime><tick xmlns=\"urn:test:flood\"/></notification>]]>]]>";
+const CLIENT_HELLO: &[u8] = b"<hello xmlns=\"urn:ietf:params:xml:ns:netconf:base:1.0\">\
+<capabilities><capability>urn:ietf:params:netconf:base:1.0</capability></capabilities>\
+</hello>]]>]]>";
+const GET: &[u8] =
+    b"<rpc message-id=\"1\" xmlns=\"urn:ietf:params:xml:ns:netconf:base:1.0\"><get/></rpc>]]>]]>";
 
 impl Flood {
-    fn new(sent: Arc<AtomicUsize>) -> Flood {
+    fn new(hello: &'static [u8], each: &'static [u8], sent: Arc<AtomicUsize>) -> Flood {
         Flood {
-            pending: FLOOD_HELLO,
-            said_hello: false,
+            pending: hello,
+            each,
             sent,
         }
     }
@@ -965,8 +971,7 @@ impl Flood {
         let mut at = 0;
         while at < buf.len() {
             if self.pending.is_empty() {
-                self.said_hello = true;
-                self.pending = FLOOD_NOTIFICATION;
+                self.pending = self.each;
                 self.sent.fetch_add(1, Ordering::Relaxed);
             }
             let n = self.pending.len().min(buf.len() - at);
@@ -977,7 +982,6 @@ impl Flood {
         at
     }
 }
-
 impl futures_lite::AsyncRead for Flood {
     fn poll_read(
         self: std::pin::Pin<&mut Self>,
@@ -1045,43 +1049,66 @@ impl ::tokio::io::AsyncWrite for Flood {
     }
 }
 
-/// Runs `poll` on a thread of its own; if it has not returned within a few seconds, the
-/// test binary aborts with a message saying what never returned. (A plain failure cannot
-/// be had: the poll that never returns holds the loop's lock, so the unwinding test would
-/// hang dropping the driver.)
-fn returns_within<T: Send + 'static>(what: &str, poll: impl FnOnce() -> T + Send + 'static) -> T {
-    use std::io::Write;
-    let thread = std::thread::spawn(poll);
-    let give_up = Instant::now() + Duration::from_secs(5);
-    while !thread.is_finished() {
-        if Instant::now() > give_up {
-            // Past the test harness's capture, which an abort would swallow.
-            let _ = writeln!(std::io::stderr(), "deadlock guard: {what} never returned");
-            std::process::abort();
-        }
-        std::thread::sleep(Duration::from_millis(1));
+/// A deadlock guard for a poll that may never return (so no timer on the test's thread
+/// can fire): unless dropped within a few seconds, it aborts the test binary with a message
+/// saying what never returned. (A plain failure cannot be had: the unwinding test would
+/// wait for the loop's lock, which the poll that never returns holds.)
+struct Watchdog(Arc<std::sync::atomic::AtomicBool>);
+
+impl Watchdog {
+    fn new(what: &str) -> Watchdog {
+        use std::io::Write;
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let watched = done.clone();
+        let what = what.to_owned();
+        std::thread::spawn(move || {
+            let give_up = Instant::now() + Duration::from_secs(5);
+            while !watched.load(Ordering::SeqCst) {
+                if Instant::now() > give_up {
+                    // Past the test harness's capture, which an abort would swallow.
+                    let _ = writeln!(std::io::stderr(), "deadlock guard: {what} never returned");
+                    std::process::abort();
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        });
+        Watchdog(done)
     }
-    thread.join().expect("the polling thread")
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Polls `future` ten times, letting another task on the thread run in between; the polls
+/// must return (under a [`Watchdog`]).
+async fn share_the_thread<F: Future + Unpin>(what: &str, future: &mut F) {
+    let _watchdog = Watchdog::new(what);
+    for _ in 0..10 {
+        let _ = futures_lite::future::poll_once(&mut *future).await;
+        futures_lite::future::yield_now().await;
+    }
 }
 
 /// A peer whose notifications never stop, and are always ready to be read:
 /// - a call whose request finds the loop idle takes a turn at it, and that turn must end
 ///   after a few steps (the caller must not handle the flood);
 /// - the driver must yield its thread now and then to the thread's other tasks;
-/// - the flood still reaches a subscriber, in order and complete.
-///
-/// No timer is involved (no rpc or write timeout), so the loop can be polled on plain
-/// threads.
+/// - the flood still reaches a subscriber.
 async fn a_flood_of_notifications_holds_neither_a_caller_nor_the_drivers_thread<R>()
 where
     R: Runtime + Adopt<Flood>,
 {
     let sent = Arc::new(AtomicUsize::new(0));
-    let options = ClientOptions::new().rpc_timeout(None).write_timeout(None);
     let (client, driver) = within(
         Duration::from_secs(2),
         "the hello",
-        Client::<R>::from_stream_with_driver(Flood::new(sent.clone()), &options),
+        Client::<R>::from_stream_with_driver(
+            Flood::new(SERVER_HELLO, NOTIFICATION, sent.clone()),
+            &ClientOptions::new(),
+        ),
     )
     .await
     .expect("hello");
@@ -1089,29 +1116,17 @@ where
 
     // The call's first poll: its turn at the idle loop writes the request, then must give
     // the flood back.
-    let caller = client.clone();
-    let call = returns_within("a caller's turn at a flooded loop", move || {
-        let mut call = Box::pin(async move { caller.rpc_raw("<get/>").await });
-        let polled = futures_lite::future::block_on(futures_lite::future::poll_once(&mut call));
+    let mut call = Box::pin(client.rpc_raw("<get/>"));
+    {
+        let _watchdog = Watchdog::new("a caller's turn at a flooded loop");
+        let polled = futures_lite::future::poll_once(&mut call).await;
         assert!(polled.is_none(), "the flood never answers: {polled:?}");
-        call
-    });
+    }
     let after_turn = sent.load(Ordering::Relaxed);
     assert!(after_turn > 0, "the turn read nothing of the flood");
 
-    // The driver shares a thread with another task: that task must get to run ten times.
-    let driver = returns_within("the driver, sharing its thread", move || {
-        let mut driver = Box::pin(driver);
-        futures_lite::future::block_on(async {
-            let mut others_turns = 0;
-            while others_turns < 10 {
-                let _ = futures_lite::future::poll_once(&mut driver).await;
-                others_turns += 1;
-                futures_lite::future::yield_now().await;
-            }
-        });
-        driver
-    });
+    let mut driver = Box::pin(driver);
+    share_the_thread("the flooded driver", &mut driver).await;
     assert!(
         sent.load(Ordering::Relaxed) > after_turn,
         "the driver read on"
@@ -1137,4 +1152,27 @@ where
     drop(call);
     drop(client);
     spawned.abort().await;
+}
+
+/// A client that pipelines requests without end, always ready to be read: the server's
+/// session must yield its thread now and then to the thread's other tasks (other sessions,
+/// on smol's one-thread executor), and keeps answering.
+async fn a_client_that_never_stops_sending_does_not_hold_its_sessions_thread<R>()
+where
+    R: Runtime + Adopt<Flood>,
+{
+    let answered = Arc::new(AtomicUsize::new(0));
+    let counted = answered.clone();
+    let server = Server::<R>::new(ServerOptions::new(), move |_request, _info| {
+        counted.fetch_add(1, Ordering::Relaxed);
+        async { Reply::Ok }
+    });
+    let sent = Arc::new(AtomicUsize::new(0));
+    let mut session =
+        Box::pin(server.serve_stream(Flood::new(CLIENT_HELLO, GET, sent.clone()), None, None));
+    share_the_thread("the flooded server session", &mut session).await;
+    assert!(sent.load(Ordering::Relaxed) > 0, "the session read");
+    assert!(answered.load(Ordering::Relaxed) > 0, "the session answered");
+    drop(session);
+    server.shutdown().await;
 }

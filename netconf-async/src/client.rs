@@ -32,7 +32,7 @@ use crate::connection::{Connection, Driver};
 use crate::data::{DataStream, StreamSink};
 use crate::link::{AfterRead, Link};
 use crate::queue;
-use crate::runtime::{sleep, when, Adopt, AsyncStream, BoxStream, Runtime};
+use crate::runtime::{when, Adopt, Alarm, AsyncStream, BoxStream, Runtime};
 
 /// A caller's reply slot. A oneshot, not an `async_channel` of one: a woken caller takes
 /// its reply without a lock the answering thread may still hold (with `async_channel`, a
@@ -617,6 +617,7 @@ async fn run<R: Runtime>(
     // What a read during a write produced that only this loop may act on (the session's
     // end, its establishment).
     let mut held: Option<ClientOutput<Waiter>> = None;
+    let mut alarm = Alarm::<R>::new();
     loop {
         let deadline = loop {
             if let Some(closed) = closed {
@@ -714,7 +715,7 @@ async fn run<R: Runtime>(
                 Step::Room
             });
             let timer = async {
-                sleep::<R>(deadline).await;
+                alarm.ring_by(deadline).await;
                 Step::Timeout
             };
             cmd.or(read).or(room).or(timer).await

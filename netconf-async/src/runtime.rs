@@ -79,11 +79,121 @@ pub(crate) async fn sleep<R: Runtime>(deadline: Option<Instant>) {
     }
 }
 
+/// A loop's one timer, kept across its turns and set again only when it would ring too
+/// late.
+///
+/// Why: a loop waits for its next deadline every turn, and the deadline moves with every
+/// request (each has its own timeout). A timer made per turn cost an allocation and a
+/// registration with the runtime's timer (async-io's reactor re-arms its timerfd and is
+/// woken; tokio's wheel takes a lock) on every round trip. Deadlines mostly move later, so
+/// a timer already set to ring before the new deadline is kept: it may ring early, which
+/// costs the loop one turn that finds nothing due.
+pub(crate) struct Alarm<R> {
+    /// When the timer rings, and the timer.
+    set: Option<(Instant, BoxFuture<()>)>,
+    runtime: std::marker::PhantomData<R>,
+}
+
+impl<R: Runtime> Alarm<R> {
+    pub fn new() -> Self {
+        Alarm {
+            set: None,
+            runtime: std::marker::PhantomData,
+        }
+    }
+
+    /// Completes at `deadline` or earlier (never later), or never (`None`).
+    pub async fn ring_by(&mut self, deadline: Option<Instant>) {
+        let Some(deadline) = deadline else {
+            return std::future::pending().await;
+        };
+        let timer = match &mut self.set {
+            Some((at, timer)) if *at <= deadline => timer,
+            set => &mut set.insert((deadline, R::sleep_until(deadline))).1,
+        };
+        timer.await;
+        // Rung: a finished timer must not be polled again.
+        self.set = None;
+    }
+}
+
 /// `f` when `enabled`, else a future that never completes (a disabled `select!` branch).
 pub(crate) async fn when<T>(enabled: bool, f: impl Future<Output = T>) -> T {
     if enabled {
         f.await
     } else {
         std::future::pending().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Poll;
+    use std::time::Duration;
+
+    use futures_lite::future::{block_on, poll_once};
+
+    static TIMERS: AtomicUsize = AtomicUsize::new(0);
+
+    /// A runtime whose only part is a timer that counts how often it is made.
+    struct Timers;
+
+    impl Runtime for Timers {
+        fn spawn(_: BoxFuture<()>) {
+            unreachable!("only timers")
+        }
+        fn sleep_until(deadline: Instant) -> BoxFuture<()> {
+            TIMERS.fetch_add(1, Ordering::SeqCst);
+            Box::pin(std::future::poll_fn(move |cx| {
+                if Instant::now() >= deadline {
+                    Poll::Ready(())
+                } else {
+                    cx.waker().wake_by_ref();
+                    Poll::Pending
+                }
+            }))
+        }
+        fn connect(_: String, _: u16) -> BoxFuture<io::Result<BoxStream>> {
+            unreachable!("only timers")
+        }
+        fn bind(_: Vec<SocketAddr>) -> BoxFuture<io::Result<(Box<dyn Listener>, SocketAddr)>> {
+            unreachable!("only timers")
+        }
+        #[cfg(feature = "ssh")]
+        fn ssh<T: Send + 'static>(
+            _: impl Future<Output = T> + Send + 'static,
+        ) -> BoxFuture<io::Result<T>> {
+            unreachable!("only timers")
+        }
+    }
+
+    #[test]
+    fn an_alarm_is_set_again_only_when_it_would_ring_too_late() {
+        let made = || TIMERS.load(Ordering::SeqCst);
+        let start = Instant::now();
+        let at = |ms| Some(start + Duration::from_millis(ms));
+        let mut alarm = Alarm::<Timers>::new();
+        assert!(block_on(poll_once(alarm.ring_by(at(200)))).is_none());
+        assert_eq!(made(), 1);
+        // Later deadlines (the next request's) keep it.
+        assert!(block_on(poll_once(alarm.ring_by(at(300)))).is_none());
+        assert!(block_on(poll_once(alarm.ring_by(at(400)))).is_none());
+        assert_eq!(made(), 1);
+        // An earlier one (a short timeout) sets it again.
+        assert!(block_on(poll_once(alarm.ring_by(at(20)))).is_none());
+        assert_eq!(made(), 2);
+        // Waiting for a later deadline, it rings at the earlier one: early, never late.
+        block_on(alarm.ring_by(at(10_000)));
+        let rang = start.elapsed();
+        assert!(rang >= Duration::from_millis(20), "rang at {rang:?}");
+        assert!(rang < Duration::from_secs(5), "rang at {rang:?}");
+        assert_eq!(made(), 2);
+        // Rung, it is set afresh.
+        assert!(block_on(poll_once(alarm.ring_by(at(10_000)))).is_none());
+        assert_eq!(made(), 3);
+        // No deadline: it never rings.
+        assert!(block_on(poll_once(alarm.ring_by(None))).is_none());
     }
 }

@@ -27,7 +27,7 @@ use netconf_proto::{Error, Machine, Reply, Request, RequestId, Session, TlsSessi
 use crate::budget::{budgeted, Budget};
 use crate::link::{AfterRead, Link, OnRead};
 use crate::queue;
-use crate::runtime::{sleep, when, Adopt, AsyncStream, BoxFuture, BoxStream, Listener, Runtime};
+use crate::runtime::{when, Adopt, Alarm, AsyncStream, BoxFuture, BoxStream, Listener, Runtime};
 
 /// Steps a session's loop may take in one poll before it lets its thread's other tasks
 /// run (a read is up to 64 KiB).
@@ -465,6 +465,7 @@ impl<R: Runtime> Server<R> {
         let mut kill = Box::pin(killed.recv());
         let mut was_killed = false;
         let mut next_notification = Box::pin(queue.recv());
+        let mut alarm = Alarm::<R>::new();
         loop {
             let deadline = loop {
                 match core.poll() {
@@ -598,7 +599,7 @@ impl<R: Runtime> Server<R> {
                 }
             })
             .or(async {
-                sleep::<R>(deadline).await;
+                alarm.ring_by(deadline).await;
                 Step::Timeout
             })
             .await;

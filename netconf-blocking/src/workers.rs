@@ -115,3 +115,68 @@ impl Workers {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use std::time::Instant;
+
+    /// `stop` racing with `run` (a server shutting down while sessions still hand out
+    /// requests): every job `run` accepted must run, whether it went to an idle thread that
+    /// `stop` was just ending, to one that was just going idle, or to a new thread. A lost
+    /// job would be a request never answered, or a session's loop that shutdown waits for
+    /// for ever.
+    #[test]
+    fn every_job_run_accepts_runs_even_while_stopping() {
+        for round in 0..500 {
+            let workers = Arc::new(Workers::default());
+            let ran = Arc::new(AtomicUsize::new(0));
+            let accepted = Arc::new(AtomicUsize::new(0));
+            let submit = |workers: &Arc<Workers>| {
+                let ran = ran.clone();
+                if workers
+                    .run(move || {
+                        ran.fetch_add(1, Ordering::SeqCst);
+                    })
+                    .is_ok()
+                {
+                    accepted.fetch_add(1, Ordering::SeqCst);
+                }
+            };
+            // Idle threads to hand jobs to, and to stop.
+            for _ in 0..4 {
+                submit(&workers);
+            }
+            std::thread::scope(|scope| {
+                for _ in 0..3 {
+                    let workers = workers.clone();
+                    scope.spawn(move || {
+                        for _ in 0..20 {
+                            submit(&workers);
+                        }
+                    });
+                }
+                if round % 2 == 0 {
+                    std::thread::yield_now();
+                }
+                workers.stop();
+            });
+            let give_up = Instant::now() + Duration::from_secs(10);
+            while ran.load(Ordering::SeqCst) < accepted.load(Ordering::SeqCst) {
+                assert!(
+                    Instant::now() < give_up,
+                    "round {round}: {} of {} accepted jobs ran",
+                    ran.load(Ordering::SeqCst),
+                    accepted.load(Ordering::SeqCst)
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            assert_eq!(
+                accepted.load(Ordering::SeqCst),
+                64,
+                "no thread failed to start"
+            );
+        }
+    }
+}

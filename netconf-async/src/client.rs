@@ -527,6 +527,7 @@ async fn drive<R: Runtime>(
     budget: Arc<Budget>,
 ) {
     let mut closing = Vec::new();
+    link.spend_from(budget.clone());
     let end = run(
         &mut core,
         &mut link,

@@ -9,12 +9,14 @@
 
 use std::io;
 use std::marker::PhantomData;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_channel::Receiver;
 use futures_lite::io::{ReadHalf, WriteHalf};
 use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt};
 
+use crate::budget::Budget;
 use crate::runtime::{sleep, when, AsyncStream, Runtime};
 
 const READ_BUFFER: usize = 64 * 1024;
@@ -61,6 +63,9 @@ pub(crate) struct Link<R> {
     buf: Box<[u8]>,
     write_timeout: Option<Duration>,
     read_done: bool,
+    /// The loop's budget: a write spends a step per pass, so that a peer always ready to
+    /// be read (or a transport always ready to take more) cannot keep the write in one poll.
+    budget: Option<Arc<Budget>>,
     runtime: PhantomData<R>,
 }
 
@@ -73,8 +78,14 @@ impl<R: Runtime> Link<R> {
             buf: vec![0; READ_BUFFER].into_boxed_slice(),
             write_timeout,
             read_done: false,
+            budget: None,
             runtime: PhantomData,
         }
+    }
+
+    /// From now on, every pass of a write spends a step from `budget`.
+    pub fn spend_from(&mut self, budget: Arc<Budget>) {
+        self.budget = Some(budget);
     }
 
     pub fn can_read(&self) -> bool {
@@ -124,6 +135,9 @@ impl<R: Runtime> Link<R> {
         let mut written = 0;
         let mut keep_reading = reading;
         while written < bytes.len() {
+            if let Some(budget) = &self.budget {
+                budget.step().await;
+            }
             let reading = on_read.is_some() && !self.read_done && keep_reading;
             // Not reading on purpose: the peer may be waiting for us to read before it reads
             // again, so no progress is no sign of a dead peer until reading resumes.
@@ -164,6 +178,14 @@ impl<R: Runtime> Link<R> {
                     }
                 },
                 Step::Read(r) => {
+                    // The write was polled first and waits: its timeout runs even while
+                    // reads keep coming (the timer's branch is then never polled).
+                    if let Some(t) = write_timeout {
+                        let now = Instant::now();
+                        if now >= *give_up.get_or_insert(now + t) {
+                            return Err(write_timed_out());
+                        }
+                    }
                     if matches!(r, Ok(0) | Err(_)) {
                         self.read_done = true;
                     }
@@ -179,12 +201,7 @@ impl<R: Runtime> Link<R> {
                     keep_reading = true;
                     give_up = None;
                 }
-                Step::TimedOut => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "the peer stopped reading: write timed out",
-                    ))
-                }
+                Step::TimedOut => return Err(write_timed_out()),
             }
         }
         self.writer.flush().await
@@ -193,4 +210,11 @@ impl<R: Runtime> Link<R> {
     pub async fn shutdown(&mut self) {
         let _ = self.writer.close().await;
     }
+}
+
+fn write_timed_out() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        "the peer stopped reading: write timed out",
+    )
 }

@@ -453,6 +453,7 @@ impl<R: Runtime> Server<R> {
         };
         let core = &mut live.core;
         let mut link = Link::<R>::new(stream, options.get_write_timeout());
+        link.spend_from(budget.clone());
         let mut handlers = Handlers::default();
         // Streamed answers waiting for their turn, or being sent.
         let mut sources: Vec<Source> = Vec::new();

@@ -47,6 +47,7 @@ netconf_tests::on_each_runtime!(
     callers_on_threads_outside_the_runtime_share_the_session,
     a_flood_of_notifications_holds_neither_a_caller_nor_the_drivers_thread,
     a_client_that_never_stops_sending_does_not_hold_its_sessions_thread,
+    a_flooding_peer_that_stops_reading_times_the_write_out,
 );
 
 /// The same thousand rpcs from a hundred tasks, with every task (the client's driver, the
@@ -941,6 +942,9 @@ struct Flood {
     each: &'static [u8],
     /// Messages begun so far.
     sent: Arc<AtomicUsize>,
+    /// Once set, it takes nothing more of what it is sent (its window is full), and never
+    /// says when it will.
+    jammed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 const SERVER_HELLO: &[u8] = b"<hello xmlns=\"urn:ietf:params:xml:ns:netconf:base:1.0\">\
@@ -961,6 +965,20 @@ impl Flood {
             pending: hello,
             each,
             sent,
+            jammed: Arc::default(),
+        }
+    }
+
+    /// Setting the flag it returns makes it stop taking what it is sent.
+    fn jam(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        self.jammed.clone()
+    }
+
+    fn write(&self, buf: &[u8]) -> std::task::Poll<std::io::Result<usize>> {
+        if self.jammed.load(Ordering::SeqCst) {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(Ok(buf.len()))
         }
     }
 
@@ -998,7 +1016,7 @@ impl futures_lite::AsyncWrite for Flood {
         _: &mut std::task::Context<'_>,
         buf: &[u8],
     ) -> std::task::Poll<std::io::Result<usize>> {
-        std::task::Poll::Ready(Ok(buf.len()))
+        self.write(buf)
     }
     fn poll_flush(
         self: std::pin::Pin<&mut Self>,
@@ -1033,7 +1051,7 @@ impl ::tokio::io::AsyncWrite for Flood {
         _: &mut std::task::Context<'_>,
         buf: &[u8],
     ) -> std::task::Poll<std::io::Result<usize>> {
-        std::task::Poll::Ready(Ok(buf.len()))
+        self.write(buf)
     }
     fn poll_flush(
         self: std::pin::Pin<&mut Self>,
@@ -1116,6 +1134,7 @@ where
 
     // The call's first poll: its turn at the idle loop writes the request, then must give
     // the flood back.
+    let before_turn = sent.load(Ordering::Relaxed);
     let mut call = Box::pin(client.rpc_raw("<get/>"));
     {
         let _watchdog = Watchdog::new("a caller's turn at a flooded loop");
@@ -1123,7 +1142,10 @@ where
         assert!(polled.is_none(), "the flood never answers: {polled:?}");
     }
     let after_turn = sent.load(Ordering::Relaxed);
-    assert!(after_turn > 0, "the turn read nothing of the flood");
+    assert!(
+        after_turn > before_turn,
+        "the turn read nothing of the flood"
+    );
 
     let mut driver = Box::pin(driver);
     share_the_thread("the flooded driver", &mut driver).await;
@@ -1175,4 +1197,45 @@ where
     assert!(answered.load(Ordering::Relaxed) > 0, "the session answered");
     drop(session);
     server.shutdown().await;
+}
+
+/// A peer that floods us with notifications and stops taking what we send: the caller's
+/// turn, which finds its write waiting and the flood always ready, must still end after a
+/// few steps, and the write must time out (the write timeout runs while reads keep
+/// coming), failing the call with the session.
+async fn a_flooding_peer_that_stops_reading_times_the_write_out<R>()
+where
+    R: Runtime + Adopt<Flood>,
+{
+    let flood = Flood::new(SERVER_HELLO, NOTIFICATION, Arc::default());
+    let jam = flood.jam();
+    let options = ClientOptions::new().write_timeout(Some(Duration::from_millis(300)));
+    let (client, driver) = within(
+        Duration::from_secs(2),
+        "the hello",
+        Client::<R>::from_stream_with_driver(flood, &options),
+    )
+    .await
+    .expect("hello");
+    jam.store(true, Ordering::SeqCst);
+    let mut call = Box::pin(client.rpc_raw("<get/>"));
+    {
+        let _watchdog = Watchdog::new("a caller's turn writing to a jammed, flooding peer");
+        let polled = futures_lite::future::poll_once(&mut call).await;
+        assert!(polled.is_none(), "answered: {polled:?}");
+    }
+    let driver = spawn::<R, _>(driver);
+    let failed = within(Duration::from_secs(10), "the write timing out", call)
+        .await
+        .expect_err("nothing could be written");
+    assert!(
+        failed.to_string().contains("the peer stopped reading"),
+        "{failed}"
+    );
+    within(
+        Duration::from_secs(5),
+        "the driver finishing",
+        driver.join(),
+    )
+    .await;
 }

@@ -685,9 +685,11 @@ impl<W, S: NotificationSink, D: DataSink> ClientCore<W, S, D> {
 
     /// A deadline from [`ClientOutput::Wait`] passed (calling it early is harmless).
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.held_back.load(Ordering::Relaxed) || self.holds_back() {
-            // Not reading was our choice (a streamed reply's consumer is behind): a server
-            // silent meanwhile, mid-reply, has not stalled.
+        // Not reading was our choice (a streamed reply's consumer is behind): a server
+        // silent meanwhile, mid-reply, has not stalled. Once reading has resumed, the flag
+        // set while holding back restarts the stall clock one last time and is spent: a
+        // server silent from then on has stalled (however long we held back before).
+        if self.holds_back() || self.held_back.swap(false, Ordering::Relaxed) {
             self.machine.session_mut().input_held_back(now);
         }
         self.machine.handle_timeout(now);

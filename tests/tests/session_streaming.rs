@@ -338,53 +338,77 @@ fn drain_into_client(p: &mut Pair) -> usize {
 
 /// The client core stops wanting input while a streamed reply's consumer has a window's
 /// worth waiting, and wants it again once the consumer reads: the bound adapters rely on.
-#[test]
-fn the_client_core_holds_reading_back_at_the_stream_window() {
-    use netconf_proto::client::{ClientCore, ClientOptions, ClientOutput, DataBuffer, DataSink};
-    use std::sync::{Arc, Mutex};
+/// A streamed reply's consumer, as an adapter keeps it: a [`DataBuffer`] behind a lock.
+struct BufferSink(std::sync::Arc<std::sync::Mutex<netconf_proto::client::DataBuffer>>);
 
-    struct Sink(Arc<Mutex<DataBuffer>>);
-    impl DataSink for Sink {
-        fn start(&mut self) {
-            self.0.lock().unwrap().start()
-        }
-        fn data(&mut self, data: Bytes) -> bool {
-            self.0.lock().unwrap().push(data)
-        }
-        fn end(&mut self, result: Result<Option<netconf_proto::RpcReply>, netconf_proto::Error>) {
-            self.0.lock().unwrap().end(result)
-        }
-        fn backlog(&self) -> usize {
-            self.0.lock().unwrap().backlog()
-        }
+impl netconf_proto::client::DataSink for BufferSink {
+    fn start(&mut self) {
+        self.0.lock().unwrap().start()
     }
+    fn data(&mut self, data: Bytes) -> bool {
+        self.0.lock().unwrap().push(data)
+    }
+    fn end(&mut self, result: Result<Option<netconf_proto::RpcReply>, netconf_proto::Error>) {
+        self.0.lock().unwrap().end(result)
+    }
+    fn backlog(&self) -> usize {
+        self.0.lock().unwrap().backlog()
+    }
+}
 
-    let now = Instant::now();
-    let options = ClientOptions::new().stream_window(100_000);
-    let mut core: ClientCore<(), (), Sink> = ClientCore::new(
-        Box::new(Session::client(options.session_config().clone(), now)),
-        &options,
-    );
-    let mut server = Session::server(Config::server(), 3, now);
-    // Hellos both ways.
-    let to_server = |core: &mut ClientCore<(), (), Sink>, server: &mut Session| loop {
+type StreamingCore = netconf_proto::client::ClientCore<(), (), BufferSink>;
+
+/// Hands everything `core` has to send to `server`.
+fn core_to_server(core: &mut StreamingCore, server: &mut Session, now: Instant) {
+    use netconf_proto::client::ClientOutput;
+    loop {
         match core.poll() {
             ClientOutput::Transmit(b) => server.handle_input(&b, now).unwrap(),
             ClientOutput::Wait(_) => return,
             _ => {}
         }
-    };
-    to_server(&mut core, &mut server);
+    }
+}
+
+/// A client core (with `options`) and a server session past their hellos, the client's
+/// streamed `<get>` sent and the server about to stream its reply; the reply's consumer,
+/// and the server's request handle.
+fn streamed_get(
+    options: &netconf_proto::client::ClientOptions,
+    now: Instant,
+) -> (
+    StreamingCore,
+    Session,
+    std::sync::Arc<std::sync::Mutex<netconf_proto::client::DataBuffer>>,
+    netconf_proto::RequestId,
+) {
+    use netconf_proto::client::DataBuffer;
+    let mut core: StreamingCore = netconf_proto::client::ClientCore::new(
+        Box::new(Session::client(options.session_config().clone(), now)),
+        options,
+    );
+    let mut server = Session::server(Config::server(), 3, now);
+    core_to_server(&mut core, &mut server, now);
     let hello = drain(&mut server).transmitted;
     core.handle_read(Ok(&hello), now);
-    let buffer = Arc::new(Mutex::new(DataBuffer::new()));
-    core.submit_streamed(&Get::new(), None, Sink(buffer.clone()), now);
-    to_server(&mut core, &mut server);
+    let buffer = std::sync::Arc::new(std::sync::Mutex::new(DataBuffer::new()));
+    core.submit_streamed(&Get::new(), None, BufferSink(buffer.clone()), now);
+    core_to_server(&mut core, &mut server, now);
     let rid = match drain(&mut server).events.as_slice() {
         [.., Event::Rpc { id, .. }] => *id,
         other => panic!("{other:?}"),
     };
     server.send_reply_streamed(rid).unwrap();
+    (core, server, buffer, rid)
+}
+
+#[test]
+fn the_client_core_holds_reading_back_at_the_stream_window() {
+    use netconf_proto::client::{ClientOptions, ClientOutput};
+
+    let now = Instant::now();
+    let options = ClientOptions::new().stream_window(100_000);
+    let (mut core, mut server, buffer, rid) = streamed_get(&options, now);
     server
         .send_reply_piece(rid, Bytes::from_static(b"<x xmlns=\"urn:x\">"))
         .unwrap();
@@ -516,4 +540,63 @@ fn a_large_prebuilt_reply_is_queued_not_copied() {
             other => panic!("{other:?}"),
         }
     }
+}
+
+/// A server that goes silent mid-reply just after the consumer caught up (reading resumed,
+/// and nothing more came) has stalled: the session must end within about two stall
+/// timeouts. Before, the flag set while reading was held back stayed set until data came,
+/// so every deadline restarted the stall clock and the session waited for ever.
+#[test]
+fn a_server_silent_after_reading_resumed_stalls_the_session() {
+    use netconf_proto::client::{ClientOptions, ClientOutput};
+    use std::time::Duration;
+
+    let start = Instant::now();
+    let stall = Duration::from_secs(1);
+    let options = ClientOptions::new()
+        .config(Config::client().with_stall_timeout(Some(stall)))
+        .stream_window(100_000);
+    let (mut core, mut server, buffer, rid) = streamed_get(&options, start);
+    server
+        .send_reply_piece(rid, Bytes::from_static(b"<x xmlns=\"urn:x\">"))
+        .unwrap();
+    server
+        .send_reply_piece(rid, Bytes::from(vec![b'y'; 150_000]))
+        .unwrap();
+    // ... and nothing more: no `</x>`, no end of the reply.
+    let wire = drain(&mut server).transmitted;
+    core.handle_read(Ok(&wire), start);
+    while !matches!(core.poll(), ClientOutput::Wait(_)) {}
+    assert!(!core.wants_read(), "the window holds reading back");
+    // Held back for a while: not a stall (our choice).
+    let mut now = start + 3 * stall;
+    core.handle_timeout(now);
+    assert!(!core.is_ended(), "held back, the session ended");
+    // The consumer catches up; reading resumes and nothing arrives.
+    while buffer.lock().unwrap().pop().is_some() {}
+    let resumed = now;
+    for _ in 0..10 {
+        assert!(core.wants_read());
+        let deadline = loop {
+            match core.poll() {
+                ClientOutput::Wait(deadline) => break deadline,
+                ClientOutput::Ended(_) => break None,
+                _ => {}
+            }
+        };
+        if core.is_ended() {
+            break;
+        }
+        now = deadline.expect("a stall deadline while mid-reply");
+        core.handle_timeout(now);
+    }
+    assert!(
+        core.is_ended(),
+        "a silent server mid-reply never stalled the session"
+    );
+    assert!(
+        now <= resumed + 2 * stall,
+        "stalled {:?} after reading resumed",
+        now - resumed
+    );
 }

@@ -15,6 +15,10 @@
 //! - **Bounded memory.** Notifications queue per subscriber up to a bound (then `Lagged`),
 //!   streamed replies stop reading at `ClientOptions::stream_window` of unread content,
 //!   servers cap pending requests and sessions.
+//! - **No loop holds a thread.** Each poll of a client's loop or a server session takes a
+//!   few steps at most (an event read, a batch of requests, a pass of a write), then
+//!   yields: a peer that never stops sending cannot keep a caller waiting in its call, nor
+//!   the other tasks on the loop's thread from running, on any runtime and any stream.
 //!
 //! [`ClientCore`]: netconf_proto::client::ClientCore
 //! [`ServerSession`]: netconf_proto::server::ServerSession

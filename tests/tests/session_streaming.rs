@@ -371,8 +371,9 @@ fn core_to_server(core: &mut StreamingCore, server: &mut Session, now: Instant) 
 }
 
 /// A client core (with `options`) and a server session past their hellos, the client's
-/// streamed `<get>` sent and the server about to stream its reply; the reply's consumer,
-/// and the server's request handle.
+/// streamed `<get>` sent, and the server's reply begun: `<x xmlns="urn:x">` and 150,000
+/// bytes of content queued to send, the rest up to the test. Also the reply's consumer, and
+/// the server's request handle.
 fn streamed_get(
     options: &netconf_proto::client::ClientOptions,
     now: Instant,
@@ -399,6 +400,12 @@ fn streamed_get(
         other => panic!("{other:?}"),
     };
     server.send_reply_streamed(rid).unwrap();
+    server
+        .send_reply_piece(rid, Bytes::from_static(b"<x xmlns=\"urn:x\">"))
+        .unwrap();
+    server
+        .send_reply_piece(rid, Bytes::from(vec![b'y'; 150_000]))
+        .unwrap();
     (core, server, buffer, rid)
 }
 
@@ -409,12 +416,6 @@ fn the_client_core_holds_reading_back_at_the_stream_window() {
     let now = Instant::now();
     let options = ClientOptions::new().stream_window(100_000);
     let (mut core, mut server, buffer, rid) = streamed_get(&options, now);
-    server
-        .send_reply_piece(rid, Bytes::from_static(b"<x xmlns=\"urn:x\">"))
-        .unwrap();
-    server
-        .send_reply_piece(rid, Bytes::from(vec![b'y'; 150_000]))
-        .unwrap();
     server
         .send_reply_piece(rid, Bytes::from_static(b"</x>"))
         .unwrap();
@@ -556,13 +557,7 @@ fn a_server_silent_after_reading_resumed_stalls_the_session() {
     let options = ClientOptions::new()
         .config(Config::client().with_stall_timeout(Some(stall)))
         .stream_window(100_000);
-    let (mut core, mut server, buffer, rid) = streamed_get(&options, start);
-    server
-        .send_reply_piece(rid, Bytes::from_static(b"<x xmlns=\"urn:x\">"))
-        .unwrap();
-    server
-        .send_reply_piece(rid, Bytes::from(vec![b'y'; 150_000]))
-        .unwrap();
+    let (mut core, mut server, buffer, _) = streamed_get(&options, start);
     // ... and nothing more: no `</x>`, no end of the reply.
     let wire = drain(&mut server).transmitted;
     core.handle_read(Ok(&wire), start);

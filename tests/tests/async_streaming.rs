@@ -26,7 +26,7 @@ use bytes::Bytes;
 use futures_lite::StreamExt;
 use netconf_async::adapter::operations::{
     CreateSubscription, Datastore, EditConfig, Filter, Get, GetConfig, GetData, InlineConfig,
-    KillSession, NmdaDatastore,
+    KillSession, NmdaDatastore, RpcBody,
 };
 use netconf_async::adapter::server::{ServerOptions, SessionInfo};
 use netconf_async::adapter::tls::ClientTlsOptions;
@@ -827,8 +827,19 @@ async fn a_source_failing_mid_stream_fails_the_reader_with_the_error_inside<R: N
 /// session works. Also when nothing was read at all, and when the `call_streamed` future
 /// itself is dropped before the reply began.
 async fn dropping_the_stream_early_keeps_the_session<R: Native>() {
-    let fixture = Fixture::<R>::start(|request| match request.operation.name.as_str() {
+    // `<held>`'s reply begins only once the test opens the gate: its request future is
+    // certainly dropped before the reply began (a caller's own turn at the loop may read a
+    // quick reply's start within its first poll on a loaded machine).
+    let (open, gate) = ::smol::channel::bounded::<()>(1);
+    let fixture = Fixture::<R>::start(move |request| match request.operation.name.as_str() {
         "get-config" => Generated::new(24 * MIB, 16 * 1024).answer(),
+        "held" => {
+            let gate = gate.clone();
+            Answer::stream(futures_lite::stream::once_future(async move {
+                let _ = gate.recv().await;
+                Ok(Bytes::from_static(b"<held xmlns=\"urn:t\"/>"))
+            }))
+        }
         _ => Reply::data("<after xmlns=\"urn:t\">fine</after>")
             .unwrap()
             .into(),
@@ -853,9 +864,10 @@ async fn dropping_the_stream_early_keeps_the_session<R: Native>() {
         R::read_to_string(&mut stream, &mut s).await.unwrap();
         assert_eq!(s, after.as_str());
     }
-    // The request future dropped before the reply began.
-    let op = GetConfig::new(Datastore::Running);
+    // The request future dropped before the reply began; then the reply comes, unwanted.
+    let op = RpcBody::raw("<held xmlns=\"urn:t\"/>").unwrap();
     assert!(futures_poll_once(client.call_streamed(&op)).await.is_none());
+    open.send(()).await.unwrap();
     let after = step("a call after a dropped request", client.call(&Get::new()))
         .await
         .unwrap();

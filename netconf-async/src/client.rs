@@ -27,7 +27,6 @@ use netconf_proto::{
 
 pub use netconf_proto::address::DEFAULT_TLS_PORT;
 
-use crate::budget::Budget;
 use crate::connection::{Connection, Driver};
 use crate::data::{DataStream, StreamSink};
 use crate::link::{AfterRead, Link};
@@ -485,7 +484,7 @@ pub(crate) async fn establish<R: Runtime>(
     let mut link = Link::<R>::new(stream, options.get_write_timeout());
     let (room, rooms) = async_channel::bounded(1);
     let mut closing = Vec::new();
-    let establishing = run(&mut core, &mut link, None, &rooms, &mut closing, None, None);
+    let establishing = run(&mut core, &mut link, None, &rooms, &mut closing, None);
     if let Some(end) = establishing.await {
         link.shutdown().await;
         return Err(end.error());
@@ -504,7 +503,10 @@ pub(crate) async fn establish<R: Runtime>(
         room,
     });
     let connection = Connection::new(
-        |budget| Box::pin(drive(core, link, rx, rooms, shared.clone(), budget)),
+        |budget| {
+            link.spend_from(budget);
+            Box::pin(drive(core, link, rx, rooms, shared.clone()))
+        },
         R::entry(),
     );
     Ok((
@@ -524,10 +526,8 @@ async fn drive<R: Runtime>(
     cmds: queue::Receiver<Command>,
     rooms: Receiver<()>,
     shared: Arc<Shared>,
-    budget: Arc<Budget>,
 ) {
     let mut closing = Vec::new();
-    link.spend_from(budget.clone());
     let end = run(
         &mut core,
         &mut link,
@@ -535,7 +535,6 @@ async fn drive<R: Runtime>(
         &rooms,
         &mut closing,
         Some(&shared.closed),
-        Some(&budget),
     )
     .await
     .unwrap_or(SessionEnd::Close(CloseReason::Local));
@@ -602,8 +601,8 @@ fn apply(core: &mut Core, cmd: Command, closing: &mut Vec<Closing>) {
 
 /// The loop: until the session ends (returns how), or, without the handles' `closed` flag,
 /// until it is established (returns `None`). `closed` is set as soon as the session has
-/// ended, before the core tells any waiter or stream. With a `budget`, each pass spends a
-/// step and the loop yields when the poll has none left.
+/// ended, before the core tells any waiter or stream. Each pass spends a step of the
+/// link's budget (if it has one) and yields when the poll has none left.
 async fn run<R: Runtime>(
     core: &mut Core,
     link: &mut Link<R>,
@@ -611,7 +610,6 @@ async fn run<R: Runtime>(
     rooms: &Receiver<()>,
     closing: &mut Vec<Closing>,
     closed: Option<&AtomicBool>,
-    budget: Option<&Budget>,
 ) -> Option<SessionEnd> {
     let until_established = closed.is_none();
     let mut handles_alive = cmds.is_some();
@@ -690,9 +688,7 @@ async fn run<R: Runtime>(
         }
         // Everything the last step produced is out; the next waits for the next poll if this
         // one has spent its steps (the yield wakes the connection: it is the driver's then).
-        if let Some(budget) = budget {
-            budget.step().await;
-        }
+        link.step().await;
         enum Step {
             Command(Option<Command>),
             Read(std::io::Result<usize>),

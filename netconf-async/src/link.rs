@@ -63,8 +63,9 @@ pub(crate) struct Link<R> {
     buf: Box<[u8]>,
     write_timeout: Option<Duration>,
     read_done: bool,
-    /// The loop's budget: a write spends a step per pass, so that a peer always ready to
-    /// be read (or a transport always ready to take more) cannot keep the write in one poll.
+    /// The loop's budget, spent by the loop at each step and by a write at each pass, so
+    /// that a peer always ready to be read (or a transport always ready to take more)
+    /// cannot keep either in one poll. `None` (the hello exchange): nothing is counted.
     budget: Option<Arc<Budget>>,
     runtime: PhantomData<R>,
 }
@@ -83,9 +84,16 @@ impl<R: Runtime> Link<R> {
         }
     }
 
-    /// From now on, every pass of a write spends a step from `budget`.
+    /// From now on, [`Link::step`] and every pass of a write spend from `budget`.
     pub fn spend_from(&mut self, budget: Arc<Budget>) {
         self.budget = Some(budget);
+    }
+
+    /// Spends a step of the loop's budget, yielding first if this poll has none left.
+    pub async fn step(&self) {
+        if let Some(budget) = &self.budget {
+            budget.step().await;
+        }
     }
 
     pub fn can_read(&self) -> bool {
@@ -135,9 +143,7 @@ impl<R: Runtime> Link<R> {
         let mut written = 0;
         let mut keep_reading = reading;
         while written < bytes.len() {
-            if let Some(budget) = &self.budget {
-                budget.step().await;
-            }
+            self.step().await;
             let reading = on_read.is_some() && !self.read_done && keep_reading;
             // Not reading on purpose: the peer may be waiting for us to read before it reads
             // again, so no progress is no sign of a dead peer until reading resumes.

@@ -453,7 +453,7 @@ impl<R: Runtime> Server<R> {
         };
         let core = &mut live.core;
         let mut link = Link::<R>::new(stream, options.get_write_timeout());
-        link.spend_from(budget.clone());
+        link.spend_from(budget);
         let mut handlers = Handlers::default();
         // Streamed answers waiting for their turn, or being sent.
         let mut sources: Vec<Source> = Vec::new();
@@ -548,7 +548,7 @@ impl<R: Runtime> Server<R> {
             // Everything the last step produced is out. A session that always has more
             // (requests pipelined without end, a source always ready) lets its thread's
             // other tasks run now and then.
-            budget.step().await;
+            link.step().await;
             let reading = core.wants_read() && link.can_read();
             // Everything before is written: the streamed answer whose turn it is may give
             // its next piece (one at a time, so memory stays a piece's worth). A streamed

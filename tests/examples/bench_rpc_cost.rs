@@ -7,7 +7,10 @@
 //!     ADAPTER = raw | blocking | blocking_send_recv (one thread keeping DEPTH in flight
 //!     with `send`/`recv` instead of a thread per call) | tokio | tokio_current_thread | smol, or tokio_in_task /
 //!     smol_in_task (all N calls made one after the other by one task on the client's
-//!     runtime instead of `block_on` per call; DEPTH is ignored); N round trips (20000),
+//!     runtime instead of `block_on` per call; DEPTH is ignored), or core_tls /
+//!     core_plaintext / core_raw (no sockets and no threads: the sans-IO cores over TLS or
+//!     plaintext, or raw rustls, back to back in memory, `core_in_memory`'s pairs; for
+//!     exact instruction counts under valgrind); N round trips (20000),
 //!     DEPTH in flight (1; 64 is the pipelined benchmark). Prints
 //!     `COST adapter=A n=N depth=D wall_us=W cpu_us=C switches=S threads=T` per RPC.
 //! ```
@@ -26,6 +29,7 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::time::Instant;
 
+use common::in_memory::{CorePair, RawPair};
 use common::{AnyClient, Connect, Listen, Payloads, ThreadPool, TlsSetup};
 
 /// (CPU ns, context switches) of each thread of the process, by thread id, with its name.
@@ -115,7 +119,24 @@ fn main() {
     let tiny = common::op("");
 
     // `run(k)` makes k rounds of `depth` round trips.
-    let mut run: Box<dyn FnMut(usize)> = if adapter == "raw" {
+    let mut run: Box<dyn FnMut(usize)> = if let Some(core) = adapter.strip_prefix("core_") {
+        match core {
+            "tls" => {
+                let mut pair = CorePair::tls(&setup);
+                Box::new(move |k| (0..k * depth).for_each(|_| pair.round_trip()))
+            }
+            "plaintext" => {
+                let mut pair = CorePair::plaintext();
+                Box::new(move |k| (0..k * depth).for_each(|_| pair.round_trip()))
+            }
+            "raw" => {
+                let mut pair = RawPair::new(&setup);
+                let (request, reply) = (vec![b'q'; req], vec![b'r'; rep]);
+                Box::new(move |k| (0..k * depth).for_each(|_| pair.round_trip(&request, &reply)))
+            }
+            other => panic!("no core pair {other:?}: tls, plaintext or raw"),
+        }
+    } else if adapter == "raw" {
         let addr = common::raw_server(server_tls.build().expect("config"), &payloads, req, rep);
         let mut raw = common::raw_connect(addr, &setup.client_config);
         let mut request = vec![b'r'; req];

@@ -11,6 +11,8 @@
 
 #![allow(dead_code)] // each bench binary uses its part
 
+pub mod in_memory;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;

@@ -90,6 +90,7 @@ pub mod xml;
 
 pub use error::{ProtocolError, TlsError, UsageError};
 pub mod config;
+mod receive_buffer;
 pub mod server;
 pub mod session;
 mod stream;

@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::error::{ProtocolError, UsageError};
 use crate::framing::{self, FrameDecoder, Framing, Piece};
 use crate::id_map::{IdMap, IdSet};
+use crate::receive_buffer::ReceiveBuffer;
 
 /// Message parts from this size on (a reply's payload, a request's `<config>`) are queued
 /// as the shared `Bytes` they are instead of copied into the output buffer.
@@ -164,9 +165,8 @@ pub struct Session {
     config: Config,
     state: State,
     decoder: FrameDecoder,
-    /// The message being received. A fresh buffer per message, so a small message the
-    /// application keeps never pins the allocation of a large one before it.
-    message: BytesMut,
+    /// The message being received.
+    message: ReceiveBuffer,
     /// The text of the last small request sent, its buffer reused for the next.
     rpc_text: String,
     /// Parsing's buffers, reused from message to message.
@@ -242,7 +242,7 @@ impl Session {
             hello_deadline: now.checked_add(config.hello_timeout),
             config,
             state: State::Hello,
-            message: BytesMut::new(),
+            message: ReceiveBuffer::default(),
             rpc_text: String::new(),
             parse_scratch: ParseScratch::default(),
             last_input: None,
@@ -424,7 +424,7 @@ impl Session {
                         self.end_stream(id, stream)?;
                         continue;
                     }
-                    let message = take_message(&mut self.message);
+                    let message = self.message.take();
                     self.process_message(message, now)?;
                 }
             }
@@ -451,7 +451,7 @@ impl Session {
             // message: what some devices print as they close.
             let trailing_text = self.state != State::Hello
                 && self.decoder.framing() == Framing::EndOfMessage
-                && !self.message.contains(&b'<');
+                && !self.message.as_slice().contains(&b'<');
             if trailing_text && self.quirk(Quirk::TrailingGarbage, 0).is_ok() {
                 self.finish(CloseReason::Eof);
                 return;
@@ -1199,12 +1199,12 @@ impl Session {
                 None => Ok(()),
             };
         }
-        self.message.extend_from_slice(bytes);
+        self.message.extend(bytes);
         let may_decide = !self.streamed.is_empty()
             && !self.received_whole
             && self.state != State::Hello
             && self.message.len() >= 2 * self.sniffed_at
-            && memchr::memchr(b'>', &self.message[self.sniffed_at..]).is_some();
+            && memchr::memchr(b'>', &self.message.as_slice()[self.sniffed_at..]).is_some();
         if may_decide {
             self.sniffed_at = self.message.len();
             self.decide_streaming()?;
@@ -1215,7 +1215,7 @@ impl Session {
     /// Looks at the start of the message now arriving: the `<data>` reply to a streamed
     /// RPC switches to streaming.
     fn decide_streaming(&mut self) -> Result<(), ProtocolError> {
-        match sniff(&self.message) {
+        match sniff(self.message.as_slice()) {
             Sniff::NeedMore => Ok(()),
             Sniff::Whole => {
                 self.received_whole = true;
@@ -1243,7 +1243,7 @@ impl Session {
                 // No limit on what is never held.
                 self.decoder.set_max_message_size(usize::MAX);
                 let stream = DataStream::new(close_data, close_root);
-                let first = std::mem::take(&mut self.message);
+                let first = self.message.take_all();
                 self.events
                     .push_back(Event::DataStart { id: MessageId(id) });
                 self.incoming = Some((id, Some(stream)));
@@ -1443,17 +1443,6 @@ fn hello_start(message: &[u8]) -> Option<usize> {
     match (decl, root) {
         (Some(d), Some(r)) => Some(d.min(r)),
         (d, r) => d.or(r),
-    }
-}
-
-/// The completed message, in an allocation no larger than about twice its size: a small
-/// message kept by the application never pins a large buffer.
-fn take_message(buf: &mut BytesMut) -> Bytes {
-    let buf = std::mem::take(buf);
-    if buf.capacity() > 2 * buf.len() + 1024 {
-        Bytes::copy_from_slice(&buf)
-    } else {
-        buf.freeze()
     }
 }
 

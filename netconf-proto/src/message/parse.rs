@@ -185,7 +185,6 @@ fn parse_into(
         if let Some(message) = super::fast_path::parse(&message, text, scratch) {
             return Ok(Parsed { message, quirks });
         }
-        scratch.reset();
     }
     let mut p = Parser {
         quirks,

@@ -10,7 +10,7 @@
 
 /// At most this many plain attributes are read on the fast path; a tag with more goes to
 /// quick-xml.
-const FEW: usize = 4;
+pub(super) const FEW: usize = 4;
 
 /// The attributes of one start tag, all plain, in document order, no name twice.
 pub(super) struct PlainAttributes<'a> {

@@ -400,8 +400,17 @@ impl FrameDecoder {
                         });
                     }
                     self.message_started = true;
-                    self.chunk = Chunk::Data(n);
-                    return Ok((i + 1, Piece::Data(&[])));
+                    // The chunk's data that came with its header, in the same step: a small
+                    // message is then two steps (its chunk, its end), not three.
+                    let data = &input[i + 1..];
+                    let n_here = usize::try_from(n).unwrap_or(usize::MAX).min(data.len());
+                    let left = n - n_here as u64;
+                    self.chunk = if left == 0 {
+                        Chunk::HeaderStart
+                    } else {
+                        Chunk::Data(left)
+                    };
+                    return Ok((i + 1 + n_here, Piece::Data(&data[..n_here])));
                 }
                 (Chunk::Size(_), _) => {
                     return Err(bad("chunk size is not a decimal number ended by `\\n`"))

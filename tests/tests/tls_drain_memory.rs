@@ -1305,48 +1305,101 @@ fn replies_answered_together_leave_in_one_transmit() {
     }
 }
 
-/// A small reply's transmit holds about its own size, not a whole transmit's worth: each
-/// one used to be a fresh 132 KiB buffer, which per tiny RPC cost the allocator growing and
-/// trimming its heap (page faults showed in a profile of 64 threads calling). Large
-/// transmits still fill up to 128 KiB of plaintext each.
+/// A small reply's transmit is a slice of a small buffer the session reuses, not a whole
+/// transmit's worth of memory: each one used to be a fresh 132 KiB buffer, which per tiny
+/// RPC cost the allocator growing and trimming its heap (page faults showed in a profile of
+/// 64 threads calling), and then a copy of its own. Held transmits pin at most their
+/// buffer, a few KiB; once they are dropped, the next ones reuse it without allocating.
+/// Large transmits still fill up to 128 KiB of plaintext each.
 #[test]
-fn a_small_transmit_takes_memory_for_its_size() {
+fn small_transmits_share_a_small_buffer_that_is_reused() {
     let now = Instant::now();
     let (mut ours, mut peer, mut delivery) = server_handshake_held(now);
     let mut wire = client_hello();
-    let rpc = format!(
-        "<rpc message-id=\"1\" xmlns=\"{NETCONF_NS}\"><get-config><source><running/>\
-         </source></get-config></rpc>"
-    );
-    wire.extend(frame(rpc.as_bytes(), Framing::Chunked));
+    // As many as a session takes pending (64).
+    for id in 1..=64 {
+        let rpc = format!(
+            "<rpc message-id=\"{id}\" xmlns=\"{NETCONF_NS}\"><get-config><source><running/>\
+             </source></get-config></rpc>"
+        );
+        wire.extend(frame(rpc.as_bytes(), Framing::Chunked));
+    }
     delivery.extend(peer.seal(&wire));
     let out = deliver(&mut ours, &delivery, now);
     peer.receive(&out.ciphertext()).expect("valid records");
-    let id = out
+    let requests: Vec<_> = out
         .events()
         .iter()
-        .find_map(|e| match e {
+        .filter_map(|e| match e {
             Event::Rpc { id, .. } => Some(*id),
             _ => None,
         })
-        .expect("the request");
-    ours.session_mut()
-        .send_reply(id, Reply::Ok)
-        .expect("a pending request");
-    let drained = drain(&mut ours, now);
-    let mut transmits = drained.outputs.into_iter().filter_map(|o| match o {
-        Output::Transmit(bytes) => Some(bytes),
-        _ => None,
-    });
-    let transmit = transmits.next().expect("the reply's transmit");
-    assert!(transmits.next().is_none(), "one transmit");
-    let len = transmit.len();
-    assert!(len < 512, "{len} bytes for an <ok/> reply");
-    let held = match transmit.try_into_mut() {
-        Ok(buffer) => buffer.capacity(),
-        Err(_) => panic!("the transmit's buffer is shared"),
+        .collect();
+    let mut requests = requests.into_iter();
+    // One reply at a time: one small transmit each.
+    let mut answer = |ours: &mut TlsSession| {
+        let id = requests.next().expect("a request left");
+        ours.session_mut()
+            .send_reply(id, Reply::Ok)
+            .expect("a pending request");
+        let mut transmits: Vec<_> = drain(ours, now)
+            .outputs
+            .into_iter()
+            .filter_map(|o| match o {
+                Output::Transmit(bytes) => Some(bytes),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(transmits.len(), 1, "one transmit per reply");
+        let transmit = transmits.remove(0);
+        assert!(
+            transmit.len() < 512,
+            "{} bytes for an <ok/> reply",
+            transmit.len()
+        );
+        transmit
     };
-    assert!(held <= 4096, "{held} bytes held for a {len}-byte transmit");
+    // Held, 30 transmits are cut from buffers one after another: each buffer spans a few
+    // KiB, what a kept transmit may pin.
+    let held: Vec<_> = (0..30).map(|_| answer(&mut ours)).collect();
+    let mut buffers = vec![held[0].len()];
+    let mut last_buffer = held[0].as_ptr();
+    for pair in held.windows(2) {
+        if pair[1].as_ptr() as usize == pair[0].as_ptr() as usize + pair[0].len() {
+            *buffers.last_mut().expect("one") += pair[1].len();
+        } else {
+            buffers.push(pair[1].len());
+            last_buffer = pair[1].as_ptr();
+        }
+    }
+    assert!(
+        buffers.len() > 1 && buffers.len() < 30,
+        "shared buffers: {buffers:?}"
+    );
+    assert!(
+        buffers.iter().all(|&spanned| spanned <= 8 * 1024),
+        "bytes cut from each buffer: {buffers:?}"
+    );
+    for transmit in &held {
+        peer.receive(transmit).expect("valid records");
+    }
+    drop(held);
+    // Nothing holds the last buffer now. Replies taken one at a time, each transmit dropped
+    // before the next, stay in it as it is used up and reclaimed: many times its size pass
+    // through it without an allocation.
+    let mut passed = 0;
+    for _ in 0..34 {
+        let next = answer(&mut ours);
+        let offset = (next.as_ptr() as usize).wrapping_sub(last_buffer as usize);
+        assert!(offset < 8 * 1024, "a transmit outside the reused buffer");
+        passed += next.len();
+        peer.receive(&next).expect("valid records");
+    }
+    assert!(passed > 2 * 2048, "{passed} bytes through one buffer");
+    assert!(peer.next_message().expect("our hello").contains("<hello"));
+    for _ in 0..64 {
+        assert!(peer.next_message().expect("every reply").contains("<ok/>"));
+    }
 }
 
 /// `poll_transmit` hands out ciphertext only, as much as one transmit holds each time, and

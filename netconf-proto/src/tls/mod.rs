@@ -16,7 +16,7 @@ use std::io::{self, BufRead};
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, Connection, ServerConfig, ServerConnection};
 
@@ -62,8 +62,10 @@ pub struct TlsSession {
     /// The session's output (in its own bytes, as [`Session::output_handed_out`] counts
     /// them) whose ciphertext has all been handed out.
     handed_out: u64,
-    /// Where a transmit's ciphertext is gathered; kept for the next while transmits are small.
-    ciphertext: Vec<u8>,
+    /// Where transmits' ciphertext is gathered. A small transmit is handed out as a slice of
+    /// it, and its room is reused once that transmit is dropped (an adapter drops it once
+    /// written): no allocation per small transmit. A large one takes the buffer with it.
+    ciphertext: BytesMut,
 }
 
 /// Plaintext encrypted per `Transmit`: large enough for few syscalls, small enough that
@@ -75,11 +77,10 @@ const MAX_RECORD_PLAINTEXT: usize = 16 * 1024;
 /// 5 + 1 + 16), or explicit nonce and tag (TLS 1.2: 8 + 16); more leaves room for a
 /// key update or an alert in the same transmit.
 const RECORD_OVERHEAD: usize = 64;
-/// A transmit up to this size is copied out of [`TlsSession`]'s reused buffer: one
-/// allocation, cheaper than handing over a `Vec` of its own, which costs two (`Bytes` adds
-/// a shared header to a `Vec` whose length is not its capacity). Small RPCs are a few
-/// hundred bytes.
-const COPIED_TRANSMIT: usize = 2 * 1024;
+/// A transmit up to this size is a slice of [`TlsSession`]'s reused buffer, which is at
+/// least this large; a larger one takes the buffer with it. Small RPCs are a few hundred
+/// bytes.
+const SMALL_TRANSMIT: usize = 2 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Authorization {
@@ -166,7 +167,7 @@ impl TlsSession {
             plaintext: Bytes::new(),
             close_notify_sent: false,
             handed_out: 0,
-            ciphertext: Vec::new(),
+            ciphertext: BytesMut::new(),
         }
     }
 
@@ -438,11 +439,15 @@ impl TlsSession {
     fn transmit(&mut self, plaintext: usize) -> Bytes {
         let records = plaintext / MAX_RECORD_PLAINTEXT + 1;
         let out = &mut self.ciphertext;
-        out.clear();
-        out.reserve(plaintext + records * RECORD_OVERHEAD);
+        let need = plaintext + records * RECORD_OVERHEAD;
+        if out.capacity() < need {
+            // Once the transmits cut from the buffer are dropped, this reclaims it without
+            // an allocation (see `BytesMut::reserve`); else a new one holds several.
+            out.reserve(need.max(SMALL_TRANSMIT));
+        }
         while self.tls.wants_write() && out.len() < TRANSMIT_PLAINTEXT {
-            if self.tls.write_tls(out).is_err() {
-                break; // writing into a Vec cannot fail
+            if self.tls.write_tls(&mut out.writer()).is_err() {
+                break; // writing into memory cannot fail
             }
         }
         if !self.tls.wants_write() && !self.close_notify_sent && !self.tls.is_handshaking() {
@@ -452,15 +457,15 @@ impl TlsSession {
             self.handed_out = self.session.output_handed_out() - self.plaintext.len() as u64;
         }
         let out = &mut self.ciphertext;
-        if out.len() > COPIED_TRANSMIT {
-            return Bytes::from(std::mem::take(out));
+        if out.len() > SMALL_TRANSMIT {
+            return std::mem::take(out).freeze();
         }
-        let copied = Bytes::copy_from_slice(out);
-        if out.capacity() > 4 * COPIED_TRANSMIT {
+        let transmit = out.split().freeze();
+        if out.capacity() > 4 * SMALL_TRANSMIT {
             // A large reserve that produced little (an alert instead of the data): not kept.
-            *out = Vec::new();
+            *out = BytesMut::new();
         }
-        copied
+        transmit
     }
 
     /// Takes the session's next output: plaintext to encrypt, or an event to hold until the

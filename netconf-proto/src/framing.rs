@@ -341,14 +341,8 @@ impl FrameDecoder {
 
     fn decode_chunked<'a>(&mut self, input: &'a [u8]) -> Result<(usize, Piece<'a>), ProtocolError> {
         if let Chunk::Data(left) = self.chunk {
-            let n = usize::try_from(left).unwrap_or(usize::MAX).min(input.len());
-            let left = left - n as u64;
-            self.chunk = if left == 0 {
-                Chunk::HeaderStart
-            } else {
-                Chunk::Data(left)
-            };
-            return Ok((n, Piece::Data(&input[..n])));
+            let data = self.chunk_data(left, input);
+            return Ok((data.len(), Piece::Data(data)));
         }
         // Headers are a few bytes: walk them one byte at a time.
         for (i, &b) in input.iter().enumerate() {
@@ -402,15 +396,8 @@ impl FrameDecoder {
                     self.message_started = true;
                     // The chunk's data that came with its header, in the same step: a small
                     // message is then two steps (its chunk, its end), not three.
-                    let data = &input[i + 1..];
-                    let n_here = usize::try_from(n).unwrap_or(usize::MAX).min(data.len());
-                    let left = n - n_here as u64;
-                    self.chunk = if left == 0 {
-                        Chunk::HeaderStart
-                    } else {
-                        Chunk::Data(left)
-                    };
-                    return Ok((i + 1 + n_here, Piece::Data(&data[..n_here])));
+                    let data = self.chunk_data(n, &input[i + 1..]);
+                    return Ok((i + 1 + data.len(), Piece::Data(data)));
                 }
                 (Chunk::Size(_), _) => {
                     return Err(bad("chunk size is not a decimal number ended by `\\n`"))
@@ -431,6 +418,19 @@ impl FrameDecoder {
             };
         }
         Ok((input.len(), Piece::Data(&[])))
+    }
+
+    /// As much of a chunk's `left` bytes as `input` holds; then a chunk header is next, or
+    /// the rest of the chunk.
+    fn chunk_data<'a>(&mut self, left: u64, input: &'a [u8]) -> &'a [u8] {
+        let n = usize::try_from(left).unwrap_or(usize::MAX).min(input.len());
+        let left = left - n as u64;
+        self.chunk = if left == 0 {
+            Chunk::HeaderStart
+        } else {
+            Chunk::Data(left)
+        };
+        &input[..n]
     }
 
     /// The peer negotiated base:1.1 but sends end-of-message framing (seen on real servers):

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::parse::{end_tag_before, is_blank, is_xml_space, tail, ParseScratch};
+use super::parse::{end_tag_before, is_blank, is_xml_space, reuse_or_snapshot, tail, ParseScratch};
 use super::plain_attributes::{is_name_char, is_name_start, skip_space, PlainAttributes, FEW};
 use super::{
     Message, NamespaceBinding, OperationName, ReplyContent, ReplyEnvelope, Request, RpcReply,
@@ -233,8 +233,7 @@ impl<'a> Scope<'a> {
     }
 
     /// The declarations in scope, as the full parser's snapshot lists them (in the order
-    /// declared, those hidden left out): `last` when it holds the same, else a new one,
-    /// which becomes `last`.
+    /// declared, those hidden left out).
     fn snapshot(&self, last: &mut Option<Arc<[NamespaceBinding]>>) -> Arc<[NamespaceBinding]> {
         let declared = &self.declared[..self.len];
         let in_scope = || {
@@ -244,24 +243,7 @@ impl<'a> Scope<'a> {
                 .filter(|(i, (prefix, _))| !declared[i + 1..].iter().any(|(p, _)| p == prefix))
                 .map(|(_, binding)| *binding)
         };
-        let same_as_last = last.as_ref().filter(|last| {
-            last.len() == in_scope().count()
-                && last
-                    .iter()
-                    .zip(in_scope())
-                    .all(|(b, (prefix, uri))| b.prefix == prefix && b.uri == uri)
-        });
-        let snapshot: Arc<[NamespaceBinding]> = match same_as_last {
-            Some(last) => last.clone(),
-            None => in_scope()
-                .map(|(prefix, uri)| NamespaceBinding {
-                    prefix: prefix.to_owned(),
-                    uri: uri.to_owned(),
-                })
-                .collect(),
-        };
-        *last = Some(snapshot.clone());
-        snapshot
+        reuse_or_snapshot(in_scope, last)
     }
 }
 

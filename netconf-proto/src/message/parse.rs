@@ -900,9 +900,7 @@ impl<'a> Parser<'a> {
     }
 }
 
-/// The declarations in `resolver`'s scope as a shared snapshot: `last` when it holds the
-/// same (every message of a session usually declares the same ones), else a new one, which
-/// becomes `last`.
+/// The declarations in `resolver`'s scope as a shared snapshot (see [`reuse_or_snapshot`]).
 pub(super) fn snapshot(
     resolver: &NamespaceResolver,
     last: &mut Option<Arc<[NamespaceBinding]>>,
@@ -916,6 +914,19 @@ pub(super) fn snapshot(
                 PrefixDeclaration::Named(p) => Some((p, uri.0)),
             })
     };
+    reuse_or_snapshot(bindings, last)
+}
+
+/// The declarations `bindings` lists, `(prefix, URI)` with `""` for the default namespace,
+/// as a shared snapshot: `last` when it holds the same (every message of a session usually
+/// declares the same ones), else a new one, which becomes `last`.
+pub(super) fn reuse_or_snapshot<'b, I>(
+    bindings: impl Fn() -> I,
+    last: &mut Option<Arc<[NamespaceBinding]>>,
+) -> Arc<[NamespaceBinding]>
+where
+    I: Iterator<Item = (&'b str, &'b str)>,
+{
     // Compared in one pass, and only against a small snapshot: walking quick-xml's
     // bindings is quadratic in their number.
     let same_as_last = last.as_ref().filter(|last| {

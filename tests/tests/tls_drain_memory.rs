@@ -1385,8 +1385,8 @@ fn small_transmits_share_a_small_buffer_that_is_reused() {
     }
     drop(held);
     // Nothing holds the last buffer now. Replies taken one at a time, each transmit dropped
-    // before the next, stay in it as it is used up and reclaimed: many times its size pass
-    // through it without an allocation.
+    // before the next, stay in it as it is used up and reclaimed: more than twice its size
+    // passes through it without an allocation.
     let mut passed = 0;
     for _ in 0..34 {
         let next = answer(&mut ours);

@@ -88,6 +88,15 @@ impl Transport for std::os::unix::net::UnixStream {
     fn shutdown(&self) {
         let _ = std::os::unix::net::UnixStream::shutdown(self, Shutdown::Both);
     }
+    /// A `MSG_PEEK` receive through socket2: std's `UnixStream::peek` is unstable
+    /// (`unix_socket_peek`). It honours the read timeout as `TcpStream::peek` does.
+    fn wait_readable(&self) -> io::Result<bool> {
+        let mut byte = [std::mem::MaybeUninit::<u8>::uninit()];
+        readable(socket2::SockRef::from(self).peek(&mut byte))
+    }
+    fn can_wait_readable(&self) -> bool {
+        true
+    }
 }
 
 /// The read timeout a loop last gave its transport, so that it is changed only when it

@@ -51,6 +51,7 @@ use std::io::{Read, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::raw_async::RawAsync;
 use common::{
     raw_connect, raw_server, AnyClient, Connect, Listen, Payloads, RawClient, ThreadPool, TlsSetup,
     BIG, PIECE, TEN_MB,
@@ -82,71 +83,6 @@ fn raw_fetch(raw: &mut RawClient, cmd: u8, buf: &mut [u8]) -> Duration {
     let first = t.elapsed();
     raw.read_exact(&mut buf[got..]).expect("payload");
     first
-}
-
-/// Raw rustls with its socket on an async runtime: what a caller outside the runtime
-/// (one `block_on` per round trip, as the async clients are called in `rpc_tiny`) pays
-/// with no NETCONF at all. The socket's readiness comes from the runtime's reactor, which
-/// may run on another thread.
-struct RawAsync<S> {
-    conn: ClientConnection,
-    tcp: S,
-    wire: Vec<u8>,
-    buf: Box<[u8]>,
-}
-
-impl<S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin> RawAsync<S> {
-    /// `raw`'s TLS session (handshake done) on `tcp`, its socket made async.
-    fn new(raw: RawClient, tcp: impl FnOnce(std::net::TcpStream) -> S) -> RawAsync<S> {
-        let RawClient { conn, sock, .. } = raw;
-        sock.set_nonblocking(true).expect("non-blocking");
-        RawAsync {
-            conn,
-            tcp: tcp(sock),
-            wire: Vec::new(),
-            buf: vec![0; 64 * 1024].into_boxed_slice(),
-        }
-    }
-
-    /// `n` exchanges one after the other (in a task: the client moves in and out).
-    async fn exchanges(mut self, n: u64, request: Vec<u8>) -> (Self, Duration) {
-        let mut answer = vec![0; common::tiny_wire_sizes().1];
-        let t = Instant::now();
-        for _ in 0..n {
-            self.exchange(&request, &mut answer).await;
-        }
-        (self, t.elapsed())
-    }
-
-    /// Sends `request`; reads `answer.len()` bytes of plaintext.
-    async fn exchange(&mut self, request: &[u8], answer: &mut [u8]) {
-        use futures_lite::{AsyncReadExt, AsyncWriteExt};
-        self.conn.writer().write_all(request).expect("plaintext");
-        self.wire.clear();
-        while self.conn.wants_write() {
-            self.conn.write_tls(&mut self.wire).expect("ciphertext");
-        }
-        self.tcp.write_all(&self.wire).await.expect("request");
-        let mut got = 0;
-        while got < answer.len() {
-            match self.conn.reader().read(&mut answer[got..]) {
-                Ok(0) => panic!("raw server closed"),
-                Ok(n) => {
-                    got += n;
-                    continue;
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(e) => panic!("answer: {e}"),
-            }
-            let n = self.tcp.read(&mut self.buf).await.expect("answer");
-            assert!(n > 0, "raw server closed");
-            let mut wire = &self.buf[..n];
-            while !wire.is_empty() {
-                self.conn.read_tls(&mut wire).expect("ciphertext");
-                self.conn.process_new_packets().expect("records");
-            }
-        }
-    }
 }
 
 // ----- in memory: each half of a 10 MB reply without sockets -----

@@ -7,12 +7,16 @@
 //!     ADAPTER = raw | blocking | blocking_send_recv (one thread keeping DEPTH in flight
 //!     with `send`/`recv` instead of a thread per call) | tokio | tokio_current_thread | smol, or tokio_in_task /
 //!     smol_in_task (all N calls made one after the other by one task on the client's
-//!     runtime instead of `block_on` per call; DEPTH is ignored), or core_tls /
+//!     runtime instead of `block_on` per call; DEPTH is ignored), or raw_tokio_block_on /
+//!     raw_smol_block_on / raw_tokio_in_task / raw_smol_in_task (raw rustls on the
+//!     runtime's socket, called as those are: their floors; DEPTH 1), or core_tls /
 //!     core_plaintext / core_raw (no sockets and no threads: the sans-IO cores over TLS or
 //!     plaintext, or raw rustls, back to back in memory, `core_in_memory`'s pairs; for
 //!     exact instruction counts under valgrind); N round trips (20000),
 //!     DEPTH in flight (1; 64 is the pipelined benchmark). Prints
 //!     `COST adapter=A n=N depth=D wall_us=W cpu_us=C switches=S threads=T` per RPC.
+//! bench_rpc_cost ratio ADAPTER[,ADAPTER...] [SLICES] [PER_SLICE] [DEPTH]
+//!     each adapter against raw rustls, in interleaved slices (see `ratio`).
 //! ```
 //!
 //! CPU time and context switches are summed over every thread of the process from
@@ -30,6 +34,7 @@ use std::io::{Read, Write};
 use std::time::Instant;
 
 use common::in_memory::{CorePair, RawPair};
+use common::raw_async::RawAsync;
 use common::{AnyClient, Connect, Listen, Payloads, ThreadPool, TlsSetup};
 
 /// (CPU ns, context switches) of each thread of the process, by thread id, with its name.
@@ -101,15 +106,83 @@ fn print_by_thread(
     }
 }
 
-fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let adapter = args.first().map(String::as_str).unwrap_or("blocking");
-    let n: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(20_000);
-    let depth: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1);
-    let rounds = (n / depth).max(1);
-    let n = rounds * depth;
+/// `run(k)`: k rounds of a pair's round trips.
+type Run = Box<dyn FnMut(usize)>;
 
-    let setup = TlsSetup::new();
+/// Raw rustls on an async runtime's socket, as `rpc_tiny`'s floors run it: `tokio_block_on`
+/// and `smol_block_on` (one `block_on` per round trip, from outside the runtime),
+/// `tokio_in_task` and `smol_in_task` (all of them in one task on the runtime). Depth 1.
+fn raw_floor(floor: &str, setup: &TlsSetup) -> Run {
+    use tokio_util::compat::TokioAsyncReadCompatExt;
+    let (req, rep) = common::tiny_wire_sizes();
+    let server_tls = setup.server_tls();
+    let payloads = Payloads {
+        ten: bytes::Bytes::new(),
+        big: bytes::Bytes::new(),
+    };
+    let addr = common::raw_server(server_tls.build().expect("config"), &payloads, req, rep);
+    let raw = common::raw_connect(addr, &setup.client_config);
+    let mut request = vec![b'r'; req];
+    request[0] = b'T';
+    let mut answer = vec![0u8; rep];
+    let tokio_rt = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("tokio runtime")
+    };
+    match floor {
+        "tokio_block_on" | "tokio_in_task" => {
+            let rt = tokio_rt();
+            let raw = RawAsync::new(raw, |s| {
+                let _inside = rt.enter();
+                tokio::net::TcpStream::from_std(s)
+                    .expect("tokio socket")
+                    .compat()
+            });
+            let mut raw = Some(raw);
+            if floor == "tokio_block_on" {
+                Box::new(move |k| {
+                    let raw = raw.as_mut().expect("raw client");
+                    (0..k).for_each(|_| rt.block_on(raw.exchange(&request, &mut answer)))
+                })
+            } else {
+                Box::new(move |k| {
+                    let exchanges = raw
+                        .take()
+                        .expect("raw client")
+                        .exchanges(k as u64, request.clone());
+                    raw = Some(rt.block_on(rt.spawn(exchanges)).expect("task").0);
+                })
+            }
+        }
+        "smol_block_on" | "smol_in_task" => {
+            let raw = RawAsync::new(raw, |s| smol::Async::new(s).expect("async socket"));
+            let mut raw = Some(raw);
+            if floor == "smol_block_on" {
+                Box::new(move |k| {
+                    let raw = raw.as_mut().expect("raw client");
+                    (0..k).for_each(|_| smol::block_on(raw.exchange(&request, &mut answer)))
+                })
+            } else {
+                Box::new(move |k| {
+                    let exchanges = raw
+                        .take()
+                        .expect("raw client")
+                        .exchanges(k as u64, request.clone());
+                    raw = Some(smol::block_on(smol::spawn(exchanges)).0);
+                })
+            }
+        }
+        other => panic!(
+            "no raw floor {other:?}: tokio_block_on, smol_block_on, tokio_in_task or smol_in_task"
+        ),
+    }
+}
+
+/// `run(k)`: k rounds of `depth` round trips on `adapter`'s pair (see the module's doc).
+fn runner(adapter: &str, depth: usize, setup: &TlsSetup) -> Run {
     let payloads = Payloads {
         ten: bytes::Bytes::new(),
         big: bytes::Bytes::new(),
@@ -118,11 +191,10 @@ fn main() {
     let server_tls = setup.server_tls();
     let tiny = common::op("");
 
-    // `run(k)` makes k rounds of `depth` round trips.
-    let mut run: Box<dyn FnMut(usize)> = if let Some(core) = adapter.strip_prefix("core_") {
+    if let Some(core) = adapter.strip_prefix("core_") {
         match core {
             "tls" => {
-                let mut pair = CorePair::tls(&setup);
+                let mut pair = CorePair::tls(setup);
                 Box::new(move |k| (0..k * depth).for_each(|_| pair.round_trip()))
             }
             "plaintext" => {
@@ -130,12 +202,15 @@ fn main() {
                 Box::new(move |k| (0..k * depth).for_each(|_| pair.round_trip()))
             }
             "raw" => {
-                let mut pair = RawPair::new(&setup);
+                let mut pair = RawPair::new(setup);
                 let (request, reply) = (vec![b'q'; req], vec![b'r'; rep]);
                 Box::new(move |k| (0..k * depth).for_each(|_| pair.round_trip(&request, &reply)))
             }
             other => panic!("no core pair {other:?}: tls, plaintext or raw"),
         }
+    } else if let Some(floor) = adapter.strip_prefix("raw_") {
+        assert_eq!(depth, 1, "the raw floors run one round trip at a time");
+        raw_floor(floor, setup)
     } else if adapter == "raw" {
         let addr = common::raw_server(server_tls.build().expect("config"), &payloads, req, rep);
         let mut raw = common::raw_connect(addr, &setup.client_config);
@@ -195,8 +270,79 @@ fn main() {
                 }
             }
         })
-    };
+    }
+}
 
+/// `ratio ADAPTER[,ADAPTER...] [SLICES] [PER_SLICE] [DEPTH]`: each adapter's time against
+/// raw rustls's, measured in alternating slices of PER_SLICE round trips (200), SLICES
+/// times (200), the order rotated every slice. A ratio per slice compares two runs a few
+/// milliseconds apart, so the machine's slow and fast minutes (raw rustls alone moves by
+/// a third between criterion runs here) cancel out; the median and quartiles of those
+/// ratios are printed, with the median times per round trip (or per RPC, DEPTH in flight).
+fn ratio(args: &[String]) {
+    let adapters: Vec<&str> = args
+        .first()
+        .map(|a| a.split(',').collect())
+        .unwrap_or_else(|| vec!["blocking"]);
+    let slices: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(200);
+    let per_slice: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(200);
+    let depth: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(1);
+    let rounds = (per_slice / depth).max(1);
+    let per_slice = rounds * depth;
+
+    let setup = TlsSetup::new();
+    let mut runs: Vec<(&str, Run)> = std::iter::once("raw")
+        .chain(adapters.iter().copied())
+        .map(|a| (a, runner(a, depth, &setup)))
+        .collect();
+    for (_, run) in &mut runs {
+        run((500 / depth).max(2));
+    }
+    // times[i][s]: seconds per RPC of runs[i] in slice s.
+    let mut times = vec![Vec::with_capacity(slices); runs.len()];
+    for slice in 0..slices {
+        for k in 0..runs.len() {
+            let i = (slice + k) % runs.len();
+            let t = Instant::now();
+            (runs[i].1)(rounds);
+            times[i].push(t.elapsed().as_secs_f64() / per_slice as f64);
+        }
+    }
+    let quartiles = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+        (at(0.25), at(0.5), at(0.75))
+    };
+    let (_, raw_median, _) = quartiles(times[0].clone());
+    println!(
+        "RATIO raw median_us={:.2} slices={slices} per_slice={per_slice} depth={depth}",
+        raw_median * 1e6
+    );
+    for (i, (name, _)) in runs.iter().enumerate().skip(1) {
+        let ratios = times[i].iter().zip(&times[0]).map(|(a, r)| a / r).collect();
+        let (q1, median, q3) = quartiles(ratios);
+        let (_, us, _) = quartiles(times[i].clone());
+        println!(
+            "RATIO {name} median={median:.3}x q1={q1:.3}x q3={q3:.3}x median_us={:.2}",
+            us * 1e6
+        );
+    }
+    std::process::exit(0);
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("ratio") {
+        return ratio(&args[1..]);
+    }
+    let adapter = args.first().map(String::as_str).unwrap_or("blocking");
+    let n: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(20_000);
+    let depth: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1);
+    let rounds = (n / depth).max(1);
+    let n = rounds * depth;
+
+    let setup = TlsSetup::new();
+    let mut run = runner(adapter, depth, &setup);
     run((500 / depth).max(2));
     let by_thread = std::env::var_os("BY_THREAD").is_some();
     let before = by_thread.then(thread_counters);

@@ -12,6 +12,7 @@
 #![allow(dead_code)] // each bench binary uses its part
 
 pub mod in_memory;
+pub mod raw_async;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

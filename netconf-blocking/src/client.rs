@@ -330,12 +330,12 @@ impl Drop for LastHandle {
 /// Dropping the last clone ends the session with `<close-session>`.
 ///
 /// A thread that calls and waits reads its own reply off the transport when nobody else is
-/// reading (over TCP and TLS), so a round trip wakes one thread on each side, as a plain
-/// socket's does. Many threads may call at once: with a crowd waiting, their requests are
-/// written several at a time by the session's writing thread, but every reply must still
-/// wake its own thread. One thread can keep many requests in flight instead, with
-/// [`Client::send`] and [`Client::recv`]. BENCHMARKS.md has both against raw rustls on the
-/// same machine.
+/// reading (over TCP, TLS, SSH and Unix sockets), so a round trip wakes one thread on each
+/// side, as a plain socket's does. Many threads may call at once: with a crowd waiting,
+/// their requests are written several at a time by the session's writing thread, but every
+/// reply must still wake its own thread. One thread can keep many requests in flight
+/// instead, with [`Client::send`] and [`Client::recv`]. BENCHMARKS.md has both against raw
+/// rustls on the same machine.
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,

@@ -15,8 +15,8 @@
 //! caller that gives the role up with nobody to take it does not wake it, since the next
 //! call usually takes it again at once (a `send` now and its `recv` later, a loop of calls).
 //! What that may delay by up to `LINGER` is a notification arriving just after a call.
-//! Transports that cannot wait for readability (a Unix socket: std cannot peek at one) are
-//! read by the reading thread alone.
+//! Transports that cannot wait for readability (a `Transport` of the caller's that keeps
+//! the default) are read by the reading thread alone.
 
 use std::io::{self, Read};
 use std::sync::atomic::Ordering;

@@ -6,13 +6,16 @@
 //! waited (an allocation, a list and its lock), and polling it again took locks of its
 //! own; for a small RPC that cost more than the rest of the loop's turn. Here a waiting
 //! receiver leaves its waker in an [`AtomicWaker`], a sender wakes it only if it waits, and
-//! polling an empty queue takes one uncontended lock.
+//! polling an empty queue is one atomic load: the loops poll their queues many times a
+//! turn (each `or` of futures polls every branch), 17 times per small RPC's round trip
+//! over tokio (client and server), and each poll took the lock.
 //!
 //! The queue closes when the last sender is dropped (the receiver gets `None` after what
 //! was sent) or when the receiver closes it or is dropped (sends then fail).
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 
@@ -30,6 +33,10 @@ struct Shared<T> {
     state: Mutex<State<T>>,
     /// The receiver's waker while it waits for a command.
     receiver: AtomicWaker,
+    /// False only while the queue is empty and open with senders left: the receiver has
+    /// nothing to take or learn. Changed only under the lock, read without it; a sender
+    /// sets it before waking the receiver, which looks again after registering its waker.
+    ready: AtomicBool,
 }
 
 impl<T> Shared<T> {
@@ -58,6 +65,7 @@ fn queue<T>(bound: Option<usize>) -> (Sender<T>, Receiver<T>) {
             closed: false,
         }),
         receiver: AtomicWaker::new(),
+        ready: AtomicBool::new(false),
     });
     (Sender(shared.clone()), Receiver(shared))
 }
@@ -86,6 +94,7 @@ impl<T> Sender<T> {
                 return Err(TrySendError::Full(item));
             }
             state.queue.push_back(item);
+            self.0.ready.store(true, Ordering::Release);
         }
         self.0.receiver.wake();
         Ok(())
@@ -109,6 +118,9 @@ impl<T> Drop for Sender<T> {
         let last = {
             let mut state = self.0.state();
             state.senders -= 1;
+            if state.senders == 0 {
+                self.0.ready.store(true, Ordering::Release);
+            }
             state.senders == 0
         };
         if last {
@@ -141,10 +153,18 @@ impl<T> Receiver<T> {
 
     /// An item, or `Some(None)` if none can come any more, or `None` to wait.
     fn ready(&self) -> Option<Option<T>> {
+        if !self.0.ready.load(Ordering::Acquire) {
+            return None;
+        }
         let mut state = self.0.state();
-        match state.queue.pop_front() {
+        let ended = state.closed || state.senders == 0;
+        let item = state.queue.pop_front();
+        if state.queue.is_empty() && !ended {
+            self.0.ready.store(false, Ordering::Release);
+        }
+        match item {
             Some(item) => Some(Some(item)),
-            None if state.closed || state.senders == 0 => Some(None),
+            None if ended => Some(None),
             None => None,
         }
     }
@@ -157,6 +177,7 @@ impl<T> Receiver<T> {
     /// Refuses further items; those already queued stay for [`Receiver::try_recv`].
     pub(crate) fn close(&self) {
         self.0.state().closed = true;
+        self.0.ready.store(true, Ordering::Release);
     }
 }
 
@@ -201,6 +222,69 @@ mod tests {
             worker.join().expect("receiver"),
             (0..1000).collect::<Vec<_>>()
         );
+    }
+
+    /// Senders on two threads race the receiver's check of its `ready` flag (read without
+    /// the lock): each sends an item and waits for the receiver to acknowledge it before
+    /// sending the next, so a lost wake-up leaves that sender waiting (its 10 s guard
+    /// fails) instead of being rescued by later items or by the end of the queue.
+    #[test]
+    fn racing_senders_never_leave_the_receiver_asleep_with_items_queued() {
+        const SENDERS: usize = 2;
+        const EACH: usize = 20_000;
+        let (tx, rx) = unbounded::<(usize, usize)>();
+        let (acks, waits): (Vec<_>, Vec<_>) =
+            (0..SENDERS).map(|_| std::sync::mpsc::channel()).unzip();
+        let receiver = std::thread::spawn(move || {
+            futures_lite::future::block_on(async {
+                let mut seen = 0;
+                while let Some((sender, n)) = rx.recv().await {
+                    acks[sender].send(n).expect("the sender waits");
+                    seen += 1;
+                }
+                seen
+            })
+        });
+        let senders: Vec<_> = waits
+            .into_iter()
+            .enumerate()
+            .map(|(s, acked)| {
+                let tx = tx.clone();
+                std::thread::spawn(move || {
+                    for n in 0..EACH {
+                        tx.try_send((s, n)).expect("open");
+                        let ack = acked
+                            .recv_timeout(Duration::from_secs(10))
+                            .unwrap_or_else(|_| panic!("item {n} of sender {s} never arrived"));
+                        assert_eq!(ack, n);
+                    }
+                })
+            })
+            .collect();
+        drop(tx);
+        for sender in senders {
+            sender.join().expect("every item was acknowledged");
+        }
+        assert_eq!(receiver.join().expect("receiver"), SENDERS * EACH);
+    }
+
+    #[test]
+    fn a_receiver_that_closes_its_queue_takes_what_is_left_then_ends() {
+        use futures_lite::future::{block_on, poll_once};
+        let (tx, rx) = unbounded();
+        // One poll each: what is there must be taken at once, without waiting for a wake.
+        block_on(async {
+            assert_eq!(poll_once(rx.recv()).await, None, "nothing sent yet");
+            tx.try_send(1).expect("open");
+            assert_eq!(poll_once(rx.recv()).await, Some(Some(1)));
+            rx.close();
+            assert_eq!(
+                poll_once(rx.recv()).await,
+                Some(None),
+                "closed and empty: the end"
+            );
+        });
+        drop(tx);
     }
 
     #[test]

@@ -285,6 +285,7 @@ fn ratio(args: &[String]) {
         .map(|a| a.split(',').collect())
         .unwrap_or_else(|| vec!["blocking"]);
     let slices: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(200);
+    assert!(slices > 0, "SLICES must be at least 1");
     let per_slice: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(200);
     let depth: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(1);
     let rounds = (per_slice / depth).max(1);
@@ -308,6 +309,7 @@ fn ratio(args: &[String]) {
             times[i].push(t.elapsed().as_secs_f64() / per_slice as f64);
         }
     }
+    // The value at rank round((n - 1) q): the upper of the two middle ones when n is even.
     let quartiles = |mut v: Vec<f64>| {
         v.sort_by(f64::total_cmp);
         let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];

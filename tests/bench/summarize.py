@@ -294,6 +294,39 @@ def ncclient_table(path):
     return "\n".join(out)
 
 
+def ratio_table(path):
+    """`bench_rpc_cost ratio` output (tests/bench/run): each block starts with raw rustls's
+    line; a floor (`raw_*`) in a block is the floor of the pairs after it in that block."""
+    out = ["#### Small RPCs against raw rustls in interleaved slices (`bench_rpc_cost ratio`)",
+           "",
+           "Each ratio is the median of per-slice ratios: slices of raw rustls and of the pair "
+           "alternate a few milliseconds apart, so the machine's slow and fast moments hit both. "
+           "A floor is raw rustls on the runtime's own socket, called the same way; "
+           "pair / floor divides the two medians.",
+           "",
+           "| in flight | pair | ratio to raw rustls | quartiles | per RPC | RPCs/s | raw rustls per RPC | pair / floor |",
+           "|---|---|---|---|---|---|---|---|"]
+    depth = raw_us = floor = None
+    for line in pathlib.Path(path).read_text().splitlines():
+        words = line.split()
+        if len(words) < 3 or words[0] != "RATIO":
+            continue
+        name = words[1]
+        fields = dict(w.split("=", 1) for w in words[2:] if "=" in w)
+        if name == "raw":
+            depth, raw_us, floor = int(fields["depth"]), float(fields["median_us"]), None
+            continue
+        median = float(fields["median"].rstrip("x"))
+        us = float(fields["median_us"])
+        if name.startswith("raw_"):
+            floor = median
+        versus = "-" if floor is None or name.startswith("raw_") else "%.2fx" % (median / floor)
+        out.append("| %s | %s | %.2fx | %s-%s | %.1f µs | %s | %.1f µs | %s |" % (
+            depth, name, median, fields["q1"], fields["q3"], us,
+            "{:,.0f}".format(1e6 / us), raw_us, versus))
+    return "\n".join(out)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--criterion", type=pathlib.Path, action="append", default=[],
@@ -301,6 +334,8 @@ def main():
     ap.add_argument("--ncclient", type=pathlib.Path, action="append", default=[])
     ap.add_argument("--rss", type=pathlib.Path, action="append", default=[],
                     help="stream_rss.py JSON output")
+    ap.add_argument("--ratio", type=pathlib.Path, action="append", default=[],
+                    help="bench_rpc_cost ratio output (tests/bench/run)")
     args = ap.parse_args()
     crits = args.criterion or [TARGET / "criterion"]
     if len(crits) > 1:
@@ -325,6 +360,10 @@ def main():
     for path in args.ncclient:
         if path.exists():
             print(ncclient_table(path))
+            print()
+    for path in args.ratio:
+        if path.exists():
+            print(ratio_table(path))
             print()
 
 

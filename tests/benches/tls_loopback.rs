@@ -439,22 +439,17 @@ fn bench_loopback(c: &mut Criterion) {
         let mut raw_tokio = Some(raw_tokio);
         g.bench_function("raw_rustls_tokio_in_task", |b| {
             b.iter_custom(|iters| {
-                let raw = raw_tokio.take().expect("raw client");
-                let (raw, took) = tokio_rt
-                    .block_on(tokio_rt.spawn(raw.exchanges(iters, request.clone())))
-                    .expect("task");
-                raw_tokio = Some(raw);
-                took
+                RawAsync::in_task(&mut raw_tokio, iters, &request, |task| {
+                    tokio_rt.block_on(tokio_rt.spawn(task)).expect("task")
+                })
             })
         });
         let mut raw_smol = Some(raw_smol);
         g.bench_function("raw_rustls_smol_in_task", |b| {
             b.iter_custom(|iters| {
-                let raw = raw_smol.take().expect("raw client");
-                let (raw, took) =
-                    smol::block_on(smol::spawn(raw.exchanges(iters, request.clone())));
-                raw_smol = Some(raw);
-                took
+                RawAsync::in_task(&mut raw_smol, iters, &request, |task| {
+                    smol::block_on(smol::spawn(task))
+                })
             })
         });
         let tiny = common::op("");

@@ -109,22 +109,31 @@ fn print_by_thread(
 /// `run(k)`: k rounds of a pair's round trips.
 type Run = Box<dyn FnMut(usize)>;
 
+/// A raw rustls client on a raw rustls server of its own, with the tiny exchange's request
+/// (its first byte `T` asks for the tiny answer) and a buffer for the answer.
+fn raw_exchange(setup: &TlsSetup) -> (common::RawClient, Vec<u8>, Vec<u8>) {
+    let (req, rep) = common::tiny_wire_sizes();
+    let payloads = Payloads {
+        ten: bytes::Bytes::new(),
+        big: bytes::Bytes::new(),
+    };
+    let config = setup.server_tls().build().expect("config");
+    let addr = common::raw_server(config, &payloads, req, rep);
+    let mut request = vec![b'r'; req];
+    request[0] = b'T';
+    (
+        common::raw_connect(addr, &setup.client_config),
+        request,
+        vec![0u8; rep],
+    )
+}
+
 /// Raw rustls on an async runtime's socket, as `rpc_tiny`'s floors run it: `tokio_block_on`
 /// and `smol_block_on` (one `block_on` per round trip, from outside the runtime),
 /// `tokio_in_task` and `smol_in_task` (all of them in one task on the runtime). Depth 1.
 fn raw_floor(floor: &str, setup: &TlsSetup) -> Run {
     use tokio_util::compat::TokioAsyncReadCompatExt;
-    let (req, rep) = common::tiny_wire_sizes();
-    let server_tls = setup.server_tls();
-    let payloads = Payloads {
-        ten: bytes::Bytes::new(),
-        big: bytes::Bytes::new(),
-    };
-    let addr = common::raw_server(server_tls.build().expect("config"), &payloads, req, rep);
-    let raw = common::raw_connect(addr, &setup.client_config);
-    let mut request = vec![b'r'; req];
-    request[0] = b'T';
-    let mut answer = vec![0u8; rep];
+    let (raw, request, mut answer) = raw_exchange(setup);
     let tokio_rt = || {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -149,11 +158,9 @@ fn raw_floor(floor: &str, setup: &TlsSetup) -> Run {
                 })
             } else {
                 Box::new(move |k| {
-                    let exchanges = raw
-                        .take()
-                        .expect("raw client")
-                        .exchanges(k as u64, request.clone());
-                    raw = Some(rt.block_on(rt.spawn(exchanges)).expect("task").0);
+                    RawAsync::in_task(&mut raw, k as u64, &request, |task| {
+                        rt.block_on(rt.spawn(task)).expect("task")
+                    });
                 })
             }
         }
@@ -167,11 +174,9 @@ fn raw_floor(floor: &str, setup: &TlsSetup) -> Run {
                 })
             } else {
                 Box::new(move |k| {
-                    let exchanges = raw
-                        .take()
-                        .expect("raw client")
-                        .exchanges(k as u64, request.clone());
-                    raw = Some(smol::block_on(smol::spawn(exchanges)).0);
+                    RawAsync::in_task(&mut raw, k as u64, &request, |task| {
+                        smol::block_on(smol::spawn(task))
+                    });
                 })
             }
         }
@@ -212,11 +217,7 @@ fn runner(adapter: &str, depth: usize, setup: &TlsSetup) -> Run {
         assert_eq!(depth, 1, "the raw floors run one round trip at a time");
         raw_floor(floor, setup)
     } else if adapter == "raw" {
-        let addr = common::raw_server(server_tls.build().expect("config"), &payloads, req, rep);
-        let mut raw = common::raw_connect(addr, &setup.client_config);
-        let mut request = vec![b'r'; req];
-        request[0] = b'T';
-        let mut answer = vec![0u8; rep];
+        let (mut raw, request, mut answer) = raw_exchange(setup);
         Box::new(move |k| {
             for _ in 0..k {
                 for _ in 0..depth {

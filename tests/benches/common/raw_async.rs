@@ -1,11 +1,16 @@
 //! Raw rustls on an async runtime's socket: the floor of the async adapters' rows.
 
+use std::future::Future;
 use std::io::{Read, Write};
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use rustls::ClientConnection;
 
 use super::RawClient;
+
+/// [`RawAsync::exchanges`] as a task's future.
+pub type Exchanges<S> = Pin<Box<dyn Future<Output = (RawAsync<S>, Duration)> + Send>>;
 
 /// Raw rustls with its socket on an async runtime: what a caller outside the runtime
 /// (one `block_on` per round trip, as the async clients are called in `rpc_tiny`) pays
@@ -29,6 +34,24 @@ impl<S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin> RawAsync<S> 
             wire: Vec::new(),
             buf: vec![0; 64 * 1024].into_boxed_slice(),
         }
+    }
+
+    /// `n` exchanges in a task on the runtime: the client in `slot` moves into the task and
+    /// back. `spawn_and_wait` spawns the future on the runtime and waits for its output.
+    /// Returns the time the task measured.
+    pub fn in_task(
+        slot: &mut Option<Self>,
+        n: u64,
+        request: &[u8],
+        spawn_and_wait: impl FnOnce(Exchanges<S>) -> (Self, Duration),
+    ) -> Duration
+    where
+        S: Send + 'static,
+    {
+        let raw = slot.take().expect("raw client");
+        let (raw, took) = spawn_and_wait(Box::pin(raw.exchanges(n, request.to_vec())));
+        *slot = Some(raw);
+        took
     }
 
     /// `n` exchanges one after the other (in a task: the client moves in and out).
